@@ -1,0 +1,9 @@
+# Kubernetes manifests of the generated projects: `make k8s-check` (every variant) or `make k8s-check DIR=path`.
+# Included from the top Makefile, which defines the `venv` target (.venv with copier, pyyaml, pytest).
+# Tools and schemas are cached under ~/.cache/kafka-events; the first run builds helm (a few minutes).
+
+K8S_PYTHON ?= .venv/bin/python
+
+.PHONY: k8s-check
+k8s-check: venv
+	$(K8S_PYTHON) tools/k8s/check.py $(if $(DIR),--dir "$(DIR)")
