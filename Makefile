@@ -1,0 +1,39 @@
+# kafka-events: the template, and the proof that every variant it renders works against real Kafka.
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: help venv test lint render demo examples
+
+help: ## List the targets
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+venv: $(VENV)/.installed ## Create .venv with Copier, the test tools and uv
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+lint: venv ## Lint and type-check the repo's own code
+	$(PY) -m ruff format --check .
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
+test: lint ## Everything CI runs: every variant rendered, checked and tested against a real broker, and more
+	$(PY) -m pytest
+
+render: venv ## Render one variant: make render VARIANT=default DEST=/tmp/agent-tasks
+	@test -n "$(VARIANT)" -a -n "$(DEST)" || { echo "usage: make render VARIANT=<name> DEST=<dir>; variants: $$(ls tests/variants | sed 's/.yml//' | tr '\n' ' ')"; exit 2; }
+	$(PY) -m tools.render "$(VARIANT)" "$(DEST)"
+
+demo: venv ## Render the default service, start Kafka, POST a task, watch it published and consumed, stop all
+	$(PY) -m tools.demo
+
+examples: venv ## Re-render generated-examples/ from the template
+	$(PY) -m tools.examples --write
+
+include mk/*.mk

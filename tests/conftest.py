@@ -1,0 +1,44 @@
+"""One real local stack for the whole test session, started from the very launcher every generated project carries."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+STACK = REPO / "template" / "scripts" / "kafka_stack.py"
+STACK_VARIABLES = ("KAFKA_BOOTSTRAP_SERVERS",)
+
+
+def stack_command(state_dir: Path) -> list[str]:
+    return [sys.executable, str(STACK), "--state-dir", str(state_dir)]
+
+
+def start_stack(state_dir: Path) -> dict[str, str]:
+    """`up` the stack in `state_dir`; return the settings it prints (KAFKA_BOOTSTRAP_SERVERS=...)."""
+    up = subprocess.run([*stack_command(state_dir), "up"], stdout=subprocess.PIPE, text=True, check=True)
+    return dict(line.split("=", 1) for line in up.stdout.split())
+
+
+@pytest.fixture(scope="session")
+def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Settings of a running stack: the caller's (KAFKA_BOOTSTRAP_SERVERS set), else one started for the session."""
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        yield {key: os.environ[key] for key in STACK_VARIABLES if key in os.environ}
+        return
+    state_dir = tmp_path_factory.mktemp("stack")
+    settings = start_stack(state_dir)
+    try:
+        yield settings
+    finally:
+        subprocess.run([*stack_command(state_dir), "down"], check=True)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(stack_settings: dict[str, str]) -> str:
+    return stack_settings["KAFKA_BOOTSTRAP_SERVERS"]

@@ -1,0 +1,81 @@
+"""generated-examples/ holds one committed render per variant, so a reviewer sees what users get.
+
+    python -m tools.examples           # exit 1 and list the differences if any example is stale
+    python -m tools.examples --write   # re-render them all
+
+The answers file loses `_commit` and `_src_path`: they name a commit and a folder of whoever rendered it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from tools.render import REPO, render, variant_answers, variant_names
+
+EXAMPLES = REPO / "generated-examples"
+UNSTABLE_ANSWERS = re.compile(r"^_(commit|src_path): .*\n", re.MULTILINE)
+
+
+def render_example(variant: str, dest: Path) -> Path:
+    render(variant_answers(variant), dest)
+    answers = dest / ".copier-answers.yml"
+    answers.write_text(UNSTABLE_ANSWERS.sub("", answers.read_text()))
+    return dest
+
+
+def differences(left: Path, right: Path) -> list[str]:
+    """Paths (relative to the roots) that differ between two trees, or exist in only one of them."""
+    found: list[str] = []
+
+    def walk(cmp: filecmp.dircmp[str], prefix: Path) -> None:
+        found.extend(str(prefix / name) for name in cmp.left_only + cmp.right_only + cmp.diff_files + cmp.funny_files)
+        for name, sub in cmp.subdirs.items():
+            walk(sub, prefix / name)
+
+    walk(filecmp.dircmp(left, right, ignore=[]), Path())
+    return sorted(found)
+
+
+def stale_examples() -> dict[str, list[str]]:
+    stale: dict[str, list[str]] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for variant in variant_names():
+            fresh = render_example(variant, Path(scratch) / variant)
+            committed = EXAMPLES / variant
+            diff = differences(fresh, committed) if committed.exists() else ["(missing)"]
+            if diff:
+                stale[variant] = diff
+        extra = (
+            {p.name for p in EXAMPLES.iterdir() if p.is_dir()} - set(variant_names()) if EXAMPLES.exists() else set()
+        )
+        for name in sorted(extra):
+            stale[name] = ["(no such variant any more)"]
+    return stale
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--write", action="store_true", help="re-render every example")
+    args = parser.parse_args(argv)
+    if args.write:
+        shutil.rmtree(EXAMPLES, ignore_errors=True)
+        for variant in variant_names():
+            render_example(variant, EXAMPLES / variant)
+            print(f"rendered generated-examples/{variant}")
+        return 0
+    stale = stale_examples()
+    for variant, paths in stale.items():
+        print(f"generated-examples/{variant} is stale: {', '.join(paths[:10])}{' ...' if len(paths) > 10 else ''}")
+    if stale:
+        print("Run `make examples` and commit the result.")
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
