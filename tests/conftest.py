@@ -12,7 +12,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 STACK = REPO / "template" / "scripts" / "kafka_stack.py"
-STACK_VARIABLES = ("KAFKA_BOOTSTRAP_SERVERS",)
+STACK_VARIABLES = ("KAFKA_BOOTSTRAP_SERVERS", "SCHEMA_REGISTRY_URL")
 
 
 def stack_command(state_dir: Path) -> list[str]:
@@ -20,15 +20,17 @@ def stack_command(state_dir: Path) -> list[str]:
 
 
 def start_stack(state_dir: Path) -> dict[str, str]:
-    """`up` the stack in `state_dir`; return the settings it prints (KAFKA_BOOTSTRAP_SERVERS=...)."""
-    up = subprocess.run([*stack_command(state_dir), "up"], stdout=subprocess.PIPE, text=True, check=True)
+    """`up` the broker and the schema registry in `state_dir`; return the settings the launcher prints."""
+    up = subprocess.run(
+        [*stack_command(state_dir), "up", "--with", "registry"], stdout=subprocess.PIPE, text=True, check=True
+    )
     return dict(line.split("=", 1) for line in up.stdout.split())
 
 
 @pytest.fixture(scope="session")
 def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """Settings of a running stack: the caller's (KAFKA_BOOTSTRAP_SERVERS set), else one started for the session."""
-    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+    if all(os.environ.get(key) for key in STACK_VARIABLES):
         yield {key: os.environ[key] for key in STACK_VARIABLES if key in os.environ}
         return
     state_dir = tmp_path_factory.mktemp("stack")

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 from types import ModuleType
 
@@ -66,6 +67,21 @@ def test_up_is_idempotent_and_down_stops_what_it_started(tmp_path: Path) -> None
     assert cli(state_dir, "status").returncode == 3
     assert not (state_dir / "kafka").exists(), "down deletes the broker's data"
     assert cli(state_dir, "env").returncode == 1
+
+
+def test_the_registry_serves_the_confluent_api_with_a_compatibility_rule(tmp_path: Path) -> None:
+    state_dir = tmp_path / "stack"
+    up = cli(state_dir, "up", "--with", "registry")
+    try:
+        assert up.returncode == 0, up.stderr
+        settings = dict(line.split("=", 1) for line in up.stdout.split())
+        registry = settings["SCHEMA_REGISTRY_URL"]
+        assert registry.startswith("http://127.0.0.1:")
+        assert registry.endswith("/apis/ccompat/v7")
+        with urllib.request.urlopen(f"{registry}/config", timeout=10) as response:
+            assert json.loads(response.read())["compatibilityLevel"] == "BACKWARD"
+    finally:
+        assert cli(state_dir, "down").returncode == 0
 
 
 def test_down_leaves_a_process_it_did_not_start_alone(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 """A real local Kafka stack without Docker: Apache Kafka in KRaft mode, from Maven Central.
 
     python scripts/kafka_stack.py up       # start (idempotent); prints KEY=VALUE settings on stdout
+    python scripts/kafka_stack.py up --with registry   # plus a schema registry (Apicurio, Confluent API)
     python scripts/kafka_stack.py env      # print the settings of the running stack
     python scripts/kafka_stack.py status   # what runs where, and its log file
     python scripts/kafka_stack.py down     # stop what `up` started and delete its data
@@ -28,7 +29,10 @@ import socket
 import struct
 import subprocess
 import sys
+import tarfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -36,6 +40,16 @@ from pathlib import Path
 KAFKA_VERSION = "4.3.1"
 LOG4J_VERSION = "2.24.3"
 SLF4J_VERSION = "2.0.17"
+APICURIO_VERSION = "3.3.3"
+COMPATIBILITY_LEVELS = (
+    "BACKWARD",
+    "BACKWARD_TRANSITIVE",
+    "FORWARD",
+    "FORWARD_TRANSITIVE",
+    "FULL",
+    "FULL_TRANSITIVE",
+    "NONE",
+)
 DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
 READY_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0
@@ -261,6 +275,9 @@ class Piece:
     def ready(self, ports: dict[str, int]) -> bool:
         raise NotImplementedError
 
+    def configure(self, ports: dict[str, int]) -> None:
+        """Apply runtime configuration once the process is ready."""
+
     def settings(self, ports: dict[str, int]) -> dict[str, str]:
         raise NotImplementedError
 
@@ -369,7 +386,97 @@ class Kafka(Piece):
         return {"KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{ports['broker']}"}
 
 
-PIECES: dict[str, type[Piece]] = {"kafka": Kafka}
+class Registry(Piece):
+    """Apicurio Registry, serving the Confluent Schema Registry API under /apis/ccompat/v7; in-memory storage."""
+
+    name = "registry"
+    api_path = "/apis/ccompat/v7"
+
+    def install(self) -> None:
+        self.java = find_java(21)  # Apicurio 3 is a Quarkus app built for Java 21
+        self.app = fetch_tarball(
+            f"apicurio-registry-{APICURIO_VERSION}", f"io.apicurio:apicurio-registry-app:{APICURIO_VERSION}:tar.gz:all"
+        )
+
+    def port_names(self) -> list[str]:
+        return ["http", "management"]
+
+    def command(self, ports: dict[str, int]) -> list[str]:
+        return [
+            self.java,
+            "-Xms128m",
+            "-Xmx512m",
+            f"-Dkafka.stack.dir={self.state_dir}",
+            "-Dquarkus.http.host=127.0.0.1",
+            f"-Dquarkus.http.port={ports['http']}",
+            # Quarkus serves health and metrics on a second port, 9000 unless told otherwise.
+            "-Dquarkus.management.host=127.0.0.1",
+            f"-Dquarkus.management.port={ports['management']}",
+            "-Dquarkus.http.access-log.enabled=false",
+            "-Dapicurio.datasource.jdbc.initial-size=2",
+            "-Dapicurio.datasource.jdbc.min-size=2",
+            "-jar",
+            str(self.app / "quarkus-run.jar"),
+        ]
+
+    def url(self, ports: dict[str, int]) -> str:
+        return f"http://127.0.0.1:{ports['http']}{self.api_path}"
+
+    def ready(self, ports: dict[str, int]) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url(ports)}/subjects", timeout=2) as response:
+                return int(response.status) == 200
+        except (OSError, urllib.error.URLError):
+            return False
+
+    def configure(self, ports: dict[str, int]) -> None:
+        # Apicurio accepts any new version until a compatibility rule exists; Confluent's default is BACKWARD.
+        level = os.environ.get("KAFKA_STACK_SCHEMA_COMPATIBILITY", "BACKWARD").upper()
+        if level not in COMPATIBILITY_LEVELS:
+            raise StackError(
+                f"KAFKA_STACK_SCHEMA_COMPATIBILITY={level} is not a compatibility level; "
+                f"type one of {', '.join(COMPATIBILITY_LEVELS)}."
+            )
+        request = urllib.request.Request(
+            f"{self.url(ports)}/config",
+            data=json.dumps({"compatibility": level}).encode(),
+            headers={"Content-Type": "application/vnd.schemaregistry.v1+json"},
+            method="PUT",
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
+        say(f"registry: global compatibility level {level}")
+
+    def settings(self, ports: dict[str, int]) -> dict[str, str]:
+        return {"SCHEMA_REGISTRY_URL": self.url(ports)}
+
+
+def fetch_tarball(name: str, coordinate: str) -> Path:
+    """Download one tar.gz artifact with Maven and unpack it into a cached folder, once."""
+    target = cache_root() / name / "app"
+    if (target / ".complete").exists():
+        return target
+    work = target.parent
+    downloads = work / "download"
+    shutil.rmtree(downloads, ignore_errors=True)
+    say(f"Fetching {name} from Maven Central (first run only; cached in {work})")
+    run_maven([f"{DEPENDENCY_PLUGIN}:copy", f"-Dartifact={coordinate}", f"-DoutputDirectory={downloads}"])
+    staging = work / "app.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    for archive in downloads.glob("*.tar.gz"):
+        with tarfile.open(archive) as tar:
+            if hasattr(tarfile, "data_filter"):  # refuses links and paths that leave the folder
+                tar.extractall(staging, filter="data")
+            else:
+                tar.extractall(staging)  # Python < 3.11.4: a Maven-verified artifact from Maven Central
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    shutil.rmtree(downloads, ignore_errors=True)
+    (target / ".complete").write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
+    return target
+
+
+PIECES: dict[str, type[Piece]] = {"kafka": Kafka, "registry": Registry}
 
 
 # --- the stack ---------------------------------------------------------------------------------------
@@ -443,6 +550,7 @@ class Stack:
                     f"{piece.name} was not ready after {READY_TIMEOUT_S:.0f} s; see {piece.log}:\n{tail(piece.log)}"
                 )
             time.sleep(0.2)
+        piece.configure(ports)
         say(f"{piece.name} ready in {time.monotonic() - started:.1f} s (pid {proc.pid}, log {piece.log})")
         return piece.settings(ports)
 
