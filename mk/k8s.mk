@@ -5,5 +5,5 @@
 K8S_PYTHON ?= .venv/bin/python
 
 .PHONY: k8s-check
-k8s-check: venv
+k8s-check: venv ## Validate the Kubernetes manifests of every variant (or DIR=a rendered project) with helm + kubeconform
 	$(K8S_PYTHON) tools/k8s/check.py $(if $(DIR),--dir "$(DIR)")

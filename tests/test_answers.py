@@ -55,6 +55,8 @@ REFUSALS = [
     ({"spec": spec_with("topics.0.events.0.fields.0.name", "ThingId")}, "spec", "snake_case"),
     ({"spec": spec_with("topics.0.events.0.fields.0.name", "event_id")}, "spec", "set by the service"),
     ({"spec": spec_with("topics.0.events.0.fields.0.name", "class")}, "spec", "Python keyword"),
+    ({"spec": spec_with("topics.0.emits_to", "nowhere")}, "spec", "spec.topics[0].emits_to: name another topic"),
+    ({"schema_subject_strategy": "topic"}, "schema_subject_strategy", "type topic-record (or record) instead"),
 ]
 
 
@@ -72,6 +74,21 @@ def test_two_topics_sharing_an_event_name_are_refused(tmp_path: Path) -> None:
     spec = copy.deepcopy(SPEC)
     spec["topics"].append({"name": "others", "key": "thing_id", "events": [EVENT]})
     with pytest.raises(ValueError, match="declared twice"):
+        render({"spec": spec}, tmp_path / "out")
+
+
+def test_only_a_consumed_topic_may_emit(tmp_path: Path) -> None:
+    spec = copy.deepcopy(SPEC)
+    spec["topics"].append({"name": "outcomes", "key": "thing_id", "events": [{**EVENT, "name": "ThingDone"}]})
+    spec["topics"][0] |= {"consumed": False, "emits_to": "outcomes"}
+    with pytest.raises(ValueError, match="only a consumed topic emits events"):
+        render({"spec": spec}, tmp_path / "out")
+
+
+def test_more_event_types_than_schema_files_are_refused(tmp_path: Path) -> None:
+    spec = copy.deepcopy(SPEC)
+    spec["topics"][0]["events"] = [{**EVENT, "name": f"Thing{i}Happened"} for i in range(41)]
+    with pytest.raises(ValueError, match="at most 40"):
         render({"spec": spec}, tmp_path / "out")
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.conftest import STACK_VARIABLES
 from tools.render import render, variant_answers, variant_names
 
 pytestmark = pytest.mark.variant
@@ -22,7 +23,7 @@ VARIANTS = variant_names()
 
 
 def run(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    clean_env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "KAFKA_BOOTSTRAP_SERVERS"}}
+    clean_env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", *STACK_VARIABLES}}
     return subprocess.run(
         command, cwd=cwd, env=clean_env | (env or {}), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )

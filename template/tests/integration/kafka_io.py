@@ -44,3 +44,26 @@ async def committed_offsets(bootstrap: str, group: str, partitions: list[TopicPa
         return {tp: (await consumer.committed(tp)) or 0 for tp in partitions}
     finally:
         await consumer.stop()
+
+
+async def read_topic(
+    bootstrap: str, topic: str, partitions: int, isolation_level: str = "read_uncommitted", within: float = 15
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record on `topic` up to its current end, as a reader with `isolation_level` sees them."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, isolation_level=isolation_level, enable_auto_commit=False, group_id=None
+    )
+    await consumer.start()
+    try:
+        assigned = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        ends = await consumer.end_offsets(assigned)
+        records: list[ConsumerRecord[bytes, bytes]] = []
+        async with asyncio.timeout(within):
+            while any([await consumer.position(tp) < ends[tp] for tp in assigned]):
+                for batch in (await consumer.getmany(timeout_ms=200)).values():
+                    records.extend(batch)
+        return records
+    finally:
+        await consumer.stop()

@@ -18,4 +18,9 @@ async def ready(request: Request, response: Response) -> dict[str, object]:
     readiness = await check_readiness(state.producer, state.runner, state.settings.ready_timeout_seconds)
     if not readiness.ready:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    return {"ready": readiness.ready, "broker": readiness.broker, "consumer": readiness.consumer}
+    return {
+        "ready": readiness.ready,
+        "broker": readiness.broker,
+        "consumer": readiness.consumer,
+        "lag": readiness.lag,
+    }

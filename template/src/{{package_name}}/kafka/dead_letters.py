@@ -1,5 +1,8 @@
 """The dead-letter topic: where a message goes when it cannot be processed, so its partition keeps flowing."""
 
+import asyncio
+from typing import Any
+
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 
@@ -18,15 +21,12 @@ def dead_letter_headers(
     ]
 
 
-class DeadLetterPublisher:
-    def __init__(self, producer: AIOKafkaProducer) -> None:
-        self._producer = producer
-
-    async def send(self, record: ConsumerRecord[bytes, bytes], error: BaseException, attempts: int) -> None:
-        """Store the message on `<topic>.dlq`, same key and value, and wait for the acknowledgement."""
-        await self._producer.send_and_wait(
-            f"{record.topic}.dlq",
-            record.value,
-            key=record.key,
-            headers=dead_letter_headers(record, error, attempts),
-        )
+async def send_dead_letter(
+    producer: AIOKafkaProducer, record: ConsumerRecord[bytes, bytes], error: BaseException, attempts: int
+) -> "asyncio.Future[Any]":
+    """Queue the message on `<topic>.dlq`, same key and value; returns its delivery future. With a
+    transactional producer the dead letter commits or aborts together with the message's offset."""
+    delivery: asyncio.Future[Any] = await producer.send(
+        f"{record.topic}.dlq", record.value, key=record.key, headers=dead_letter_headers(record, error, attempts)
+    )
+    return delivery

@@ -1,0 +1,119 @@
+"""Exactly-once: each partition's batch is handled inside one Kafka transaction holding its emitted events, its
+dead letters and its consumed offsets; read_committed readers see all of them or none."""
+
+import asyncio
+import logging
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+
+from ..events.serde import EventSerde
+from ..settings import Settings
+from .connection import connection_options
+from .consumer import Batch, ConsumerRunner, Failed, Handler
+from .dead_letters import send_dead_letter
+from .producer import send_event, stop_producer
+
+log = logging.getLogger(__name__)
+
+
+def transactional_id(settings: Settings, tp: TopicPartition) -> str:
+    """One transactional id per consumer group and input partition. Whoever owns the partition next starts a
+    producer with the same id, which fences this one and aborts its open transaction (aiokafka has no
+    KIP-447 group fencing). The prefix matches the Strimzi KafkaUser's prefix ACL."""
+    return f"{settings.kafka_transactional_id_prefix}{settings.kafka_consumer_group}-{tp.topic}-{tp.partition}"
+
+
+def create_transactional_producer(settings: Settings, tp: TopicPartition) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        **connection_options(settings),
+        transactional_id=transactional_id(settings, tp),
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        transaction_timeout_ms=settings.transaction_timeout_ms,
+        request_timeout_ms=int(settings.publish_timeout_seconds * 1000),
+    )
+
+
+class TransactionalProcessor(ConsumerRunner):
+    """Consume-process-produce in transactions, one transactional producer per assigned partition.
+
+    A crash or a failed commit aborts the transaction and the batch is read again from the committed offset:
+    handlers may run twice, but their emitted events, dead letters and offsets take effect exactly once.
+    Side effects outside Kafka are not covered: make those idempotent by event id.
+    """
+
+    def __init__(self, consumer: AIOKafkaConsumer, serde: EventSerde, handler: Handler, settings: Settings) -> None:
+        super().__init__(consumer, serde, handler, settings)
+        self._producers: dict[TopicPartition, AIOKafkaProducer] = {}
+        # Held while a transaction is open, so a rebalance waits for it instead of moving its partition mid-way.
+        self._transaction_lock = asyncio.Lock()
+        self._generation = 0
+
+    async def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        for tp in sorted(assigned - self._producers.keys()):
+            self._producers[tp] = await self._fenced_producer(tp)
+        for tp in sorted(assigned):
+            # Read after fencing: the previous owner's last transaction has now completed, so this offset is
+            # final (the position the consumer fetched at assignment may predate that commit).
+            committed = await self._consumer.committed(tp)
+            if committed is not None:
+                self._consumer.seek(tp, committed)
+
+    async def on_revoked(self, revoked: set[TopicPartition]) -> None:
+        async with self._transaction_lock:
+            self._generation += 1
+            for tp in revoked:
+                producer = self._producers.pop(tp, None)
+                if producer is not None:
+                    await stop_producer(producer, self._settings.shutdown_timeout_seconds)
+
+    async def _settle(self) -> None:
+        async with self._transaction_lock:
+            for producer in self._producers.values():
+                await stop_producer(producer, self._settings.shutdown_timeout_seconds)
+            self._producers.clear()
+
+    async def _fenced_producer(self, tp: TopicPartition) -> AIOKafkaProducer:
+        producer = create_transactional_producer(self._settings, tp)
+        await producer.start()
+        # Beginning a transaction waits for the producer id, whose initialisation fences any earlier producer
+        # with this id and completes its open transaction; committing it empty sends nothing.
+        await producer.begin_transaction()
+        await producer.commit_transaction()
+        return producer
+
+    async def _process_batch(self, batch: Batch) -> None:
+        generation = self._generation
+        for tp, records in batch.items():
+            async with self._transaction_lock:
+                if self._generation != generation:
+                    return  # a rebalance reset the positions: this batch is read again by whoever owns it now
+                producer = self._producers.get(tp)
+                if producer is None:
+                    continue
+                await self._process_in_transaction(producer, tp, records)
+
+    async def _process_in_transaction(
+        self, producer: AIOKafkaProducer, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
+    ) -> None:
+        try:
+            async with producer.transaction():
+                for record in records:
+                    self._stop_requested()
+                    outcome = await self._handle(record)
+                    if isinstance(outcome, Failed):
+                        await send_dead_letter(producer, record, outcome.error, outcome.attempts)
+                    else:
+                        for event in outcome.emitted:
+                            await send_event(producer, self._serde, event, outcome.event)
+                await producer.send_offsets_to_transaction(
+                    {tp: records[-1].offset + 1}, self._settings.kafka_consumer_group
+                )
+        except KafkaError as error:
+            # Aborted, so none of it is visible: read the batch again.
+            log.warning("transaction for %s[%d] aborted: %r; reading it again", tp.topic, tp.partition, error)
+            self._consumer.seek(tp, records[0].offset)
+            await stop_producer(producer, self._settings.shutdown_timeout_seconds)
+            self._producers[tp] = await self._fenced_producer(tp)

@@ -1,0 +1,11 @@
+# Delivery guarantees under kill -9: `make chaos` renders the exactly-once, at-least-once and at-most-once
+# services, runs them against a local broker of its own, kills and restarts their workers, and fails if a
+# guarantee broke (see docs/delivery-guarantees.md). Needs uv, Java 21 and Maven; a few minutes on 2 cores.
+# Included from the top Makefile, which defines the `venv` target (.venv with copier, pyyaml, pytest).
+
+CHAOS_PYTHON ?= .venv/bin/python
+CHAOS_ARGS ?=
+
+.PHONY: chaos
+chaos: venv
+	$(CHAOS_PYTHON) -m tools.chaos.run $(CHAOS_ARGS)

@@ -1,0 +1,210 @@
+"""`make chaos`: render the delivery-guarantee variants, install them, and break their processes on purpose
+against a real local broker; print one row per scenario and exit non-zero if a guarantee did not hold.
+
+    python -m tools.chaos.run [--inputs 10000] [--kills 5] [--keep]
+
+Scenarios (each on its own consumer group, inputs published through the service's own EventPublisher):
+  exactly-once   worker killed -9 while processing: read_committed outputs exactly one per input
+  at-least-once  same kills: nothing lost (duplicates reported); the durable processed-id store once per id
+  at-most-once   same kills: nothing twice (losses reported)
+  broker restart the broker stopped and started during publishing, idempotent producer: none lost, none twice
+  poison         100 undecodable records among the inputs: 100 dead letters with their headers, the rest processed
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tools.render import REPO, render, variant_answers
+
+SCENARIO = Path(__file__).resolve().parent / "scenario.py"
+STACK = REPO / "template" / "scripts" / "kafka_stack.py"
+
+
+def say(message: str) -> None:
+    print(f"[chaos {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def projects() -> dict[str, dict[str, Any]]:
+    """Answers per guarantee. At-least-once reuses the exactly-once variant's spec (it emits events to count)."""
+    ledger = variant_answers("exactly-once")
+    return {
+        "exactly-once": ledger,
+        "at-least-once": ledger | {"delivery_guarantee": "at-least-once"},
+        "at-most-once": variant_answers("at-most-once"),
+    }
+
+
+def prepare(name: str, answers: dict[str, Any], root: Path) -> tuple[Path, str]:
+    """Render and install one service; returns its directory and its package name."""
+    dest = render(answers, root / name)
+    subprocess.run(["uv", "sync", "-q"], cwd=dest, check=True)
+    stored = yaml.safe_load((dest / ".copier-answers.yml").read_text())
+    return dest, str(stored["package_name"])
+
+
+def emitted_topic(answers: dict[str, Any]) -> str:
+    """The topic the consumed topic's handlers emit to: where processing is counted."""
+    return next(str(t["emits_to"]) for t in answers["spec"]["topics"] if t.get("emits_to"))
+
+
+def scenario(project: Path, args: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    result = subprocess.run(
+        [str(project / ".venv" / "bin" / "python"), str(SCENARIO), json.dumps(args)],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0 or not result.stdout.strip():
+        return {"error": f"scenario exited with {result.returncode}"}
+    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def verdict(name: str, r: dict[str, Any], kills: int) -> list[str]:
+    """The broken promises of one scenario's result (empty when it held)."""
+    if "error" in r:
+        return [r["error"]]
+    broken = []
+    if r.get("stalled"):
+        broken.append("stalled")
+    if name in ("exactly-once", "at-least-once", "at-most-once") and r["kills"] < kills:
+        broken.append(f"only {r['kills']} kills")
+    if name == "exactly-once" and (r["outputs"] != r["inputs"] or r["duplicates"] or r["lost"]):
+        broken.append("not exactly once")
+    if name == "at-least-once" and (r["lost"] or r.get("effects") != r["inputs"]):
+        broken.append("lost events or side effects")
+    if name == "at-most-once" and r["duplicates"]:
+        broken.append("duplicates")
+    if name == "broker restart" and (r["lost"] or r["duplicates"] or not r["kills"]):
+        broken.append("lost or duplicated across the restart")
+    if name == "poison" and (
+        r["dead_letters"] != r["poison"]
+        or r["distinct_dead"] != r["poison"]
+        or r["bad_headers"]
+        or r["outputs"] != r["inputs"] - r["poison"]
+        or r["duplicates"]
+        or r["lost"]
+    ):
+        broken.append("dead letters or processing wrong")
+    return broken
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--inputs", type=int, default=10_000)
+    parser.add_argument("--kills", type=int, default=5)
+    parser.add_argument("--poison", type=int, default=100)
+    parser.add_argument("--keep", action="store_true", help="keep the rendered projects and logs")
+    args = parser.parse_args(argv)
+    if shutil.which("uv") is None:
+        say("uv is not on PATH (pip install uv)")
+        return 2
+    started = time.monotonic()
+    root = Path(tempfile.mkdtemp(prefix="chaos-"))
+    state_dir = Path(tempfile.mkdtemp(prefix="st-chaos-"))
+    stack = [sys.executable, str(STACK), "--state-dir", str(state_dir)]
+    rows: list[tuple[str, str, dict[str, Any], list[str]]] = []
+    try:
+        say(f"rendering and installing the variants under {root}; starting a broker in {state_dir}")
+        with ThreadPoolExecutor() as pool:
+            up = pool.submit(subprocess.run, [*stack, "up", "--with", "registry"], stdout=subprocess.PIPE, text=True)
+            built = {name: prepare(name, answers, root) for name, answers in projects().items()}
+            started_stack = up.result()
+        if started_stack.returncode != 0:
+            raise SystemExit(f"the local stack did not start (see {state_dir})")
+        settings = dict(line.split("=", 1) for line in started_stack.stdout.split())
+        env = dict(os.environ) | settings
+        bootstrap = settings["KAFKA_BOOTSTRAP_SERVERS"]
+        output = emitted_topic(projects()["exactly-once"])
+        plan: list[tuple[str, str, dict[str, Any]]] = [
+            ("exactly-once", "exactly-once", {"kind": "kills", "kills": args.kills, "poison": 0}),
+            (
+                "at-least-once",
+                "at-least-once",
+                {
+                    "kind": "kills",
+                    "kills": args.kills,
+                    "poison": 0,
+                    "processed_db": str(root / "at-least-once-processed.sqlite"),
+                },
+            ),
+            ("at-most-once", "at-most-once", {"kind": "kills", "kills": args.kills, "poison": 0, "drain_seconds": 3}),
+            (
+                "broker restart",
+                "at-least-once",
+                {"kind": "broker-restart", "state_dir": str(state_dir), "inputs": args.inputs // 2},
+            ),
+            ("poison", "at-least-once", {"kind": "kills", "kills": 0, "poison": args.poison}),
+        ]
+        for name, guarantee, extra in plan:
+            project, package = built[guarantee]
+            spec = {
+                "package": package,
+                "bootstrap": bootstrap,
+                "group": f"chaos-{name.replace(' ', '-')}",
+                "inputs": args.inputs,
+                "output": output,
+                "workdir": str(root / "logs" / name),
+            } | extra
+            say(f"{name} ({guarantee}) ...")
+            result = scenario(project, spec, env)
+            result.setdefault("poison", extra.get("poison", 0))
+            broken = verdict(name, result, args.kills)
+            rows.append((name, guarantee, result, broken))
+            say(f"{name}: {json.dumps(result)}{'  BROKEN: ' + ', '.join(broken) if broken else ''}")
+    finally:
+        subprocess.run([*stack, "down"], check=False)
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+            shutil.rmtree(state_dir, ignore_errors=True)
+    print(table(rows))
+    print(f"\nchaos: {len(rows)} scenarios in {time.monotonic() - started:.0f} s")
+    return 1 if any(broken for *_, broken in rows) or len(rows) < 5 else 0
+
+
+def table(rows: list[tuple[str, str, dict[str, Any], list[str]]]) -> str:
+    head = ("scenario", "guarantee", "inputs", "outputs", "duplicates", "lost", "kills", "result", "notes")
+    lines = [head]
+    for name, guarantee, r, broken in rows:
+        notes = []
+        if "effects" in r:
+            notes.append(f"side effects recorded {r['effects']} (keyed by event id, 0 dup)")
+        if "dead_letters" in r:
+            notes.append(f"dead letters {r['dead_letters']}, bad headers {r['bad_headers']}")
+        if "retries" in r:
+            notes.append(f"client retries {r['retries']}")
+        if "seconds" in r:
+            notes.append(f"{r['seconds']} s")
+        lines.append(
+            (
+                name,
+                guarantee,
+                str(r.get("inputs", "-")),
+                str(r.get("outputs", "-")),
+                str(r.get("duplicates", "-")),
+                str(r.get("lost", "-")),
+                str(r.get("kills", "-")),
+                "BROKEN: " + ", ".join(broken) if broken else "ok",
+                "; ".join(notes),
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,363 @@
+"""One chaos scenario against a generated project, run with that project's own interpreter (cwd = project):
+
+    .venv/bin/python .../tools/chaos/scenario.py '{"kind": "kills", ...}'
+
+Drives the project's real code: inputs are published through its EventPublisher (the app's lifespan, consumer
+off), processing is `python -m <package> worker` subprocesses killed with SIGKILL. Prints one JSON result line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, os.getcwd())  # the project's tests.samples builds valid events of its spec
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+
+def log(message: str) -> None:
+    print(f"    [{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+class Project:
+    def __init__(self, package: str) -> None:
+        self.package = package
+        self.app = importlib.import_module(f"{package}.app")
+        self.catalog = importlib.import_module(f"{package}.events.catalog")
+        self.settings = importlib.import_module(f"{package}.settings")
+        self.samples = importlib.import_module("tests.samples")
+        self.source = self.catalog.CONSUMED_TOPICS[0]
+
+    async def publish(self, events: list[Any], concurrency: int = 200, on_ack: Any = None) -> int:
+        """Publish through the service's own EventPublisher; a refused or unacknowledged event is sent again
+        with the same event_id, as a client would. Returns how many sends were retried."""
+        settings = self.settings.Settings(consumer_enabled=False, publish_timeout_seconds=120.0, log_level="CRITICAL")
+        app = self.app.create_app(settings)
+        retries = 0
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(event: Any) -> None:
+            nonlocal retries
+            async with gate:
+                while True:
+                    try:
+                        await app.state.publisher.publish(event)
+                    except Exception as error:  # PublishError, registry hiccups: retry with the same event_id
+                        retries += 1
+                        log(f"publish retried after {type(error).__name__}")
+                        await asyncio.sleep(0.5)
+                    else:
+                        if on_ack is not None:
+                            on_ack()
+                        return
+
+        async with app.router.lifespan_context(app):
+            await asyncio.gather(*(one(event) for event in events))
+        return retries
+
+
+async def partitions(bootstrap: str, topic: str, count: int) -> list[TopicPartition]:
+    return [TopicPartition(topic, p) for p in range(count)]
+
+
+async def end_offsets(bootstrap: str, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return dict(await consumer.end_offsets(tps))
+    finally:
+        await consumer.stop()
+
+
+async def commit_group_at(bootstrap: str, group: str, offsets: dict[TopicPartition, int]) -> None:
+    """Start the group where the topic ends now, so it sees only this scenario's inputs."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(list(offsets))
+        await consumer.commit(offsets)
+    finally:
+        await consumer.stop()
+
+
+async def read_all(bootstrap: str, topic: str, count: int, within: float = 120) -> list[Any]:
+    """Every record of `topic` up to its end, as a read_committed reader sees them."""
+    tps = await partitions(bootstrap, topic, count)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False, max_poll_records=5000
+    )
+    await consumer.start()
+    try:
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        records: list[Any] = []
+        async with asyncio.timeout(within):
+            while any([await consumer.position(tp) < ends[tp] for tp in tps]):
+                for batch in (await consumer.getmany(timeout_ms=500)).values():
+                    records.extend(batch)
+        return records
+    finally:
+        await consumer.stop()
+
+
+class Workers:
+    """`python -m <package> worker` processes of one consumer group, their logs in `workdir`."""
+
+    def __init__(self, package: str, group: str, workdir: Path, extra_env: dict[str, str]) -> None:
+        self.package = package
+        self.env = os.environ | {
+            "KAFKA_CONSUMER_GROUP": group,
+            "CONSUMER_SESSION_TIMEOUT_MS": "6000",  # the broker's minimum: a killed member is replaced quickly
+            "CONSUMER_HEARTBEAT_INTERVAL_MS": "1000",
+            "CONSUMER_MAX_RECORDS": "500",
+            "LOG_LEVEL": "WARNING",
+            **extra_env,
+        }
+        self.workdir = workdir
+        self.started = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.started += 1
+        with (self.workdir / f"worker-{self.started}.log").open("wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", self.package, "worker"],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return -9
+
+
+async def committed_total(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> int:
+    return sum([(await consumer.committed(tp)) or 0 for tp in tps])
+
+
+async def run_kills(args: dict[str, Any]) -> dict[str, Any]:
+    """Inputs (some poison) published, then processed by a worker killed -9 `kills` times and restarted."""
+    project = Project(args["package"])
+    bootstrap, group, n, kills, poison = args["bootstrap"], args["group"], args["inputs"], args["kills"], args["poison"]
+    source = project.source
+    output = project.catalog.topic_named(args["output"]) if args.get("output") else None
+    workdir = Path(args["workdir"])
+    await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
+    tps = await partitions(bootstrap, source.name, source.partitions)
+
+    # Topics exist once the lifespan ran; an empty publish creates them.
+    await project.publish([])
+    start = await end_offsets(bootstrap, tps)
+    await commit_group_at(bootstrap, group, start)
+
+    events = [project.samples.sample_event(source, key=f"chaos-{uuid.uuid4().hex[:12]}") for _ in range(n - poison)]
+    ids = {str(e.event_id).encode() for e in events}
+    t0 = time.monotonic()
+    await project.publish(events)
+    poison_at: dict[bytes, tuple[int, int]] = {}
+    if poison:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+        await producer.start()
+        try:
+            for i in range(poison):
+                key = f"poison-{uuid.uuid4().hex[:12]}".encode()
+                meta = await producer.send_and_wait(source.name, b"\x00 poison %d" % i, key=key)
+                poison_at[key] = (meta.partition, meta.offset)
+        finally:
+            await producer.stop()
+    target = await end_offsets(bootstrap, tps)
+    total = sum(target.values()) - sum(start.values())
+    log(f"{total} inputs on {source.name} in {time.monotonic() - t0:.1f} s; processing with {kills} kill(s)")
+
+    extra = {}
+    if args.get("processed_db"):
+        extra["PROCESSED_EVENTS_PATH"] = args["processed_db"]
+    workers = Workers(project.package, group, workdir, extra)
+    monitor = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await monitor.start()
+    done_kills = 0
+    t1 = time.monotonic()
+    stalled = False
+    try:
+        workers.start()
+        base = sum(start.values())
+        while True:
+            progress = await committed_total(monitor, tps) - base
+            if progress >= total:
+                break
+            if done_kills < kills and progress >= (done_kills + 1) * total / (kills + 1.5):
+                workers.kill()
+                done_kills += 1
+                log(f"kill -9 #{done_kills} at {progress}/{total} committed; restarting")
+                workers.start()
+            if workers.proc is not None and workers.proc.poll() is not None:
+                log(f"worker exited with {workers.proc.returncode}; restarting")
+                workers.start()
+            if time.monotonic() - t1 > args.get("timeout", 240):
+                stalled = True
+                log(f"stalled at {progress}/{total}")
+                break
+            await asyncio.sleep(0.2)
+        # At-most-once commits a batch before handling it: give the last batch time to be handled.
+        await asyncio.sleep(args.get("drain_seconds", 0))
+    finally:
+        await monitor.stop()
+        workers.stop()
+    processing = time.monotonic() - t1
+
+    result: dict[str, Any] = {"inputs": total, "kills": done_kills, "stalled": stalled, "seconds": round(processing, 1)}
+    if output is not None:
+        caused = [
+            dict(r.headers).get("causation-id") for r in await read_all(bootstrap, output.name, output.partitions)
+        ]
+        ours = [c for c in caused if c in ids]
+        result |= {"outputs": len(ours), "duplicates": len(ours) - len(set(ours)), "lost": len(ids) - len(set(ours))}
+    if args.get("processed_db"):
+        db = sqlite3.connect(args["processed_db"])
+        rows = {row[0].encode() for row in db.execute("SELECT event_id FROM processed")}
+        result["effects"] = len(rows & ids)
+    if poison:
+        dead = [r for r in await read_all(bootstrap, source.dead_letter, source.partitions) if r.key in poison_at]
+        wrong = 0
+        for record in dead:
+            h = dict(record.headers)
+            partition, offset = poison_at[record.key]
+            expected = {
+                "dlq.original.topic": source.name.encode(),
+                "dlq.original.partition": str(partition).encode(),
+                "dlq.original.offset": str(offset).encode(),
+                "dlq.error.type": b"DeserializationError",
+            }
+            if (
+                any(h.get(k) != v for k, v in expected.items())
+                or "dlq.attempts" not in h
+                or not h.get("dlq.error.message")
+            ):
+                wrong += 1
+        result |= {"dead_letters": len(dead), "distinct_dead": len({r.key for r in dead}), "bad_headers": wrong}
+    return result
+
+
+# --- broker stop/start with the same ports: the stack's own command line, from its state file --------------
+
+
+def broker_entry(state_dir: Path) -> dict[str, Any]:
+    return dict(json.loads((state_dir / "state.json").read_text())["kafka"])
+
+
+def stop_broker(state_dir: Path) -> tuple[list[str], str]:
+    pid = int(broker_entry(state_dir)["pid"])
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+    cwd = os.readlink(f"/proc/{pid}/cwd")
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
+                break
+        except OSError:
+            break
+        time.sleep(0.1)
+    return [c.decode() for c in cmdline], cwd
+
+
+def start_broker(state_dir: Path, command: list[str], cwd: str) -> None:
+    entry = broker_entry(state_dir)
+    with open(entry["log"], "ab") as out:
+        proc = subprocess.Popen(
+            command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+    state = json.loads((state_dir / "state.json").read_text())
+    state["kafka"]["pid"] = proc.pid
+    (state_dir / "state.json").write_text(json.dumps(state, indent=2) + "\n")
+    port = int(entry["ports"]["broker"])
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            sock.settimeout(1)
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise RuntimeError("broker did not come back")
+
+
+async def run_broker_restart(args: dict[str, Any]) -> dict[str, Any]:
+    """Events published while the broker is stopped and started again: the idempotent producer's retries."""
+    project = Project(args["package"])
+    bootstrap, n = args["bootstrap"], args["inputs"]
+    state_dir = Path(args["state_dir"])
+    source = project.source
+    events = [project.samples.sample_event(source, key=f"restart-{uuid.uuid4().hex[:12]}") for _ in range(n)]
+    ids = {str(e.event_id).encode() for e in events}
+    acked = 0
+    a_third_acked = asyncio.Event()
+    restarted = asyncio.Event()
+
+    def on_ack() -> None:
+        nonlocal acked
+        acked += 1
+        if acked >= n // 3:
+            a_third_acked.set()
+
+    async def restart_midway() -> None:
+        await a_third_acked.wait()
+        command, cwd = await asyncio.to_thread(stop_broker, state_dir)
+        log(f"broker stopped at {acked}/{n} acknowledged")
+        await asyncio.sleep(2)
+        await asyncio.to_thread(start_broker, state_dir, command, cwd)
+        log(f"broker started again at {acked}/{n} acknowledged")
+        restarted.set()
+
+    t0 = time.monotonic()
+    restarter = asyncio.create_task(restart_midway())
+    retries = await project.publish(events, on_ack=on_ack)
+    await restarter
+    seconds = time.monotonic() - t0
+    stored = [dict(r.headers).get("event-id") for r in await read_all(bootstrap, source.name, source.partitions)]
+    ours = [i for i in stored if i in ids]
+    return {
+        "inputs": n,
+        "outputs": len(ours),
+        "duplicates": len(ours) - len(set(ours)),
+        "lost": len(ids) - len(set(ours)),
+        "kills": 1 if restarted.is_set() else 0,
+        "retries": retries,
+        "seconds": round(seconds, 1),
+    }
+
+
+def main() -> None:
+    args = json.loads(sys.argv[1])
+    runner = {"kills": run_kills, "broker-restart": run_broker_restart}[args["kind"]]
+    print(json.dumps(asyncio.run(runner(args))), flush=True)
+
+
+if __name__ == "__main__":
+    main()
