@@ -23,8 +23,9 @@ lint: venv ## Lint and type-check the repo's own code
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 
-test: lint ## Everything CI runs: every variant rendered, checked and tested against a real broker, and more
+test: lint ## Everything CI runs: every variant rendered, checked and tested against real Kafka, then the chaos proof
 	$(PY) -m pytest
+	$(MAKE) --no-print-directory chaos
 
 render: venv ## Render one variant: make render VARIANT=default DEST=/tmp/agent-tasks
 	@test -n "$(VARIANT)" -a -n "$(DEST)" || { echo "usage: make render VARIANT=<name> DEST=<dir>; variants: $$(ls tests/variants | sed 's/.yml//' | tr '\n' ' ')"; exit 2; }

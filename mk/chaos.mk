@@ -7,5 +7,5 @@ CHAOS_PYTHON ?= .venv/bin/python
 CHAOS_ARGS ?=
 
 .PHONY: chaos
-chaos: venv
+chaos: venv ## Kill -9 the services of each delivery guarantee mid-stream; fail if a guarantee broke
 	$(CHAOS_PYTHON) -m tools.chaos.run $(CHAOS_ARGS)

@@ -109,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kills", type=int, default=5)
     parser.add_argument("--poison", type=int, default=100)
     parser.add_argument("--keep", action="store_true", help="keep the rendered projects and logs")
+    parser.add_argument("--only", default="", help="comma-separated scenario names to run (default: all)")
+    parser.add_argument("--repeat", type=int, default=1, help="run each scenario this many times")
     args = parser.parse_args(argv)
     if shutil.which("uv") is None:
         say("uv is not on PATH (pip install uv)")
@@ -150,12 +152,19 @@ def main(argv: list[str] | None = None) -> int:
             ),
             ("poison", "at-least-once", {"kind": "kills", "kills": 0, "poison": args.poison}),
         ]
-        for name, guarantee, extra in plan:
+        only = {name.strip() for name in args.only.split(",") if name.strip()}
+        unknown = only - {name for name, _, _ in plan}
+        if unknown:
+            raise SystemExit(
+                f"no scenario {', '.join(sorted(unknown))}; choose from {', '.join(n for n, _, _ in plan)}"
+            )
+        runs = [(name, guarantee, extra) for name, guarantee, extra in plan if not only or name in only]
+        for attempt, (name, guarantee, extra) in enumerate(runs * args.repeat):
             project, package = built[guarantee]
             spec = {
                 "package": package,
                 "bootstrap": bootstrap,
-                "group": f"chaos-{name.replace(' ', '-')}",
+                "group": f"chaos-{name.replace(' ', '-')}-{attempt}",
                 "inputs": args.inputs,
                 "output": output,
                 "workdir": str(root / "logs" / name),

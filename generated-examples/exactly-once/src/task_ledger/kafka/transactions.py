@@ -47,6 +47,9 @@ class TransactionalProcessor(ConsumerRunner):
     def __init__(self, consumer: AIOKafkaConsumer, serde: EventSerde, handler: Handler, settings: Settings) -> None:
         super().__init__(consumer, serde, handler, settings)
         self._producers: dict[TopicPartition, AIOKafkaProducer] = {}
+        # The committed offset of each owned partition: records below it were already processed by a previous
+        # owner, whatever position the consumer's fetcher happens to be at.
+        self._committed: dict[TopicPartition, int] = {}
         # Held while a transaction is open, so a rebalance waits for it instead of moving its partition mid-way.
         self._transaction_lock = asyncio.Lock()
         self._generation = 0
@@ -55,16 +58,21 @@ class TransactionalProcessor(ConsumerRunner):
         for tp in sorted(assigned - self._producers.keys()):
             self._producers[tp] = await self._fenced_producer(tp)
         for tp in sorted(assigned):
-            # Read after fencing: the previous owner's last transaction has now completed, so this offset is
-            # final (the position the consumer fetched at assignment may predate that commit).
-            committed = await self._consumer.committed(tp)
-            if committed is not None:
-                self._consumer.seek(tp, committed)
+            await self._resume_from_committed(tp)
+
+    async def _resume_from_committed(self, tp: TopicPartition) -> None:
+        # Read after fencing: the previous owner's last transaction has now completed, so this offset is final
+        # (the position the consumer fetched at assignment may predate that commit).
+        committed = await self._consumer.committed(tp)
+        if committed is not None:
+            self._committed[tp] = committed
+            self._consumer.seek(tp, committed)
 
     async def on_revoked(self, revoked: set[TopicPartition]) -> None:
         async with self._transaction_lock:
             self._generation += 1
             for tp in revoked:
+                self._committed.pop(tp, None)
                 producer = self._producers.pop(tp, None)
                 if producer is not None:
                     await stop_producer(producer, self._settings.shutdown_timeout_seconds)
@@ -98,6 +106,13 @@ class TransactionalProcessor(ConsumerRunner):
     async def _process_in_transaction(
         self, producer: AIOKafkaProducer, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
     ) -> None:
+        # A batch fetched from a stale position repeats committed work: that part is done already.
+        fresh = [record for record in records if record.offset >= self._committed.get(tp, 0)]
+        if len(fresh) < len(records):
+            log.info("%s[%d]: skipping %d records a previous owner committed", *tp, len(records) - len(fresh))
+        if not fresh:
+            return
+        records = fresh
         try:
             async with producer.transaction():
                 for record in records:
@@ -112,8 +127,11 @@ class TransactionalProcessor(ConsumerRunner):
                     {tp: records[-1].offset + 1}, self._settings.kafka_consumer_group
                 )
         except KafkaError as error:
-            # Aborted, so none of it is visible: read the batch again.
-            log.warning("transaction for %s[%d] aborted: %r; reading it again", tp.topic, tp.partition, error)
-            self._consumer.seek(tp, records[0].offset)
+            # The outcome may be unknown (a commit can fail after the coordinator took it): fence, which completes
+            # the transaction either way, then resume from whatever offset it left committed.
+            log.warning("transaction for %s[%d] failed: %r; resuming from the committed offset", *tp, error)
             await stop_producer(producer, self._settings.shutdown_timeout_seconds)
             self._producers[tp] = await self._fenced_producer(tp)
+            await self._resume_from_committed(tp)
+        else:
+            self._committed[tp] = records[-1].offset + 1
