@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -34,8 +35,13 @@ def template_repo(tmp_path: Path) -> Path:
     return clone
 
 
-def test_update_merges_a_template_change_and_keeps_user_edits(template_repo: Path, tmp_path: Path) -> None:
+def test_update_merges_a_template_change_and_keeps_user_edits(
+    template_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from copier import run_copy, run_update
+
+    for name, value in GIT_IDENTITY.items():  # copier commits in scratch repositories of its own
+        monkeypatch.setenv(name, value)
 
     project = tmp_path / "project"
     run_copy(str(template_repo), str(project), defaults=True, vcs_ref="1.0.0", quiet=True, unsafe=False)
@@ -45,9 +51,9 @@ def test_update_merges_a_template_change_and_keeps_user_edits(template_repo: Pat
     handlers = project / "src" / "agent_tasks" / "handlers.py"
     user_logic = "        await notify_on_call(event)  # the team's own logic\n"
     text = handlers.read_text()
-    anchor = "    async def on_task_failed(self, event: TaskFailed) -> None:\n"
-    assert anchor in text
-    handlers.write_text(text.replace(anchor, anchor + user_logic))
+    handler = re.search(r"^    async def on_task_failed\(.*\n", text, re.MULTILINE)
+    assert handler is not None
+    handlers.write_text(text.replace(handler.group(0), handler.group(0) + user_logic))
     git(project, "commit", "--quiet", "-am", "our handler")
 
     readme = template_repo / "template" / "README.md.jinja"
