@@ -60,10 +60,13 @@ class TransactionalProcessor(ConsumerRunner):
         for tp in sorted(assigned):
             await self._resume_from_committed(tp)
 
-    async def _resume_from_committed(self, tp: TopicPartition) -> None:
+    async def _resume_from_committed(self, tp: TopicPartition, uncommitted_from: int | None = None) -> None:
+        """Seek to the committed offset, or to `uncommitted_from` when the group never committed on `tp`."""
         # Read after fencing: the previous owner's last transaction has now completed, so this offset is final
         # (the position the consumer fetched at assignment may predate that commit).
         committed = await self._consumer.committed(tp)
+        if committed is None:
+            committed = uncommitted_from
         if committed is not None:
             self._committed[tp] = committed
             self._consumer.seek(tp, committed)
@@ -132,6 +135,6 @@ class TransactionalProcessor(ConsumerRunner):
             log.warning("transaction for %s[%d] failed: %r; resuming from the committed offset", *tp, error)
             await stop_producer(producer, self._settings.shutdown_timeout_seconds)
             self._producers[tp] = await self._fenced_producer(tp)
-            await self._resume_from_committed(tp)
+            await self._resume_from_committed(tp, uncommitted_from=records[0].offset)
         else:
             self._committed[tp] = records[-1].offset + 1
