@@ -6,4 +6,4 @@ K8S_PYTHON ?= .venv/bin/python
 
 .PHONY: k8s-check
 k8s-check: venv ## Validate the Kubernetes manifests of every variant (or DIR=a rendered project) with helm + kubeconform
-	$(K8S_PYTHON) tools/k8s/check.py $(if $(DIR),--dir "$(DIR)")
+	$(K8S_PYTHON) -m tools.k8s.check $(if $(DIR),--dir "$(DIR)")

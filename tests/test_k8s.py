@@ -17,7 +17,6 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-CHECK = REPO / "tools" / "k8s" / "check.py"
 VARIANTS = sorted(p.stem for p in (REPO / "tests" / "variants").glob("*.yml"))
 
 pytestmark = pytest.mark.k8s
@@ -42,7 +41,11 @@ EXPECTED_KINDS = {
 
 def run_check(*args: str, report: Path) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     proc = subprocess.run(
-        [sys.executable, str(CHECK), *args, "--report", str(report)], capture_output=True, text=True, timeout=1800
+        [sys.executable, "-m", "tools.k8s.check", *args, "--report", str(report)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=1800,
     )
     assert report.exists(), f"check.py wrote no report (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
     return proc, json.loads(report.read_text())

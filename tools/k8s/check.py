@@ -13,9 +13,9 @@ through `kubeconform -strict -summary` against
 Nothing here is written by hand: a kind with no schema is an error (or, if its CRD could not be had, is skipped
 by name and reported as such). Tools and schemas are cached under ~/.cache/kafka-events (KAFKA_EVENTS_CACHE).
 
-    check.py                 render every tests/variants/*.yml answers file and check each project
-    check.py --dir PROJECT   check one rendered project
-    check.py --report F      also write the results as JSON to F
+    python -m tools.k8s.check                 render every tests/variants/*.yml answers file and check each project
+    python -m tools.k8s.check --dir PROJECT   check one rendered project
+    python -m tools.k8s.check --report F      also write the results as JSON to F
 
 Exit status: 0 when every resource of every project validated, 1 otherwise, 2 when a tool could not be set up.
 """
@@ -34,7 +34,6 @@ import sys
 import tempfile
 import threading
 import time
-import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -473,29 +472,16 @@ def print_result(result: dict[str, Any]) -> None:
 
 
 def render_variants(dest: Path) -> list[Path]:
-    """Render tests/variants/*.yml with copier (answers files as data) into dest/<variant>."""
-    import copier  # the repo venv's (.venv): only needed for this mode
+    """Render every tests/variants/*.yml into dest/<variant>."""
+    from tools.render import render, variant_answers, variant_names
 
-    variants = sorted((REPO / "tests" / "variants").glob("*.yml"))
-    if not variants:
+    names = variant_names()
+    if not names:
         raise SetupError(f"no answers files in {REPO / 'tests' / 'variants'}")
-    has_head = run(["git", "-C", str(REPO), "rev-parse", "--verify", "-q", "HEAD"], check=False).returncode == 0
     projects = []
-    for variant in variants:
-        out = dest / variant.stem
-        log(f"rendering {variant.relative_to(REPO)} -> {out}")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # DirtyLocalWarning: a work tree with uncommitted changes is expected here
-            copier.run_copy(
-                str(REPO),
-                str(out),
-                data=yaml.safe_load(variant.read_text()) or {},
-                defaults=True,
-                unsafe=False,
-                vcs_ref="HEAD" if has_head else None,
-                quiet=True,
-            )
-        projects.append(out)
+    for name in names:
+        log(f"rendering tests/variants/{name}.yml -> {dest / name}")
+        projects.append(render(variant_answers(name), dest / name))
     return projects
 
 
