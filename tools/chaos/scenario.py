@@ -19,12 +19,15 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, os.getcwd())  # the project's tests.samples builds valid events of its spec
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError
+from confluent_kafka import TopicPartition as Partition
 
 
 def log(message: str) -> None:
@@ -114,10 +117,11 @@ async def read_all(bootstrap: str, topic: str, count: int, within: float = 120) 
 
 
 class Workers:
-    """`python -m <package> worker` processes of one consumer group, their logs in `workdir`."""
+    """`python -m <package> worker` processes of one consumer group, one per slot, their logs in `workdir`."""
 
     def __init__(self, package: str, group: str, workdir: Path, extra_env: dict[str, str]) -> None:
         self.package = package
+        self.group = group
         self.env = os.environ | {
             "KAFKA_CONSUMER_GROUP": group,
             "CONSUMER_SESSION_TIMEOUT_MS": "6000",  # the broker's minimum: a killed member is replaced quickly
@@ -128,12 +132,12 @@ class Workers:
         }
         self.workdir = workdir
         self.started = 0
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.procs: dict[int, subprocess.Popen[bytes]] = {}
 
-    def start(self) -> None:
+    def start(self, slot: int = 0) -> None:
         self.started += 1
-        with (self.workdir / f"worker-{self.started}.log").open("wb") as out:
-            self.proc = subprocess.Popen(
+        with (self.workdir / f"{self.group}-worker-{self.started}.log").open("wb") as out:
+            self.procs[slot] = subprocess.Popen(
                 [sys.executable, "-m", self.package, "worker"],
                 env=self.env,
                 stdout=out,
@@ -142,30 +146,101 @@ class Workers:
                 start_new_session=True,
             )
 
-    def kill(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
+    def kill(self, slot: int = 0) -> None:
+        proc = self.procs[slot]
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
 
-    def stop(self) -> int:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else 0
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            return -9
+    def restart_exited(self) -> None:
+        for slot, proc in list(self.procs.items()):
+            if proc.poll() is not None:
+                log(f"{self.group} worker {slot} exited with {proc.returncode}; restarting")
+                self.start(slot)
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
 
 
 async def committed_total(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> int:
     return sum([(await consumer.committed(tp)) or 0 for tp in tps])
 
 
+async def group_progress(bootstrap: str, groups: list[str], tps: list[TopicPartition]) -> dict[str, int]:
+    """Each group's committed offsets summed over the input partitions."""
+    progress = {}
+    for group in groups:
+        monitor = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+        await monitor.start()
+        try:
+            progress[group] = await committed_total(monitor, tps)
+        finally:
+            await monitor.stop()
+    return progress
+
+
+def read_with_librdkafka(bootstrap: str, topic: str, partitions: int) -> list[Any]:
+    """The causation id of every record of `topic` as librdkafka sees them in read_committed: a second client, so
+    a bug in one client's transaction filtering cannot hide a bug in the processor."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"chaos-count-{uuid.uuid4().hex}",
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
+    consumer.assign([Partition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
+    causes: list[Any] = []
+    at_end: set[Any] = set()
+    deadline = time.monotonic() + 120
+    try:
+        while len(at_end) < partitions:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"librdkafka did not reach the end of {topic}")
+            for message in consumer.consume(num_messages=5000, timeout=1.0):
+                error = message.error()
+                if error is not None and error.code() == KafkaError._PARTITION_EOF:
+                    at_end.add(message.partition())
+                elif error is not None:
+                    raise RuntimeError(f"librdkafka: {error}")
+                else:
+                    at_end.discard(message.partition())
+                    causes.append(dict(message.headers() or []).get("causation-id"))
+    finally:
+        consumer.close()
+    return causes
+
+
+def per_input(caused: list[Any], ids: set[bytes], copies: int) -> dict[str, int]:
+    """Outputs caused by our inputs: `copies` each is right, more are duplicates, fewer are losses."""
+    counts = Counter(c for c in caused if c in ids)
+    return {
+        "outputs": sum(counts.values()),
+        "duplicates": sum(max(counts[i] - copies, 0) for i in ids),
+        "lost": sum(max(copies - counts[i], 0) for i in ids),
+    }
+
+
 async def run_kills(args: dict[str, Any]) -> dict[str, Any]:
-    """Inputs (some poison) published, then processed by a worker killed -9 `kills` times and restarted."""
+    """Inputs published as a backlog and then while the workers run; one or more groups of workers, members
+    joining mid-stream, killed -9 `kills` times in all and restarted.
+
+    The last tenth of the inputs is published only once every planned kill was done, so a fast machine cannot
+    finish before its faults: a kill falls due at its share of the progress, or as soon as the workers have
+    caught up with what was published so far."""
     project = Project(args["package"])
-    bootstrap, group, n, kills, poison = args["bootstrap"], args["group"], args["inputs"], args["kills"], args["poison"]
+    bootstrap, n, kills, poison = args["bootstrap"], args["inputs"], args["kills"], args["poison"]
+    groups = [args["group"]] if args.get("groups", 1) == 1 else [f"{args['group']}-{g}" for g in range(args["groups"])]
+    members = args.get("members", 1)
     source = project.source
     output = project.catalog.topic_named(args["output"]) if args.get("output") else None
     workdir = Path(args["workdir"])
@@ -175,12 +250,18 @@ async def run_kills(args: dict[str, Any]) -> dict[str, Any]:
     # Topics exist once the lifespan ran; an empty publish creates them.
     await project.publish([])
     start = await end_offsets(bootstrap, tps)
-    await commit_group_at(bootstrap, group, start)
+    for group in groups:
+        await commit_group_at(bootstrap, group, start)
+    base = sum(start.values())
 
     events = [project.samples.sample_event(source, key=f"chaos-{uuid.uuid4().hex[:12]}") for _ in range(n - poison)]
     ids = {str(e.event_id).encode() for e in events}
+    held = events[len(events) - len(events) // 10 :] if kills else []
+    flowing = events[: len(events) - len(held)]
+    split = int(len(flowing) * args.get("backlog", 0.5))
+    backlog, streamed = flowing[:split], flowing[split:]
     t0 = time.monotonic()
-    await project.publish(events)
+    await project.publish(backlog)
     poison_at: dict[bytes, tuple[int, int]] = {}
     if poison:
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
@@ -192,53 +273,79 @@ async def run_kills(args: dict[str, Any]) -> dict[str, Any]:
                 poison_at[key] = (meta.partition, meta.offset)
         finally:
             await producer.stop()
-    target = await end_offsets(bootstrap, tps)
-    total = sum(target.values()) - sum(start.values())
-    log(f"{total} inputs on {source.name} in {time.monotonic() - t0:.1f} s; processing with {kills} kill(s)")
+    published = len(backlog) + poison
+    log(
+        f"backlog of {published} on {source.name} in {time.monotonic() - t0:.1f} s; {len(streamed)} more arrive "
+        f"while {len(groups)} group(s) of {members} worker(s) start, {len(held)} after {kills} kill(s)"
+    )
+
+    def acked() -> None:
+        nonlocal published
+        published += 1
 
     extra = {}
     if args.get("processed_db"):
         extra["PROCESSED_EVENTS_PATH"] = args["processed_db"]
-    workers = Workers(project.package, group, workdir, extra)
-    monitor = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    await monitor.start()
+    fleets = [Workers(project.package, group, workdir, extra) for group in groups]
+    slots = [(fleet, slot) for slot in range(members) for fleet in fleets]
     done_kills = 0
-    t1 = time.monotonic()
+    joined = 1
     stalled = False
+    arriving = asyncio.create_task(project.publish(streamed, concurrency=50, on_ack=acked))
+    t1 = last_move = time.monotonic()
+    last_progress = -1
     try:
-        workers.start()
-        base = sum(start.values())
+        for fleet in fleets:
+            fleet.start(0)
         while True:
-            progress = await committed_total(monitor, tps) - base
-            if progress >= total:
+            progress = min((await group_progress(bootstrap, groups, tps)).values()) - base
+            caught_up = progress >= published
+            if progress >= n:
                 break
-            if done_kills < kills and progress >= (done_kills + 1) * total / (kills + 1.5):
-                workers.kill()
-                done_kills += 1
-                log(f"kill -9 #{done_kills} at {progress}/{total} committed; restarting")
-                workers.start()
-            if workers.proc is not None and workers.proc.poll() is not None:
-                log(f"worker exited with {workers.proc.returncode}; restarting")
-                workers.start()
-            if time.monotonic() - t1 > args.get("timeout", 240):
+            if joined < members and (caught_up or progress >= joined * n / (members + 1)):
+                for fleet in fleets:
+                    fleet.start(joined)
+                log(f"worker {joined} joins each group at {progress}/{n} committed")
+                joined += 1
+            elif done_kills < kills and (caught_up or progress >= (done_kills + 1) * (n - len(held)) / (kills + 1)):
+                fleet, slot = slots[done_kills % len(slots)]
+                if slot < joined:
+                    fleet.kill(slot)
+                    done_kills += 1
+                    log(f"kill -9 #{done_kills} ({fleet.group} worker {slot}) at {progress}/{n} committed; restarting")
+                    fleet.start(slot)
+                    if done_kills == kills:
+                        await arriving
+                        await project.publish(held, on_ack=acked)
+                        log(f"the last {len(held)} inputs published")
+            for fleet in fleets:
+                fleet.restart_exited()
+            if progress != last_progress:
+                last_progress, last_move = progress, time.monotonic()
+            elif time.monotonic() - last_move > args.get("stall_seconds", 90):
                 stalled = True
-                log(f"stalled at {progress}/{total}")
+                log(f"stalled at {progress}/{n}")
                 break
             await asyncio.sleep(0.2)
         # At-most-once commits a batch before handling it: give the last batch time to be handled.
         await asyncio.sleep(args.get("drain_seconds", 0))
     finally:
-        await monitor.stop()
-        workers.stop()
+        await arriving
+        for fleet in fleets:
+            await asyncio.to_thread(fleet.stop)
     processing = time.monotonic() - t1
 
-    result: dict[str, Any] = {"inputs": total, "kills": done_kills, "stalled": stalled, "seconds": round(processing, 1)}
+    result: dict[str, Any] = {"inputs": n, "kills": done_kills, "stalled": stalled, "seconds": round(processing, 1)}
+    if len(groups) > 1 or members > 1:
+        result["groups"] = len(groups)
+        result["members"] = members
     if output is not None:
         caused = [
             dict(r.headers).get("causation-id") for r in await read_all(bootstrap, output.name, output.partitions)
         ]
-        ours = [c for c in caused if c in ids]
-        result |= {"outputs": len(ours), "duplicates": len(ours) - len(set(ours)), "lost": len(ids) - len(set(ours))}
+        result |= per_input(caused, ids, len(groups))
+        second = await asyncio.to_thread(read_with_librdkafka, bootstrap, output.name, output.partitions)
+        result["librdkafka"] = per_input(second, ids, len(groups))
     if args.get("processed_db"):
         db = sqlite3.connect(args["processed_db"])
         rows = {row[0].encode() for row in db.execute("SELECT event_id FROM processed")}
