@@ -533,3 +533,38 @@ def test_the_spec_docs_error_example_is_the_validators_message(tmp_path: Path) -
     with pytest.raises(ValueError, match="Validation error") as error:
         render({**answers, "spec": spec}, tmp_path / "project")
     assert " ".join(example.split()) in " ".join(str(error.value).split())
+
+
+def curl_example(readme: str) -> tuple[str, dict[str, Any], str]:
+    """The POST route, its JSON body and the GET path of a README's curl example."""
+    (post,) = re.findall(r"curl -i -X POST http://127\.0\.0\.1:8000(/\S+) ", readme)
+    (body,) = re.findall(r"-d '(\{.*\})'", readme)
+    (get,) = re.findall(r"^curl http://127\.0\.0\.1:8000(/\S+)", readme, re.MULTILINE)
+    return post, json.loads(body), get
+
+
+def check_curl_example(readme: str, spec: dict[str, Any]) -> None:
+    post, body, get = curl_example(readme)
+    (topic,) = [t for t in spec["topics"] if t.get("route") == post]
+    (event,) = [e for e in topic["events"] if e["name"] == body["type"]]
+    required = {f["name"] for f in event["fields"] if not f.get("optional")}
+    assert set(body) - {"type"} == required, "the body holds the event's required fields and its type"
+    assert get == f"{post}/{body[topic['key']]}", "GET reads back the key just posted"
+
+
+def test_the_readmes_curl_example_fits_the_default_spec() -> None:
+    readme = (REPO / "README.md").read_text()
+    use_it = readme[readme.index("## Use it") : readme.index("## Work on it")]
+    copier = yaml.safe_load((REPO / "copier.yml").read_text())
+    check_curl_example(use_it, yaml.safe_load(copier["spec"]["default"]))
+    assert "--defaults" in use_it
+    assert "uvx copier" in use_it
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_the_generated_readmes_curl_example_fits_its_spec(
+    variant: str, checked: tuple[Path, subprocess.CompletedProcess[str], dict[str, Any]]
+) -> None:
+    out, _, _ = checked
+    project = out / variant
+    check_curl_example((project / "README.md").read_text(), answers_of(project)["spec"])
