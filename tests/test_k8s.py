@@ -7,6 +7,7 @@ run installs the tools into ~/.cache/kafka-events, later runs reuse them.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -109,16 +110,26 @@ def test_a_wrong_manifest_fails_the_check(
 
 
 def expected_acls(answers: dict[str, Any]) -> set[tuple[str, str, str, frozenset[str]]]:
-    """What the service uses, from its answers: each topic and its DLQ, its group, its transactional ids."""
-    rw = frozenset({"Write", "Read", "Describe"})
-    acls = set()
-    for topic in answers["spec"]["topics"]:
-        acls.add(("topic", topic["name"], "literal", rw))
-        acls.add(("topic", topic["name"] + ".dlq", "literal", rw))
-    acls.add(("group", answers["spec"]["consumer_group"], "literal", frozenset({"Read"})))
+    """What the service does, from its answers: it publishes to every topic (each has a POST route, and `emits_to`
+    names one of them), reads the consumed ones, dead-letters what it consumed; its group; its transactional ids."""
+    operations: dict[tuple[str, str, str], set[str]] = {}
+
+    def grant(kind: str, name: str, pattern: str, *ops: str) -> None:
+        operations.setdefault((kind, name, pattern), set()).update(ops)
+
+    topics = answers["spec"]["topics"]
+    for topic in topics:
+        grant("topic", topic["name"], "literal", "Write", "Describe")  # POST publishes to it
+        if topic.get("emits_to"):
+            grant("topic", topic["emits_to"], "literal", "Write", "Describe")  # the handlers' emitted events
+        if topic.get("consumed", True):
+            grant("topic", topic["name"], "literal", "Read", "Describe")
+            grant("topic", topic["name"] + ".dlq", "literal", "Write", "Describe")
+    if any(topic.get("consumed", True) for topic in topics):
+        grant("group", answers["spec"]["consumer_group"], "literal", "Read")
     if answers["delivery_guarantee"] == "exactly-once":
-        acls.add(("transactionalId", answers["k8s_name"] + "-", "prefix", frozenset({"Write", "Describe"})))
-    return acls
+        grant("transactionalId", answers["k8s_name"] + "-", "prefix", "Write", "Describe")
+    return {(*key, frozenset(ops)) for key, ops in operations.items()}
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -143,6 +154,9 @@ def test_kafka_user_acls_are_exactly_what_the_service_uses(
     ]
     assert len(rendered) == len(set(rendered)), "duplicate ACLs"
     assert set(rendered) == expected_acls(answers)
+    readable = {name for kind, name, _, ops in rendered if kind == "topic" and "Read" in ops}
+    consumed = {topic["name"] for topic in answers["spec"]["topics"] if topic.get("consumed", True)}
+    assert readable == consumed, "Read only on the consumed topics: never on a DLQ or a topic only produced"
     for acl in user["spec"]["authorization"]["acls"]:
         assert acl.get("type", "allow") == "allow"
         assert "host" not in acl
@@ -156,3 +170,401 @@ def test_kafka_user_acls_are_exactly_what_the_service_uses(
     assert values["kafka"]["user"] == answers["k8s_name"]
     assert values["kafka"]["consumerGroup"] == answers["spec"]["consumer_group"]
     assert [t["name"] for t in values["kafka"]["topics"]] == [t["name"] for t in answers["spec"]["topics"]]
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# What a schema cannot catch: the rendered manifests of every variant, read the way a cluster would use them.
+
+
+@pytest.fixture(scope="session")
+def helm(checked: tuple[Path, subprocess.CompletedProcess[str], dict[str, Any]]) -> str:
+    """The helm binary check.py installed (the `checked` fixture ran it once)."""
+    from tools.k8s.check import HELM_VERSION, go_install
+
+    return str(go_install("helm.sh/helm/v4/cmd/helm", HELM_VERSION, "helm"))
+
+
+NAMESPACE = "team-a"
+
+
+def answers_of(project: Path) -> dict[str, Any]:
+    answers: dict[str, Any] = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    return answers
+
+
+def chart_of(project: Path) -> Path:
+    (chart,) = (p.parent for p in (project / "deploy" / "helm").glob("*/Chart.yaml"))
+    return chart
+
+
+def helm_template(helm: str, project: Path, *args: str) -> dict[str, dict[str, Any]]:
+    """`helm template` of the project's chart in NAMESPACE: its resources by "Kind/name"."""
+    chart = chart_of(project)
+    proc = subprocess.run(
+        [helm, "template", chart.name, str(chart), "--namespace", NAMESPACE, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    docs = [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
+    return {f"{doc['kind']}/{doc['metadata']['name']}": doc for doc in docs}
+
+
+def of_kind(resources: dict[str, dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [doc for key, doc in resources.items() if key.startswith(kind + "/")]
+
+
+def only(resources: dict[str, dict[str, Any]], kind: str) -> dict[str, Any]:
+    (doc,) = of_kind(resources, kind)
+    return doc
+
+
+def strimzi_docs(project: Path, relative: str) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all((project / "deploy" / "strimzi" / relative).read_text()) if doc]
+
+
+def scram_port(project: Path) -> int:
+    """The port of the SCRAM listener, which the services use, in both cluster profiles (they must agree)."""
+    ports = set()
+    for profile in ("dev", "production"):
+        (kafka,) = strimzi_docs(project, f"{profile}/kafka.yaml")
+        ports |= {
+            listener["port"]
+            for listener in kafka["spec"]["kafka"]["listeners"]
+            if listener.get("authentication", {}).get("type") == "scram-sha-512"
+        }
+    (port,) = ports
+    return int(port)
+
+
+def settings_default(project: Path, name: str) -> float:
+    """A setting's default, as the generated service declares it in settings.py."""
+    answers = answers_of(project)
+    source = (project / "src" / answers["package_name"] / "settings.py").read_text()
+    match = re.search(rf"^    {name}: \w+ = Field\(\s*default=([0-9.]+)", source, re.MULTILINE)
+    assert match, f"no default for {name} in settings.py"
+    return float(match.group(1))
+
+
+def container(deployment: dict[str, Any]) -> dict[str, Any]:
+    (main,) = deployment["spec"]["template"]["spec"]["containers"]
+    return dict(main)
+
+
+def probe_port(main: dict[str, Any], probe: dict[str, Any]) -> int:
+    port = probe["httpGet"]["port"]
+    if isinstance(port, int):
+        return port
+    (number,) = [p["containerPort"] for p in main["ports"] if p["name"] == port]
+    return int(number)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_schema_registry_is_probed_on_apicurios_management_port(
+    variant: str, checked: tuple[Path, subprocess.CompletedProcess[str], dict[str, Any]]
+) -> None:
+    out, _, _ = checked
+    (deployment,) = strimzi_docs(out / variant, "schema-registry/deployment.yaml")
+    main = container(deployment)
+    # Apicurio 3.3 serves /health/* on Quarkus's management interface (9000) only; 8080 answers them 404.
+    for kind, path in [
+        ("startupProbe", "/health/started"),
+        ("livenessProbe", "/health/live"),
+        ("readinessProbe", "/health/ready"),
+    ]:
+        probe = main[kind]
+        assert probe["httpGet"]["path"] == path, kind
+        assert probe_port(main, probe) == 9000, kind
+    # Replaying the KafkaSQL journal can be slow: the startup probe allows minutes, not seconds.
+    startup = main["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 120
+    (service,) = strimzi_docs(out / variant, "schema-registry/service.yaml")
+    (api,) = service["spec"]["ports"]
+    assert probe_port(main, {"httpGet": {"port": api["targetPort"]}}) == 8080
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_keda_reaches_kafka_by_its_fully_qualified_name_and_only_where_keda_is(
+    variant: str, checked: tuple[Path, subprocess.CompletedProcess[str], dict[str, Any]], helm: str
+) -> None:
+    out, _, _ = checked
+    project = out / variant
+    cluster = answers_of(project)["kafka_cluster"]
+    bootstrap = f"{cluster}-kafka-bootstrap.{NAMESPACE}.svc:{scram_port(project)}"
+    with_keda = helm_template(helm, project, "--set", "autoscaling.mode=keda", "--api-versions", "keda.sh/v1alpha1")
+    scaled = only(with_keda, "ScaledObject")
+    assert scaled["spec"]["triggers"], "a kafka trigger per consumed topic"
+    for trigger in scaled["spec"]["triggers"]:
+        # The scaler runs in KEDA's namespace: a short Service name would not resolve there.
+        assert trigger["metadata"]["bootstrapServers"] == bootstrap
+        # As the service's consumer: a new group's backlog is lag to scale on.
+        assert trigger["metadata"]["offsetResetPolicy"] == "earliest"
+    assert only(with_keda, "ConfigMap")["data"]["KAFKA_BOOTSTRAP_SERVERS"] == bootstrap
+    assert "replicas" not in only(with_keda, "Deployment")["spec"], "KEDA owns the replica count"
+
+    without_keda = helm_template(helm, project, "--set", "autoscaling.mode=keda")
+    assert not of_kind(without_keda, "ScaledObject")
+    assert not of_kind(without_keda, "TriggerAuthentication")
+    values = yaml.safe_load((chart_of(project) / "values.yaml").read_text())
+    assert only(without_keda, "Deployment")["spec"]["replicas"] == values["autoscaling"]["minReplicas"]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_a_hook_job_registers_the_schemas_before_the_pods_start(
+    variant: str, checked: tuple[Path, subprocess.CompletedProcess[str], dict[str, Any]], helm: str
+) -> None:
+    out, _, _ = checked
+    project = out / variant
+    answers = answers_of(project)
+    resources = helm_template(helm, project, "--api-versions", "keda.sh/v1alpha1")
+    job = only(resources, "Job")
+    hooks = set(job["metadata"]["annotations"]["helm.sh/hook"].split(","))
+    assert hooks == {"pre-install", "pre-upgrade"}
+    (main,) = job["spec"]["template"]["spec"]["containers"]
+    assert main["command"] == ["python", "-m", answers["package_name"], "schemas", "register"]
+    assert main["image"] == container(only(resources, "Deployment"))["image"]
+    env = {item["name"]: item["value"] for item in main["env"]}
+    config = only(resources, "ConfigMap")["data"]
+    assert config["SCHEMA_AUTO_REGISTER"] == "false"
+    # The service and the Job agree on where the schemas live and how they evolve: the project's answers.
+    for name in ("SCHEMA_REGISTRY_URL", "SCHEMA_SUBJECT_STRATEGY", "SCHEMA_COMPATIBILITY"):
+        assert env[name] == config[name], name
+    assert env["SCHEMA_COMPATIBILITY"] == answers["schema_compatibility"]
+    assert env["SCHEMA_SUBJECT_STRATEGY"] == answers["schema_subject_strategy"]
+    # The command exists in the generated service.
+    main_py = (project / "src" / answers["package_name"] / "__main__.py").read_text()
+    assert '["schemas"]' in main_py
+    off = helm_template(helm, project, "--set", "schemaRegistry.registerSchemas=false")
+    assert not of_kind(off, "Job")
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_pods_stop_within_their_grace_period(
+    variant: str, checked: tuple[Path, subprocess.CompletedProcess[str], dict[str, Any]], helm: str
+) -> None:
+    out, _, _ = checked
+    project = out / variant
+    values = yaml.safe_load((chart_of(project) / "values.yaml").read_text())
+    timeouts = values["timeouts"]
+    # The chart's defaults are the service's own.
+    assert timeouts["publishSeconds"] == settings_default(project, "publish_timeout_seconds")
+    assert timeouts["readySeconds"] == settings_default(project, "ready_timeout_seconds")
+    assert timeouts["shutdownSeconds"] == settings_default(project, "shutdown_timeout_seconds")
+    for shutdown in (timeouts["shutdownSeconds"], 60):
+        resources = helm_template(helm, project, "--set", f"timeouts.shutdownSeconds={shutdown}")
+        config = only(resources, "ConfigMap")["data"]
+        assert config["SHUTDOWN_TIMEOUT_SECONDS"] == str(shutdown)
+        assert config["PUBLISH_TIMEOUT_SECONDS"] == str(timeouts["publishSeconds"])
+        pod = only(resources, "Deployment")["spec"]["template"]["spec"]
+        sleep = container(only(resources, "Deployment"))["lifecycle"]["preStop"]["sleep"]["seconds"]
+        assert 0 < sleep <= 10, "a short drain before SIGTERM"
+        # The preStop sleep counts against the grace period; then the POSTs in flight, then the stop steps
+        # (message in hand, settling the consumer, flushing the producer), each bounded by the shutdown timeout.
+        needed = sleep + timeouts["publishSeconds"] + 3 * shutdown
+        assert pod["terminationGracePeriodSeconds"] > needed
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_probes_wait_for_the_services_answer_and_drains_are_not_blocked(
+    variant: str, checked: tuple[Path, subprocess.CompletedProcess[str], dict[str, Any]], helm: str
+) -> None:
+    out, _, _ = checked
+    project = out / variant
+    answers = answers_of(project)
+    resources = helm_template(helm, project)
+    main = container(only(resources, "Deployment"))
+    ready_timeout = float(only(resources, "ConfigMap")["data"]["READY_TIMEOUT_SECONDS"])
+    # GET /health/ready answers within twice READY_TIMEOUT_SECONDS (api/health.py); the probe waits longer.
+    health = (project / "src" / answers["package_name"] / "api" / "health.py").read_text()
+    assert "asyncio.timeout(2 * bound)" in health
+    assert main["readinessProbe"]["timeoutSeconds"] > 2 * ready_timeout
+    assert main["readinessProbe"]["httpGet"]["path"] == "/health/ready"
+    # Liveness fails when the consumer died (tests/unit/test_health.py in the project shows it).
+    assert main["livenessProbe"]["httpGet"]["path"] == "/health/live"
+    assert "not runner.running" in health
+    assert only(resources, "PodDisruptionBudget")["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_production_controllers_and_brokers_spread_over_zones(
+    variant: str, checked: tuple[Path, subprocess.CompletedProcess[str], dict[str, Any]]
+) -> None:
+    out, _, _ = checked
+    cluster = answers_of(out / variant)["kafka_cluster"]
+    pools = strimzi_docs(out / variant, "production/kafka-node-pools.yaml")
+    assert {tuple(pool["spec"]["roles"]) for pool in pools} == {("controller",), ("broker",)}
+    for pool in pools:
+        name = pool["metadata"]["name"]
+        assert pool["metadata"]["labels"]["strimzi.io/cluster"] == cluster
+        assert pool["spec"]["replicas"] >= 3
+        constraints = pool["spec"]["template"]["pod"]["topologySpreadConstraints"]
+        (zone,) = [c for c in constraints if c["topologyKey"] == "topology.kubernetes.io/zone"]
+        assert zone["whenUnsatisfiable"] == "DoNotSchedule", name
+        assert zone["maxSkew"] == 1
+        # Strimzi labels each pod with its pool: the spread counts this pool's pods only.
+        assert zone["labelSelector"]["matchLabels"] == {"strimzi.io/cluster": cluster, "strimzi.io/pool-name": name}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_the_image_build_has_a_lock_file_to_build_from(
+    variant: str, checked: tuple[Path, subprocess.CompletedProcess[str], dict[str, Any]]
+) -> None:
+    out, _, _ = checked
+    project = out / variant
+    dockerfile = (project / "Dockerfile").read_text()
+    assert "uv sync --frozen" in dockerfile
+    assert "source=uv.lock" in dockerfile
+    assert "!uv.lock" in (project / ".dockerignore").read_text().splitlines()
+    assert "uv.lock" not in (project / ".gitignore").read_text()
+    # The generated README makes the lock before the image, and says to commit it.
+    readme = (project / "README.md").read_text()
+    assert readme.index("uv lock") < readme.index("docker build")
+    assert "commit `uv.lock`" in readme
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_make_worker_runs_against_the_local_stack(
+    variant: str, checked: tuple[Path, subprocess.CompletedProcess[str], dict[str, Any]]
+) -> None:
+    out, _, _ = checked
+    project = out / variant
+    package = answers_of(project)["package_name"]
+    makefile = (project / "Makefile").read_text()
+    match = re.search(r"^worker:.*\n((?:\t.*\n)+)", makefile, re.MULTILINE)
+    assert match, "no `worker` target"
+    recipe = match.group(1)
+    assert ".stack.env" in recipe
+    assert f"python -m {package} worker" in recipe
+    proc = subprocess.run(["make", "-n", "worker"], cwd=project, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_named_templates_carry_the_charts_name(
+    variant: str, checked: tuple[Path, subprocess.CompletedProcess[str], dict[str, Any]]
+) -> None:
+    out, _, _ = checked
+    chart = chart_of(out / variant)
+    defined = set(re.findall(r'define "([^"]+)"', (chart / "templates" / "_helpers.tpl").read_text()))
+    assert defined
+    assert all(name.startswith(chart.name + ".") for name in defined), defined
+    for template in (chart / "templates").iterdir():
+        used = set(re.findall(r'(?:include|template) "([^"]+)"', template.read_text()))
+        assert used <= defined, (template.name, used - defined)
+
+
+def test_two_generated_charts_live_in_one_umbrella_chart(
+    checked: tuple[Path, subprocess.CompletedProcess[str], dict[str, Any]], helm: str, tmp_path: Path
+) -> None:
+    out, _, _ = checked
+    charts = {chart_of(out / variant).name: chart_of(out / variant) for variant in VARIANTS}
+    assert len(charts) >= 2, "the variants' charts need distinct names"
+    umbrella = tmp_path / "umbrella"
+    (umbrella / "charts").mkdir(parents=True)
+    (umbrella / "Chart.yaml").write_text(
+        yaml.safe_dump({"apiVersion": "v2", "name": "umbrella", "version": "0.1.0", "type": "application"})
+    )
+    for name, chart in charts.items():
+        shutil.copytree(chart, umbrella / "charts" / name)
+    proc = subprocess.run(
+        [helm, "template", "shop", str(umbrella), "--api-versions", "keda.sh/v1alpha1"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    deployments = [d for d in yaml.safe_load_all(proc.stdout) if d and d["kind"] == "Deployment"]
+    # Each subchart renders with its own helpers: its own name, selector and image.
+    assert sorted(d["metadata"]["name"] for d in deployments) == sorted(f"shop-{name}" for name in charts)
+    for deployment in deployments:
+        name = deployment["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"]
+        assert deployment["metadata"]["name"] == f"shop-{name}"
+        assert container(deployment)["image"].startswith(f"{name}:")
+
+
+def test_the_cluster_name_and_kafka_version_are_one_value_each(tmp_path: Path, helm: str) -> None:
+    from tools.render import render, variant_answers
+
+    project = render({**variant_answers(VARIANTS[0]), "kafka_cluster": "orders-kafka"}, tmp_path / "project")
+    strimzi = project / "deploy" / "strimzi"
+    for path in sorted(strimzi.rglob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc["kind"] == "Kafka":
+                assert doc["metadata"]["name"] == "orders-kafka"
+            elif doc and doc["kind"].startswith("Kafka"):
+                assert doc["metadata"]["labels"]["strimzi.io/cluster"] == "orders-kafka", path
+    text = "\n".join(p.read_text() for p in sorted(strimzi.rglob("*")) if p.is_file())
+    assert "events-" not in text.replace("registry-events", "")
+    assert "orders-kafka-kafka-bootstrap:9093" in text
+    assert "orders-kafka-cluster-ca-cert" in text
+    resources = helm_template(helm, project, "--api-versions", "keda.sh/v1alpha1")
+    assert only(resources, "ConfigMap")["data"]["KAFKA_BOOTSTRAP_SERVERS"].startswith("orders-kafka-kafka-bootstrap.")
+    volumes = only(resources, "Deployment")["spec"]["template"]["spec"]["volumes"]
+    assert {"secretName": "orders-kafka-cluster-ca-cert"}.items() <= volumes[-1]["secret"].items()
+    # Both cluster profiles run the Kafka version the local stack runs, which the tests prove against.
+    versions = {
+        doc["spec"]["kafka"]["version"]
+        for profile in ("dev", "production")
+        for doc in strimzi_docs(project, f"{profile}/kafka.yaml")
+    }
+    stack = (project / "scripts" / "kafka_stack.py").read_text()
+    (stack_version,) = re.findall(r'^KAFKA_VERSION = "([^"]+)"', stack, re.MULTILINE)
+    assert versions == {stack_version}
+
+
+def test_the_spec_docs_error_example_is_the_validators_message(tmp_path: Path) -> None:
+    from tools.render import render, variant_answers
+
+    docs = (REPO / "docs" / "spec.md").read_text()
+    (example,) = re.findall(r"A bad spec is refused.*?``(.+?)``", docs, re.DOTALL)
+    answers = variant_answers("default")
+    spec = yaml.safe_load(
+        """
+        consumer_group: g
+        topics:
+          - name: things
+            key: id
+            events:
+              - name: ThingMade
+                fields: [{name: name, type: string}]
+        """
+    )
+    with pytest.raises(ValueError, match="Validation error") as error:
+        render({**answers, "spec": spec}, tmp_path / "project")
+    assert " ".join(example.split()) in " ".join(str(error.value).split())
+
+
+def curl_example(readme: str) -> tuple[str, dict[str, Any], str]:
+    """The POST route, its JSON body and the GET path of a README's curl example."""
+    (post,) = re.findall(r"curl -i -X POST http://127\.0\.0\.1:8000(/\S+) ", readme)
+    (body,) = re.findall(r"-d '(\{.*\})'", readme)
+    (get,) = re.findall(r"^curl http://127\.0\.0\.1:8000(/\S+)", readme, re.MULTILINE)
+    return post, json.loads(body), get
+
+
+def check_curl_example(readme: str, spec: dict[str, Any]) -> None:
+    post, body, get = curl_example(readme)
+    (topic,) = [t for t in spec["topics"] if t.get("route") == post]
+    (event,) = [e for e in topic["events"] if e["name"] == body["type"]]
+    required = {f["name"] for f in event["fields"] if not f.get("optional")}
+    assert set(body) - {"type"} == required, "the body holds the event's required fields and its type"
+    assert get == f"{post}/{body[topic['key']]}", "GET reads back the key just posted"
+
+
+def test_the_readmes_curl_example_fits_the_default_spec() -> None:
+    readme = (REPO / "README.md").read_text()
+    use_it = readme[readme.index("## Use it") : readme.index("## Work on it")]
+    copier = yaml.safe_load((REPO / "copier.yml").read_text())
+    check_curl_example(use_it, yaml.safe_load(copier["spec"]["default"]))
+    assert "--defaults" in use_it
+    assert "uvx copier" in use_it
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_the_generated_readmes_curl_example_fits_its_spec(
+    variant: str, checked: tuple[Path, subprocess.CompletedProcess[str], dict[str, Any]]
+) -> None:
+    out, _, _ = checked
+    project = out / variant
+    check_curl_example((project / "README.md").read_text(), answers_of(project)["spec"])

@@ -70,8 +70,11 @@ STRIMZI_CLASSES = {
     "KafkaConnector": "io.strimzi.api.kafka.model.connector.KafkaConnector",
 }
 # Value sets under which the chart is rendered, so that every template is validated at least once.
+# The chart renders its ScaledObject only where the cluster serves KEDA's API: "defaults" says it does, so that
+# the ScaledObject is validated; "defaults-without-keda" does not, as on a cluster without KEDA.
 HELM_VALUE_SETS = {
-    "defaults": [],
+    "defaults": ["--api-versions", "keda.sh/v1alpha1"],
+    "defaults-without-keda": [],
     "hpa-servicemonitor": ["--set", "autoscaling.mode=hpa", "--set", "serviceMonitor.enabled=true"],
     "none-plaintext": [
         "--set",
