@@ -44,7 +44,7 @@ def test_update_merges_a_template_change_and_keeps_user_edits(
         monkeypatch.setenv(name, value)
 
     project = tmp_path / "project"
-    run_copy(str(template_repo), str(project), defaults=True, vcs_ref="1.0.0", quiet=True, unsafe=False)
+    run_copy(str(template_repo), str(project), defaults=True, vcs_ref="1.0.0", quiet=True, unsafe=True)
     git(project, "init", "--quiet")
     git(project, "add", "-A")
     git(project, "commit", "--quiet", "-m", "generated")
@@ -61,7 +61,7 @@ def test_update_merges_a_template_change_and_keeps_user_edits(
     git(template_repo, "commit", "--quiet", "-am", "improve the README")
     git(template_repo, "tag", "1.1.0")
 
-    run_update(str(project), defaults=True, overwrite=True, quiet=True, unsafe=False, vcs_ref="1.1.0")
+    run_update(str(project), defaults=True, overwrite=True, quiet=True, unsafe=True, vcs_ref="1.1.0")
 
     assert "A template improvement." in (project / "README.md").read_text()
     assert user_logic in handlers.read_text()
