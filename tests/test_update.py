@@ -105,7 +105,7 @@ def field_names(schema: dict[str, Any]) -> list[str]:
 def test_a_new_event_and_an_optional_field_regenerate_and_keep_the_handlers(project: Path) -> None:
     def change(spec: dict[str, Any]) -> None:
         event(spec, "TaskCreated")["fields"].append(
-            {"name": "priority", "type": "int", "optional": True, "doc": "Higher runs sooner, when given."}
+            {"name": "due_in_seconds", "type": "int", "optional": True, "doc": "How soon it is due, when known."}
         )
         spec["topics"][0]["events"].append(
             {
@@ -121,9 +121,9 @@ def test_a_new_event_and_an_optional_field_regenerate_and_keep_the_handlers(proj
     handlers = project / "src" / "agent_tasks" / "handlers.py"
     assert USER_LOGIC in handlers.read_text(), "the user's handler survives"
     models = (project / "src" / "agent_tasks" / "events" / "models.py").read_text()
-    assert 'priority: int | None = Field(default=None, description="Higher runs sooner, when given.")' in models
+    assert 'due_in_seconds: int | None = Field(default=None, description="How soon it is due, when known.")' in models
     assert "class TaskCancelled(Event):" in models
-    assert "priority" in field_names(avsc(project, "TaskCreated"))
+    assert "due_in_seconds" in field_names(avsc(project, "TaskCreated"))
     assert field_names(avsc(project, "TaskCancelled"))[-2:] == ["task_id", "reason"]
     assert "on_task_cancelled" in (project / "src" / "agent_tasks" / "dispatch.py").read_text()
     assert "TaskCancelled" in (project / ".copier-answers.yml").read_text()
