@@ -29,8 +29,10 @@ COPIER = [sys.executable, "-m", "copier"]
 USER_LOGIC = '        log.warning("paging on-call for %s", event.task_id)  # the team\'s own logic\n'
 
 
-def run(cwd: Path, *command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"} | GIT_IDENTITY
+def run(
+    cwd: Path, *command: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"} | GIT_IDENTITY | (env or {})
     result = subprocess.run(command, cwd=cwd, env=environment, capture_output=True, text=True)
     if check:
         assert result.returncode == 0, (
@@ -181,12 +183,7 @@ def test_a_breaking_change_regenerates_and_the_released_schema_check_refuses_it(
     git(project, "add", "-A")
     git(project, "commit", "--quiet", "-m", "release 1.0")
 
-    def change(spec: dict[str, Any]) -> None:
-        attempt = next(f for f in event(spec, "TaskStarted")["fields"] if f["name"] == "attempt")
-        attempt["type"] = "string"
-        event(spec, "TaskCreated")["fields"].append({"name": "deadline", "type": "timestamp"})
-
-    change_spec(project, change)
+    change_spec(project, break_schemas)
 
     assert_merged_cleanly(project)
     assert avsc(project, "TaskStarted")["fields"][-1] == {
@@ -206,6 +203,28 @@ def test_a_breaking_change_regenerates_and_the_released_schema_check_refuses_it(
     assert (
         "agent.tasks-agent_tasks.events.TaskCreated: BACKWARD broken: field `deadline` was added without a default"
     ) in output, output
+
+
+def break_schemas(spec: dict[str, Any]) -> None:
+    """A field's type changed, and a required field added without a default."""
+    attempt = next(f for f in event(spec, "TaskStarted")["fields"] if f["name"] == "attempt")
+    attempt["type"] = "string"
+    event(spec, "TaskCreated")["fields"].append({"name": "deadline", "type": "timestamp"})
+
+
+def test_a_breaking_change_is_refused_by_the_live_registry(project: Path, stack_settings: dict[str, str]) -> None:
+    run(project, "uv", "sync", "--quiet")
+    run(project, "make", "schema-register", env=stack_settings)
+
+    change_spec(project, break_schemas)
+
+    refused = run(project, "make", "schema-check", check=False, env=stack_settings)
+    output = refused.stdout + refused.stderr
+    assert refused.returncode != 0, output
+    assert "agent.tasks-agent_tasks.events.TaskStarted" in output, output
+    assert "attempt" in output, output
+    assert "agent.tasks-agent_tasks.events.TaskCreated" in output, output
+    assert "deadline" in output, output
 
 
 def test_a_template_change_and_a_user_edit_in_one_file_merge_three_ways(
