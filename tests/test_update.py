@@ -215,6 +215,8 @@ def break_schemas(spec: dict[str, Any]) -> None:
 def test_a_breaking_change_is_refused_by_the_live_registry(project: Path, stack_settings: dict[str, str]) -> None:
     run(project, "uv", "sync", "--quiet")
     run(project, "make", "schema-register", env=stack_settings)
+    git(project, "add", "-A")  # uv.lock
+    git(project, "commit", "--quiet", "-m", "lock")
 
     change_spec(project, break_schemas)
 
