@@ -58,9 +58,6 @@ ENVELOPE: tuple[dict[str, Any], ...] = (
 )
 RESERVED: tuple[str, ...] = (*(field["name"] for field in ENVELOPE), "type")
 
-MAX_EVENT_TYPES = 40
-"""Schema files are slots in the template (template/schemas/), one per event type."""
-
 
 def _rule(pattern: str, advice: str) -> Any:
     """A string that must match `pattern`; else the problem is `advice`."""
@@ -211,11 +208,6 @@ class Spec(_Strict):
                     f"e.g. emits_to: {example}.",
                     loc=f"topics[{t}].emits_to",
                 )
-        if len(events) > MAX_EVENT_TYPES:
-            raise _problem(
-                f"{len(events)} event types, but one service holds at most {MAX_EVENT_TYPES} "
-                "(one Avro schema file each); split the spec into two services."
-            )
         return self
 
 
@@ -409,7 +401,6 @@ def derive(spec: Spec, package_name: str) -> dict[str, Any]:
         "reserved": list(RESERVED),
         "avro_namespace": namespace,
         "records": records,
-        "record_files": [record["file"] for record in records],
     }
 
 
