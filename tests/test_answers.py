@@ -185,3 +185,11 @@ def test_a_valid_minimal_spec_renders(tmp_path: Path) -> None:
     catalog = (dest / "src" / "things" / "events" / "catalog.py").read_text()
     assert 'name="things"' in catalog
     assert "ThingHappened" in catalog
+
+
+def test_the_template_asks_for_trust_to_run_its_spec_extension(tmp_path: Path) -> None:
+    from copier import run_copy
+
+    with pytest.raises(Exception, match="--trust") as refused:
+        run_copy(str(REPO), str(tmp_path / "out"), defaults=True, vcs_ref="HEAD", quiet=True, unsafe=False)
+    assert "jinja_extensions" in str(refused.value)
