@@ -1,7 +1,7 @@
 """The `spec` answer as a typed model: validation with advice, and the derived `model` the templates render from.
 
 Copier loads this file through `_jinja_extensions` (copier-template-extensions resolves the path), which makes
-the template need trust: `copier copy --trust` / `copier update --trust`. It adds two filters:
+the template need trust: `copier copy --trust` / `copier update --trust`. It adds three filters:
 
     {{ spec | spec_problems }}               the problems, one a line, or "" when the spec is valid
     {{ spec | spec_model(package_name) }}    the normalised model as JSON (names in every casing, types per language)
@@ -411,6 +411,12 @@ class SpecExtension(Extension):
         super().__init__(environment)
         environment.filters["spec_problems"] = lambda spec: "\n".join(problems(spec))
         environment.filters["spec_model"] = self._model
+        environment.filters["spec_consumes"] = self._consumes
+
+    @staticmethod
+    def _consumes(spec: Any) -> bool:
+        """Whether the service consumes a topic (an invalid spec counts as consuming: it is refused anyway)."""
+        return bool(problems(spec)) or any(topic.consumed for topic in Spec.model_validate(spec).topics)
 
     @staticmethod
     def _model(spec: Any, package_name: str) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from extensions.spec import FIELD_TYPES, RESERVED, TypeName, derive, parse, problems
+from extensions.spec import FIELD_TYPES, RESERVED, SpecExtension, TypeName, derive, parse, problems
 from tools.render import REPO, render, variant_answers, variant_names
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -157,6 +157,12 @@ def test_the_model_fills_in_defaults_and_casings() -> None:
     assert [record["file"] for record in model["records"]] == ["things.events.ThingHappened.avsc"]
     fields = model["records"][0]["schema"]["fields"]
     assert [field["name"] for field in fields] == ["event_id", "occurred_at", "thing_id"]
+
+
+def test_only_a_consumer_is_asked_for_a_delivery_guarantee() -> None:
+    assert SpecExtension._consumes(SPEC)
+    assert not SpecExtension._consumes(variant_answers("producer-only")["spec"])
+    assert derive(parse(variant_answers("producer-only")["spec"]), "intake")["consumes"] is False
 
 
 def test_the_exactly_once_variant_as_it_stood_is_refused_naming_the_unknown_key(tmp_path: Path) -> None:
