@@ -193,6 +193,7 @@ def test_a_valid_minimal_spec_renders(tmp_path: Path) -> None:
     assert "ThingHappened" in catalog
 
 
+@pytest.mark.filterwarnings("ignore:Dirty template changes")
 def test_the_template_asks_for_trust_to_run_its_spec_extension(tmp_path: Path) -> None:
     from copier import run_copy
 
