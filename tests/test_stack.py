@@ -213,7 +213,7 @@ def stacks_under(root: Path) -> set[tuple[str, str]]:
     found: set[tuple[str, str]] = set()
     for cmdline_file in Path("/proc").glob("[0-9]*/cmdline"):
         try:
-            args = cmdline_file.read_bytes().decode(errors="replace").split("\0")
+            args = cmdline_file.read_bytes().rstrip(b"\0").decode(errors="replace").split("\0")
         except OSError:
             continue
         for arg in args:
