@@ -48,6 +48,7 @@ def bin_dir() -> Path:
         raise ToolError("apt knows no `prometheus` package")
     target = CACHE / f"{PACKAGE}-{re.sub(r'[^A-Za-z0-9.+-]', '_', version)}"
     with tempfile.TemporaryDirectory() as download:
+        os.chmod(download, 0o755)  # apt drops to its own user to write the download
         subprocess.run(["apt-get", "download", "-qq", f"{PACKAGE}={version}"], cwd=download, check=True)
         (deb,) = Path(download).glob("*.deb")
         unpacked = Path(download) / "root"
