@@ -157,8 +157,8 @@ import httpx
 import uvicorn
 
 from {package}.app import create_app
+from {package}.dispatch import Dispatcher
 from {package}.events.catalog import CONSUMED_TOPICS
-from {package}.handlers import EventHandlers
 from {package}.settings import Settings
 from tests.samples import ROUTES, sample_event
 
@@ -168,7 +168,7 @@ async def slow(self, topic, event):
     return []
 
 
-EventHandlers.__call__ = slow
+Dispatcher.__call__ = slow
 
 
 async def main(port: int, group: str) -> None:
