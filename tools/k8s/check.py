@@ -89,6 +89,16 @@ HELM_VALUE_SETS = {
         "podDisruptionBudget.enabled=false",
     ],
 }
+# Value sets for charts that have the key they name in values.yaml (a service that consumes has a worker).
+HELM_VALUE_SETS_IF = {
+    "worker": (
+        "worker",
+        [
+            *("--api-versions", "keda.sh/v1alpha1", "--set", "worker.enabled=true"),
+            *("--set", "serviceMonitor.enabled=true", "--set", "tracing.otlpEndpoint=http://otel-collector:4318"),
+        ],
+    ),
+}
 
 
 class SetupError(Exception):
@@ -410,7 +420,9 @@ def check_project(project: Path, tools: dict[str, Any]) -> dict[str, Any]:
             lint = run([tools["helm"], "lint", "--strict", str(chart)], check=False)
             if lint.returncode != 0:
                 result["errors"].append(f"helm lint {chart}:\n{lint.stdout}{lint.stderr}")
-            for label, args in HELM_VALUE_SETS.items():
+            values = yaml.safe_load((chart / "values.yaml").read_text())
+            extra = {label: args for label, (key, args) in HELM_VALUE_SETS_IF.items() if key in values}
+            for label, args in {**HELM_VALUE_SETS, **extra}.items():
                 rendered = run([tools["helm"], "template", chart.name, str(chart), *args], check=False)
                 if rendered.returncode != 0:
                     result["errors"].append(f"helm template {chart} ({label}):\n{rendered.stderr}")
