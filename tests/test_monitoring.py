@@ -99,6 +99,36 @@ def test_the_prometheusrule_carries_exactly_the_rule_file(rendered: Callable[[st
     assert rule["spec"] == yaml.safe_load((monitoring / "alerts.rules.yml").read_text())
 
 
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_alert_links_a_runbook_section_that_names_a_doctor_command(
+    rendered: Callable[[str], Path], variant: str
+) -> None:
+    project = rendered(variant)
+    runbook = (project / "RUNBOOK.md").read_text()
+    alert_part = runbook.split("\n## Alerts\n", 1)[1].split("\n## ", 1)[0]
+    sections = dict(re.findall(r"^### (\w+)\n(.*?)(?=^#|\Z)", alert_part, flags=re.MULTILINE | re.DOTALL))
+    for rule in alerts(project):
+        name = rule["alert"]
+        assert rule["annotations"]["runbook"] == f"RUNBOOK.md#{name.lower()}"
+        assert name in sections, f"RUNBOOK.md has no section for {name}"
+        for part in ("**Means:**", "**Run:**", "**Fix:**"):
+            assert part in sections[name], f"{name}: no {part}"
+    names = {rule["alert"] for rule in alerts(project)}
+    assert set(sections) == names, "a section for every alert, and only for the alerts this service has"
+    doctor = [section for section in sections.values() if "doctor" in section]
+    assert len(doctor) >= len(names) - 1, "nearly every alert is diagnosed with doctor"
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_the_runbooks_producer_settings_are_the_services(rendered: Callable[[str], Path], variant: str) -> None:
+    project = rendered(variant)
+    (producer,) = project.glob("src/*/kafka/producer.py")
+    acks = re.search(r"acks=(\S+),", producer.read_text())
+    assert acks is not None
+    expected = acks.group(1).strip('"')
+    assert f"| `acks` | `{expected}` |" in (project / "RUNBOOK.md").read_text()
+
+
 def dashboard_queries(project: Path) -> list[str]:
     dashboard = json.loads((project / "deploy" / "monitoring" / "grafana-dashboard.json").read_text())
     return [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
