@@ -11,6 +11,7 @@ from aiokafka.errors import KafkaError
 from ..events.catalog import topic_for
 from ..events.models import Event
 from ..events.serde import EventSerde
+from ..observability import metrics
 from ..settings import Settings
 from .connection import connection_options
 
@@ -78,6 +79,7 @@ async def send_event(
     delivery: asyncio.Future[Any] = await producer.send(
         topic.name, value, key=topic.key_of(event), headers=event_headers(event, cause)
     )
+    metrics.sending(topic.name, delivery)
     return delivery
 
 
