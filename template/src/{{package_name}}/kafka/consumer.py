@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
+from .. import correlation
 from ..events.catalog import CONSUMED_TOPICS, Topic, topic_named
 from ..events.models import Event
 from ..events.serde import DeserializationError, EventSerde, RegistryUnavailableError
@@ -160,6 +161,7 @@ class ConsumerRunner:
     async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> Handled | Failed:
         """Decode and handle one record, retrying a failing handler with exponential backoff."""
         topic = topic_named(record.topic)
+        correlation.adopt(record.headers)  # the handler's logs and what it emits continue the record's work
         try:
             event = await self._decode(topic, record)
         except DeserializationError as poison:
