@@ -133,7 +133,46 @@ def expected_acls(answers: dict[str, Any]) -> set[tuple[str, str, str, frozenset
         grant("group", answers["spec"]["consumer_group"], "literal", "Read")
     if answers.get("delivery_guarantee") == "exactly-once":  # not asked when nothing is consumed
         grant("transactionalId", answers["k8s_name"] + "-", "prefix", "Write", "Describe")
+    for kind, name, pattern, ops in pattern_acls(answers):
+        grant(kind, name, pattern, *ops)
     return {(*key, frozenset(ops)) for key, ops in operations.items()}
+
+
+def pattern_topics(answers: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The topics the chosen patterns add, by name, with the config each must have."""
+    spec, chosen = answers["spec"], answers.get("patterns") or []
+    topics: dict[str, dict[str, Any]] = {}
+    if "fanout" in chosen:
+        for channel in spec["fanout"]["channels"]:
+            topics[f"{spec['fanout']['topic']}.{channel}.dlq"] = {}
+    if "audit" in chosen:
+        audit = spec.get("audit") or {}
+        name = audit.get("topic") or spec["topics"][0]["name"] + ".audit"
+        days = audit.get("retention_days")
+        # Append-only: deleted by age only (forever by default), never compacted.
+        topics[name] = {"cleanup.policy": "delete", "retention.ms": days * 86_400_000 if days else -1}
+        topics[name + ".intake"] = {}
+    return topics
+
+
+def pattern_acls(answers: dict[str, Any]) -> list[tuple[str, str, str, tuple[str, ...]]]:
+    """What the chosen patterns do: each fan-out channel reads the topic in its own group and writes its DLQ; the
+    audit sealer reads the intake in its group and appends to the log under its own transactional ids."""
+    spec, chosen = answers["spec"], answers.get("patterns") or []
+    acls: list[tuple[str, str, str, tuple[str, ...]]] = []
+    if "fanout" in chosen:
+        acls.append(("topic", spec["fanout"]["topic"], "literal", ("Read", "Describe")))
+        for channel in spec["fanout"]["channels"]:
+            acls.append(("group", f"{spec['consumer_group']}.{channel}", "literal", ("Read",)))
+            acls.append(("topic", f"{spec['fanout']['topic']}.{channel}.dlq", "literal", ("Write", "Describe")))
+    if "audit" in chosen:
+        audit = spec.get("audit") or {}
+        name = audit.get("topic") or spec["topics"][0]["name"] + ".audit"
+        acls.append(("topic", name + ".intake", "literal", ("Read", "Write", "Describe")))
+        acls.append(("topic", name, "literal", ("Read", "Write", "Describe")))
+        acls.append(("group", f"{spec['consumer_group']}.audit-sealer", "literal", ("Read",)))
+        acls.append(("transactionalId", answers["k8s_name"] + "-audit-sealer-", "prefix", ("Write", "Describe")))
+    return acls
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -160,7 +199,10 @@ def test_kafka_user_acls_are_exactly_what_the_service_uses(
     assert set(rendered) == expected_acls(answers)
     readable = {name for kind, name, _, ops in rendered if kind == "topic" and "Read" in ops}
     consumed = {topic["name"] for topic in answers["spec"]["topics"] if topic.get("consumed", True)}
-    assert readable == consumed, "Read only on the consumed topics: never on a DLQ or a topic only produced"
+    read_by_patterns = {name for kind, name, _, ops in pattern_acls(answers) if kind == "topic" and "Read" in ops}
+    assert readable == consumed | read_by_patterns, (
+        "Read only on what is consumed: never on a DLQ or a topic only produced"
+    )
     for acl in user["spec"]["authorization"]["acls"]:
         assert acl.get("type", "allow") == "allow"
         assert "host" not in acl
@@ -168,7 +210,13 @@ def test_kafka_user_acls_are_exactly_what_the_service_uses(
     # The KafkaTopics are the same topics, and the chart autoscales on the consumed ones.
     topics = list(yaml.safe_load_all((project / "deploy" / "strimzi" / "base" / "kafka-topics.yaml").read_text()))
     names = {t["name"] for t in answers["spec"]["topics"]}
-    assert {t["spec"]["topicName"] for t in topics} == names | {n + ".dlq" for n in names}
+    assert {t["spec"]["topicName"] for t in topics} == names | {n + ".dlq" for n in names} | set(
+        pattern_topics(answers)
+    )
+    by_name = {t["spec"]["topicName"]: t for t in topics}
+    for name, config in pattern_topics(answers).items():
+        assert config.items() <= by_name[name]["spec"]["config"].items(), name
+        assert "compact" not in str(by_name[name]["spec"]["config"].get("cleanup.policy", "")), name
     (values_file,) = project.glob("deploy/helm/*/values.yaml")
     values = yaml.safe_load(values_file.read_text())
     assert values["kafka"]["user"] == answers["k8s_name"]
@@ -700,3 +748,49 @@ def test_the_monitoring_manifests_are_validated(
     (project,) = [r for r in report["results"] if Path(r["project"]).name == variant]
     assert project["kinds"].get("PrometheusRule") == 1, project["kinds"]
     assert project["kinds"].get("PodMonitor", 0) >= 1, "the brokers' PodMonitor in deploy/monitoring"
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_each_pattern_process_has_a_deployment_that_no_other_object_selects(
+    variant: str, checked: tuple[Path, subprocess.CompletedProcess[str], dict[str, Any]], helm: str
+) -> None:
+    out, _, _ = checked
+    project = out / variant
+    answers = answers_of(project)
+    chosen = answers.get("patterns") or []
+    resources = helm_template(helm, project)
+    deployments = {doc["metadata"]["name"]: doc for doc in of_kind(resources, "Deployment")}
+    expected: dict[str, list[str]] = {}
+    if "fanout" in chosen:
+        for channel in answers["spec"]["fanout"]["channels"]:
+            expected[f"fanout-{channel}"] = ["fanout", channel]
+    if "audit" in chosen:
+        expected["audit-sealer"] = ["audit", "seal"]
+    patterned = {
+        doc["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/component"): doc
+        for doc in deployments.values()
+        if doc["spec"]["template"]["metadata"]["labels"]
+        .get("app.kubernetes.io/component", "")
+        .startswith(("fanout-", "audit-"))
+    }
+    assert set(patterned) == set(expected), "one Deployment per channel and one for the sealer, none for unchosen"
+    for component, args in expected.items():
+        main = container(patterned[component])
+        assert main["command"] == [
+            "python",
+            "-m",
+            answers.get("package_name") or answers["project_name"].replace("-", "_"),
+        ]
+        assert main["args"] == args
+        assert "ports" not in main, "no HTTP in a pattern's process"
+        env = {item["name"]: item for item in main.get("env", [])}
+        assert ("AUDIT_CHAIN_KEY" in env) == (component == "audit-sealer"), "only the sealer holds the chain key"
+    pod_labels = [doc["spec"]["template"]["metadata"]["labels"] for doc in patterned.values()]
+    for doc in resources.values():
+        selector: Any = (doc.get("spec") or {}).get("selector")
+        if isinstance(selector, dict) and "matchLabels" in selector:  # Deployment, PodDisruptionBudget
+            selector = selector["matchLabels"]
+        if not isinstance(selector, dict) or doc in patterned.values():
+            continue
+        for labels in pod_labels:
+            assert not selector.items() <= labels.items(), f"{doc['kind']}/{doc['metadata']['name']} selects {labels}"

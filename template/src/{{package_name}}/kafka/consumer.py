@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
+from .. import correlation
 from ..events.catalog import CONSUMED_TOPICS, Topic, topic_named
 from ..events.models import Event
 from ..events.serde import DeserializationError, EventSerde, RegistryUnavailableError
@@ -163,6 +164,7 @@ class ConsumerRunner:
         """Decode and handle one record, retrying a failing handler with exponential backoff."""
         topic = topic_named(record.topic)
         tracing.continue_trace(record.headers)
+        correlation.adopt(record.headers)  # the handler's logs and what it emits continue the record's work
         try:
             event = await self._decode(topic, record)
         except DeserializationError as poison:
