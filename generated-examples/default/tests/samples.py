@@ -11,6 +11,7 @@ from agent_tasks.events.catalog import Topic
 from agent_tasks.events.models import Event
 
 _ENVELOPE = {"event_id", "occurred_at", "type"}
+"""Set by the service on every event; the spec reserves these names."""
 
 ROUTES = {
     "agent.tasks": "/tasks",

@@ -11,6 +11,7 @@ from task_ledger.events.catalog import Topic
 from task_ledger.events.models import Event
 
 _ENVELOPE = {"event_id", "occurred_at", "type"}
+"""Set by the service on every event; the spec reserves these names."""
 
 ROUTES = {
     "agent.tasks": "/tasks",

@@ -11,6 +11,7 @@ from notifier.events.catalog import Topic
 from notifier.events.models import Event
 
 _ENVELOPE = {"event_id", "occurred_at", "type"}
+"""Set by the service on every event; the spec reserves these names."""
 
 ROUTES = {
     "notifications.requested": "/notifications",

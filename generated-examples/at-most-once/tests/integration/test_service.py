@@ -10,7 +10,7 @@ from task_sampler.events.models import Event
 from task_sampler.handlers import EventHandlers
 from tests.samples import ROUTES, sample_event, unique_key
 
-from .kafka_io import committed_offsets, find_record, produce_raw
+from .kafka_io import committed_offsets, end_offsets, find_record, produce_raw
 from .service import eventually, running_service, service_settings
 
 pytestmark = pytest.mark.integration
@@ -121,3 +121,56 @@ async def test_readiness_reports_each_partitions_lag(kafka_bootstrap: str, uniqu
             return set(lag) == {f"{TOPIC.name}[{p}]" for p in range(TOPIC.partitions)} and set(lag.values()) == {0}
 
         await eventually(caught_up)
+
+
+async def test_a_new_group_works_through_a_backlog_it_did_not_see_arrive(kafka_bootstrap: str, unique: str) -> None:
+    """Records fetched while the group is still being set up are the first a new member sees: none may be lost."""
+    keys = [unique_key(TOPIC) for _ in range(300)]
+    async with running_service(service_settings(kafka_bootstrap, unique, consumer_enabled=False)) as client:
+        for key in keys:
+            response = await client.post(ROUTE, json=sample_event(TOPIC, key=key).model_dump(mode="json"))
+            assert response.status_code == 202, response.text
+    ends = await end_offsets(kafka_bootstrap, TOPIC.name, TOPIC.partitions)
+
+    settings = service_settings(kafka_bootstrap, unique)
+    async with running_service(settings) as client:
+
+        async def every_key_consumed() -> bool:
+            statuses = [(await client.get(f"{ROUTE}/{key}")).status_code for key in keys]
+            return statuses == [200] * len(keys)
+
+        await eventually(every_key_consumed, within=90)
+
+        async def backlog_committed() -> bool:
+            committed = await committed_offsets(kafka_bootstrap, settings.kafka_consumer_group, list(ends))
+            return all(committed[tp] >= end for tp, end in ends.items())
+
+        await eventually(backlog_committed)
+
+
+async def test_a_member_joining_mid_stream_takes_partitions_over_without_losing_events(
+    kafka_bootstrap: str, unique: str
+) -> None:
+    """A second member's join is a real rebalance: partitions move between two live consumers mid-stream."""
+    first_keys = [unique_key(TOPIC) for _ in range(100)]
+    later_keys = [unique_key(TOPIC) for _ in range(100)]
+    settings = service_settings(kafka_bootstrap, unique)
+    async with running_service(settings) as first:
+        for key in first_keys:
+            response = await first.post(ROUTE, json=sample_event(TOPIC, key=key).model_dump(mode="json"))
+            assert response.status_code == 202
+        async with running_service(settings) as second:
+            for key in later_keys:
+                response = await second.post(ROUTE, json=sample_event(TOPIC, key=key).model_dump(mode="json"))
+                assert response.status_code == 202
+
+            async def every_key_consumed_by_one_of_them() -> bool:
+                for key in first_keys + later_keys:
+                    statuses = {(await client.get(f"{ROUTE}/{key}")).status_code for client in (first, second)}
+                    if 200 not in statuses:
+                        return False
+                return True
+
+            await eventually(every_key_consumed_by_one_of_them, within=90)
+            assignments = [(await client.get("/health/ready")).json()["lag"] for client in (first, second)]
+    assert all(assignments), "both members own partitions after the rebalance"

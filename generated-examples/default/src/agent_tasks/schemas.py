@@ -1,14 +1,17 @@
 """The evolution guard: keeps every change to schemas/ readable by the consumers already running.
 
-    python -m PACKAGE.schemas register        # set each subject's compatibility level, register every local schema
-    python -m PACKAGE.schemas check           # ask the registry: is every local schema compatible with its subject?
-    python -m PACKAGE.schemas check-released  # offline: compare schemas/ with schemas/released/ (the last release)
-    python -m PACKAGE.schemas release         # copy schemas/*.avsc into schemas/released/ when cutting a release
+    python -m PACKAGE schemas register        # set each subject's compatibility level, register every local schema
+    python -m PACKAGE schemas check           # ask the registry: is every local schema compatible with its subject?
+    python -m PACKAGE schemas check-released  # offline: compare schemas/ with schemas/released/ (the last release)
+    python -m PACKAGE schemas release         # copy schemas/*.avsc into schemas/released/ when cutting a release
 
-`register` is a deploy step (production turns SCHEMA_AUTO_REGISTER off); `check` and `register` read
-SCHEMA_REGISTRY_URL, SCHEMA_SUBJECT_STRATEGY and SCHEMA_COMPATIBILITY like the service. `check-released` needs no
-registry: it applies Apache Avro's own compatibility checker (the `avro` package) to each schema and its released
-snapshot, so CI catches a breaking change before any registry sees it. Exit status 1 names every broken subject.
+(`python -m PACKAGE.schemas ...` is the same.)
+
+`register` is a deploy step (production turns SCHEMA_AUTO_REGISTER off; the Helm chart runs it in a hook Job);
+`check` and `register` read SCHEMA_REGISTRY_URL, SCHEMA_SUBJECT_STRATEGY and SCHEMA_COMPATIBILITY like the service.
+`check-released` needs no registry: it applies Apache Avro's own compatibility checker (the `avro` package) to each
+schema and its released snapshot, so CI catches a breaking change before any registry sees it. Exit status 1 names
+every broken subject.
 """
 
 import argparse
@@ -177,8 +180,10 @@ async def _with_registry(command: str, settings: Settings) -> list[str]:
         return await (register(settings, registry) if command == "register" else check_registry(settings, registry))
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("command", choices=["register", "check", "check-released", "release"])
     parser.add_argument("--schemas", type=Path, default=None, help="the schema folder (default: schemas/)")
     args = parser.parse_args(argv)

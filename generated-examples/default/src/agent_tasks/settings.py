@@ -64,6 +64,19 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
+    metrics_port: int = Field(
+        default=9464, ge=1, le=65535, description="Where the worker serves /metrics (the web app serves it itself)."
+    )
+    metrics_lag_interval_seconds: float = Field(
+        default=5.0, gt=0, description="How often the consumer lag gauge is refreshed from the broker."
+    )
+
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None,
+        description="An OTLP/HTTP collector (e.g. http://otel-collector:4318); tracing is off while unset.",
+    )
+    otel_service_name: str = Field(default="agent-tasks", description="The service.name of every span.")
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -67,3 +67,13 @@ async def read_topic(
         return records
     finally:
         await consumer.stop()
+
+
+async def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[TopicPartition, int]:
+    """The offset the next record of each partition of `topic` will get."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return dict(await consumer.end_offsets([TopicPartition(topic, p) for p in range(partitions)]))
+    finally:
+        await consumer.stop()

@@ -18,7 +18,7 @@ from confluent_kafka.schema_registry.avro import AsyncAvroDeserializer, AsyncAvr
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from agent_tasks.events.avro import AvroSerde, load_schema
-from agent_tasks.events.catalog import CONSUMED_TOPICS
+from agent_tasks.events.catalog import TOPICS
 from agent_tasks.events.models import Event
 from agent_tasks.events.serde import SchemaRefusedError
 from agent_tasks.schemas import breaks, check_registry, register
@@ -30,7 +30,7 @@ from .service import running_service, service_settings
 
 pytestmark = pytest.mark.integration
 
-TOPIC = CONSUMED_TOPICS[0]
+TOPIC = TOPICS[0]
 EVENT_TYPE = TOPIC.event_types[0]
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 

@@ -1,4 +1,4 @@
-"""A read model built by the consumer: the latest event per key on each topic, served over HTTP."""
+"""A read model built by the consumer: the latest event per key on each consumed topic, served over HTTP."""
 
 from collections import defaultdict
 
@@ -7,7 +7,9 @@ from .events.models import Event
 
 
 class LatestEventByKey:
-    """In memory, rebuilt from the topics on start. Swap in a database table to keep it across restarts."""
+    """In memory, filled by the events this process consumes from its start; not replayed from the topics, so after
+    a restart (or for partitions another replica owns) it knows only what arrived since. Swap in a database table
+    shared by the replicas to keep it across restarts."""
 
     def __init__(self) -> None:
         self._latest: defaultdict[str, dict[str, Event]] = defaultdict(dict)

@@ -18,7 +18,7 @@ from confluent_kafka.schema_registry.avro import AsyncAvroDeserializer, AsyncAvr
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from notifier.events.avro import AvroSerde, load_schema
-from notifier.events.catalog import CONSUMED_TOPICS
+from notifier.events.catalog import TOPICS
 from notifier.events.models import Event
 from notifier.events.serde import SchemaRefusedError
 from notifier.schemas import breaks, check_registry, register
@@ -30,7 +30,7 @@ from .service import running_service, service_settings
 
 pytestmark = pytest.mark.integration
 
-TOPIC = CONSUMED_TOPICS[0]
+TOPIC = TOPICS[0]
 EVENT_TYPE = TOPIC.event_types[0]
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 

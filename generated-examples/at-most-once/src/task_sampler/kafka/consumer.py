@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
+from .. import correlation
 from ..events.catalog import CONSUMED_TOPICS, Topic, topic_named
 from ..events.models import Event
 from ..events.serde import DeserializationError, EventSerde, RegistryUnavailableError
+from ..observability import metrics, tracing
 from ..settings import Settings
 from .connection import connection_options
 
@@ -66,6 +68,7 @@ class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         await self._runner.on_assigned(assigned)
+        metrics.assigned(assigned)
         self._runner.joined.set()
         log.info("assigned %s", sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned))
 
@@ -160,10 +163,13 @@ class ConsumerRunner:
     async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> Handled | Failed:
         """Decode and handle one record, retrying a failing handler with exponential backoff."""
         topic = topic_named(record.topic)
+        tracing.continue_trace(record.headers)
+        correlation.adopt(record.headers)  # the handler's logs and what it emits continue the record's work
         try:
             event = await self._decode(topic, record)
         except DeserializationError as poison:
             log.error("%s is not a %s event; dead-lettered: %r", where(record), topic.name, poison)
+            metrics.consumed(record.topic, "dead_lettered")
             return Failed(poison, 0)
         backoff = self._settings.handler_retry_backoff_seconds
         attempts = 0
@@ -174,10 +180,12 @@ class ConsumerRunner:
             except Exception as failure:  # any handler failure is retried, then dead-lettered
                 if attempts >= self._settings.handler_max_attempts:
                     log.error("%s dead-lettered after %d attempt(s): %r", where(record), attempts, failure)
+                    metrics.consumed(record.topic, "dead_lettered")
                     return Failed(failure, attempts)
                 if self._stopping.is_set():
                     raise Interrupted from failure
                 log.warning("%s attempt %d failed: %r; retrying", where(record), attempts, failure)
+                metrics.retried(record.topic)
                 await asyncio.sleep(backoff)
                 backoff *= 2
 

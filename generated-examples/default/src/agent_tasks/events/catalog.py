@@ -1,4 +1,6 @@
-"""The topics this service owns, as declared in the spec: the one place code learns topic names."""
+"""The topics this service owns, as declared in the spec: the one place code learns topic names.
+
+Generated from the spec (spec.yml); `copier update` regenerates it."""
 
 from dataclasses import dataclass
 

@@ -1,7 +1,8 @@
 """Typed events, one class per event in the spec. Clients may send their own `event_id` to make retries idempotent.
 
-Each class mirrors its Avro schema in schemas/ (both rendered from the spec; tests/unit/test_schemas.py checks
-they agree). The `type` discriminator is not an Avro field: the record's name carries it."""
+Generated from the spec (spec.yml); `copier update` regenerates it. Each class mirrors its Avro schema in schemas/
+(both rendered from the spec; tests/unit/test_avro.py checks they agree). The `type` discriminator is not an Avro
+field: the record's name carries it."""
 
 from datetime import UTC, datetime
 from typing import Annotated, Literal

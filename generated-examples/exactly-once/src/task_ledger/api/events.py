@@ -6,10 +6,11 @@ from typing import Annotated
 from fastapi import APIRouter, Body, HTTPException, status
 from pydantic import BaseModel
 
-from ..events.catalog import AGENT_TASK_HISTORY, AGENT_TASKS
+from ..events.catalog import AGENT_TASK_HISTORY, AGENT_TASKS, topic_for
 from ..events.models import AgentTaskHistoryEvent, AgentTasksEvent, Event
 from ..events.serde import RegistryUnavailableError, SchemaRefusedError
 from ..kafka.producer import Published, PublishError, UnpublishableEvent
+from ..observability import metrics
 from .dependencies import Publisher, View
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ async def _publish(publisher: Publisher, event: Event) -> Accepted:
     try:
         published: Published = await publisher.publish(event)
     except (PublishError, RegistryUnavailableError) as error:
+        metrics.unavailable(topic_for(event).name, error)
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(error), headers={"Retry-After": RETRY_AFTER_SECONDS}
         ) from error

@@ -8,11 +8,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.errors import KafkaError
 
 from ..events.serde import EventSerde
+from ..observability import metrics
 from ..settings import Settings
 from .connection import connection_options
 from .consumer import Batch, ConsumerRunner, Failed, Handler
 from .dead_letters import send_dead_letter
 from .producer import send_event, stop_producer
+from .verification_retries import quiet_verification_retries
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +55,30 @@ class TransactionalProcessor(ConsumerRunner):
         # Held while a transaction is open, so a rebalance waits for it instead of moving its partition mid-way.
         self._transaction_lock = asyncio.Lock()
         self._generation = 0
+        quiet_verification_retries()
 
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
-        for tp in sorted(assigned - self._producers.keys()):
-            self._producers[tp] = await self._fenced_producer(tp)
+        # The fetcher reads new partitions while this runs: `_process_batch` may meet one first, and prepares it.
         for tp in sorted(assigned):
-            await self._resume_from_committed(tp)
+            async with self._transaction_lock:
+                try:
+                    await self._prepare(tp)
+                except KafkaError as error:
+                    log.warning("%s[%d] not ready for transactions yet: %r", *tp, error)
+
+    async def _prepare(self, tp: TopicPartition, uncommitted_from: int | None = None) -> AIOKafkaProducer:
+        """The partition's fenced producer, and its position moved to the committed offset; once per assignment."""
+        producer = self._producers.get(tp)
+        if producer is None:
+            producer = await self._fenced_producer(tp)
+            try:
+                await self._resume_from_committed(tp, uncommitted_from)
+            except BaseException:
+                await stop_producer(producer, self._settings.shutdown_timeout_seconds)
+                raise
+            # Ready only now: a partition with a producer is one whose position this group may process from.
+            self._producers[tp] = producer
+        return producer
 
     async def _resume_from_committed(self, tp: TopicPartition, uncommitted_from: int | None = None) -> None:
         """Seek to the committed offset, or to `uncommitted_from` when the group never committed on `tp`."""
@@ -76,15 +96,17 @@ class TransactionalProcessor(ConsumerRunner):
             self._generation += 1
             for tp in revoked:
                 self._committed.pop(tp, None)
-                producer = self._producers.pop(tp, None)
-                if producer is not None:
-                    await stop_producer(producer, self._settings.shutdown_timeout_seconds)
+            await self._stop_producers(revoked)
 
     async def _settle(self) -> None:
         async with self._transaction_lock:
-            for producer in self._producers.values():
-                await stop_producer(producer, self._settings.shutdown_timeout_seconds)
-            self._producers.clear()
+            await self._stop_producers(set(self._producers))
+
+    async def _stop_producers(self, partitions: set[TopicPartition]) -> None:
+        # Together, not one after another: each may wait for its bound, and shutdown has one grace period.
+        stopping = [self._producers.pop(tp) for tp in partitions if tp in self._producers]
+        timeout = self._settings.shutdown_timeout_seconds
+        await asyncio.gather(*(stop_producer(producer, timeout) for producer in stopping))
 
     async def _fenced_producer(self, tp: TopicPartition) -> AIOKafkaProducer:
         producer = create_transactional_producer(self._settings, tp)
@@ -101,10 +123,22 @@ class TransactionalProcessor(ConsumerRunner):
             async with self._transaction_lock:
                 if self._generation != generation:
                     return  # a rebalance reset the positions: this batch is read again by whoever owns it now
-                producer = self._producers.get(tp)
-                if producer is None:
+                if tp not in self._producers:
+                    # Fetched before the partition was prepared, maybe from a position the previous owner has
+                    # moved past since: prepare it, which seeks to where this group's work resumes, and let the
+                    # fetcher hand those records over again.
+                    await self._prepare_or_rewind(tp, records[0].offset)
                     continue
-                await self._process_in_transaction(producer, tp, records)
+                await self._process_in_transaction(self._producers[tp], tp, records)
+
+    async def _prepare_or_rewind(self, tp: TopicPartition, first: int) -> None:
+        """Prepare `tp`; if the broker refuses for now, read again from `first`: the position is already past it,
+        and a record handed over is never dropped."""
+        try:
+            await self._prepare(tp, uncommitted_from=first)
+        except KafkaError as error:
+            log.warning("%s[%d] not ready for transactions: %r; reading again from offset %d", *tp, error, first)
+            self._consumer.seek(tp, first)
 
     async def _process_in_transaction(
         self, producer: AIOKafkaProducer, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
@@ -133,8 +167,10 @@ class TransactionalProcessor(ConsumerRunner):
             # The outcome may be unknown (a commit can fail after the coordinator took it): fence, which completes
             # the transaction either way, then resume from whatever offset it left committed.
             log.warning("transaction for %s[%d] failed: %r; resuming from the committed offset", *tp, error)
+            metrics.transaction("aborted")
+            del self._producers[tp]
             await stop_producer(producer, self._settings.shutdown_timeout_seconds)
-            self._producers[tp] = await self._fenced_producer(tp)
-            await self._resume_from_committed(tp, uncommitted_from=records[0].offset)
+            await self._prepare_or_rewind(tp, records[0].offset)
         else:
+            metrics.transaction("committed")
             self._committed[tp] = records[-1].offset + 1

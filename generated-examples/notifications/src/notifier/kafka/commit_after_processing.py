@@ -10,6 +10,7 @@ from aiokafka.errors import KafkaError
 from ..events.catalog import Topic
 from ..events.models import Event
 from ..events.serde import EventSerde
+from ..observability import metrics
 from ..processed import ProcessedEvents
 from ..settings import Settings
 from .consumer import Batch, ConsumerRunner, Failed, Handler
@@ -94,6 +95,7 @@ def skipping_processed(handler: Handler, processed: ProcessedEvents) -> Handler:
     async def handle_once(topic: Topic, event: Event) -> list[Event]:
         if await processed.contains(event.event_id):
             log.info("skipping %s %s: already processed", type(event).__name__, event.event_id)
+            metrics.consumed(topic.name, "duplicate")
             return []
         return list(await handler(topic, event))
 
