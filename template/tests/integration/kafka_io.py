@@ -77,3 +77,26 @@ async def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[Topic
         return dict(await consumer.end_offsets([TopicPartition(topic, p) for p in range(partitions)]))
     finally:
         await consumer.stop()
+
+
+async def records_since(
+    bootstrap: str, starts: dict[TopicPartition, int], within: float = 15
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every committed record from `starts` to each partition's current end."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False, group_id=None
+    )
+    await consumer.start()
+    try:
+        consumer.assign(list(starts))
+        for tp, offset in starts.items():
+            consumer.seek(tp, offset)
+        ends = await consumer.end_offsets(list(starts))
+        records: list[ConsumerRecord[bytes, bytes]] = []
+        async with asyncio.timeout(within):
+            while any([await consumer.position(tp) < ends[tp] for tp in starts]):
+                for batch in (await consumer.getmany(timeout_ms=200)).values():
+                    records.extend(batch)
+        return records
+    finally:
+        await consumer.stop()
