@@ -71,9 +71,12 @@ def test_every_variant_passes_the_check(checked: tuple[Path, subprocess.Complete
     assert sorted(results) == VARIANTS
     for name, result in results.items():
         assert result["errors"] == [], (name, result["errors"])
-        topics = answers_of(Path(result["project"]))["spec"]["topics"]
-        consumes = any(topic.get("consumed", True) for topic in topics)
+        answers = answers_of(Path(result["project"]))
+        consumes = any(topic.get("consumed", True) for topic in answers["spec"]["topics"])
         expected = (EXPECTED_KINDS | (LAG_SCALING_KINDS if consumes else set())) - set(report["skipped_kinds"])
+        if answers.get("security", "none") == "none":
+            # A service that does not authenticate has nothing for KEDA to authenticate with.
+            expected -= {"TriggerAuthentication"}
         missing = {kind for kind in expected if result["kinds"].get(kind, 0) < 1}
         if not consumes:
             assert not LAG_SCALING_KINDS & set(result["kinds"]), f"{name} consumes nothing, yet scales on lag"
@@ -182,30 +185,34 @@ def test_kafka_user_acls_are_exactly_what_the_service_uses(
     out, _, _ = checked
     project = out / variant
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
-    (user,) = list(yaml.safe_load_all((project / "deploy" / "strimzi" / "base" / "kafka-user.yaml").read_text()))
-    assert user["kind"] == "KafkaUser"
-    assert user["metadata"]["name"] == answers["k8s_name"]
-    assert user["spec"]["authentication"] == {"type": "scram-sha-512"}
-    rendered = [
-        (
-            acl["resource"]["type"],
-            acl["resource"]["name"],
-            acl["resource"].get("patternType", "literal"),
-            frozenset(acl["operations"]),
+    user_file = project / "deploy" / "strimzi" / "base" / "kafka-user.yaml"
+    if answers.get("security", "none") == "none":
+        assert not user_file.exists(), "no KafkaUser where the service does not authenticate"
+    else:
+        (user,) = list(yaml.safe_load_all(user_file.read_text()))
+        assert user["kind"] == "KafkaUser"
+        assert user["metadata"]["name"] == answers["k8s_name"]
+        assert user["spec"]["authentication"] == {"type": SERVICE_AUTHENTICATION[answers["security"]]}
+        rendered = [
+            (
+                acl["resource"]["type"],
+                acl["resource"]["name"],
+                acl["resource"].get("patternType", "literal"),
+                frozenset(acl["operations"]),
+            )
+            for acl in user["spec"]["authorization"]["acls"]
+        ]
+        assert len(rendered) == len(set(rendered)), "duplicate ACLs"
+        assert set(rendered) == expected_acls(answers)
+        readable = {name for kind, name, _, ops in rendered if kind == "topic" and "Read" in ops}
+        consumed = {topic["name"] for topic in answers["spec"]["topics"] if topic.get("consumed", True)}
+        by_patterns = {name for kind, name, _, ops in pattern_acls(answers) if kind == "topic" and "Read" in ops}
+        assert readable == consumed | by_patterns, (
+            "Read only on what is consumed: never on a DLQ or a topic only produced"
         )
-        for acl in user["spec"]["authorization"]["acls"]
-    ]
-    assert len(rendered) == len(set(rendered)), "duplicate ACLs"
-    assert set(rendered) == expected_acls(answers)
-    readable = {name for kind, name, _, ops in rendered if kind == "topic" and "Read" in ops}
-    consumed = {topic["name"] for topic in answers["spec"]["topics"] if topic.get("consumed", True)}
-    read_by_patterns = {name for kind, name, _, ops in pattern_acls(answers) if kind == "topic" and "Read" in ops}
-    assert readable == consumed | read_by_patterns, (
-        "Read only on what is consumed: never on a DLQ or a topic only produced"
-    )
-    for acl in user["spec"]["authorization"]["acls"]:
-        assert acl.get("type", "allow") == "allow"
-        assert "host" not in acl
+        for acl in user["spec"]["authorization"]["acls"]:
+            assert acl.get("type", "allow") == "allow"
+            assert "host" not in acl
 
     # The KafkaTopics are the same topics, and the chart autoscales on the consumed ones.
     topics = list(yaml.safe_load_all((project / "deploy" / "strimzi" / "base" / "kafka-topics.yaml").read_text()))
@@ -276,15 +283,21 @@ def strimzi_docs(project: Path, relative: str) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all((project / "deploy" / "strimzi" / relative).read_text()) if doc]
 
 
-def scram_port(project: Path) -> int:
-    """The port of the SCRAM listener, which the services use, in both cluster profiles (they must agree)."""
+# The listener authentication each `security` answer gives the service (None: no authentication at all).
+SERVICE_AUTHENTICATION = {"none": None, "scram-tls": "scram-sha-512", "mtls": "tls"}
+
+
+def service_port(project: Path) -> int:
+    """The port of the listener the service uses, as its `security` answer says, in both cluster profiles (they
+    must agree)."""
+    wanted = SERVICE_AUTHENTICATION[answers_of(project).get("security", "none")]
     ports = set()
     for profile in ("dev", "production"):
         (kafka,) = strimzi_docs(project, f"{profile}/kafka.yaml")
         ports |= {
             listener["port"]
             for listener in kafka["spec"]["kafka"]["listeners"]
-            if listener.get("authentication", {}).get("type") == "scram-sha-512"
+            if listener.get("authentication", {}).get("type") == wanted
         }
     (port,) = ports
     return int(port)
@@ -354,7 +367,7 @@ def test_keda_reaches_kafka_by_its_fully_qualified_name_and_only_where_keda_is(
         assert refused.returncode != 0
         assert "needs at least one topic with consumed: true" in refused.stderr, "no lag to scale on: said so"
         return
-    bootstrap = f"{answers['kafka_cluster']}-kafka-bootstrap.{NAMESPACE}.svc:{scram_port(project)}"
+    bootstrap = f"{answers['kafka_cluster']}-kafka-bootstrap.{NAMESPACE}.svc:{service_port(project)}"
     with_keda = helm_template(helm, project, "--set", "autoscaling.mode=keda", "--api-versions", "keda.sh/v1alpha1")
     scaled = only(with_keda, "ScaledObject")
     assert scaled["spec"]["triggers"], "a kafka trigger per consumed topic"
@@ -549,7 +562,8 @@ def test_two_generated_charts_live_in_one_umbrella_chart(
 def test_the_cluster_name_and_kafka_version_are_one_value_each(tmp_path: Path, helm: str) -> None:
     from tools.render import render, variant_answers
 
-    project = render({**variant_answers(VARIANTS[0]), "kafka_cluster": "orders-kafka"}, tmp_path / "project")
+    answers = {**variant_answers(VARIANTS[0]), "kafka_cluster": "orders-kafka", "security": "scram-tls"}
+    project = render(answers, tmp_path / "project")
     strimzi = project / "deploy" / "strimzi"
     for path in sorted(strimzi.rglob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
@@ -794,3 +808,90 @@ def test_each_pattern_process_has_a_deployment_that_no_other_object_selects(
             continue
         for labels in pod_labels:
             assert not selector.items() <= labels.items(), f"{doc['kind']}/{doc['metadata']['name']} selects {labels}"
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# The `security` answer: the cluster, the KafkaUser and the chart agree on how the service authenticates.
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_the_cluster_authorizes_exactly_when_the_service_authenticates(
+    variant: str, checked: tuple[Path, subprocess.CompletedProcess[str], dict[str, Any]]
+) -> None:
+    out, _, _ = checked
+    project = out / variant
+    security = answers_of(project).get("security", "none")
+    for profile in ("dev", "production"):
+        (kafka,) = strimzi_docs(project, f"{profile}/kafka.yaml")
+        listeners = {listener["name"]: listener for listener in kafka["spec"]["kafka"]["listeners"]}
+        authorization = kafka["spec"]["kafka"].get("authorization")
+        # The registry's own listener, whatever the service uses.
+        assert listeners["tls"]["authentication"] == {"type": "tls"}, profile
+        if security == "none":
+            assert authorization is None, profile
+            assert listeners["plain"] == {"name": "plain", "port": 9092, "type": "internal", "tls": False}, profile
+        else:
+            assert authorization == {"type": "simple"}, f"{profile}: only Strimzi's own operators are super users"
+            assert "plain" not in listeners, f"{profile}: no listener lets a client in unauthenticated"
+            assert all(listener["tls"] for listener in listeners.values()), profile
+        # One listener per way in: none the answer does not use.
+        assert ("scram" in listeners) == (security == "scram-tls"), profile
+    (registry_user,) = strimzi_docs(project, "schema-registry/kafka-user.yaml")
+    assert ("authorization" in registry_user["spec"]) == (security != "none")
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_the_chart_reads_the_kafka_users_secret_as_the_answer_says(
+    variant: str, checked: tuple[Path, subprocess.CompletedProcess[str], dict[str, Any]], helm: str
+) -> None:
+    out, _, _ = checked
+    project = out / variant
+    answers = answers_of(project)
+    security = answers.get("security", "none")
+    resources = helm_template(helm, project)
+    config = only(resources, "ConfigMap")["data"]
+    (deployment,) = [d for d in of_kind(resources, "Deployment") if d["metadata"]["name"].endswith(answers["k8s_name"])]
+    main = container(deployment)
+    secret_keys = {
+        (env["valueFrom"]["secretKeyRef"]["name"], env["valueFrom"]["secretKeyRef"]["key"])
+        for env in main.get("env", [])
+        if "secretKeyRef" in env.get("valueFrom", {})
+    }
+    volumes = {volume["name"]: volume for volume in deployment["spec"]["template"]["spec"]["volumes"]}
+    mounted_user = volumes.get("kafka-user", {}).get("secret", {})
+    assert config["KAFKA_BOOTSTRAP_SERVERS"].endswith(f":{service_port(project)}")
+    if security == "none":
+        assert config["KAFKA_SECURITY_PROTOCOL"] == "PLAINTEXT"
+        assert not secret_keys
+        assert not mounted_user
+        assert "cluster-ca" not in volumes
+    elif security == "scram-tls":
+        assert config["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+        assert config["KAFKA_SASL_USERNAME"] == answers["k8s_name"]
+        assert secret_keys == {(answers["k8s_name"], "password")}
+        assert not mounted_user
+    else:
+        assert config["KAFKA_SECURITY_PROTOCOL"] == "SSL"
+        assert not secret_keys
+        assert mounted_user["secretName"] == answers["k8s_name"]
+        assert {item["key"] for item in mounted_user["items"]} == {"user.crt", "user.key"}
+        assert (config["KAFKA_SSL_CERTFILE"], config["KAFKA_SSL_KEYFILE"]) == (
+            "/etc/kafka/user/user.crt",
+            "/etc/kafka/user/user.key",
+        )
+    if security != "none":
+        assert config["KAFKA_SSL_CAFILE"] == "/etc/kafka/cluster-ca/ca.crt"
+        assert volumes["cluster-ca"]["secret"]["secretName"] == f"{answers['kafka_cluster']}-cluster-ca-cert"
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_no_secret_is_in_the_answers_or_the_repository(
+    variant: str, checked: tuple[Path, subprocess.CompletedProcess[str], dict[str, Any]]
+) -> None:
+    out, _, _ = checked
+    project = out / variant
+    answers = (project / ".copier-answers.yml").read_text().lower()
+    assert not re.search(r"password|secret|private key|user\.key", answers)
+    for path in project.rglob("*"):
+        if path.is_file() and ".venv" not in path.parts and path.suffix in {".yaml", ".yml", ".py", ".env", ".toml"}:
+            assert "BEGIN PRIVATE KEY" not in path.read_text(errors="replace"), path

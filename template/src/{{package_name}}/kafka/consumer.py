@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import GroupAuthorizationFailedError, KafkaError, TopicAuthorizationFailedError
 
 from .. import correlation
 from ..events.catalog import CONSUMED_TOPICS, Topic, topic_named
@@ -88,8 +88,26 @@ class ConsumerRunner:
 
     async def start(self) -> None:
         self._consumer.subscribe([topic.name for topic in CONSUMED_TOPICS], listener=Rebalance(self))
-        await self._consumer.start()
+        try:
+            await self._consumer.start()
+        except (GroupAuthorizationFailedError, TopicAuthorizationFailedError) as denied:
+            # A missing ACL: no restart can grant it. Stay alive and unready, say why, and keep asking.
+            log.error("Kafka denies the consumer (%r); it retries until the ACL is granted", denied)
+            self._task = asyncio.create_task(self._start_when_allowed(), name="consumer-runner")
+            return
         self._task = asyncio.create_task(self._run(), name="consumer-runner")
+
+    async def _start_when_allowed(self, backoff_seconds: float = 1.0) -> None:
+        while not self._stopping.is_set():
+            await asyncio.sleep(backoff_seconds)
+            backoff_seconds = min(backoff_seconds * 2, 30.0)
+            try:
+                await self._consumer.start()
+            except (GroupAuthorizationFailedError, TopicAuthorizationFailedError) as denied:
+                log.error("Kafka still denies the consumer (%r)", denied)
+                continue
+            await self._run()
+            return
 
     async def stop(self) -> None:
         """Finish the message in hand, settle, leave the group."""
