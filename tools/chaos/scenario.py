@@ -393,8 +393,7 @@ async def slow_workers(package: str, args: dict[str, Any], groups: list[str]) ->
     with `processed_url`, the shared processed-id store, and a side effect recorded in the id's transaction."""
     env = {"CHAOS_HANDLER_MS": str(args["slow_handler_ms"]), "CONSUMER_CONCURRENCY": str(args.get("concurrency", 1))}
     if args.get("processed_url"):
-        import asyncpg
-
+        asyncpg = importlib.import_module("asyncpg")  # the at-least-once project's dependency
         env |= {"PROCESSED_EVENTS_URL": args["processed_url"], "CHAOS_SIDE_EFFECTS": "postgres"}
         connection = await asyncpg.connect(args["processed_url"])
         try:
@@ -410,8 +409,7 @@ async def slow_workers(package: str, args: dict[str, Any], groups: list[str]) ->
 async def side_effects(url: str, groups: list[str], ids: set[bytes]) -> dict[str, int]:
     """Side effects recorded per input (one row per handling that committed): how many inputs have one, and how
     many rows are more than one per input and group."""
-    import asyncpg
-
+    asyncpg = importlib.import_module("asyncpg")
     connection = await asyncpg.connect(url)
     try:
         rows = await connection.fetch(

@@ -37,7 +37,7 @@ def slow(handler: Any, seconds: float, effects: bool, group: str, current_transa
 def main() -> int:
     package = sys.argv[1]
     sys.path.insert(0, os.getcwd())
-    app = importlib.import_module(f"{package}.app")
+    app: Any = importlib.import_module(f"{package}.app")
     delivery = importlib.import_module(f"{package}.kafka.delivery")
     cli = importlib.import_module(f"{package}.__main__")
     seconds = float(os.environ.get("CHAOS_HANDLER_MS", "0")) / 1000
