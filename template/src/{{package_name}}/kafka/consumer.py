@@ -58,9 +58,11 @@ class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self._runner = runner
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self._runner.positions_reset(revoked)
         await self._runner.on_revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._runner.positions_reset(assigned)
         await self._runner.on_assigned(assigned)
         self._runner.joined.set()
         log.info("assigned %s", sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned))
@@ -88,6 +90,10 @@ class ConsumerRunner:
         self._work: dict[TopicPartition, PartitionWork] = {}
         self._handling: dict[TopicPartition, set[asyncio.Task[None]]] = {}
         self._failure: BaseException | None = None
+        # Bumped whenever a partition's position may have moved under a fetched batch (a rebalance, a seek): such
+        # a batch is stale, and its records are fetched again from the new position.
+        self._resets: dict[TopicPartition, int] = {}
+        self._resets_at_poll: dict[TopicPartition, int] = {}
         self.joined = asyncio.Event()
 
     async def start(self) -> None:
@@ -157,8 +163,18 @@ class ConsumerRunner:
     async def _settle(self) -> None:
         """Called once the loop stopped and in-flight work finished or was abandoned: make what finished durable."""
 
+    def positions_reset(self, partitions: set[TopicPartition]) -> None:
+        for tp in partitions:
+            self._resets[tp] = self._resets.get(tp, 0) + 1
+
+    def _stale(self, tp: TopicPartition) -> bool:
+        """Whether `tp`'s position was reset since the batch in hand was polled: it will be fetched again."""
+        return self._resets.get(tp, 0) != self._resets_at_poll.get(tp, 0)
+
     async def _accept(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]) -> None:
-        """Queue fetched records for handling."""
+        """Queue fetched records for handling (no await before they are queued: the check stays true)."""
+        if self._stale(tp):
+            return
         work = self._work.get(tp)
         if work is None:
             work = self._work[tp] = PartitionWork(self._settings.consumer_concurrency)
@@ -177,6 +193,7 @@ class ConsumerRunner:
             while not self._stopping.is_set():
                 if self._failure is not None:
                     raise self._failure
+                self._resets_at_poll = dict(self._resets)
                 self._polling = True
                 batch = await self._consumer.getmany(timeout_ms=self._settings.consumer_poll_timeout_ms)
                 self._polling = False
