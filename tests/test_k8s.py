@@ -33,11 +33,11 @@ EXPECTED_KINDS = {
     "Service",
     "ConfigMap",
     "PodDisruptionBudget",
-    "ScaledObject",
-    "TriggerAuthentication",
     "HorizontalPodAutoscaler",
     "ServiceMonitor",
 }
+# Scaling on consumer lag: only a service that consumes has lag, and only it gets them (and must).
+LAG_SCALING_KINDS = {"ScaledObject", "TriggerAuthentication"}
 
 
 def run_check(*args: str, report: Path) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
@@ -69,10 +69,14 @@ def test_every_variant_passes_the_check(checked: tuple[Path, subprocess.Complete
     assert proc.returncode == 0, proc.stdout + proc.stderr
     results = {Path(r["project"]).name: r for r in report["results"]}
     assert sorted(results) == VARIANTS
-    expected = EXPECTED_KINDS - set(report["skipped_kinds"])
     for name, result in results.items():
         assert result["errors"] == [], (name, result["errors"])
+        topics = answers_of(Path(result["project"]))["spec"]["topics"]
+        consumes = any(topic.get("consumed", True) for topic in topics)
+        expected = (EXPECTED_KINDS | (LAG_SCALING_KINDS if consumes else set())) - set(report["skipped_kinds"])
         missing = {kind for kind in expected if result["kinds"].get(kind, 0) < 1}
+        if not consumes:
+            assert not LAG_SCALING_KINDS & set(result["kinds"]), f"{name} consumes nothing, yet scales on lag"
         assert not missing, f"{name}: no {sorted(missing)} validated; validated {result['kinds']}"
         assert result["summary"]["invalid"] == 0
         assert result["summary"]["errors"] == 0
@@ -127,7 +131,7 @@ def expected_acls(answers: dict[str, Any]) -> set[tuple[str, str, str, frozenset
             grant("topic", topic["name"] + ".dlq", "literal", "Write", "Describe")
     if any(topic.get("consumed", True) for topic in topics):
         grant("group", answers["spec"]["consumer_group"], "literal", "Read")
-    if answers["delivery_guarantee"] == "exactly-once":
+    if answers.get("delivery_guarantee") == "exactly-once":  # not asked when nothing is consumed
         grant("transactionalId", answers["k8s_name"] + "-", "prefix", "Write", "Describe")
     return {(*key, frozenset(ops)) for key, ops in operations.items()}
 
@@ -290,8 +294,19 @@ def test_keda_reaches_kafka_by_its_fully_qualified_name_and_only_where_keda_is(
 ) -> None:
     out, _, _ = checked
     project = out / variant
-    cluster = answers_of(project)["kafka_cluster"]
-    bootstrap = f"{cluster}-kafka-bootstrap.{NAMESPACE}.svc:{scram_port(project)}"
+    answers = answers_of(project)
+    if not any(topic.get("consumed", True) for topic in answers["spec"]["topics"]):
+        chart = str(chart_of(project))
+        refused = subprocess.run(
+            [helm, "template", "x", chart, "--set", "autoscaling.mode=keda"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert refused.returncode != 0
+        assert "needs at least one topic with consumed: true" in refused.stderr, "no lag to scale on: said so"
+        return
+    bootstrap = f"{answers['kafka_cluster']}-kafka-bootstrap.{NAMESPACE}.svc:{scram_port(project)}"
     with_keda = helm_template(helm, project, "--set", "autoscaling.mode=keda", "--api-versions", "keda.sh/v1alpha1")
     scaled = only(with_keda, "ScaledObject")
     assert scaled["spec"]["triggers"], "a kafka trigger per consumed topic"
@@ -517,7 +532,7 @@ def test_the_spec_docs_error_example_is_the_validators_message(tmp_path: Path) -
     from tools.render import render, variant_answers
 
     docs = (REPO / "docs" / "spec.md").read_text()
-    (example,) = re.findall(r"A bad spec is refused.*?``(.+?)``", docs, re.DOTALL)
+    (example,) = re.findall(r"each with its path and what to type instead, e\.g\.\n\n {4}(.+?)\n\n", docs, re.DOTALL)
     answers = variant_answers("default")
     spec = yaml.safe_load(
         """
@@ -535,21 +550,24 @@ def test_the_spec_docs_error_example_is_the_validators_message(tmp_path: Path) -
     assert " ".join(example.split()) in " ".join(str(error.value).split())
 
 
-def curl_example(readme: str) -> tuple[str, dict[str, Any], str]:
-    """The POST route, its JSON body and the GET path of a README's curl example."""
+def curl_example(readme: str) -> tuple[str, dict[str, Any], list[str]]:
+    """The POST route, its JSON body and the GET paths (none where nothing is consumed) of a README's curl example."""
     (post,) = re.findall(r"curl -i -X POST http://127\.0\.0\.1:8000(/\S+) ", readme)
     (body,) = re.findall(r"-d '(\{.*\})'", readme)
-    (get,) = re.findall(r"^curl http://127\.0\.0\.1:8000(/\S+)", readme, re.MULTILINE)
-    return post, json.loads(body), get
+    gets = re.findall(r"^curl http://127\.0\.0\.1:8000(/\S+)", readme, re.MULTILINE)
+    return post, json.loads(body), gets
 
 
 def check_curl_example(readme: str, spec: dict[str, Any]) -> None:
-    post, body, get = curl_example(readme)
+    post, body, gets = curl_example(readme)
     (topic,) = [t for t in spec["topics"] if t.get("route") == post]
     (event,) = [e for e in topic["events"] if e["name"] == body["type"]]
     required = {f["name"] for f in event["fields"] if not f.get("optional")}
     assert set(body) - {"type"} == required, "the body holds the event's required fields and its type"
-    assert get == f"{post}/{body[topic['key']]}", "GET reads back the key just posted"
+    if topic.get("consumed", True):
+        assert gets == [f"{post}/{body[topic['key']]}"], "GET reads back the key just posted"
+    else:
+        assert gets == [], "a topic the service does not consume has no read route"
 
 
 def test_the_readmes_curl_example_fits_the_default_spec() -> None:
@@ -558,7 +576,7 @@ def test_the_readmes_curl_example_fits_the_default_spec() -> None:
     copier = yaml.safe_load((REPO / "copier.yml").read_text())
     check_curl_example(use_it, yaml.safe_load(copier["spec"]["default"]))
     assert "--defaults" in use_it
-    assert "uvx copier" in use_it
+    assert "uvx --with copier-template-extensions copier copy --trust" in use_it
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

@@ -41,7 +41,7 @@ def render(data: dict[str, Any], dest: Path) -> Path:
     shutil.rmtree(dest, ignore_errors=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "dirty template changes included" is exactly what we want here
-        run_copy(str(REPO), str(dest), data=data, defaults=True, vcs_ref="HEAD", quiet=True, unsafe=False)
+        run_copy(str(REPO), str(dest), data=data, defaults=True, vcs_ref="HEAD", quiet=True, unsafe=True)
     return dest
 
 

@@ -4,15 +4,14 @@ import asyncio
 
 from fastapi import APIRouter, Request, Response, status
 
-from ..kafka.consumer import ConsumerRunner
-from ..kafka.health import check_readiness
+from ..kafka.health import Consumer, check_readiness
 
 router = APIRouter(prefix="/health", tags=["health"])
 
 
 @router.get("/live")
 async def live(request: Request, response: Response) -> dict[str, str]:
-    runner: ConsumerRunner | None = getattr(request.app.state, "runner", None)
+    runner: Consumer | None = getattr(request.app.state, "runner", None)
     if runner is not None and not runner.running:
         # The consumer stopped on an error it cannot handle. The worker exits then; here only a restart brings it
         # back, and readiness alone would keep the pod unready, yet alive, for ever.

@@ -3,11 +3,21 @@ the end of each partition it is."""
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from .consumer import ConsumerRunner
+
+class Consumer(Protocol):
+    """What readiness asks of the consumer runner; a service that consumes nothing has none."""
+
+    joined: asyncio.Event
+
+    @property
+    def running(self) -> bool: ...
+
+    async def lag(self, timeout_seconds: float) -> dict[str, int]: ...
 
 
 @dataclass(frozen=True)
@@ -22,9 +32,7 @@ class Readiness:
         return self.broker and self.consumer
 
 
-async def check_readiness(
-    producer: AIOKafkaProducer, runner: ConsumerRunner | None, timeout_seconds: float
-) -> Readiness:
+async def check_readiness(producer: AIOKafkaProducer, runner: Consumer | None, timeout_seconds: float) -> Readiness:
     try:
         # A real metadata round trip: cached cluster metadata would say "up" through an outage.
         await asyncio.wait_for(producer.client.fetch_all_metadata(), timeout_seconds)

@@ -1,0 +1,425 @@
+"""The `spec` answer as a typed model: validation with advice, and the derived `model` the templates render from.
+
+Copier loads this file through `_jinja_extensions` (copier-template-extensions resolves the path), which makes
+the template need trust: `copier copy --trust` / `copier update --trust`. It adds three filters:
+
+    {{ spec | spec_problems }}               the problems, one a line, or "" when the spec is valid
+    {{ spec | spec_model(package_name) }}    the normalised model as JSON (names in every casing, types per language)
+
+The file stands alone (Copier imports it by path), using only pydantic and jinja2, which Copier itself needs.
+"""
+
+from __future__ import annotations
+
+import json
+import keyword
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from jinja2 import Environment
+from jinja2.ext import Extension
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import Field as PydanticField
+from pydantic_core import PydanticCustomError
+
+
+@dataclass(frozen=True)
+class FieldType:
+    python: str
+    avro: str | dict[str, str]
+
+
+# The one list of field types: the spec's names, and what each becomes in Python and in Avro.
+FIELD_TYPES: dict[str, FieldType] = {
+    "string": FieldType("str", "string"),
+    "int": FieldType("int", "int"),
+    "long": FieldType("int", "long"),
+    "float": FieldType("float", "float"),
+    "double": FieldType("float", "double"),
+    "boolean": FieldType("bool", "boolean"),
+    "timestamp": FieldType("datetime", {"type": "long", "logicalType": "timestamp-millis"}),
+}
+TypeName = Literal["string", "int", "long", "float", "double", "boolean", "timestamp"]
+
+# The one list of reserved names: the envelope every event carries, set by the service.
+ENVELOPE: tuple[dict[str, Any], ...] = (
+    {
+        "name": "event_id",
+        "type": {"type": "string", "logicalType": "uuid"},
+        "doc": "Unique per event; consumers de-duplicate on it.",
+    },
+    {
+        "name": "occurred_at",
+        "type": {"type": "long", "logicalType": "timestamp-millis"},
+        "doc": "When the event happened (UTC).",
+    },
+)
+RESERVED: tuple[str, ...] = (*(field["name"] for field in ENVELOPE), "type")
+
+
+def _rule(pattern: str, advice: str) -> Any:
+    """A string that must match `pattern`; else the problem is `advice`."""
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise PydanticCustomError("spec_rule", advice)
+        return value
+
+    return AfterValidator(check)
+
+
+def _problem(advice: str, loc: str | None = None) -> PydanticCustomError:
+    """A problem of the model being checked, or (`loc`) of one of its keys, e.g. loc="name"."""
+    if loc is None:
+        return PydanticCustomError("spec_rule", advice)
+    return PydanticCustomError("spec_rule_at", "{loc}\x00" + advice, {"loc": loc})
+
+
+class _Strict(BaseModel):
+    # Unknown keys are refused: a typo, or a flow mapping split at a comma, must not pass silently.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+FIELD_NAME_ADVICE = "type a field name in snake_case, e.g. task_id."
+
+
+class SpecField(_Strict):
+    name: Annotated[str, _rule(r"[a-z][a-z0-9_]{0,63}", FIELD_NAME_ADVICE)]
+    type: TypeName
+    optional: bool = False
+    doc: str = ""
+
+    @model_validator(mode="after")
+    def _not_reserved(self) -> SpecField:
+        if self.name in RESERVED:
+            raise _problem(f'"{self.name}" is set by the service on every event; pick another name.', loc="name")
+        if keyword.iskeyword(self.name) or keyword.issoftkeyword(self.name):
+            raise _problem(f'"{self.name}" is a Python keyword; type another name, e.g. {self.name}_value.', loc="name")
+        return self
+
+
+class SpecEvent(_Strict):
+    name: Annotated[str, _rule(r"[A-Z][A-Za-z0-9]{0,99}", "type an event name in PascalCase, e.g. TaskCreated.")]
+    doc: str | None = None
+    fields: Annotated[list[SpecField], PydanticField(min_length=1)]
+
+    @model_validator(mode="after")
+    def _unique_fields(self) -> SpecEvent:
+        seen: set[str] = set()
+        for index, field in enumerate(self.fields):
+            if field.name in seen:
+                raise _problem(f'"{field.name}" appears twice in {self.name}; keep one.', loc=f"fields[{index}].name")
+            seen.add(field.name)
+        return self
+
+
+class SpecTopic(_Strict):
+    name: Annotated[
+        str,
+        _rule(
+            r"(?!\.{1,2}$)[A-Za-z0-9._-]{1,244}",
+            'type a Kafka topic name of letters, digits, ".", "_" or "-", at most 244 characters '
+            '(249 less the ".dlq" suffix), e.g. agent.tasks.',
+        ),
+    ]
+    doc: str | None = None
+    partitions: Annotated[int, PydanticField(ge=1, le=1000)] = 3
+    key: Annotated[
+        str,
+        _rule(
+            r"[a-z][a-z0-9_]*",
+            "name the field whose value keys each record (it orders events per entity), e.g. key: task_id.",
+        ),
+    ]
+    route: Annotated[str, _rule(r"(/[a-z0-9][a-z0-9-]*)+", "type an HTTP path of lower-case segments, e.g. /tasks.")]
+    consumed: bool = True
+    emits_to: str | None = None
+    events: Annotated[list[SpecEvent], PydanticField(min_length=1)]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_route(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "route" not in data and isinstance(data.get("name"), str):
+            words = re.sub(r"[^A-Za-z0-9]+", " ", data["name"]).strip().lower().split()
+            return {**data, "route": "/" + ("-".join(words) or "events")}
+        return data
+
+    @model_validator(mode="after")
+    def _checks(self) -> SpecTopic:
+        if "." in self.name and "_" in self.name:
+            raise _problem(
+                f'"{self.name}" mixes "." and "_", which collide in Kafka metric names; use one of them, '
+                f"e.g. {self.name.replace('_', '.')}.",
+                loc="name",
+            )
+        for index, event in enumerate(self.events):
+            if self.key not in {field.name for field in event.fields}:
+                raise _problem(
+                    f'the topic key "{self.key}" must be a field of every event on {self.name}; '
+                    "add it or change `key`.",
+                    loc=f"events[{index}]",
+                )
+        return self
+
+
+class Spec(_Strict):
+    consumer_group: Annotated[
+        str,
+        _rule(
+            r"[A-Za-z0-9._-]{1,249}", 'type a group id of letters, digits, ".", "_" or "-", e.g. agent-task-workers.'
+        ),
+    ]
+    topics: Annotated[list[SpecTopic], PydanticField(min_length=1)]
+
+    @model_validator(mode="after")
+    def _across_topics(self) -> Spec:
+        names: list[str] = []
+        events: set[str] = set()
+        for t, topic in enumerate(self.topics):
+            if topic.name in names or f"{topic.name}.dlq" in names or topic.name.endswith(".dlq"):
+                raise _problem(
+                    f'"{topic.name}" clashes with another topic or its dead-letter topic; type a distinct name.',
+                    loc=f"topics[{t}].name",
+                )
+            names.append(topic.name)
+            for e, event in enumerate(topic.events):
+                if event.name in events:
+                    raise _problem(
+                        f'"{event.name}" is declared twice; event names must be unique across topics.',
+                        loc=f"topics[{t}].events[{e}].name",
+                    )
+                events.add(event.name)
+        all_names = [topic.name for topic in self.topics]
+        for t, topic in enumerate(self.topics):
+            if topic.emits_to is None:
+                continue
+            if not topic.consumed:
+                raise _problem(
+                    "only a consumed topic emits events; drop `emits_to` or `consumed: false`.",
+                    loc=f"topics[{t}].emits_to",
+                )
+            if topic.emits_to not in all_names or topic.emits_to == topic.name:
+                example = next((name for name in all_names if name != topic.name), "agent.task.history")
+                raise _problem(
+                    f"name another topic of the spec that handlers of {topic.name} publish to, "
+                    f"e.g. emits_to: {example}.",
+                    loc=f"topics[{t}].emits_to",
+                )
+        return self
+
+
+# What to type when a value has the wrong type or is missing, by the key's place in the spec.
+ADVICE = {
+    "consumer_group": 'type a group id of letters, digits, ".", "_" or "-", e.g. agent-task-workers.',
+    "topics": "list at least one topic, e.g. `topics: [{name: agent.tasks, key: task_id, events: [...]}]`.",
+    "topics.name": "type a Kafka topic name, e.g. agent.tasks.",
+    "topics.doc": 'type one sentence; quote it if it holds ": " or starts with a symbol.',
+    "topics.partitions": "type a whole number from 1 to 1000, e.g. 6.",
+    "topics.key": "name the field whose value keys each record (it orders events per entity), e.g. key: task_id.",
+    "topics.route": "type an HTTP path of lower-case segments, e.g. /tasks.",
+    "topics.consumed": "type true or false.",
+    "topics.emits_to": "name another topic of the spec that this topic's handlers publish to.",
+    "topics.events": "list at least one event, e.g. `events: [{name: TaskCreated, fields: [{name: task_id, "
+    "type: string}]}]`.",
+    "topics.events.name": "type an event name in PascalCase, e.g. TaskCreated.",
+    "topics.events.doc": 'type one sentence; quote it if it holds ", " or ": ".',
+    "topics.events.fields": "list at least one field, e.g. `fields: [{name: task_id, type: string}]`.",
+    "topics.events.fields.name": FIELD_NAME_ADVICE,
+    "topics.events.fields.type": f"type one of {', '.join(FIELD_TYPES)}.",
+    "topics.events.fields.optional": "type true or false.",
+    "topics.events.fields.doc": 'type one sentence; quote it if it holds ", " or ": ".',
+}
+
+KEYS = {
+    "": ("consumer_group", "topics"),
+    "topics": tuple(SpecTopic.model_fields),
+    "topics.events": tuple(SpecEvent.model_fields),
+    "topics.events.fields": tuple(SpecField.model_fields),
+}
+
+
+def _path(loc: Sequence[str | int]) -> str:
+    path = "spec"
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
+
+
+def _shape(loc: Sequence[str | int]) -> str:
+    return ".".join(part for part in loc if isinstance(part, str))
+
+
+def _message(error: Any) -> str:
+    loc = [part for part in error["loc"] if part not in {"function-after[check(), str]"}]
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        parent, key = loc[:-1], loc[-1]
+        known = ", ".join(f"`{name}`" for name in KEYS.get(_shape(parent), ()))
+        hint = ""
+        if _shape(parent).endswith(("fields", "events")) or _shape(parent) == "topics":
+            hint = (
+                ' If a `doc` holds a comma, quote it (doc: "..., ..."): in a {...} mapping the comma '
+                "ends the value and starts a new key."
+            )
+        return f'{_path(parent)}: unknown key "{key}"; the keys here are {known}.{hint}'
+    if kind == "spec_rule_at":
+        where, advice = error["msg"].split("\x00", 1)
+        return f"{_path(loc)}.{where}: {advice}" if loc else f"spec.{where}: {advice}"
+    if kind == "spec_rule":
+        # Raised by a model's own check: it concerns the model at `loc`, or a string rule at the key itself.
+        return f"{_path(loc)}: {error['msg']}"
+    if kind == "missing":
+        return f"{_path(loc)}: missing; {ADVICE.get(_shape(loc), 'add it')}"
+    advice = ADVICE.get(_shape(loc))
+    if advice is None or isinstance(loc[-1], int):  # a whole topic, event or field that is not a mapping
+        return f"{_path(loc)}: write a mapping with the keys {', '.join(KEYS.get(_shape(loc), ()))}."
+    return f"{_path(loc)}: {advice}"
+
+
+def problems(spec: Any) -> list[str]:
+    """Every problem of the `spec` answer, each with its path and what to type instead; [] when it is valid."""
+    if not isinstance(spec, dict):
+        return ["The spec must be a mapping with `consumer_group` and `topics`; see docs/spec.md."]
+    try:
+        Spec.model_validate(spec)
+    except ValidationError as invalid:
+        return list(dict.fromkeys(_message(error) for error in invalid.errors()))
+    return []
+
+
+def parse(spec: Any) -> Spec:
+    """The typed spec; ValueError with every problem when it is invalid."""
+    found = problems(spec)
+    if found:
+        raise ValueError("\n".join(found))
+    return Spec.model_validate(spec)
+
+
+def _words(name: str) -> list[str]:
+    return re.sub(r"[^A-Za-z0-9]+", " ", name).strip().split()
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _effect(event: SpecEvent, target: SpecTopic | None) -> dict[str, Any] | None:
+    """The event on `emits_to` a handler returns by default: the first whose required fields `event` can fill."""
+    if target is None:
+        return None
+    own = {field.name: field for field in event.fields}
+    for candidate in target.events:
+        fits = all(
+            field.name in own and own[field.name].type == field.type and not own[field.name].optional
+            for field in candidate.fields
+            if not field.optional
+        )
+        if fits:
+            copies = [f.name for f in candidate.fields if f.name in own and own[f.name].type == f.type]
+            return {"name": candidate.name, "copies": copies}
+    return None
+
+
+def _avro_field(field: SpecField) -> dict[str, Any]:
+    avro = FIELD_TYPES[field.type].avro
+    schema: dict[str, Any] = {"name": field.name}
+    if field.optional:
+        schema |= {"type": ["null", avro], "default": None}
+    else:
+        schema["type"] = avro
+    if field.doc:
+        schema["doc"] = field.doc
+    return schema
+
+
+def derive(spec: Spec, package_name: str) -> dict[str, Any]:
+    """The model every template renders from."""
+    by_name = {topic.name: topic for topic in spec.topics}
+    namespace = f"{package_name}.events"
+    topics = []
+    records = []
+    for topic in spec.topics:
+        words = _words(topic.name)
+        target = by_name.get(topic.emits_to) if topic.emits_to else None
+        events = []
+        for event in topic.events:
+            doc = event.doc if event.doc is not None else f"{event.name} event."
+            events.append(
+                {
+                    "name": event.name,
+                    "snake": _snake(event.name),
+                    "doc": doc,
+                    "effect": _effect(event, target),
+                    "fields": [
+                        {
+                            "name": field.name,
+                            "type": field.type,
+                            "py_type": FIELD_TYPES[field.type].python,
+                            "optional": field.optional,
+                            "doc": field.doc,
+                        }
+                        for field in event.fields
+                    ],
+                }
+            )
+            records.append(
+                {
+                    "name": event.name,
+                    "topic": topic.name,
+                    "file": f"{namespace}.{event.name}.avsc",
+                    "schema": {
+                        "type": "record",
+                        "name": event.name,
+                        "namespace": namespace,
+                        "doc": doc,
+                        "fields": [*ENVELOPE, *(_avro_field(field) for field in event.fields)],
+                    },
+                }
+            )
+        topics.append(
+            {
+                "name": topic.name,
+                "dlq": f"{topic.name}.dlq",
+                "ident": "_".join(words).lower(),
+                "class_name": "".join(word.capitalize() for word in words),
+                "doc": topic.doc if topic.doc is not None else f"Events on {topic.name}.",
+                "partitions": topic.partitions,
+                "key": topic.key,
+                "route": topic.route,
+                "consumed": topic.consumed,
+                "emits_to": topic.emits_to,
+                "events": events,
+            }
+        )
+    return {
+        "consumer_group": spec.consumer_group,
+        "consumes": any(topic.consumed for topic in spec.topics),
+        "topics": topics,
+        "reserved": list(RESERVED),
+        "avro_namespace": namespace,
+        "records": records,
+    }
+
+
+class SpecExtension(Extension):
+    """The filters `spec_problems` and `spec_model` for copier.yml."""
+
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
+        environment.filters["spec_problems"] = lambda spec: "\n".join(problems(spec))
+        environment.filters["spec_model"] = self._model
+        environment.filters["spec_consumes"] = self._consumes
+
+    @staticmethod
+    def _consumes(spec: Any) -> bool:
+        """Whether the service consumes a topic (an invalid spec counts as consuming: it is refused anyway)."""
+        return bool(problems(spec)) or any(topic.consumed for topic in Spec.model_validate(spec).topics)
+
+    @staticmethod
+    def _model(spec: Any, package_name: str) -> str:
+        """JSON (so YAML too) for a `type: yaml` question, in the model's own key order (`tojson` sorts keys)."""
+        # Copier renders `model` only after `spec` passed its validator; an invalid spec here yields no model.
+        return json.dumps(derive(Spec.model_validate(spec), package_name) if not problems(spec) else {})
