@@ -90,8 +90,8 @@ class ConsumerRunner:
         self._work: dict[TopicPartition, PartitionWork] = {}
         self._handling: dict[TopicPartition, set[asyncio.Task[None]]] = {}
         self._failure: BaseException | None = None
-        # Bumped whenever a partition's position may have moved under a fetched batch (a rebalance, a seek): such
-        # a batch is stale, and its records are fetched again from the new position.
+        # Bumped whenever a partition's position is reset (a rebalance, a seek): a batch polled before that is
+        # stale, and its records are fetched again from the new position.
         self._resets: dict[TopicPartition, int] = {}
         self._resets_at_poll: dict[TopicPartition, int] = {}
         self.joined = asyncio.Event()
@@ -193,10 +193,12 @@ class ConsumerRunner:
             while not self._stopping.is_set():
                 if self._failure is not None:
                     raise self._failure
-                self._resets_at_poll = dict(self._resets)
                 self._polling = True
                 batch = await self._consumer.getmany(timeout_ms=self._settings.consumer_poll_timeout_ms)
                 self._polling = False
+                # aiokafka hands over only records at the positions as they are now (a rebalance or a seek during
+                # the poll discards what was fetched before it); later resets make this batch stale.
+                self._resets_at_poll = dict(self._resets)
                 assigned = self._consumer.assignment()
                 for tp, records in batch.items():
                     # A partition that moved while this fetch was under way is read by its new owner.
