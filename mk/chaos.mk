@@ -1,6 +1,7 @@
 # Delivery guarantees under kill -9: `make chaos` renders the exactly-once, at-least-once and at-most-once
 # services, runs them against a local broker of its own, kills and restarts their workers, and fails if a
-# guarantee broke (see docs/delivery-guarantees.md). Needs uv, Java 21 and Maven; a few minutes on 2 cores.
+# guarantee broke (see docs/delivery-guarantees.md). Needs uv; the launcher fetches Java and Maven when missing.
+# About ten minutes on 2 cores.
 # Included from the top Makefile, which defines the `venv` target (.venv with copier, pyyaml, pytest).
 
 CHAOS_PYTHON ?= .venv/bin/python

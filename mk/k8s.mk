@@ -1,6 +1,7 @@
 # Kubernetes manifests of the generated projects: `make k8s-check` (every variant) or `make k8s-check DIR=path`.
 # Included from the top Makefile, which defines the `venv` target (.venv with copier, pyyaml, pytest).
-# Tools and schemas are cached under ~/.cache/kafka-events; the first run builds helm (a few minutes).
+# Tools and schemas are cached in the stack launcher's cache (~/.cache/kafka-events, KAFKA_STACK_CACHE), and Java
+# and Maven for Strimzi's crd-generator are the launcher's too; the first run builds helm (a few minutes).
 
 K8S_PYTHON ?= .venv/bin/python
 

