@@ -130,7 +130,8 @@ class ConsumerRunner:
         return self._task is not None and not self._task.done()
 
     async def lag(self, timeout_seconds: float) -> dict[str, int]:
-        """Records behind the end of each assigned partition, as of the last fetch: highwater minus position.
+        """Records not yet handled in each assigned partition: highwater minus the lowest record not finished (or
+        the position, when none is queued), as of the last fetch.
 
         Partitions not fetched from yet, or without a position within the timeout, are left out."""
         lag: dict[str, int] = {}
@@ -138,10 +139,13 @@ class ConsumerRunner:
             highwater = self._consumer.highwater(tp)
             if highwater is None:
                 continue
-            try:
-                position = await asyncio.wait_for(self._consumer.position(tp), timeout_seconds)
-            except (TimeoutError, KafkaError):
-                continue
+            work = self._work.get(tp)
+            position = work.commit_offset if work is not None else None
+            if position is None:
+                try:
+                    position = await asyncio.wait_for(self._consumer.position(tp), timeout_seconds)
+                except (TimeoutError, KafkaError):
+                    continue
             lag[f"{tp.topic}[{tp.partition}]"] = max(highwater - position, 0)
         return lag
 
