@@ -5,7 +5,8 @@ the service gives."""
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
@@ -74,10 +75,6 @@ class ConsumerRunner:
 
     Subclasses say what a handled record writes (`_complete`), what a fetched batch needs first (`_accept`), and
     what to make durable when partitions move (`_partitions_leaving`) or the runner stops (`_settle`)."""
-
-    _handles_queue_on_revoke = False
-    """Whether records queued for partitions being revoked are still handled (within the revoke wait) rather than
-    left to the next owner: true where their offsets were committed already."""
 
     def __init__(self, consumer: AIOKafkaConsumer, serde: EventSerde, handler: Handler, settings: Settings) -> None:
         self._consumer = consumer
@@ -155,8 +152,6 @@ class ConsumerRunner:
     async def on_revoked(self, revoked: set[TopicPartition]) -> None:
         """Before partitions move: wait a bounded time for their in-flight handlers, abandon the rest, then make
         what finished durable so the next owner starts after it."""
-        if self._handles_queue_on_revoke:
-            await self._drain(revoked, self._settings.consumer_revoke_wait_seconds)
         leaving = {tp: self._work.pop(tp) for tp in revoked if tp in self._work}
         await self._drain(revoked, self._settings.consumer_revoke_wait_seconds)
         await self._partitions_leaving(leaving)
@@ -223,11 +218,20 @@ class ConsumerRunner:
         work = self._work.get(tp)
         if work is None or self._stopping.is_set():
             return
-        for record in work.start():
-            task = asyncio.create_task(self._process(tp, work, record), name=f"handle {where(record)}")
-            tasks = self._handling.setdefault(tp, set())
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
+        if started := work.start():
+            self._launch(tp, work, started)
+
+    def _launch(self, tp: TopicPartition, work: PartitionWork, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        """Start handling `records`, which `work` just handed out."""
+        for record in records:
+            self._spawn(tp, self._process(tp, work, record), f"handle {where(record)}")
+
+    def _spawn(self, tp: TopicPartition, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run `work` as a task of `tp`'s, which a revoke or shutdown waits for (then cancels)."""
+        task = asyncio.create_task(work, name=name)
+        tasks = self._handling.setdefault(tp, set())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
     async def _process(self, tp: TopicPartition, work: PartitionWork, record: ConsumerRecord[bytes, bytes]) -> None:
         try:
@@ -246,6 +250,14 @@ class ConsumerRunner:
 
     async def _process_record(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> None:
         await self._complete(tp, record, await self._handle(record))
+
+    def _release(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> None:
+        """`record`'s writes are queued (in order, by one producer): the next records, of its key too, may start
+        while it waits for their acknowledgement, as a batch's sends did. It is finished only after that."""
+        work = self._work.get(tp)
+        if work is not None:
+            work.release(record.offset)
+            self._start_ready(tp)
 
     def _flow_control(self) -> None:
         """Pause partitions with a full queue, so fetching goes on for the others (and for membership)."""
