@@ -90,6 +90,8 @@ def verdict(name: str, guarantee: str, r: dict[str, Any], kills: int) -> list[st
         broken.append("stalled")
     if r["kills"] < kills:
         broken.append(f"only {r['kills']} of {kills} faults")
+    if r.get("crashes"):
+        broken.append(f"{r['crashes']} worker exit(s) nobody caused")
     copies = r.get("groups", 1)
     if guarantee == "exactly-once":
         for client, counted in (("aiokafka", r), ("librdkafka", r.get("librdkafka", {}))):

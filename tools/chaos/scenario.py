@@ -13,6 +13,7 @@ import importlib
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -133,14 +134,17 @@ class Workers:
         }
         self.workdir = workdir
         self.started = 0
+        self.crashes = 0
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
 
     def start(self, slot: int = 0) -> None:
         self.started += 1
+        # Each worker serves its metrics on a port of its own: several share this machine.
+        env = self.env | {"METRICS_PORT": str(free_port())}
         with (self.workdir / f"{self.group}-worker-{self.started}.log").open("wb") as out:
             self.procs[slot] = subprocess.Popen(
                 [sys.executable, "-m", self.package, "worker"],
-                env=self.env,
+                env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -156,6 +160,7 @@ class Workers:
         for slot, proc in list(self.procs.items()):
             if proc.poll() is not None:
                 log(f"{self.group} worker {slot} exited with {proc.returncode}; restarting")
+                self.crashes += 1
                 self.start(slot)
 
     def stop(self) -> None:
@@ -168,6 +173,12 @@ class Workers:
             except subprocess.TimeoutExpired:
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 async def committed_total(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> int:
@@ -337,6 +348,8 @@ async def run_kills(args: dict[str, Any]) -> dict[str, Any]:
     processing = time.monotonic() - t1
 
     result: dict[str, Any] = {"inputs": n, "kills": done_kills, "stalled": stalled, "seconds": round(processing, 1)}
+    # A worker that exits on its own is a fault nobody planned: it would hide a member that never joined.
+    result["crashes"] = sum(fleet.crashes for fleet in fleets)
     if len(groups) > 1 or members > 1:
         result["groups"] = len(groups)
         result["members"] = members
