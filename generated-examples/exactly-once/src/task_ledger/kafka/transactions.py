@@ -111,10 +111,14 @@ class TransactionalProcessor(ConsumerRunner):
     async def _fenced_producer(self, tp: TopicPartition) -> AIOKafkaProducer:
         producer = create_transactional_producer(self._settings, tp)
         await producer.start()
-        # Beginning a transaction waits for the producer id, whose initialisation fences any earlier producer
-        # with this id and completes its open transaction; committing it empty sends nothing.
-        await producer.begin_transaction()
-        await producer.commit_transaction()
+        try:
+            # Beginning a transaction waits for the producer id, whose initialisation fences any earlier producer
+            # with this id and completes its open transaction; committing it empty sends nothing.
+            await producer.begin_transaction()
+            await producer.commit_transaction()
+        except BaseException:
+            await stop_producer(producer, self._settings.shutdown_timeout_seconds)
+            raise
         return producer
 
     async def _process_batch(self, batch: Batch) -> None:
