@@ -13,7 +13,6 @@ import importlib
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -140,7 +139,7 @@ class Workers:
     def start(self, slot: int = 0) -> None:
         self.started += 1
         # Each worker serves its metrics on a port of its own: several share this machine.
-        env = self.env | {"METRICS_PORT": str(free_port())}
+        env = self.env | {"METRICS_PORT": str(kafka_stack.free_port())}
         with (self.workdir / f"{self.group}-worker-{self.started}.log").open("wb") as out:
             self.procs[slot] = subprocess.Popen(
                 [sys.executable, "-m", self.package, "worker"],
@@ -173,12 +172,6 @@ class Workers:
             except subprocess.TimeoutExpired:
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.wait()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def committed_total(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> int:
