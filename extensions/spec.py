@@ -1,10 +1,13 @@
 """The `spec` answer as a typed model: validation with advice, and the derived `model` the templates render from.
 
 Copier loads this file through `_jinja_extensions` (copier-template-extensions resolves the path), which makes
-the template need trust: `copier copy --trust` / `copier update --trust`. It adds three filters:
+the template need trust: `copier copy --trust` / `copier update --trust`. It adds these filters:
 
     {{ spec | spec_problems }}               the problems, one a line, or "" when the spec is valid
-    {{ spec | spec_model(package_name) }}    the normalised model as JSON (names in every casing, types per language)
+    {{ spec | spec_consumes }}               whether the service consumes a topic
+    {{ patterns | pattern_problems(spec) }}  what the chosen patterns miss in the spec, one a line, or ""
+    {{ spec | spec_model(package_name, patterns) }}
+                                             the normalised model as JSON (names in every casing, types per language)
 
 The file stands alone (Copier imports it by path), using only pydantic and jinja2, which Copier itself needs.
 """
@@ -165,6 +168,46 @@ class SpecTopic(_Strict):
         return self
 
 
+TOPIC_NAME_ADVICE = (
+    'type a Kafka topic name of letters, digits, ".", "_" or "-", at most 244 characters, e.g. agent.tasks.audit.'
+)
+
+
+class SpecFanout(_Strict):
+    """The `fanout` pattern: every event of `topic` reaches each channel through a consumer group of its own."""
+
+    topic: str
+    channels: Annotated[
+        list[
+            Annotated[
+                str, _rule(r"[a-z][a-z0-9]{0,30}", "type a channel name of lower-case letters and digits, e.g. email.")
+            ]
+        ],
+        PydanticField(min_length=1, max_length=20),
+    ]
+
+    @model_validator(mode="after")
+    def _unique_channels(self) -> SpecFanout:
+        for index, channel in enumerate(self.channels):
+            if channel in self.channels[:index]:
+                raise _problem(f'"{channel}" appears twice; keep one.', loc=f"channels[{index}]")
+        return self
+
+
+class SpecAudit(_Strict):
+    """The `audit` pattern: an append-only, hash-chained log of every event the service publishes and processes."""
+
+    topic: Annotated[str, _rule(r"(?!\.{1,2}$)[A-Za-z0-9._-]{1,240}", TOPIC_NAME_ADVICE)] | None = None
+    partitions: Annotated[int, PydanticField(ge=1, le=1000)] = 3
+    retention_days: Annotated[int, PydanticField(ge=1, le=36500)] | None = None
+
+
+def audit_topic(spec: Spec) -> str:
+    """The audit log's topic: as the spec names it, else beside the first topic."""
+    named = spec.audit.topic if spec.audit is not None else None
+    return named or f"{spec.topics[0].name}.audit"
+
+
 class Spec(_Strict):
     consumer_group: Annotated[
         str,
@@ -173,6 +216,42 @@ class Spec(_Strict):
         ),
     ]
     topics: Annotated[list[SpecTopic], PydanticField(min_length=1)]
+    # What the patterns chosen in the `patterns` answer need; ignored by the service when its pattern is not chosen.
+    fanout: SpecFanout | None = None
+    audit: SpecAudit | None = None
+
+    @model_validator(mode="after")
+    def _patterns(self) -> Spec:
+        names = [topic.name for topic in self.topics]
+        taken = set(names) | {f"{name}.dlq" for name in names}
+        if self.fanout is not None:
+            if self.fanout.topic not in names:
+                raise _problem(
+                    f"name the topic of the spec whose events every channel receives, e.g. topic: {names[0]}.",
+                    loc="fanout.topic",
+                )
+            for index, channel in enumerate(self.fanout.channels):
+                if f"{self.fanout.topic}.{channel}.dlq" in taken:
+                    raise _problem(
+                        f'the dead-letter topic of channel "{channel}" would be {self.fanout.topic}.{channel}.dlq, '
+                        "a topic of the spec already; type another channel name.",
+                        loc=f"fanout.channels[{index}]",
+                    )
+        if self.audit is not None and self.audit.topic is not None:
+            topic = self.audit.topic
+            if topic in taken or topic.endswith(".dlq"):
+                raise _problem(
+                    f'"{topic}" clashes with a topic of the spec or a dead-letter topic; type a distinct name, '
+                    f"e.g. {names[0]}.audit.",
+                    loc="audit.topic",
+                )
+            if "." in topic and "_" in topic:
+                raise _problem(
+                    f'"{topic}" mixes "." and "_", which collide in Kafka metric names; use one of them, '
+                    f"e.g. {topic.replace('_', '.')}.",
+                    loc="audit.topic",
+                )
+        return self
 
     @model_validator(mode="after")
     def _across_topics(self) -> Spec:
@@ -231,10 +310,19 @@ ADVICE = {
     "topics.events.fields.type": f"type one of {', '.join(FIELD_TYPES)}.",
     "topics.events.fields.optional": "type true or false.",
     "topics.events.fields.doc": 'type one sentence; quote it if it holds ", " or ": ".',
+    "fanout": "write a mapping, e.g. `fanout: {topic: agent.tasks, channels: [email, sms, push]}`.",
+    "fanout.topic": "name the topic of the spec whose events every channel receives, e.g. topic: agent.tasks.",
+    "fanout.channels": "list the channels by name, e.g. `channels: [email, sms, push]`.",
+    "audit": "write a mapping, e.g. `audit: {retention_days: 365}`, or leave it out for the defaults.",
+    "audit.topic": TOPIC_NAME_ADVICE,
+    "audit.partitions": "type a whole number from 1 to 1000, e.g. 3.",
+    "audit.retention_days": "type a whole number of days from 1 to 36500, or leave it out to keep the log forever.",
 }
 
 KEYS = {
-    "": ("consumer_group", "topics"),
+    "": tuple(Spec.model_fields),
+    "fanout": tuple(SpecFanout.model_fields),
+    "audit": tuple(SpecAudit.model_fields),
     "topics": tuple(SpecTopic.model_fields),
     "topics.events": tuple(SpecEvent.model_fields),
     "topics.events.fields": tuple(SpecField.model_fields),
@@ -298,6 +386,36 @@ def parse(spec: Any) -> Spec:
     return Spec.model_validate(spec)
 
 
+# The `patterns` answer's choices, each with what it needs from the spec (None: nothing, its defaults fit).
+PATTERNS: dict[str, str | None] = {
+    "fanout": "fanout: {topic: agent.tasks, channels: [email, sms, push]}",
+    "audit": None,
+}
+
+
+def pattern_problems(patterns: Any, spec: Any) -> list[str]:
+    """What the chosen `patterns` miss in a valid `spec`, or what the spec configures for an unchosen pattern."""
+    if problems(spec):
+        return []  # the spec question reported those already
+    chosen = set(patterns or ())
+    found = []
+    for name, example in PATTERNS.items():
+        configured = spec.get(name) is not None
+        if name in chosen and example is not None and not configured:
+            found.append(f"spec.{name}: missing; the {name} pattern needs it, e.g. `{example}`; or unselect {name}.")
+        if name not in chosen and configured:
+            found.append(f"spec.{name} is set but the {name} pattern is not chosen: choose it, or drop spec.{name}.")
+    if "audit" in chosen:
+        parsed = Spec.model_validate(spec)
+        taken = {name for topic in parsed.topics for name in (topic.name, f"{topic.name}.dlq")}
+        if audit_topic(parsed) in taken:
+            found.append(
+                f"spec.audit.topic: the default {audit_topic(parsed)} is a topic of the spec already; "
+                "name another, e.g. `audit: {topic: audit.log}`."
+            )
+    return found
+
+
 def _words(name: str) -> list[str]:
     return re.sub(r"[^A-Za-z0-9]+", " ", name).strip().split()
 
@@ -335,7 +453,42 @@ def _avro_field(field: SpecField) -> dict[str, Any]:
     return schema
 
 
-def derive(spec: Spec, package_name: str) -> dict[str, Any]:
+def _derive_patterns(spec: Spec, patterns: Sequence[str]) -> dict[str, Any]:
+    """What the chosen patterns render from: names of their topics, groups and settings."""
+    derived: dict[str, Any] = {
+        "patterns": [name for name in PATTERNS if name in patterns],
+        "fanout": None,
+        "audit": None,
+    }
+    if "fanout" in patterns and spec.fanout is not None:
+        source = next(topic for topic in spec.topics if topic.name == spec.fanout.topic)
+        derived["fanout"] = {
+            "topic": source.name,
+            "topic_ident": "_".join(_words(source.name)).lower(),
+            "partitions": source.partitions,
+            "channels": [
+                {
+                    "name": channel,
+                    "group": f"{spec.consumer_group}.{channel}",
+                    "dlq": f"{source.name}.{channel}.dlq",
+                }
+                for channel in spec.fanout.channels
+            ],
+        }
+    if "audit" in patterns:
+        audit = spec.audit or SpecAudit()
+        topic = audit_topic(spec)
+        derived["audit"] = {
+            "topic": topic,
+            "intake": f"{topic}.intake",
+            "partitions": audit.partitions,
+            "sealer_group": f"{spec.consumer_group}.audit-sealer",
+            "retention_ms": audit.retention_days * 86_400_000 if audit.retention_days else -1,
+        }
+    return derived
+
+
+def derive(spec: Spec, package_name: str, patterns: Sequence[str] = ()) -> dict[str, Any]:
     """The model every template renders from."""
     by_name = {topic.name: topic for topic in spec.topics}
     namespace = f"{package_name}.events"
@@ -401,6 +554,7 @@ def derive(spec: Spec, package_name: str) -> dict[str, Any]:
         "reserved": list(RESERVED),
         "avro_namespace": namespace,
         "records": records,
+        **_derive_patterns(spec, patterns),
     }
 
 
@@ -412,6 +566,7 @@ class SpecExtension(Extension):
         environment.filters["spec_problems"] = lambda spec: "\n".join(problems(spec))
         environment.filters["spec_model"] = self._model
         environment.filters["spec_consumes"] = self._consumes
+        environment.filters["pattern_problems"] = lambda patterns, spec: "\n".join(pattern_problems(patterns, spec))
 
     @staticmethod
     def _consumes(spec: Any) -> bool:
@@ -419,7 +574,7 @@ class SpecExtension(Extension):
         return bool(problems(spec)) or any(topic.consumed for topic in Spec.model_validate(spec).topics)
 
     @staticmethod
-    def _model(spec: Any, package_name: str) -> str:
+    def _model(spec: Any, package_name: str, patterns: Sequence[str] = ()) -> str:
         """JSON (so YAML too) for a `type: yaml` question, in the model's own key order (`tojson` sorts keys)."""
         # Copier renders `model` only after `spec` passed its validator; an invalid spec here yields no model.
-        return json.dumps(derive(Spec.model_validate(spec), package_name) if not problems(spec) else {})
+        return json.dumps(derive(Spec.model_validate(spec), package_name, patterns) if not problems(spec) else {})

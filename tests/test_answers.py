@@ -12,7 +12,17 @@ from typing import Any
 import pytest
 import yaml
 
-from extensions.spec import FIELD_TYPES, RESERVED, SpecExtension, TypeName, derive, parse, problems
+from extensions.spec import (
+    FIELD_TYPES,
+    PATTERNS,
+    RESERVED,
+    SpecExtension,
+    TypeName,
+    derive,
+    parse,
+    pattern_problems,
+    problems,
+)
 from tools.render import REPO, render, variant_answers, variant_names
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -200,3 +210,105 @@ def test_the_template_asks_for_trust_to_run_its_spec_extension(tmp_path: Path) -
     with pytest.raises(Exception, match="--trust") as refused:
         run_copy(str(REPO), str(tmp_path / "out"), defaults=True, vcs_ref="HEAD", quiet=True, unsafe=False)
     assert "jinja_extensions" in str(refused.value)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# The `patterns` answer and what the spec says for each pattern.
+
+FANOUT = {"topic": "things", "channels": ["email", "sms"]}
+
+PATTERN_SPEC_REFUSALS = [
+    ({**SPEC, "fanout": {**FANOUT, "topic": "nowhere"}}, "spec.fanout.topic: name the topic of the spec whose events"),
+    ({**SPEC, "fanout": {**FANOUT, "channels": []}}, "spec.fanout.channels: list the channels by name"),
+    ({**SPEC, "fanout": {**FANOUT, "channels": ["E-mail"]}}, "spec.fanout.channels[0]: type a channel name of lower"),
+    ({**SPEC, "fanout": {**FANOUT, "channels": ["sms", "sms"]}}, 'spec.fanout.channels[1]: "sms" appears twice'),
+    (
+        {**SPEC, "fanout": {**FANOUT, "channel": ["sms"]}},
+        'spec.fanout: unknown key "channel"; the keys here are `topic`',
+    ),
+    ({**SPEC, "fanout": ["email"]}, "spec.fanout: write a mapping, e.g. `fanout: {topic: agent.tasks, channels:"),
+    ({**SPEC, "audit": {"retention_days": 0}}, "spec.audit.retention_days: type a whole number of days from 1"),
+    ({**SPEC, "audit": {"retention": 30}}, 'spec.audit: unknown key "retention"; the keys here are `topic`'),
+    ({**SPEC, "audit": {"topic": "things"}}, 'spec.audit.topic: "things" clashes with a topic of the spec'),
+    ({**SPEC, "audit": {"topic": "things.dlq"}}, 'spec.audit.topic: "things.dlq" clashes'),
+    ({**SPEC, "audit": {"topic": "audit_log.things"}}, 'spec.audit.topic: "audit_log.things" mixes "." and "_"'),
+    ({**SPEC, "audit": {"topic": "bad topic"}}, "spec.audit.topic: type a Kafka topic name"),
+]
+
+
+@pytest.mark.parametrize(("spec", "advice"), PATTERN_SPEC_REFUSALS, ids=[r[1][:50] for r in PATTERN_SPEC_REFUSALS])
+def test_a_bad_pattern_setting_is_refused_with_its_path_and_advice(spec: Any, advice: str) -> None:
+    found = problems(spec)
+    assert any(advice in problem for problem in found), found
+
+
+def test_a_chosen_pattern_needs_its_spec_and_an_unchosen_one_none() -> None:
+    assert pattern_problems(["fanout"], SPEC) == [
+        "spec.fanout: missing; the fanout pattern needs it, e.g. "
+        "`fanout: {topic: agent.tasks, channels: [email, sms, push]}`; or unselect fanout."
+    ]
+    assert pattern_problems(["audit"], SPEC) == [], "the audit log's defaults fit any spec"
+    assert pattern_problems([], {**SPEC, "fanout": FANOUT}) == [
+        "spec.fanout is set but the fanout pattern is not chosen: choose it, or drop spec.fanout."
+    ]
+    assert pattern_problems(["fanout", "audit"], {**SPEC, "fanout": FANOUT, "audit": {}}) == []
+
+
+def test_the_audit_logs_default_topic_must_be_free() -> None:
+    spec = copy.deepcopy(SPEC)
+    spec["topics"].append(
+        {**spec["topics"][0], "name": "things.audit", "consumed": False, "events": [{**EVENT, "name": "ThingAudited"}]}
+    )
+    assert problems(spec) == []
+    (problem,) = pattern_problems(["audit"], spec)
+    assert problem.startswith("spec.audit.topic: the default things.audit is a topic of the spec already")
+
+
+def test_the_model_derives_each_chosen_patterns_names_and_only_those() -> None:
+    spec = parse({**SPEC, "fanout": FANOUT, "audit": {"retention_days": 30}})
+    model = derive(spec, "things", ["audit", "fanout"])
+    assert model["patterns"] == ["fanout", "audit"], "in the one order PATTERNS gives"
+    assert model["fanout"]["channels"] == [
+        {"name": "email", "group": "things.email", "dlq": "things.email.dlq"},
+        {"name": "sms", "group": "things.sms", "dlq": "things.sms.dlq"},
+    ]
+    assert model["audit"] | {} == {
+        "topic": "things.audit",
+        "intake": "things.audit.intake",
+        "partitions": 3,
+        "sealer_group": "things.audit-sealer",
+        "retention_ms": 30 * 86_400_000,
+    }
+    assert derive(parse(SPEC), "things", ["audit"])["audit"]["retention_ms"] == -1, "kept forever by default"
+    plain = derive(spec, "things")
+    assert (plain["patterns"], plain["fanout"], plain["audit"]) == ([], None, None)
+
+
+def test_every_pattern_choice_is_one_the_extension_knows() -> None:
+    choices = yaml.safe_load((REPO / "copier.yml").read_text())["patterns"]["choices"]
+    assert list(choices.values()) == list(PATTERNS)
+
+
+def test_a_chosen_pattern_without_its_spec_is_refused_through_copier(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="question 'patterns'") as refused:
+        render({"project_name": "things", "spec": SPEC, "patterns": ["fanout"]}, tmp_path / "out")
+    assert "spec.fanout: missing" in str(refused.value)
+    assert not (tmp_path / "out" / "src").exists()
+
+
+def test_an_unchosen_pattern_leaves_no_trace(tmp_path: Path) -> None:
+    dest = render({"project_name": "things", "spec": SPEC}, tmp_path / "out")
+    assert not (dest / "src" / "things" / "patterns").exists()
+    for path in dest.rglob("*"):
+        if path.is_file() and path.suffix in {".py", ".yaml", ".toml", ".md"}:
+            text = path.read_text()
+            assert "fanout" not in text.lower(), path
+            assert "audit" not in text.lower(), path
+
+
+def test_chosen_patterns_render_their_modules(tmp_path: Path) -> None:
+    spec = {**SPEC, "fanout": FANOUT}
+    dest = render({"project_name": "things", "spec": spec, "patterns": ["fanout", "audit"]}, tmp_path / "out")
+    package = dest / "src" / "things" / "patterns"
+    assert sorted(p.name for p in (package / "fanout").glob("to_*.py")) == ["to_email.py", "to_sms.py"]
+    assert (package / "audit" / "sealer.py").exists()

@@ -71,9 +71,12 @@ def test_every_variant_passes_the_check(checked: tuple[Path, subprocess.Complete
     assert sorted(results) == VARIANTS
     for name, result in results.items():
         assert result["errors"] == [], (name, result["errors"])
-        topics = answers_of(Path(result["project"]))["spec"]["topics"]
-        consumes = any(topic.get("consumed", True) for topic in topics)
+        answers = answers_of(Path(result["project"]))
+        consumes = any(topic.get("consumed", True) for topic in answers["spec"]["topics"])
         expected = (EXPECTED_KINDS | (LAG_SCALING_KINDS if consumes else set())) - set(report["skipped_kinds"])
+        if answers.get("security", "none") == "none":
+            # A service that does not authenticate has nothing for KEDA to authenticate with.
+            expected -= {"TriggerAuthentication"}
         missing = {kind for kind in expected if result["kinds"].get(kind, 0) < 1}
         if not consumes:
             assert not LAG_SCALING_KINDS & set(result["kinds"]), f"{name} consumes nothing, yet scales on lag"
@@ -133,7 +136,46 @@ def expected_acls(answers: dict[str, Any]) -> set[tuple[str, str, str, frozenset
         grant("group", answers["spec"]["consumer_group"], "literal", "Read")
     if answers.get("delivery_guarantee") == "exactly-once":  # not asked when nothing is consumed
         grant("transactionalId", answers["k8s_name"] + "-", "prefix", "Write", "Describe")
+    for kind, name, pattern, ops in pattern_acls(answers):
+        grant(kind, name, pattern, *ops)
     return {(*key, frozenset(ops)) for key, ops in operations.items()}
+
+
+def pattern_topics(answers: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The topics the chosen patterns add, by name, with the config each must have."""
+    spec, chosen = answers["spec"], answers.get("patterns") or []
+    topics: dict[str, dict[str, Any]] = {}
+    if "fanout" in chosen:
+        for channel in spec["fanout"]["channels"]:
+            topics[f"{spec['fanout']['topic']}.{channel}.dlq"] = {}
+    if "audit" in chosen:
+        audit = spec.get("audit") or {}
+        name = audit.get("topic") or spec["topics"][0]["name"] + ".audit"
+        days = audit.get("retention_days")
+        # Append-only: deleted by age only (forever by default), never compacted.
+        topics[name] = {"cleanup.policy": "delete", "retention.ms": days * 86_400_000 if days else -1}
+        topics[name + ".intake"] = {}
+    return topics
+
+
+def pattern_acls(answers: dict[str, Any]) -> list[tuple[str, str, str, tuple[str, ...]]]:
+    """What the chosen patterns do: each fan-out channel reads the topic in its own group and writes its DLQ; the
+    audit sealer reads the intake in its group and appends to the log under its own transactional ids."""
+    spec, chosen = answers["spec"], answers.get("patterns") or []
+    acls: list[tuple[str, str, str, tuple[str, ...]]] = []
+    if "fanout" in chosen:
+        acls.append(("topic", spec["fanout"]["topic"], "literal", ("Read", "Describe")))
+        for channel in spec["fanout"]["channels"]:
+            acls.append(("group", f"{spec['consumer_group']}.{channel}", "literal", ("Read",)))
+            acls.append(("topic", f"{spec['fanout']['topic']}.{channel}.dlq", "literal", ("Write", "Describe")))
+    if "audit" in chosen:
+        audit = spec.get("audit") or {}
+        name = audit.get("topic") or spec["topics"][0]["name"] + ".audit"
+        acls.append(("topic", name + ".intake", "literal", ("Read", "Write", "Describe")))
+        acls.append(("topic", name, "literal", ("Read", "Write", "Describe")))
+        acls.append(("group", f"{spec['consumer_group']}.audit-sealer", "literal", ("Read",)))
+        acls.append(("transactionalId", answers["k8s_name"] + "-audit-sealer-", "prefix", ("Write", "Describe")))
+    return acls
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -143,32 +185,45 @@ def test_kafka_user_acls_are_exactly_what_the_service_uses(
     out, _, _ = checked
     project = out / variant
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
-    (user,) = list(yaml.safe_load_all((project / "deploy" / "strimzi" / "base" / "kafka-user.yaml").read_text()))
-    assert user["kind"] == "KafkaUser"
-    assert user["metadata"]["name"] == answers["k8s_name"]
-    assert user["spec"]["authentication"] == {"type": "scram-sha-512"}
-    rendered = [
-        (
-            acl["resource"]["type"],
-            acl["resource"]["name"],
-            acl["resource"].get("patternType", "literal"),
-            frozenset(acl["operations"]),
+    user_file = project / "deploy" / "strimzi" / "base" / "kafka-user.yaml"
+    if answers.get("security", "none") == "none":
+        assert not user_file.exists(), "no KafkaUser where the service does not authenticate"
+    else:
+        (user,) = list(yaml.safe_load_all(user_file.read_text()))
+        assert user["kind"] == "KafkaUser"
+        assert user["metadata"]["name"] == answers["k8s_name"]
+        assert user["spec"]["authentication"] == {"type": SERVICE_AUTHENTICATION[answers["security"]]}
+        rendered = [
+            (
+                acl["resource"]["type"],
+                acl["resource"]["name"],
+                acl["resource"].get("patternType", "literal"),
+                frozenset(acl["operations"]),
+            )
+            for acl in user["spec"]["authorization"]["acls"]
+        ]
+        assert len(rendered) == len(set(rendered)), "duplicate ACLs"
+        assert set(rendered) == expected_acls(answers)
+        readable = {name for kind, name, _, ops in rendered if kind == "topic" and "Read" in ops}
+        consumed = {topic["name"] for topic in answers["spec"]["topics"] if topic.get("consumed", True)}
+        by_patterns = {name for kind, name, _, ops in pattern_acls(answers) if kind == "topic" and "Read" in ops}
+        assert readable == consumed | by_patterns, (
+            "Read only on what is consumed: never on a DLQ or a topic only produced"
         )
-        for acl in user["spec"]["authorization"]["acls"]
-    ]
-    assert len(rendered) == len(set(rendered)), "duplicate ACLs"
-    assert set(rendered) == expected_acls(answers)
-    readable = {name for kind, name, _, ops in rendered if kind == "topic" and "Read" in ops}
-    consumed = {topic["name"] for topic in answers["spec"]["topics"] if topic.get("consumed", True)}
-    assert readable == consumed, "Read only on the consumed topics: never on a DLQ or a topic only produced"
-    for acl in user["spec"]["authorization"]["acls"]:
-        assert acl.get("type", "allow") == "allow"
-        assert "host" not in acl
+        for acl in user["spec"]["authorization"]["acls"]:
+            assert acl.get("type", "allow") == "allow"
+            assert "host" not in acl
 
     # The KafkaTopics are the same topics, and the chart autoscales on the consumed ones.
     topics = list(yaml.safe_load_all((project / "deploy" / "strimzi" / "base" / "kafka-topics.yaml").read_text()))
     names = {t["name"] for t in answers["spec"]["topics"]}
-    assert {t["spec"]["topicName"] for t in topics} == names | {n + ".dlq" for n in names}
+    assert {t["spec"]["topicName"] for t in topics} == names | {n + ".dlq" for n in names} | set(
+        pattern_topics(answers)
+    )
+    by_name = {t["spec"]["topicName"]: t for t in topics}
+    for name, config in pattern_topics(answers).items():
+        assert config.items() <= by_name[name]["spec"]["config"].items(), name
+        assert "compact" not in str(by_name[name]["spec"]["config"].get("cleanup.policy", "")), name
     (values_file,) = project.glob("deploy/helm/*/values.yaml")
     values = yaml.safe_load(values_file.read_text())
     assert values["kafka"]["user"] == answers["k8s_name"]
@@ -224,19 +279,45 @@ def only(resources: dict[str, dict[str, Any]], kind: str) -> dict[str, Any]:
     return doc
 
 
+# Pods of the chosen agent patterns (fan-out channels, the audit sealer) run Deployments of their own.
+PATTERN_COMPONENTS = ("fanout-", "audit-")
+
+
+def service_deployments(resources: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The service's Deployments (the API, and the worker when it has one of its own), not the patterns'."""
+    return [
+        doc
+        for doc in of_kind(resources, "Deployment")
+        if not doc["spec"]["template"]["metadata"]["labels"]
+        .get("app.kubernetes.io/component", "")
+        .startswith(PATTERN_COMPONENTS)
+    ]
+
+
+def the_deployment(resources: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    (doc,) = service_deployments(resources)
+    return doc
+
+
 def strimzi_docs(project: Path, relative: str) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all((project / "deploy" / "strimzi" / relative).read_text()) if doc]
 
 
-def scram_port(project: Path) -> int:
-    """The port of the SCRAM listener, which the services use, in both cluster profiles (they must agree)."""
+# The listener authentication each `security` answer gives the service (None: no authentication at all).
+SERVICE_AUTHENTICATION = {"none": None, "scram-tls": "scram-sha-512", "mtls": "tls"}
+
+
+def service_port(project: Path) -> int:
+    """The port of the listener the service uses, as its `security` answer says, in both cluster profiles (they
+    must agree)."""
+    wanted = SERVICE_AUTHENTICATION[answers_of(project).get("security", "none")]
     ports = set()
     for profile in ("dev", "production"):
         (kafka,) = strimzi_docs(project, f"{profile}/kafka.yaml")
         ports |= {
             listener["port"]
             for listener in kafka["spec"]["kafka"]["listeners"]
-            if listener.get("authentication", {}).get("type") == "scram-sha-512"
+            if listener.get("authentication", {}).get("type") == wanted
         }
     (port,) = ports
     return int(port)
@@ -306,7 +387,7 @@ def test_keda_reaches_kafka_by_its_fully_qualified_name_and_only_where_keda_is(
         assert refused.returncode != 0
         assert "needs at least one topic with consumed: true" in refused.stderr, "no lag to scale on: said so"
         return
-    bootstrap = f"{answers['kafka_cluster']}-kafka-bootstrap.{NAMESPACE}.svc:{scram_port(project)}"
+    bootstrap = f"{answers['kafka_cluster']}-kafka-bootstrap.{NAMESPACE}.svc:{service_port(project)}"
     with_keda = helm_template(helm, project, "--set", "autoscaling.mode=keda", "--api-versions", "keda.sh/v1alpha1")
     scaled = only(with_keda, "ScaledObject")
     assert scaled["spec"]["triggers"], "a kafka trigger per consumed topic"
@@ -316,13 +397,13 @@ def test_keda_reaches_kafka_by_its_fully_qualified_name_and_only_where_keda_is(
         # As the service's consumer: a new group's backlog is lag to scale on.
         assert trigger["metadata"]["offsetResetPolicy"] == "earliest"
     assert only(with_keda, "ConfigMap")["data"]["KAFKA_BOOTSTRAP_SERVERS"] == bootstrap
-    assert "replicas" not in only(with_keda, "Deployment")["spec"], "KEDA owns the replica count"
+    assert "replicas" not in the_deployment(with_keda)["spec"], "KEDA owns the replica count"
 
     without_keda = helm_template(helm, project, "--set", "autoscaling.mode=keda")
     assert not of_kind(without_keda, "ScaledObject")
     assert not of_kind(without_keda, "TriggerAuthentication")
     values = yaml.safe_load((chart_of(project) / "values.yaml").read_text())
-    assert only(without_keda, "Deployment")["spec"]["replicas"] == values["autoscaling"]["minReplicas"]
+    assert the_deployment(without_keda)["spec"]["replicas"] == values["autoscaling"]["minReplicas"]
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -338,7 +419,7 @@ def test_a_hook_job_registers_the_schemas_before_the_pods_start(
     assert hooks == {"pre-install", "pre-upgrade"}
     (main,) = job["spec"]["template"]["spec"]["containers"]
     assert main["command"] == ["python", "-m", answers["package_name"], "schemas", "register"]
-    assert main["image"] == container(only(resources, "Deployment"))["image"]
+    assert main["image"] == container(the_deployment(resources))["image"]
     env = {item["name"]: item["value"] for item in main["env"]}
     config = only(resources, "ConfigMap")["data"]
     assert config["SCHEMA_AUTO_REGISTER"] == "false"
@@ -371,8 +452,8 @@ def test_pods_stop_within_their_grace_period(
         config = only(resources, "ConfigMap")["data"]
         assert config["SHUTDOWN_TIMEOUT_SECONDS"] == str(shutdown)
         assert config["PUBLISH_TIMEOUT_SECONDS"] == str(timeouts["publishSeconds"])
-        pod = only(resources, "Deployment")["spec"]["template"]["spec"]
-        sleep = container(only(resources, "Deployment"))["lifecycle"]["preStop"]["sleep"]["seconds"]
+        pod = the_deployment(resources)["spec"]["template"]["spec"]
+        sleep = container(the_deployment(resources))["lifecycle"]["preStop"]["sleep"]["seconds"]
         assert 0 < sleep <= 10, "a short drain before SIGTERM"
         # The preStop sleep counts against the grace period; then the POSTs in flight, then the stop steps
         # (message in hand, settling the consumer, flushing the producer), each bounded by the shutdown timeout.
@@ -388,7 +469,7 @@ def test_probes_wait_for_the_services_answer_and_drains_are_not_blocked(
     project = out / variant
     answers = answers_of(project)
     resources = helm_template(helm, project)
-    main = container(only(resources, "Deployment"))
+    main = container(the_deployment(resources))
     ready_timeout = float(only(resources, "ConfigMap")["data"]["READY_TIMEOUT_SECONDS"])
     # GET /health/ready answers within twice READY_TIMEOUT_SECONDS (api/health.py); the probe waits longer.
     health = (project / "src" / answers["package_name"] / "api" / "health.py").read_text()
@@ -501,7 +582,8 @@ def test_two_generated_charts_live_in_one_umbrella_chart(
 def test_the_cluster_name_and_kafka_version_are_one_value_each(tmp_path: Path, helm: str) -> None:
     from tools.render import render, variant_answers
 
-    project = render({**variant_answers(VARIANTS[0]), "kafka_cluster": "orders-kafka"}, tmp_path / "project")
+    answers = {**variant_answers(VARIANTS[0]), "kafka_cluster": "orders-kafka", "security": "scram-tls"}
+    project = render(answers, tmp_path / "project")
     strimzi = project / "deploy" / "strimzi"
     for path in sorted(strimzi.rglob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
@@ -515,7 +597,7 @@ def test_the_cluster_name_and_kafka_version_are_one_value_each(tmp_path: Path, h
     assert "orders-kafka-cluster-ca-cert" in text
     resources = helm_template(helm, project, "--api-versions", "keda.sh/v1alpha1")
     assert only(resources, "ConfigMap")["data"]["KAFKA_BOOTSTRAP_SERVERS"].startswith("orders-kafka-kafka-bootstrap.")
-    volumes = only(resources, "Deployment")["spec"]["template"]["spec"]["volumes"]
+    volumes = the_deployment(resources)["spec"]["template"]["spec"]["volumes"]
     assert {"secretName": "orders-kafka-cluster-ca-cert"}.items() <= volumes[-1]["secret"].items()
     # Both cluster profiles run the Kafka version the local stack runs, which the tests prove against.
     versions = {
@@ -590,9 +672,17 @@ def test_the_generated_readmes_curl_example_fits_its_spec(
 
 # --- operating the service: settings, the worker, metrics and monitors ------------------------------------------
 
-# Settings the ConfigMap leaves out on purpose: the password comes from the KafkaUser's Secret, client certificates
-# only matter on a TLS-authenticated listener (the chart uses SCRAM), and each Deployment sets CONSUMER_ENABLED.
-NOT_IN_CONFIGMAP = {"KAFKA_SASL_PASSWORD", "KAFKA_SSL_CERTFILE", "KAFKA_SSL_KEYFILE", "CONSUMER_ENABLED"}
+# Settings the ConfigMap leaves out on purpose: secrets come from Secrets (the KafkaUser's password, the shared
+# processed-event store's URL, the audit chain's key), client certificates only where the answer is mtls, and each
+# Deployment sets CONSUMER_ENABLED.
+NOT_IN_CONFIGMAP = {
+    "KAFKA_SASL_PASSWORD",
+    "KAFKA_SSL_CERTFILE",
+    "KAFKA_SSL_KEYFILE",
+    "CONSUMER_ENABLED",
+    "PROCESSED_EVENTS_URL",
+    "AUDIT_CHAIN_KEY",
+}
 # Set only when a value is given: an empty OTLP endpoint means tracing off.
 OPTIONAL_IN_CONFIGMAP = {"OTEL_EXPORTER_OTLP_ENDPOINT"}
 
@@ -645,7 +735,7 @@ def test_the_worker_runs_as_its_own_deployment_that_autoscaling_scales(
         "--set",
         "serviceMonitor.enabled=true",
     )
-    deployments = {doc["metadata"]["name"]: doc for doc in of_kind(resources, "Deployment")}
+    deployments = {doc["metadata"]["name"]: doc for doc in service_deployments(resources)}
     (api_name,) = [name for name in deployments if not name.endswith("-worker")]
     worker = deployments[f"{api_name}-worker"]
     main = container(worker)
@@ -665,7 +755,7 @@ def test_the_worker_runs_as_its_own_deployment_that_autoscaling_scales(
     assert worker["metadata"]["name"] in budgets
     # Without a worker, the one Deployment consumes, as before.
     single = helm_template(helm, project, "--api-versions", "keda.sh/v1alpha1")
-    (deployment,) = of_kind(single, "Deployment")
+    (deployment,) = service_deployments(single)
     assert "CONSUMER_ENABLED" not in {e["name"] for e in container(deployment).get("env", [])}
     assert only(single, "ScaledObject")["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
 
@@ -700,3 +790,133 @@ def test_the_monitoring_manifests_are_validated(
     (project,) = [r for r in report["results"] if Path(r["project"]).name == variant]
     assert project["kinds"].get("PrometheusRule") == 1, project["kinds"]
     assert project["kinds"].get("PodMonitor", 0) >= 1, "the brokers' PodMonitor in deploy/monitoring"
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_each_pattern_process_has_a_deployment_that_no_other_object_selects(
+    variant: str, checked: tuple[Path, subprocess.CompletedProcess[str], dict[str, Any]], helm: str
+) -> None:
+    out, _, _ = checked
+    project = out / variant
+    answers = answers_of(project)
+    chosen = answers.get("patterns") or []
+    resources = helm_template(helm, project)
+    deployments = {doc["metadata"]["name"]: doc for doc in of_kind(resources, "Deployment")}
+    expected: dict[str, list[str]] = {}
+    if "fanout" in chosen:
+        for channel in answers["spec"]["fanout"]["channels"]:
+            expected[f"fanout-{channel}"] = ["fanout", channel]
+    if "audit" in chosen:
+        expected["audit-sealer"] = ["audit", "seal"]
+    patterned = {
+        doc["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/component"): doc
+        for doc in deployments.values()
+        if doc["spec"]["template"]["metadata"]["labels"]
+        .get("app.kubernetes.io/component", "")
+        .startswith(PATTERN_COMPONENTS)
+    }
+    assert set(patterned) == set(expected), "one Deployment per channel and one for the sealer, none for unchosen"
+    for component, args in expected.items():
+        main = container(patterned[component])
+        assert main["command"] == [
+            "python",
+            "-m",
+            answers.get("package_name") or answers["project_name"].replace("-", "_"),
+        ]
+        assert main["args"] == args
+        assert "ports" not in main, "no HTTP in a pattern's process"
+        env = {item["name"]: item for item in main.get("env", [])}
+        assert ("AUDIT_CHAIN_KEY" in env) == (component == "audit-sealer"), "only the sealer holds the chain key"
+    pod_labels = [doc["spec"]["template"]["metadata"]["labels"] for doc in patterned.values()]
+    for doc in resources.values():
+        selector: Any = (doc.get("spec") or {}).get("selector")
+        if isinstance(selector, dict) and "matchLabels" in selector:  # Deployment, PodDisruptionBudget
+            selector = selector["matchLabels"]
+        if not isinstance(selector, dict) or doc in patterned.values():
+            continue
+        for labels in pod_labels:
+            assert not selector.items() <= labels.items(), f"{doc['kind']}/{doc['metadata']['name']} selects {labels}"
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# The `security` answer: the cluster, the KafkaUser and the chart agree on how the service authenticates.
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_the_cluster_authorizes_exactly_when_the_service_authenticates(
+    variant: str, checked: tuple[Path, subprocess.CompletedProcess[str], dict[str, Any]]
+) -> None:
+    out, _, _ = checked
+    project = out / variant
+    security = answers_of(project).get("security", "none")
+    for profile in ("dev", "production"):
+        (kafka,) = strimzi_docs(project, f"{profile}/kafka.yaml")
+        listeners = {listener["name"]: listener for listener in kafka["spec"]["kafka"]["listeners"]}
+        authorization = kafka["spec"]["kafka"].get("authorization")
+        # The registry's own listener, whatever the service uses.
+        assert listeners["tls"]["authentication"] == {"type": "tls"}, profile
+        if security == "none":
+            assert authorization is None, profile
+            assert listeners["plain"] == {"name": "plain", "port": 9092, "type": "internal", "tls": False}, profile
+        else:
+            assert authorization == {"type": "simple"}, f"{profile}: only Strimzi's own operators are super users"
+            assert "plain" not in listeners, f"{profile}: no listener lets a client in unauthenticated"
+            assert all(listener["tls"] for listener in listeners.values()), profile
+        # One listener per way in: none the answer does not use.
+        assert ("scram" in listeners) == (security == "scram-tls"), profile
+    (registry_user,) = strimzi_docs(project, "schema-registry/kafka-user.yaml")
+    assert ("authorization" in registry_user["spec"]) == (security != "none")
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_the_chart_reads_the_kafka_users_secret_as_the_answer_says(
+    variant: str, checked: tuple[Path, subprocess.CompletedProcess[str], dict[str, Any]], helm: str
+) -> None:
+    out, _, _ = checked
+    project = out / variant
+    answers = answers_of(project)
+    security = answers.get("security", "none")
+    resources = helm_template(helm, project)
+    config = only(resources, "ConfigMap")["data"]
+    (deployment,) = [d for d in of_kind(resources, "Deployment") if d["metadata"]["name"].endswith(answers["k8s_name"])]
+    main = container(deployment)
+    secret_keys = {
+        (env["valueFrom"]["secretKeyRef"]["name"], env["valueFrom"]["secretKeyRef"]["key"])
+        for env in main.get("env", [])
+        if "secretKeyRef" in env.get("valueFrom", {})
+    }
+    volumes = {volume["name"]: volume for volume in deployment["spec"]["template"]["spec"]["volumes"]}
+    mounted_user = volumes.get("kafka-user", {}).get("secret", {})
+    assert config["KAFKA_BOOTSTRAP_SERVERS"].endswith(f":{service_port(project)}")
+    if security == "none":
+        assert not secret_keys
+        assert not mounted_user
+        assert "cluster-ca" not in volumes
+    elif security == "scram-tls":
+        assert config["KAFKA_SASL_USERNAME"] == answers["k8s_name"]
+        assert secret_keys == {(answers["k8s_name"], "password")}
+        assert not mounted_user
+    else:
+        assert not secret_keys
+        assert mounted_user["secretName"] == answers["k8s_name"]
+        assert {item["key"] for item in mounted_user["items"]} == {"user.crt", "user.key"}
+        assert (config["KAFKA_SSL_CERTFILE"], config["KAFKA_SSL_KEYFILE"]) == (
+            "/etc/kafka/user/user.crt",
+            "/etc/kafka/user/user.key",
+        )
+    if security != "none":
+        assert config["KAFKA_SSL_CAFILE"] == "/etc/kafka/cluster-ca/ca.crt"
+        assert volumes["cluster-ca"]["secret"]["secretName"] == f"{answers['kafka_cluster']}-cluster-ca-cert"
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_no_secret_is_in_the_answers_or_the_repository(
+    variant: str, checked: tuple[Path, subprocess.CompletedProcess[str], dict[str, Any]]
+) -> None:
+    out, _, _ = checked
+    project = out / variant
+    answers = (project / ".copier-answers.yml").read_text().lower()
+    assert not re.search(r"password|secret|private key|user\.key", answers)
+    for path in project.rglob("*"):
+        if path.is_file() and ".venv" not in path.parts and path.suffix in {".yaml", ".yml", ".py", ".env", ".toml"}:
+            assert "BEGIN PRIVATE KEY" not in path.read_text(errors="replace"), path

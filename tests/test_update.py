@@ -56,9 +56,11 @@ def template_repo(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def project(template_repo: Path, tmp_path: Path) -> Path:
-    """The default service rendered from 1.0.0 in a git repository, with the team's code in one handler."""
+    """The default service rendered from 1.0.0 in a git repository, with the team's code in one handler. It
+    authenticates (SCRAM over TLS), so that its KafkaUser's ACLs are regenerated too."""
     project = tmp_path / "project"
-    run(tmp_path, *COPIER, "copy", "--trust", "--defaults", "--vcs-ref=1.0.0", str(template_repo), str(project))
+    copy = ["copy", "--trust", "--defaults", "--data", "security=scram-tls", "--vcs-ref=1.0.0"]
+    run(tmp_path, *COPIER, *copy, str(template_repo), str(project))
     git(project, "init", "--quiet")
     git(project, "add", "-A")
     git(project, "commit", "--quiet", "-m", "generated")

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import STACK_VARIABLES
+from tests.conftest import SECURE_STACK_VARIABLES
 from tools.render import render, variant_answers, variant_names
 
 pytestmark = pytest.mark.variant
@@ -23,7 +23,7 @@ VARIANTS = variant_names()
 
 
 def run(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    clean_env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", *STACK_VARIABLES}}
+    clean_env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", *SECURE_STACK_VARIABLES}}
     return subprocess.run(
         command, cwd=cwd, env=clean_env | (env or {}), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -66,9 +66,12 @@ def test_rendered_code_type_checks_strictly(project: Callable[[str], Path], vari
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_rendered_test_suite_passes_against_the_real_broker(
-    project: Callable[[str], Path], variant: str, stack_settings: dict[str, str]
+    project: Callable[[str], Path], variant: str, request: pytest.FixtureRequest
 ) -> None:
-    result = run(["uv", "run", "pytest", "-q", "-p", "no:cacheprovider"], project(variant), env=stack_settings)
+    # A service that authenticates runs on a broker that enforces its ACLs (started only if such a variant runs).
+    secured = variant_answers(variant).get("security", "none") != "none"
+    stack: dict[str, str] = request.getfixturevalue("secure_stack_settings" if secured else "stack_settings")
+    result = run(["uv", "run", "pytest", "-q", "-p", "no:cacheprovider"], project(variant), env=stack)
     assert_ok(result)
     summary = result.stdout.strip().splitlines()[-1]
     assert re.search(r"\d+ passed", summary), summary

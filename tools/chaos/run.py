@@ -16,6 +16,11 @@ backlog before the workers start and the rest while they run; the last tenth onl
   broker restart           the broker stopped and started during publishing, idempotent producer: none lost, none twice
   poison                   100 undecodable records among the inputs: 100 dead letters with their headers,
                            the rest processed
+  at-least-once slow handlers  handlers of 200 ms, 16 at once per partition, two workers (one joining
+                           mid-stream), kills, the PostgreSQL processed-id store shared by both: nothing lost,
+                           each side effect (a row written in the id's transaction) once
+  exactly-once slow handlers   the same handlers and kills under exactly-once: one output per input, counted by
+                           aiokafka and by librdkafka
 """
 
 from __future__ import annotations
@@ -81,6 +86,15 @@ def scenario(project: Path, args: dict[str, Any], env: dict[str, str]) -> dict[s
     return dict(json.loads(result.stdout.strip().splitlines()[-1]))
 
 
+SLOW = {"members": 2, "slow_handler_ms": 200, "concurrency": 16}
+"""The slow-handler rows' workers: 200 ms per handler call, 16 records per partition at once, a second member."""
+
+
+def with_postgres(state_dir: Path) -> str:
+    """Add PostgreSQL to the running stack; its URL."""
+    return kafka_stack.up(state_dir, ["registry", "postgres"])["DATABASE_URL"]
+
+
 def verdict(name: str, guarantee: str, r: dict[str, Any], kills: int) -> list[str]:
     """The broken promises of one scenario's result (empty when it held)."""
     if "error" in r:
@@ -99,6 +113,8 @@ def verdict(name: str, guarantee: str, r: dict[str, Any], kills: int) -> list[st
                 broken.append(f"not exactly once as {client} counts")
     if name.startswith("at-least-once") and (r["lost"] or r.get("effects") != r["inputs"]):
         broken.append("lost events or side effects")
+    if r.get("effect_duplicates"):
+        broken.append("duplicate side effects")
     if name.startswith("at-most-once") and r["duplicates"]:
         broken.append("duplicates")
     if name == "broker restart" and (r["lost"] or r["duplicates"]):
@@ -172,6 +188,13 @@ def main(argv: list[str] | None = None) -> int:
                 {"kind": "broker-restart", "kills": 1, "state_dir": str(state_dir), "inputs": half},
             ),
             ("poison", "at-least-once", {"kind": "kills", "kills": 0, "poison": args.poison}),
+            # Handlers as slow as a language model's call, many at once per partition, a member joining mid-stream.
+            (
+                "at-least-once slow handlers",
+                "at-least-once",
+                kills | SLOW | {"inputs": half, "processed_url": "from the stack's postgres"},
+            ),
+            ("exactly-once slow handlers", "exactly-once", kills | SLOW | {"inputs": half}),
         ]
         only = {name.strip() for name in args.only.split(",") if name.strip()}
         unknown = only - {name for name, _, _ in plan}
@@ -180,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"no scenario {', '.join(sorted(unknown))}; choose from {', '.join(n for n, _, _ in plan)}"
             )
         runs = [(name, guarantee, extra) for name, guarantee, extra in plan if not only or name in only]
+        if any("processed_url" in extra for _, _, extra in runs):
+            database = with_postgres(state_dir)
+            runs = [(n, g, e | {"processed_url": database} if "processed_url" in e else e) for n, g, e in runs]
         expected = len(runs) * args.repeat
         for attempt, (name, guarantee, extra) in enumerate(runs * args.repeat):
             project, package = built[guarantee]
@@ -221,10 +247,14 @@ def table(rows: list[tuple[str, str, dict[str, Any], list[str]]]) -> str:
             notes.append(f"librdkafka counts {c['outputs']}/{c['duplicates']} dup/{c['lost']} lost")
         if "groups" in r:
             notes.append(f"{r['groups']} group(s) x {r['members']} worker(s)")
-        if "effects" in r:
+        if "effect_duplicates" in r:
+            notes.append(f"side effects {r['effects']}, {r['effect_duplicates']} duplicate (shared PostgreSQL store)")
+        elif "effects" in r:
             notes.append(f"side effects recorded {r['effects']} (keyed by event id, 0 dup)")
         if "dead_letters" in r:
             notes.append(f"dead letters {r['dead_letters']}, bad headers {r['bad_headers']}")
+        if "slow_handler_ms" in r:
+            notes.append(f"handlers {r['slow_handler_ms']} ms, {r['concurrency']} per partition at once")
         if "retries" in r:
             notes.append(f"client retries {r['retries']}")
         if "seconds" in r:

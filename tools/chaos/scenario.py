@@ -120,8 +120,11 @@ async def read_all(bootstrap: str, topic: str, count: int, within: float = 120) 
 class Workers:
     """`python -m <package> worker` processes of one consumer group, one per slot, their logs in `workdir`."""
 
-    def __init__(self, package: str, group: str, workdir: Path, extra_env: dict[str, str]) -> None:
+    def __init__(
+        self, package: str, group: str, workdir: Path, extra_env: dict[str, str], command: list[str] | None = None
+    ) -> None:
         self.package = package
+        self.command = command or [sys.executable, "-m", package, "worker"]
         self.group = group
         self.env = os.environ | {
             "KAFKA_CONSUMER_GROUP": group,
@@ -142,7 +145,7 @@ class Workers:
         env = self.env | {"METRICS_PORT": str(kafka_stack.free_port())}
         with (self.workdir / f"{self.group}-worker-{self.started}.log").open("wb") as out:
             self.procs[slot] = subprocess.Popen(
-                [sys.executable, "-m", self.package, "worker"],
+                self.command,
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -291,7 +294,11 @@ async def run_kills(args: dict[str, Any]) -> dict[str, Any]:
     extra = {}
     if args.get("processed_db"):
         extra["PROCESSED_EVENTS_PATH"] = args["processed_db"]
-    fleets = [Workers(project.package, group, workdir, extra) for group in groups]
+    command = None
+    if args.get("slow_handler_ms"):
+        command, more = await slow_workers(project.package, args, groups)
+        extra |= more
+    fleets = [Workers(project.package, group, workdir, extra, command) for group in groups]
     slots = [(fleet, slot) for slot in range(members) for fleet in fleets]
     done_kills = 0
     joined = 1
@@ -357,6 +364,10 @@ async def run_kills(args: dict[str, Any]) -> dict[str, Any]:
         db = sqlite3.connect(args["processed_db"])
         rows = {row[0].encode() for row in db.execute("SELECT event_id FROM processed")}
         result["effects"] = len(rows & ids)
+    if args.get("slow_handler_ms"):
+        result |= {"slow_handler_ms": args["slow_handler_ms"], "concurrency": args.get("concurrency", 1)}
+    if args.get("processed_url"):
+        result |= await side_effects(args["processed_url"], groups, ids)
     if poison:
         dead = [r for r in await read_all(bootstrap, source.dead_letter, source.partitions) if r.key in poison_at]
         wrong = 0
@@ -377,6 +388,49 @@ async def run_kills(args: dict[str, Any]) -> dict[str, Any]:
                 wrong += 1
         result |= {"dead_letters": len(dead), "distinct_dead": len({r.key for r in dead}), "bad_headers": wrong}
     return result
+
+
+# --- slow handlers: the chaos tool's own worker wrapper, side effects in the shared store's database ---------
+
+SLOW_WORKER = Path(__file__).resolve().parent / "slow_worker.py"
+
+
+async def slow_workers(package: str, args: dict[str, Any], groups: list[str]) -> tuple[list[str], dict[str, str]]:
+    """The command and environment of workers whose handler sleeps `slow_handler_ms`, `concurrency` per partition;
+    with `processed_url`, the shared processed-id store, and a side effect recorded in the id's transaction."""
+    env = {"CHAOS_HANDLER_MS": str(args["slow_handler_ms"]), "CONSUMER_CONCURRENCY": str(args.get("concurrency", 1))}
+    if args.get("processed_url"):
+        asyncpg = importlib.import_module("asyncpg")  # the at-least-once project's dependency
+        env |= {"PROCESSED_EVENTS_URL": args["processed_url"], "CHAOS_SIDE_EFFECTS": "postgres"}
+        connection = await asyncpg.connect(args["processed_url"])
+        try:
+            await connection.execute(
+                "CREATE TABLE IF NOT EXISTS chaos_side_effects (consumer_group text NOT NULL, event_id uuid NOT NULL)"
+            )
+            await connection.execute("DELETE FROM chaos_side_effects WHERE consumer_group = ANY($1)", groups)
+        finally:
+            await connection.close()
+    return [sys.executable, str(SLOW_WORKER), package], env
+
+
+async def side_effects(url: str, groups: list[str], ids: set[bytes]) -> dict[str, int]:
+    """Side effects recorded per input (one row per handling that committed): how many inputs have one, and how
+    many rows are more than one per input and group."""
+    asyncpg = importlib.import_module("asyncpg")
+    connection = await asyncpg.connect(url)
+    try:
+        rows = await connection.fetch(
+            "SELECT consumer_group, event_id::text AS id, count(*) AS n FROM chaos_side_effects "
+            "WHERE consumer_group = ANY($1) GROUP BY 1, 2",
+            groups,
+        )
+    finally:
+        await connection.close()
+    ours = [row for row in rows if row["id"].encode() in ids]
+    return {
+        "effects": len({row["id"] for row in ours}),
+        "effect_duplicates": sum(row["n"] - 1 for row in ours),
+    }
 
 
 async def run_broker_restart(args: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import pytest
 
 PROJECT = Path(__file__).resolve().parents[1]
 STACK = PROJECT / "scripts" / "kafka_stack.py"
-WANTED = ("KAFKA_BOOTSTRAP_SERVERS", "SCHEMA_REGISTRY_URL")
+STACK_SETTINGS = ("KAFKA_BOOTSTRAP_SERVERS", "SCHEMA_REGISTRY_URL")
 
 
 def running_stack() -> dict[str, str] | None:
@@ -21,37 +21,38 @@ def running_stack() -> dict[str, str] | None:
         [sys.executable, str(STACK), "--state-dir", state_dir, "env"], capture_output=True, text=True, check=False
     )
     settings = dict(line.split("=", 1) for line in env.stdout.split()) if env.returncode == 0 else {}
-    return settings if all(settings.get(name) for name in WANTED) else None
+    return settings if all(settings.get(name) for name in STACK_SETTINGS) else None
 
 
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """A real broker and schema registry: KAFKA_BOOTSTRAP_SERVERS and SCHEMA_REGISTRY_URL when both are set, else
-    the stack of `make stack-up` when it runs, else a stack started `--with registry` for this session; exported
-    so that every Settings() of the tests sees it."""
-    wanted = WANTED
-    if all(os.environ.get(name) for name in wanted):
-        yield {name: os.environ[name] for name in wanted}
-        return
-    if (running := running_stack()) is not None:
-        with pytest.MonkeyPatch.context() as environment:
-            for name in wanted:
-                environment.setenv(name, running[name])
-            yield {name: running[name] for name in wanted}
-        return
-    state_dir = tmp_path_factory.mktemp("stack")
-    stack = [sys.executable, str(STACK), "--state-dir", str(state_dir)]
-    up = subprocess.run([*stack, "up", "--with", "registry"], stdout=subprocess.PIPE, text=True, check=True)
-    started = dict(line.split("=", 1) for line in up.stdout.split())
-    settings = {name: os.environ.get(name) or started[name] for name in wanted}
+    """A real broker and schema registry: the stack in the environment when it names one (KAFKA_BOOTSTRAP_SERVERS,
+    SCHEMA_REGISTRY_URL), else the stack of `make stack-up` when it runs,
+    else a stack started for this session; exported so that every Settings() sees it."""
+    state_dir = None
+    if all(os.environ.get(name) for name in STACK_SETTINGS):
+        settings = {name: os.environ[name] for name in STACK_SETTINGS}
+    elif (running := running_stack()) is not None:
+        settings = {name: running[name] for name in STACK_SETTINGS}
+    else:
+        state_dir = tmp_path_factory.mktemp("stack")
+        up = subprocess.run(
+            [sys.executable, str(STACK), "--state-dir", str(state_dir), "up", "--with", "registry"],
+            stdout=subprocess.PIPE,
+            text=True,
+            check=True,
+        )
+        started = dict(line.split("=", 1) for line in up.stdout.split())
+        settings = {name: started[name] for name in STACK_SETTINGS}
     environment = pytest.MonkeyPatch()
-    for name, value in settings.items():
-        environment.setenv(name, value)
     try:
+        for name, value in settings.items():
+            environment.setenv(name, value)
         yield settings
     finally:
         environment.undo()
-        subprocess.run([*stack, "down"], check=True)
+        if state_dir is not None:
+            subprocess.run([sys.executable, str(STACK), "--state-dir", str(state_dir), "down"], check=True)
 
 
 @pytest.fixture(scope="session")

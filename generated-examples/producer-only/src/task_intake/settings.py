@@ -3,7 +3,7 @@
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -12,13 +12,6 @@ class Settings(BaseSettings):
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_client_id: str = "task-intake"
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
-    kafka_sasl_username: str | None = None
-    kafka_sasl_password: SecretStr | None = None
-    kafka_ssl_cafile: str | None = None
-    kafka_ssl_certfile: str | None = None
-    kafka_ssl_keyfile: str | None = None
 
     kafka_create_topics: bool = Field(
         default=True,
@@ -29,6 +22,13 @@ class Settings(BaseSettings):
     publish_timeout_seconds: float = Field(
         default=10.0, gt=0, description="How long POST waits for the broker's ack before answering 503."
     )
+    max_request_bytes: int = Field(
+        default=512 * 1024,
+        ge=1024,
+        description="Largest request body accepted (413 past it); under the broker's 1 MB message.max.bytes.",
+    )
+    event_key_max_length: int = Field(default=256, ge=1, description="Longest partition key accepted (422 past it).")
+    event_text_max_length: int = Field(default=16_384, ge=1, description="Longest text field accepted (422 past it).")
     ready_timeout_seconds: float = Field(default=2.0, gt=0, description="Bound on the readiness probe's round trip.")
     shutdown_timeout_seconds: float = Field(
         default=10.0, gt=0, description="Bound on flushing unsent records at shutdown (all were answered 503)."

@@ -31,8 +31,9 @@ def own_broker(tmp_path: Path) -> Iterator[list[str]]:
 
 async def test_outage_fails_readiness_and_publishing_answers_503(own_broker: list[str], unique: str) -> None:
     env = await asyncio.to_thread(subprocess.run, [*own_broker, "env"], capture_output=True, text=True, check=True)
+    broker = dict(line.split("=", 1) for line in env.stdout.split())
     settings = service_settings(
-        env.stdout.strip().split("=", 1)[1],
+        broker["KAFKA_BOOTSTRAP_SERVERS"],
         unique,
         publish_timeout_seconds=2.0,
         ready_timeout_seconds=1.0,

@@ -1,9 +1,10 @@
 """Publishing events over HTTP, and reading back the latest event per key as the consumer saw it."""
 
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, status
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 
 from ..events.catalog import AGENT_TASK_HISTORY, AGENT_TASKS, topic_for
@@ -27,6 +28,25 @@ class Accepted(BaseModel):
     offset: int
 
 
+class Problem(BaseModel):
+    """Why the request was not served."""
+
+    detail: str
+
+
+# Every answer a route can give besides its success and FastAPI's own 422, so the OpenAPI document holds them all.
+PUBLISH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "The body cannot be read as JSON text (not UTF-8, for one)."},
+    413: {"model": Problem, "description": "The body is larger than the service accepts (max_request_bytes)."},
+    500: {"model": Problem, "description": "The schema registry refused the event's schema: a deployment fault."},
+    503: {
+        "model": Problem,
+        "description": "The broker or the registry did not answer in time; nothing was published.",
+        "headers": {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}},
+    },
+}
+
+
 async def _publish(publisher: Publisher, event: Event) -> Accepted:
     try:
         published: Published = await publisher.publish(event)
@@ -42,12 +62,19 @@ async def _publish(publisher: Publisher, event: Event) -> Accepted:
             status.HTTP_500_INTERNAL_SERVER_ERROR, detail=f"event schema refused by the registry: {error}"
         ) from error
     except UnpublishableEvent as error:
-        # 422 as a number: Starlette renamed its constant (UNPROCESSABLE_ENTITY -> UNPROCESSABLE_CONTENT).
-        raise HTTPException(422, detail=str(error)) from error
+        # Answered as FastAPI answers any invalid body (422), so the one documented 422 body holds.
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": ("body",), "msg": str(error), "input": None}]
+        ) from error
     return Accepted(**vars(published))
 
 
-@router.post("/tasks", status_code=status.HTTP_202_ACCEPTED, tags=[AGENT_TASKS.name])
+@router.post(
+    "/tasks",
+    status_code=status.HTTP_202_ACCEPTED,
+    tags=[AGENT_TASKS.name],
+    responses=PUBLISH_RESPONSES,
+)
 async def publish_agent_tasks(
     event: Annotated[AgentTasksEvent, Body()],
     publisher: Publisher,
@@ -56,7 +83,12 @@ async def publish_agent_tasks(
     return await _publish(publisher, event)
 
 
-@router.get("/tasks/{key}", response_model=AgentTasksEvent, tags=[AGENT_TASKS.name])
+@router.get(
+    "/tasks/{key}",
+    response_model=AgentTasksEvent,
+    tags=[AGENT_TASKS.name],
+    responses={404: {"model": Problem, "description": "This service has processed no event with that key."}},
+)
 async def latest_agent_tasks(key: str, view: View) -> Event:
     """The latest event for `task_id` = key that this service's consumer has processed."""
     event = view.latest(AGENT_TASKS, key)
@@ -65,7 +97,12 @@ async def latest_agent_tasks(key: str, view: View) -> Event:
     return event
 
 
-@router.post("/task-history", status_code=status.HTTP_202_ACCEPTED, tags=[AGENT_TASK_HISTORY.name])
+@router.post(
+    "/task-history",
+    status_code=status.HTTP_202_ACCEPTED,
+    tags=[AGENT_TASK_HISTORY.name],
+    responses=PUBLISH_RESPONSES,
+)
 async def publish_agent_task_history(
     event: Annotated[AgentTaskHistoryEvent, Body()],
     publisher: Publisher,

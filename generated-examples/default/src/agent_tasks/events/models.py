@@ -8,7 +8,10 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 from uuid import UUID, uuid4
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, StringConstraints
+from pydantic.config import JsonDict
+
+from ..settings import get_settings
 
 
 def _to_millis(value: datetime) -> datetime:
@@ -18,7 +21,41 @@ def _to_millis(value: datetime) -> datetime:
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
-Timestamp = Annotated[datetime, AfterValidator(_to_millis)]
+def _not_a_number(value: object) -> object:
+    """Pydantic would read a number as seconds since the epoch; the API documents an ISO 8601 string."""
+    if isinstance(value, int | float):
+        raise ValueError("a timestamp is an ISO 8601 string, not a number")
+    return value
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_not_a_number), AfterValidator(_to_millis)]
+
+# Read once at import, so that validation and the OpenAPI document state the same limits.
+_limits = get_settings()
+Key = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=_limits.event_key_max_length)]
+"""A partition key: never empty, or every event of every key would share one partition."""
+Text = Annotated[str, StringConstraints(strict=True, max_length=_limits.event_text_max_length)]
+
+
+def _integral(value: object) -> object:
+    """An integer as JSON Schema has it: 7 or 7.0, never "7" or true."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("an integer is a JSON number without a fraction")
+    return value
+
+
+Int = Annotated[int, Field(ge=-(2**31), le=2**31 - 1), BeforeValidator(_integral)]
+# Avro's long has 64 bits, JSON parsers often 53 (I-JSON, RFC 7493): an API number must survive every client.
+Long = Annotated[int, Field(ge=-(2**53 - 1), le=2**53 - 1), BeforeValidator(_integral)]
+Bool = Annotated[bool, Strict()]
+
+
+def _type_required(schema: JsonDict) -> None:
+    """The discriminator picks the event's class, so a body must name it; only Python code may leave `type` out."""
+    properties = schema.get("properties")
+    required = schema.get("required", [])
+    if isinstance(properties, dict) and "type" in properties and isinstance(required, list):
+        schema["required"] = ["type", *required]
 
 
 def _now() -> datetime:
@@ -28,7 +65,7 @@ def _now() -> datetime:
 class Event(BaseModel):
     """Fields every event carries. Subclasses add their payload."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_type_required)
 
     event_id: UUID = Field(default_factory=uuid4, description="Unique per event; consumers de-duplicate on it.")
     occurred_at: Timestamp = Field(default_factory=_now, description="When the event happened (UTC).")
@@ -38,36 +75,36 @@ class TaskCreated(Event):
     """A task was submitted for an agent to work on."""
 
     type: Literal["TaskCreated"] = "TaskCreated"
-    task_id: str = Field(description="Identifier of the task; all events of one task share it.")
-    agent: str = Field(description="Name of the agent that should run the task.")
-    prompt: str = Field(description="What the agent is asked to do.")
+    task_id: Key = Field(description="Identifier of the task; all events of one task share it.")
+    agent: Text = Field(description="Name of the agent that should run the task.")
+    prompt: Text = Field(description="What the agent is asked to do.")
 
 
 class TaskStarted(Event):
     """An agent picked the task up."""
 
     type: Literal["TaskStarted"] = "TaskStarted"
-    task_id: str
-    agent: str
-    attempt: int = Field(description="1 for the first run, counting up on retries.")
+    task_id: Key
+    agent: Text
+    attempt: Int = Field(description="1 for the first run, counting up on retries.")
 
 
 class TaskCompleted(Event):
     """The agent finished the task."""
 
     type: Literal["TaskCompleted"] = "TaskCompleted"
-    task_id: str
-    result: str = Field(description="The agent\u0027s answer.")
-    tokens_used: int | None = Field(default=None, description="Tokens the run consumed, when known.")
+    task_id: Key
+    result: Text = Field(description="The agent\u0027s answer.")
+    tokens_used: Long | None = Field(default=None, description="Tokens the run consumed, when known.")
 
 
 class TaskFailed(Event):
     """The agent gave up on the task."""
 
     type: Literal["TaskFailed"] = "TaskFailed"
-    task_id: str
-    error: str = Field(description="Why the task failed.")
-    retryable: bool = Field(description="Whether submitting it again may succeed.")
+    task_id: Key
+    error: Text = Field(description="Why the task failed.")
+    retryable: Bool = Field(description="Whether submitting it again may succeed.")
 
 
 AgentTasksEvent = Annotated[

@@ -2,27 +2,25 @@
 
 import asyncio
 import logging
-from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
-from ..events.catalog import Topic
-from ..events.models import Event
 from ..events.serde import EventSerde
 from ..observability import metrics
 from ..processed import ProcessedEvents
 from ..settings import Settings
-from .consumer import Batch, ConsumerRunner, Failed, Handler
-from .dead_letters import send_dead_letter
-from .producer import send_event
+from .consumer import ConsumerRunner, Failed, Handler, Outcome
+from .outcomes import send_outcome
+from .partition_work import PartitionWork
 
 log = logging.getLogger(__name__)
 
 
 class CommitAfterProcessing(ConsumerRunner):
-    """Handles a batch, waits until its emitted events and dead letters are acknowledged, records the handled
-    event ids, then commits: a crash repeats work, never skips it.
+    """Handles each record, waits until its emitted events (or its dead letter) are acknowledged and its event id
+    is recorded, and only then counts it finished; commits each partition up to its lowest unfinished record. A
+    crash repeats work, never skips it.
 
     Repeats are absorbed by event id: an event already in `processed` is not handed to the handler again.
     Emitted events carry ids derived from their cause, so a repeated emission can be de-duplicated downstream.
@@ -40,43 +38,56 @@ class CommitAfterProcessing(ConsumerRunner):
         super().__init__(consumer, serde, handler, settings)
         self._producer = producer
         self._processed = processed
-        self._finished: dict[TopicPartition, int] = {}
+        self._committed: dict[TopicPartition, int] = {}
 
-    async def _process_batch(self, batch: Batch) -> None:
-        deliveries: list[asyncio.Future[Any]] = []
-        handled: list[Event] = []
-        done: dict[TopicPartition, int] = {}
+    async def start(self) -> None:
+        await self._processed.open()
+        await super().start()
+
+    async def stop(self) -> None:
         try:
-            for tp, records in batch.items():
-                for record in records:
-                    self._stop_requested()
-                    outcome = await self._handle(record)
-                    if isinstance(outcome, Failed):
-                        deliveries.append(
-                            await send_dead_letter(self._producer, record, outcome.error, outcome.attempts)
-                        )
-                    else:
-                        handled.append(outcome.event)
-                        for event in outcome.emitted:
-                            deliveries.append(await send_event(self._producer, self._serde, event, outcome.event))
-                    done[tp] = record.offset + 1
+            await super().stop()
         finally:
-            # Also on shutdown mid-batch: what was handled so far is settled, the rest stays uncommitted.
-            await asyncio.gather(*deliveries)
-            for event in handled:
-                await self._processed.add(event.event_id)
-            self._finished.update(done)
-            await self.commit()
+            await self._processed.close()
+
+    async def _process_record(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> None:
+        decoded = await self._decode_record(record)
+        if isinstance(decoded, Failed):
+            await self._complete(tp, record, decoded)
+            return
+        topic, event = decoded
+        # Entered before the handler runs and left once what it emitted is stored: a shared store also keeps a
+        # second pod from handling the same event at the same time.
+        async with self._processed.once(event.event_id) as first:
+            if not first:
+                log.info("skipping %s %s: already processed", type(event).__name__, event.event_id)
+                metrics.consumed(topic.name, "duplicate")
+                return
+            await self._complete(tp, record, await self._call_handler(record, topic, event))
+
+    async def _complete(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes], outcome: Outcome) -> None:
+        deliveries = await send_outcome(self._producer, self._serde, record, outcome)
+        self._release(tp, record)
+        await asyncio.gather(*deliveries)
+
+    async def _polled(self) -> None:
+        await self._commit(self._work)
+
+    async def _partitions_leaving(self, leaving: dict[TopicPartition, PartitionWork]) -> None:
+        # Commit finished work before the partitions move, so the new owner does not redo it.
+        await self._commit(leaving)
+        for tp in leaving:
+            self._committed.pop(tp, None)
 
     async def _settle(self) -> None:
-        await self.commit()
+        await self._commit(self._work)
 
-    async def on_revoked(self, revoked: set[TopicPartition]) -> None:
-        # Commit finished work before the partitions move, so the new owner does not redo it.
-        await self.commit(only=revoked)
-
-    async def commit(self, only: set[TopicPartition] | None = None) -> None:
-        offsets = {tp: offset for tp, offset in self._finished.items() if only is None or tp in only}
+    async def _commit(self, works: dict[TopicPartition, PartitionWork]) -> None:
+        offsets = {
+            tp: offset
+            for tp, work in works.items()
+            if (offset := work.commit_offset) is not None and self._committed.get(tp) != offset
+        }
         if not offsets:
             return
         try:
@@ -84,19 +95,5 @@ class CommitAfterProcessing(ConsumerRunner):
         except KafkaError as error:
             # Typically the partition moved during a rebalance: its new owner repeats the work (at-least-once).
             log.warning("commit of %s failed: %r", offsets, error)
-        for tp in offsets:
-            if self._finished.get(tp) == offsets[tp]:
-                del self._finished[tp]
-
-
-def skipping_processed(handler: Handler, processed: ProcessedEvents) -> Handler:
-    """The handler, except for events whose id `processed` already holds: those emit nothing and do nothing."""
-
-    async def handle_once(topic: Topic, event: Event) -> list[Event]:
-        if await processed.contains(event.event_id):
-            log.info("skipping %s %s: already processed", type(event).__name__, event.event_id)
-            metrics.consumed(topic.name, "duplicate")
-            return []
-        return list(await handler(topic, event))
-
-    return handle_once
+        else:
+            self._committed.update(offsets)

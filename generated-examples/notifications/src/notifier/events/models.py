@@ -8,7 +8,10 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 from uuid import UUID, uuid4
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, StringConstraints
+from pydantic.config import JsonDict
+
+from ..settings import get_settings
 
 
 def _to_millis(value: datetime) -> datetime:
@@ -18,7 +21,39 @@ def _to_millis(value: datetime) -> datetime:
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
-Timestamp = Annotated[datetime, AfterValidator(_to_millis)]
+def _not_a_number(value: object) -> object:
+    """Pydantic would read a number as seconds since the epoch; the API documents an ISO 8601 string."""
+    if isinstance(value, int | float):
+        raise ValueError("a timestamp is an ISO 8601 string, not a number")
+    return value
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_not_a_number), AfterValidator(_to_millis)]
+
+# Read once at import, so that validation and the OpenAPI document state the same limits.
+_limits = get_settings()
+Text = Annotated[str, StringConstraints(strict=True, max_length=_limits.event_text_max_length)]
+
+
+def _integral(value: object) -> object:
+    """An integer as JSON Schema has it: 7 or 7.0, never "7" or true."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("an integer is a JSON number without a fraction")
+    return value
+
+
+# Avro's long has 64 bits, JSON parsers often 53 (I-JSON, RFC 7493): an API number must survive every client.
+Long = Annotated[int, Field(ge=-(2**53 - 1), le=2**53 - 1), BeforeValidator(_integral)]
+Double = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+Bool = Annotated[bool, Strict()]
+
+
+def _type_required(schema: JsonDict) -> None:
+    """The discriminator picks the event's class, so a body must name it; only Python code may leave `type` out."""
+    properties = schema.get("properties")
+    required = schema.get("required", [])
+    if isinstance(properties, dict) and "type" in properties and isinstance(required, list):
+        schema["required"] = ["type", *required]
 
 
 def _now() -> datetime:
@@ -28,7 +63,7 @@ def _now() -> datetime:
 class Event(BaseModel):
     """Fields every event carries. Subclasses add their payload."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_type_required)
 
     event_id: UUID = Field(default_factory=uuid4, description="Unique per event; consumers de-duplicate on it.")
     occurred_at: Timestamp = Field(default_factory=_now, description="When the event happened (UTC).")
@@ -38,9 +73,9 @@ class NotificationRequested(Event):
     """NotificationRequested event."""
 
     type: Literal["NotificationRequested"] = "NotificationRequested"
-    user_id: int = Field(description="The user to notify.")
-    channel: str = Field(description="email, sms or push.")
-    body: str
+    user_id: Long = Field(description="The user to notify.")
+    channel: Text = Field(description="email, sms or push.")
+    body: Text
     send_after: Timestamp | None = Field(default=None)
 
 
@@ -55,10 +90,10 @@ class NotificationDelivered(Event):
     """NotificationDelivered event."""
 
     type: Literal["NotificationDelivered"] = "NotificationDelivered"
-    user_id: int
-    channel: str
-    latency_ms: float
-    first_try: bool
+    user_id: Long
+    channel: Text
+    latency_ms: Double
+    first_try: Bool
 
 
 NotificationsDeliveredEvent = Annotated[

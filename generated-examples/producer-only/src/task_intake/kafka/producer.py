@@ -8,6 +8,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from .. import correlation
 from ..events.catalog import topic_for
 from ..events.models import Event
 from ..events.serde import EventSerde
@@ -62,12 +63,10 @@ async def stop_producer(producer: AIOKafkaProducer, timeout_seconds: float) -> N
 
 
 def event_headers(event: Event, cause: Event | None = None) -> list[tuple[str, bytes]]:
-    """Headers that let consumers route and de-duplicate without decoding the value, and trace an emitted
-    event back to the event that caused it."""
+    """Headers that let consumers route and de-duplicate without decoding the value, and trace an event to
+    the work it belongs to (correlation-id) and to what caused it (causation-id: `cause`, else the request)."""
     headers = [("event-type", type(event).__name__.encode()), ("event-id", str(event.event_id).encode())]
-    if cause is not None:
-        headers.append(("causation-id", str(cause.event_id).encode()))
-    return headers
+    return headers + correlation.outgoing(str(event.event_id), str(cause.event_id) if cause is not None else None)
 
 
 async def send_event(
@@ -76,9 +75,8 @@ async def send_event(
     """Queue an event on its topic, keyed so one entity's events stay ordered; returns its delivery future."""
     topic = topic_for(event)
     value = await serde.serialize(topic, event)
-    delivery: asyncio.Future[Any] = await producer.send(
-        topic.name, value, key=topic.key_of(event), headers=event_headers(event, cause)
-    )
+    headers = event_headers(event, cause)
+    delivery: asyncio.Future[Any] = await producer.send(topic.name, value, key=topic.key_of(event), headers=headers)
     metrics.sending(topic.name, delivery)
     return delivery
 

@@ -63,8 +63,33 @@ Whether the client speaks TLS / SASL to the brokers.
 {{- define "agent-tasks.kafkaTls" -}}
 {{- if has .Values.kafka.securityProtocol (list "SSL" "SASL_SSL") }}true{{ end }}
 {{- end }}
+{{- define "agent-tasks.kafkaClientCertificate" -}}
+{{- if eq .Values.kafka.securityProtocol "SSL" }}true{{ end }}
+{{- end }}
 {{- define "agent-tasks.kafkaSasl" -}}
 {{- if hasPrefix "SASL_" .Values.kafka.securityProtocol }}true{{ end }}
+{{- end }}
+
+{{/*
+Settings that come from Secrets, never from the ConfigMap: the KafkaUser's password, and the URL of the
+processed-event store that every pod of the group shares.
+*/}}
+{{- define "agent-tasks.secretEnv" -}}
+{{- if include "agent-tasks.kafkaSasl" . }}
+# Strimzi's User Operator writes this Secret for the KafkaUser.
+- name: KAFKA_SASL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.kafka.user }}
+      key: password
+{{- end }}
+{{- with .Values.consumer.processedEventsSecret }}
+- name: PROCESSED_EVENTS_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: url
+{{- end }}
 {{- end }}
 
 {{/*
@@ -87,7 +112,8 @@ queries Kafka from its own. By default Strimzi's bootstrap Service of the scram 
 kafka.cluster, in the release's namespace (where the KafkaUser's Secret and the cluster CA must be too).
 */}}
 {{- define "agent-tasks.bootstrapServers" -}}
-{{- default (printf "%s-kafka-bootstrap.%s.svc:9094" .Values.kafka.cluster .Release.Namespace) .Values.kafka.bootstrapServers }}
+{{- $port := get (dict "PLAINTEXT" "9092" "SSL" "9093" "SASL_SSL" "9094" "SASL_PLAINTEXT" "9094") .Values.kafka.securityProtocol }}
+{{- default (printf "%s-kafka-bootstrap.%s.svc:%s" .Values.kafka.cluster .Release.Namespace $port) .Values.kafka.bootstrapServers }}
 {{- end }}
 
 {{/*

@@ -63,8 +63,25 @@ Whether the client speaks TLS / SASL to the brokers.
 {{- define "task-intake.kafkaTls" -}}
 {{- if has .Values.kafka.securityProtocol (list "SSL" "SASL_SSL") }}true{{ end }}
 {{- end }}
+{{- define "task-intake.kafkaClientCertificate" -}}
+{{- if eq .Values.kafka.securityProtocol "SSL" }}true{{ end }}
+{{- end }}
 {{- define "task-intake.kafkaSasl" -}}
 {{- if hasPrefix "SASL_" .Values.kafka.securityProtocol }}true{{ end }}
+{{- end }}
+
+{{/*
+Settings that come from Secrets, never from the ConfigMap: the KafkaUser's password.
+*/}}
+{{- define "task-intake.secretEnv" -}}
+{{- if include "task-intake.kafkaSasl" . }}
+# Strimzi's User Operator writes this Secret for the KafkaUser.
+- name: KAFKA_SASL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.kafka.user }}
+      key: password
+{{- end }}
 {{- end }}
 
 {{/*
@@ -87,7 +104,8 @@ queries Kafka from its own. By default Strimzi's bootstrap Service of the scram 
 kafka.cluster, in the release's namespace (where the KafkaUser's Secret and the cluster CA must be too).
 */}}
 {{- define "task-intake.bootstrapServers" -}}
-{{- default (printf "%s-kafka-bootstrap.%s.svc:9094" .Values.kafka.cluster .Release.Namespace) .Values.kafka.bootstrapServers }}
+{{- $port := get (dict "PLAINTEXT" "9092" "SSL" "9093" "SASL_SSL" "9094" "SASL_PLAINTEXT" "9094") .Values.kafka.securityProtocol }}
+{{- default (printf "%s-kafka-bootstrap.%s.svc:%s" .Values.kafka.cluster .Release.Namespace $port) .Values.kafka.bootstrapServers }}
 {{- end }}
 
 {{/*

@@ -1,0 +1,83 @@
+"""Publishing events over HTTP."""
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, HTTPException, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
+
+from ..events.catalog import AGENT_TASKS, topic_for
+from ..events.models import AgentTasksEvent, Event
+from ..events.serde import RegistryUnavailableError, SchemaRefusedError
+from ..kafka.producer import Published, PublishError, UnpublishableEvent
+from ..observability import metrics
+from .dependencies import Publisher
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = "5"
+
+router = APIRouter()
+
+
+class Accepted(BaseModel):
+    event_id: str
+    topic: str
+    partition: int
+    offset: int
+
+
+class Problem(BaseModel):
+    """Why the request was not served."""
+
+    detail: str
+
+
+# Every answer a route can give besides its success and FastAPI's own 422, so the OpenAPI document holds them all.
+PUBLISH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "The body cannot be read as JSON text (not UTF-8, for one)."},
+    413: {"model": Problem, "description": "The body is larger than the service accepts (max_request_bytes)."},
+    500: {"model": Problem, "description": "The schema registry refused the event's schema: a deployment fault."},
+    503: {
+        "model": Problem,
+        "description": "The broker or the registry did not answer in time; nothing was published.",
+        "headers": {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}},
+    },
+}
+
+
+async def _publish(publisher: Publisher, event: Event) -> Accepted:
+    try:
+        published: Published = await publisher.publish(event)
+    except (PublishError, RegistryUnavailableError) as error:
+        metrics.unavailable(topic_for(event).name, error)
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(error), headers={"Retry-After": RETRY_AFTER_SECONDS}
+        ) from error
+    except SchemaRefusedError as error:
+        # The registry will not take this event's schema: a deployment fault no retry fixes. Never a silent drop.
+        log.error("event %s refused: %s", event.event_id, error)
+        raise HTTPException(
+            status.HTTP_500_INTERNAL_SERVER_ERROR, detail=f"event schema refused by the registry: {error}"
+        ) from error
+    except UnpublishableEvent as error:
+        # Answered as FastAPI answers any invalid body (422), so the one documented 422 body holds.
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": ("body",), "msg": str(error), "input": None}]
+        ) from error
+    return Accepted(**vars(published))
+
+
+@router.post(
+    "/tasks",
+    status_code=status.HTTP_202_ACCEPTED,
+    tags=[AGENT_TASKS.name],
+    responses=PUBLISH_RESPONSES,
+)
+async def publish_agent_tasks(
+    event: Annotated[AgentTasksEvent, Body()],
+    publisher: Publisher,
+) -> Accepted:
+    """Publish an event on `agent.tasks`; answers once the broker acknowledged it."""
+    return await _publish(publisher, event)

@@ -1,0 +1,74 @@
+"""Typed events, one class per event in the spec. Clients may send their own `event_id` to make retries idempotent.
+
+Generated from the spec (spec.yml); `copier update` regenerates it. Each class mirrors its Avro schema in schemas/
+(both rendered from the spec; tests/unit/test_avro.py checks they agree). The `type` discriminator is not an Avro
+field: the record's name carries it."""
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+from uuid import UUID, uuid4
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic.config import JsonDict
+
+from ..settings import get_settings
+
+
+def _to_millis(value: datetime) -> datetime:
+    """Avro's timestamp-millis keeps milliseconds: trimming here makes every event survive its schema unchanged.
+    A time without a zone is taken as UTC."""
+    value = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def _not_a_number(value: object) -> object:
+    """Pydantic would read a number as seconds since the epoch; the API documents an ISO 8601 string."""
+    if isinstance(value, int | float):
+        raise ValueError("a timestamp is an ISO 8601 string, not a number")
+    return value
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_not_a_number), AfterValidator(_to_millis)]
+
+# Read once at import, so that validation and the OpenAPI document state the same limits.
+_limits = get_settings()
+Key = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=_limits.event_key_max_length)]
+"""A partition key: never empty, or every event of every key would share one partition."""
+Text = Annotated[str, StringConstraints(strict=True, max_length=_limits.event_text_max_length)]
+
+
+def _type_required(schema: JsonDict) -> None:
+    """The discriminator picks the event's class, so a body must name it; only Python code may leave `type` out."""
+    properties = schema.get("properties")
+    required = schema.get("required", [])
+    if isinstance(properties, dict) and "type" in properties and isinstance(required, list):
+        schema["required"] = ["type", *required]
+
+
+def _now() -> datetime:
+    return _to_millis(datetime.now(UTC))
+
+
+class Event(BaseModel):
+    """Fields every event carries. Subclasses add their payload."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_type_required)
+
+    event_id: UUID = Field(default_factory=uuid4, description="Unique per event; consumers de-duplicate on it.")
+    occurred_at: Timestamp = Field(default_factory=_now, description="When the event happened (UTC).")
+
+
+class TaskCreated(Event):
+    """A task was submitted for an agent to work on."""
+
+    type: Literal["TaskCreated"] = "TaskCreated"
+    task_id: Key = Field(description="Identifier of the task; all events of one task share it.")
+    agent: Text = Field(description="Name of the agent that should run the task.")
+    prompt: Text = Field(description="What the agent is asked to do.")
+
+
+AgentTasksEvent = Annotated[
+    TaskCreated,
+    Field(discriminator="type"),
+]
+"""Any event on `agent.tasks`."""

@@ -1,0 +1,60 @@
+"""The service's Prometheus metrics, and the small functions the publisher call.
+
+Names and labels follow the OpenTelemetry semantic conventions for messaging (`messaging.client.sent.messages`
+becomes `messaging_client_sent_messages_total`, the attribute `messaging.destination.name` the label
+`messaging_destination_name`, `error.type` the label `error_type`, empty on success). What the conventions do
+not cover (in-flight sends, 503s) is named in the same style under `messaging_kafka_`.
+"""
+
+import asyncio
+import time
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram
+
+DESTINATION = "messaging_destination_name"
+# Publishing waits for a broker round trip.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+SENT = Counter(
+    "messaging_client_sent_messages",
+    "Events sent to Kafka, by topic; error_type is empty when the broker acknowledged.",
+    [DESTINATION, "error_type"],
+)
+SEND_DURATION = Histogram(
+    "messaging_client_operation_duration_seconds",
+    "From handing an event to the producer to the broker's acknowledgement (or failure).",
+    [DESTINATION, "messaging_operation_name", "error_type"],
+    buckets=LATENCY_BUCKETS,
+)
+IN_FLIGHT = Gauge(
+    "messaging_kafka_producer_in_flight_messages", "Events sent to the producer and not yet acknowledged."
+)
+UNAVAILABLE = Counter(
+    "messaging_kafka_publish_unavailable",
+    "POSTs answered 503 (Retry-After), by topic and reason: backpressure, no ack in time, registry away.",
+    [DESTINATION, "reason"],
+)
+
+
+def sending(topic: str, delivery: "asyncio.Future[Any]") -> None:
+    """Count an event handed to the producer: in flight until `delivery` resolves, then sent or failed."""
+    started = time.perf_counter()
+    IN_FLIGHT.inc()
+
+    def delivered(future: "asyncio.Future[Any]") -> None:
+        IN_FLIGHT.dec()
+        error = "" if not future.cancelled() and future.exception() is None else error_type(future)
+        SENT.labels(topic, error).inc()
+        SEND_DURATION.labels(topic, "send", error).observe(time.perf_counter() - started)
+
+    delivery.add_done_callback(delivered)
+
+
+def error_type(future: "asyncio.Future[Any]") -> str:
+    return "CancelledError" if future.cancelled() else type(future.exception()).__name__
+
+
+def unavailable(topic: str, error: BaseException) -> None:
+    """A POST answered 503."""
+    UNAVAILABLE.labels(topic, type(error).__name__).inc()

@@ -1,0 +1,1 @@
+"""Fans notifications out to users over several channels."""

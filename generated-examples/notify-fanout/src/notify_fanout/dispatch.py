@@ -1,0 +1,40 @@
+"""Generated from the spec (spec.yml); `copier update` regenerates it. Write handlers in handlers.py, not here."""
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from .events.catalog import Topic
+from .events.models import (
+    Event,
+    NotificationRequested,
+)
+from .views import LatestEventByKey
+
+
+class Handlers(Protocol):
+    """One method per consumed event type. Each returns the events it causes, which the runner publishes."""
+
+    async def on_notification_requested(self, event: NotificationRequested) -> Sequence[Event]: ...
+
+
+HANDLER_METHODS: dict[type[Event], str] = {
+    NotificationRequested: "on_notification_requested",
+}
+"""The method of `Handlers` each consumed event type goes to."""
+
+
+class Dispatcher:
+    """Passes each consumed event to its handler method, then records it in the view the GET routes read."""
+
+    def __init__(self, handlers: Handlers, view: LatestEventByKey) -> None:
+        self._handlers = handlers
+        self._view = view
+
+    async def __call__(self, topic: Topic, event: Event) -> Sequence[Event]:
+        match event:
+            case NotificationRequested():
+                emitted = await self._handlers.on_notification_requested(event)
+            case _:
+                raise TypeError(f"no handler for {type(event).__name__}")
+        self._view.record(topic, event)
+        return emitted

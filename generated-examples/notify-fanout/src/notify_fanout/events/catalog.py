@@ -1,0 +1,65 @@
+"""The topics this service owns, as declared in the spec: the one place code learns topic names.
+
+Generated from the spec (spec.yml); `copier update` regenerates it."""
+
+from dataclasses import dataclass
+
+from pydantic import TypeAdapter
+
+from .models import (
+    Event,
+    NotificationDelivered,
+    NotificationRequested,
+    NotificationsDeliveredEvent,
+    NotificationsRequestedEvent,
+)
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    partitions: int
+    key_field: str
+    consumed: bool
+    event_types: tuple[type[Event], ...]
+    adapter: TypeAdapter[Event]
+
+    @property
+    def dead_letter(self) -> str:
+        return f"{self.name}.dlq"
+
+    def key_of(self, event: Event) -> bytes:
+        return str(getattr(event, self.key_field)).encode()
+
+
+NOTIFICATIONS_REQUESTED = Topic(
+    name="notifications.requested",
+    partitions=3,
+    key_field="user_id",
+    consumed=True,
+    event_types=(NotificationRequested,),
+    adapter=TypeAdapter(NotificationsRequestedEvent),
+)
+
+NOTIFICATIONS_DELIVERED = Topic(
+    name="notifications.delivered",
+    partitions=3,
+    key_field="user_id",
+    consumed=False,
+    event_types=(NotificationDelivered,),
+    adapter=TypeAdapter(NotificationsDeliveredEvent),
+)
+
+TOPICS: tuple[Topic, ...] = (NOTIFICATIONS_REQUESTED, NOTIFICATIONS_DELIVERED)
+CONSUMED_TOPICS: tuple[Topic, ...] = tuple(topic for topic in TOPICS if topic.consumed)
+_BY_NAME = {topic.name: topic for topic in TOPICS}
+_BY_EVENT = {event_type: topic for topic in TOPICS for event_type in topic.event_types}
+
+
+def topic_named(name: str) -> Topic:
+    return _BY_NAME[name]
+
+
+def topic_for(event: Event) -> Topic:
+    """The topic an event is published on."""
+    return _BY_EVENT[type(event)]

@@ -1,0 +1,1 @@
+"""Publishes and processes agent task lifecycle events on Apache Kafka."""

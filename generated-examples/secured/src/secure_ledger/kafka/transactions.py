@@ -1,0 +1,236 @@
+"""Exactly-once: what handling a partition's records came to (their emitted events and dead letters) is written in
+one Kafka transaction with the partition's consumed offset; read_committed readers see all of it or none."""
+
+import asyncio
+import logging
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+
+from ..events.serde import EventSerde
+from ..observability import metrics
+from ..settings import Settings
+from .connection import connection_options
+from .consumer import ConsumerRunner, Handler, Outcome
+from .outcomes import send_outcome
+from .partition_work import PartitionWork
+from .producer import stop_producer
+from .verification_retries import quiet_verification_retries
+
+log = logging.getLogger(__name__)
+
+
+def transactional_id(settings: Settings, tp: TopicPartition) -> str:
+    """One transactional id per consumer group and input partition. Whoever owns the partition next starts a
+    producer with the same id, which fences this one and aborts its open transaction (aiokafka has no
+    KIP-447 group fencing). The prefix matches the Strimzi KafkaUser's prefix ACL."""
+    return f"{settings.kafka_transactional_id_prefix}{settings.kafka_consumer_group}-{tp.topic}-{tp.partition}"
+
+
+def create_transactional_producer(settings: Settings, tp: TopicPartition) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        **connection_options(settings),
+        transactional_id=transactional_id(settings, tp),
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        transaction_timeout_ms=settings.transaction_timeout_ms,
+        request_timeout_ms=int(settings.publish_timeout_seconds * 1000),
+    )
+
+
+class TransactionalProcessor(ConsumerRunner):
+    """Consume-process-produce in transactions, one transactional producer per assigned partition.
+
+    Handlers run outside transactions, up to `consumer_concurrency` per partition (in key order): they only
+    return events. What they returned waits in memory until every record before it was handled too; then one
+    short transaction writes that prefix's emitted events and dead letters, in offset order, with the offset
+    after it. So a transaction never stays open for a handler's duration (`transaction_timeout_ms`, and
+    read_committed readers wait for open transactions), and a crash loses only what was not written yet: it is
+    handled again, and handlers may run twice, but their emitted events, dead letters and offsets take effect
+    exactly once. Side effects outside Kafka are not covered: make those idempotent by event id.
+    """
+
+    def __init__(self, consumer: AIOKafkaConsumer, serde: EventSerde, handler: Handler, settings: Settings) -> None:
+        super().__init__(consumer, serde, handler, settings)
+        self._producers: dict[TopicPartition, AIOKafkaProducer] = {}
+        # The committed offset of each owned partition: records below it were already processed by a previous
+        # owner, whatever position the consumer's fetcher happens to be at.
+        self._committed: dict[TopicPartition, int] = {}
+        # Handled records' outcomes not written yet, per partition and offset.
+        self._outcomes: dict[TopicPartition, dict[int, tuple[ConsumerRecord[bytes, bytes], Outcome]]] = {}
+        self._writers: dict[TopicPartition, asyncio.Task[None]] = {}
+        # Held while a transaction is open, so a rebalance waits for it instead of moving its partition mid-way.
+        self._transaction_lock = asyncio.Lock()
+        self._generation = 0
+        quiet_verification_retries()
+
+    async def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        # The fetcher reads new partitions while this runs: `_accept` may meet one first, and prepares it.
+        for tp in sorted(assigned):
+            async with self._transaction_lock:
+                try:
+                    await self._prepare(tp)
+                except KafkaError as error:
+                    log.warning("%s[%d] not ready for transactions yet: %r", *tp, error)
+
+    async def _prepare(self, tp: TopicPartition, uncommitted_from: int | None = None) -> AIOKafkaProducer:
+        """The partition's fenced producer, and its position moved to the committed offset; once per assignment."""
+        producer = self._producers.get(tp)
+        if producer is None:
+            producer = await self._fenced_producer(tp)
+            try:
+                await self._resume_from_committed(tp, uncommitted_from)
+            except BaseException:
+                await stop_producer(producer, self._settings.shutdown_timeout_seconds)
+                raise
+            # Ready only now: a partition with a producer is one whose position this group may process from.
+            self._producers[tp] = producer
+        return producer
+
+    async def _resume_from_committed(self, tp: TopicPartition, uncommitted_from: int | None = None) -> None:
+        """Seek to the committed offset, or to `uncommitted_from` when the group never committed on `tp`."""
+        # Read after fencing: the previous owner's last transaction has now completed, so this offset is final
+        # (the position the consumer fetched at assignment may predate that commit).
+        committed = await self._consumer.committed(tp)
+        if committed is None:
+            committed = uncommitted_from
+        if committed is not None:
+            self._committed[tp] = committed
+            self._consumer.seek(tp, committed)
+
+    async def _partitions_leaving(self, leaving: dict[TopicPartition, PartitionWork]) -> None:
+        # What was handled before the partitions move is written now, so the next owner starts after it.
+        async with self._transaction_lock:
+            self._generation += 1
+            for tp, work in sorted(leaving.items()):
+                await self._write_handled(tp, work)
+
+    async def on_revoked(self, revoked: set[TopicPartition]) -> None:
+        await super().on_revoked(revoked)
+        async with self._transaction_lock:
+            self._generation += 1
+            for tp in revoked:
+                self._committed.pop(tp, None)
+                self._outcomes.pop(tp, None)
+            await self._stop_producers(revoked)
+
+    async def _settle(self) -> None:
+        async with self._transaction_lock:
+            self._generation += 1
+            for tp, work in sorted(self._work.items()):
+                await self._write_handled(tp, work)
+            await self._stop_producers(set(self._producers))
+
+    async def _stop_producers(self, partitions: set[TopicPartition]) -> None:
+        # Together, not one after another: each may wait for its bound, and shutdown has one grace period.
+        stopping = [self._producers.pop(tp) for tp in partitions if tp in self._producers]
+        timeout = self._settings.shutdown_timeout_seconds
+        await asyncio.gather(*(stop_producer(producer, timeout) for producer in stopping))
+
+    async def _fenced_producer(self, tp: TopicPartition) -> AIOKafkaProducer:
+        producer = create_transactional_producer(self._settings, tp)
+        await producer.start()
+        try:
+            # Beginning a transaction waits for the producer id, whose initialisation fences any earlier producer
+            # with this id and completes its open transaction; committing it empty sends nothing.
+            await producer.begin_transaction()
+            await producer.commit_transaction()
+        except BaseException:
+            await stop_producer(producer, self._settings.shutdown_timeout_seconds)
+            raise
+        return producer
+
+    async def _accept(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        async with self._transaction_lock:
+            if self._stale(tp):
+                return  # a rebalance or a restart moved the position while this waited for the lock
+            if tp not in self._producers:
+                # Fetched before the partition was prepared, maybe from a position the previous owner has moved
+                # past since: prepare it, which seeks to where this group's work resumes, and let the fetcher
+                # hand those records over again.
+                await self._prepare_or_rewind(tp, records[0].offset)
+                return
+        # A batch fetched from a stale position repeats committed work: that part is done already.
+        fresh = [record for record in records if record.offset >= self._committed.get(tp, 0)]
+        if len(fresh) < len(records):
+            log.info("%s[%d]: skipping %d records a previous owner committed", *tp, len(records) - len(fresh))
+        if fresh:
+            await super()._accept(tp, fresh)
+
+    async def _prepare_or_rewind(self, tp: TopicPartition, first: int) -> None:
+        """Prepare `tp`; if the broker refuses for now, read again from `first`: the position is already past it,
+        and a record handed over is never dropped."""
+        self.positions_reset({tp})
+        try:
+            await self._prepare(tp, uncommitted_from=first)
+        except KafkaError as error:
+            log.warning("%s[%d] not ready for transactions: %r; reading again from offset %d", *tp, error, first)
+            self._consumer.seek(tp, first)
+
+    async def _complete(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes], outcome: Outcome) -> None:
+        self._outcomes.setdefault(tp, {})[record.offset] = (record, outcome)
+
+    def _finished(self, tp: TopicPartition, work: PartitionWork) -> None:
+        writer = self._writers.get(tp)
+        if writer is None or writer.done():
+            self._writers[tp] = asyncio.create_task(self._write_while_handled(tp, work), name=f"transactions {tp}")
+
+    async def _write_while_handled(self, tp: TopicPartition, work: PartitionWork) -> None:
+        """Write handled prefixes of `tp` until none is left: records finishing during a transaction go into the
+        next one."""
+        generation = self._generation
+        try:
+            while True:
+                async with self._transaction_lock:
+                    if self._generation != generation or self._work.get(tp) is not work:
+                        return  # the partition moved or the runner stops: that path writes what was handled
+                    if not await self._write_handled(tp, work):
+                        if tp not in self._producers:
+                            await self._restart(tp, work)
+                        return
+        except Exception as error:
+            log.exception("%s[%d]: writing handled records failed; the runner stops", *tp)
+            self._failure = error
+
+    async def _write_handled(self, tp: TopicPartition, work: PartitionWork) -> bool:
+        """One transaction for the handled records below the partition's lowest unfinished one; false when there
+        is nothing to write or it failed (then the partition has no producer). Called with the lock held."""
+        upto = work.commit_offset
+        producer = self._producers.get(tp)
+        outcomes = self._outcomes.get(tp, {})
+        ready = sorted(offset for offset in outcomes if upto is not None and offset < upto)
+        if producer is None or upto is None or not ready:
+            return False
+        try:
+            async with producer.transaction():
+                for offset in ready:
+                    record, outcome = outcomes[offset]
+                    await send_outcome(producer, self._serde, record, outcome)
+                await producer.send_offsets_to_transaction({tp: upto}, self._settings.kafka_consumer_group)
+        except KafkaError as error:
+            # The outcome may be unknown (a commit can fail after the coordinator took it): the next producer of
+            # this transactional id fences this one, which completes the transaction either way.
+            log.warning("transaction for %s[%d] failed: %r; resuming from the committed offset", *tp, error)
+            metrics.transaction("aborted")
+            del self._producers[tp]
+            await stop_producer(producer, self._settings.shutdown_timeout_seconds)
+            return False
+        metrics.transaction("committed")
+        for offset in ready:
+            del outcomes[offset]
+        self._committed[tp] = upto
+        return True
+
+    async def _restart(self, tp: TopicPartition, work: PartitionWork) -> None:
+        """After a failed transaction: drop what `tp` holds (cancelling its handlers) and read it again from
+        whatever offset the transaction left committed."""
+        self.positions_reset({tp})
+        self._work.pop(tp, None)
+        self._outcomes.pop(tp, None)
+        tasks = self._handling.pop(tp, set())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if tp in self._consumer.assignment() and work.first_offset is not None:
+            await self._prepare_or_rewind(tp, work.first_offset)

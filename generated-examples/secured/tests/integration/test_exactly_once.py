@@ -1,0 +1,182 @@
+"""Exactly-once: what a batch writes (emitted events, dead letters, offsets) commits or aborts as one, and
+read_committed readers never see an aborted write."""
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+import pytest
+from aiokafka.errors import KafkaError
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import KafkaError as LibrdkafkaError
+
+from secure_ledger.events.catalog import AGENT_TASK_HISTORY, CONSUMED_TOPICS, Topic
+from secure_ledger.kafka import dead_letters
+from secure_ledger.kafka.dead_letters import send_dead_letter
+from tests.samples import ROUTES, sample_event, unique_key
+from tests.security import admin_librdkafka, environment_stack
+
+from .kafka_io import committed_offsets, end_offsets, produce_raw, read_topic
+from .service import eventually, running_service, service_settings
+
+pytestmark = pytest.mark.integration
+
+TOPIC = CONSUMED_TOPICS[0]
+ROUTE = ROUTES[TOPIC.name]
+
+
+async def test_an_aborted_dead_letter_is_never_seen_by_read_committed_readers(
+    kafka_bootstrap: str, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    poison_key = unique_key(TOPIC).encode()
+    failures: list[int] = []
+
+    async def written_then_aborted_once(producer: Any, record: Any, error: Exception, attempts: int) -> Any:
+        delivery = await send_dead_letter(producer, record, error, attempts)
+        if record.key == poison_key and not failures:
+            failures.append(record.offset)
+            await delivery  # the dead letter is in the log, inside the open transaction, when it aborts
+            raise KafkaError("simulated failure before commit")
+        return delivery
+
+    def dead(records: list[Any]) -> list[Any]:
+        return [r for r in records if r.key == poison_key]
+
+    async def dead_letter_committed() -> bool:
+        return bool(dead(await read_topic(kafka_bootstrap, TOPIC.dead_letter, TOPIC.partitions, "read_committed")))
+
+    monkeypatch.setattr(dead_letters, "send_dead_letter", written_then_aborted_once)
+    async with running_service(service_settings(kafka_bootstrap, unique)) as client:
+        await produce_raw(kafka_bootstrap, TOPIC.name, b"\x00 not an event", key=poison_key)
+        marker = sample_event(TOPIC, key=poison_key.decode())
+        assert (await client.post(ROUTE, json=marker.model_dump(mode="json"))).status_code == 202
+
+        async def marker_consumed() -> bool:
+            seen = await client.get(f"{ROUTE}/{poison_key.decode()}")
+            return seen.status_code == 200 and seen.json()["event_id"] == str(marker.event_id)
+
+        await eventually(marker_consumed)
+        # Handlers run before their transaction: the marker's handling says nothing about the retry's commit.
+        await eventually(dead_letter_committed)
+    assert failures, "the first transaction was not made to fail"
+
+    uncommitted = dead(await read_topic(kafka_bootstrap, TOPIC.dead_letter, TOPIC.partitions))
+    committed = dead(await read_topic(kafka_bootstrap, TOPIC.dead_letter, TOPIC.partitions, "read_committed"))
+    assert len(uncommitted) == 2, "the aborted attempt and the committed retry are both in the log"
+    assert len(committed) == 1, "a read_committed reader sees the dead letter once"
+    assert dict(committed[0].headers)["dlq.original.offset"] == str(failures[0]).encode()
+
+
+async def test_each_event_emits_its_effect_exactly_once_in_the_consumed_offsets_transaction(
+    kafka_bootstrap: str, unique: str
+) -> None:
+    events = [sample_event(TOPIC, key=unique_key(TOPIC)) for _ in range(20)]
+    causes = {str(event.event_id).encode() for event in events}
+    async with running_service(service_settings(kafka_bootstrap, unique)) as client:
+        for event in events:
+            assert (await client.post(ROUTE, json=event.model_dump(mode="json"))).status_code == 202
+
+        async def all_emitted() -> bool:
+            records = await read_topic(
+                kafka_bootstrap, AGENT_TASK_HISTORY.name, AGENT_TASK_HISTORY.partitions, "read_committed"
+            )
+            return causes <= {dict(r.headers).get("causation-id") for r in records}
+
+        await eventually(all_emitted)
+    records = await read_topic(
+        kafka_bootstrap, AGENT_TASK_HISTORY.name, AGENT_TASK_HISTORY.partitions, "read_committed"
+    )
+    emitted = [dict(r.headers)["causation-id"] for r in records if dict(r.headers).get("causation-id") in causes]
+    assert sorted(emitted) == sorted(causes), "one emitted event per consumed event, none twice"
+
+
+def effects_counted_by_librdkafka(bootstrap: str, topic: Topic) -> Counter[bytes]:
+    """How many emitted events on `topic` each cause has, as librdkafka (confluent-kafka) reads them in
+    read_committed: a client other than the one under test, so its transaction filtering cannot hide a bug."""
+    consumer = Consumer(
+        admin_librdkafka(environment_stack())
+        | {
+            "group.id": "effects-count",
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
+    consumer.assign([TopicPartition(topic.name, p, OFFSET_BEGINNING) for p in range(topic.partitions)])
+    causes: Counter[bytes] = Counter()
+    at_end: set[int | None] = set()
+    try:
+        while len(at_end) < topic.partitions:
+            for message in consumer.consume(num_messages=1000, timeout=15):
+                error = message.error()
+                if error is not None and error.code() == LibrdkafkaError._PARTITION_EOF:
+                    at_end.add(message.partition())
+                elif error is not None:
+                    raise RuntimeError(f"librdkafka: {error}")
+                else:
+                    at_end.discard(message.partition())
+                    cause = dict(message.headers() or []).get("causation-id")
+                    if isinstance(cause, bytes):
+                        causes[cause] += 1
+    finally:
+        consumer.close()
+    return causes
+
+
+async def post_all(client: Any, events: list[Any]) -> None:
+    for event in events:
+        assert (await client.post(ROUTE, json=event.model_dump(mode="json"))).status_code == 202
+
+
+async def wait_until_committed(bootstrap: str, group: str) -> None:
+    """Until `group` committed past every record on the consumed topic now: it has nothing left to do."""
+    ends = await end_offsets(bootstrap, TOPIC.name, TOPIC.partitions)
+
+    async def caught_up() -> bool:
+        committed = await committed_offsets(bootstrap, group, list(ends))
+        return all(committed[tp] >= end for tp, end in ends.items())
+
+    await eventually(caught_up, within=90)
+
+
+def effects_of(events: list[Any], counts: Counter[bytes]) -> list[int]:
+    return [counts[str(event.event_id).encode()] for event in events]
+
+
+async def test_a_new_group_on_a_backlog_emits_one_effect_per_event_as_librdkafka_counts(
+    kafka_bootstrap: str, unique: str
+) -> None:
+    events = [sample_event(TOPIC, key=unique_key(TOPIC)) for _ in range(200)]
+    async with running_service(service_settings(kafka_bootstrap, unique, consumer_enabled=False)) as client:
+        await post_all(client, events)
+    settings = service_settings(kafka_bootstrap, unique)
+    async with running_service(settings):
+        await wait_until_committed(kafka_bootstrap, settings.kafka_consumer_group)
+    counts = await asyncio.to_thread(effects_counted_by_librdkafka, kafka_bootstrap, AGENT_TASK_HISTORY)
+    assert effects_of(events, counts) == [1] * len(events)
+
+
+async def test_a_member_joining_mid_stream_emits_no_effect_twice_as_librdkafka_counts(
+    kafka_bootstrap: str, unique: str
+) -> None:
+    events = [sample_event(TOPIC, key=unique_key(TOPIC)) for _ in range(200)]
+    settings = service_settings(kafka_bootstrap, unique)
+    async with running_service(settings) as first:
+        await post_all(first, events[:100])
+        async with running_service(settings) as second:
+            await post_all(second, events[100:])
+            await wait_until_committed(kafka_bootstrap, settings.kafka_consumer_group)
+    counts = await asyncio.to_thread(effects_counted_by_librdkafka, kafka_bootstrap, AGENT_TASK_HISTORY)
+    assert effects_of(events, counts) == [1] * len(events)
+
+
+async def test_two_groups_on_one_input_never_fence_each_other(kafka_bootstrap: str, unique: str) -> None:
+    """Transactional ids carry the group: each group emits its own effect of every event."""
+    events = [sample_event(TOPIC, key=unique_key(TOPIC)) for _ in range(100)]
+    one, other = service_settings(kafka_bootstrap, f"{unique}-a"), service_settings(kafka_bootstrap, f"{unique}-b")
+    async with running_service(one) as client, running_service(other):
+        await post_all(client, events)
+        await wait_until_committed(kafka_bootstrap, one.kafka_consumer_group)
+        await wait_until_committed(kafka_bootstrap, other.kafka_consumer_group)
+    counts = await asyncio.to_thread(effects_counted_by_librdkafka, kafka_bootstrap, AGENT_TASK_HISTORY)
+    assert effects_of(events, counts) == [2] * len(events)

@@ -1,0 +1,64 @@
+"""Audit entries as the service writes them: one per event published and per record processed, to
+agent.audit.intake, keyed by the entity's key. Sent with the producer in hand, so under exactly-once an entry
+commits or aborts with the work it describes."""
+
+import asyncio
+import socket
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaProducer, ConsumerRecord
+
+from ... import correlation
+from . import names
+from .chain import canonical
+
+ACTOR = "task-audit"
+"""Who acts: the service, as the broker knows it (its KafkaUser)."""
+_HOST = socket.gethostname()
+
+
+def entry(action: str, outcome: str, topic: str, key: bytes | None, headers: dict[str, bytes]) -> dict[str, Any]:
+    def header(name: str) -> str | None:
+        value = headers.get(name)
+        return value.decode("utf-8", "replace") if value is not None else None
+
+    return {
+        "action": action,
+        "outcome": outcome,
+        "topic": topic,
+        "key": key.decode("utf-8", "replace") if key is not None else None,
+        "event_id": header("event-id"),
+        "event_type": header("event-type"),
+        "actor": ACTOR,
+        "host": _HOST,
+        "correlation_id": header(correlation.CORRELATION_HEADER) or correlation.correlation_id(),
+        "causation_id": header(correlation.CAUSATION_HEADER),
+        "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+    }
+
+
+async def _send(producer: AIOKafkaProducer, key: bytes | None, value: dict[str, Any]) -> "asyncio.Future[Any]":
+    delivery: asyncio.Future[Any] = await producer.send(
+        names.INTAKE_TOPIC, canonical(value), key=key, headers=[("event-type", b"AuditEntry")]
+    )
+    return delivery
+
+
+async def record_published(
+    producer: AIOKafkaProducer, topic: str, key: bytes, headers: list[tuple[str, bytes]]
+) -> "asyncio.Future[Any]":
+    """Note an event sent to `topic` with `headers`; returns the entry's delivery future."""
+    return await _send(producer, key, entry("published", "sent", topic, key, dict(headers)))
+
+
+async def record_processed(
+    producer: AIOKafkaProducer, record: ConsumerRecord[bytes, bytes], outcome: str, by: str | None = None
+) -> "asyncio.Future[Any]":
+    """Note what became of a consumed record ("handled", "dead-lettered", "delivered"); `by` names a fan-out
+    channel."""
+    noted = entry("processed", outcome, record.topic, record.key, dict(record.headers))
+    noted["source"] = f"{record.topic}[{record.partition}]@{record.offset}"
+    if by is not None:
+        noted["channel"] = by
+    return await _send(producer, record.key, noted)

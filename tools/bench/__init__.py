@@ -1,0 +1,1 @@
+"""Benchmarks of generated services: programs that print figures, never timed assertions."""

@@ -1,0 +1,59 @@
+"""`python -m <package> worker` with a slow handler, for the chaos rows about slow handlers; run with the generated
+project's interpreter (cwd = project):
+
+    .venv/bin/python .../tools/chaos/slow_worker.py <package>
+
+The service's own handler runs after a sleep of CHAOS_HANDLER_MS (an I/O-bound call, as to a language model). With
+CHAOS_SIDE_EFFECTS=postgres (at-least-once with PROCESSED_EVENTS_URL), each handled event also inserts a row into
+`chaos_side_effects` inside the transaction that records its id, as a handler whose effect is a database write
+makes it once: the rows, counted per event id, are the side effects the row checks. These knobs live here, in the
+chaos tool, not in the service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import sys
+from typing import Any
+
+
+def slow(handler: Any, seconds: float, effects: bool, group: str, current_transaction: Any) -> Any:
+    async def handle(topic: Any, event: Any) -> Any:
+        await asyncio.sleep(seconds)
+        emitted = await handler(topic, event)
+        if effects:
+            connection = current_transaction()
+            async with connection.transaction():  # a savepoint: a failed attempt's write rolls back
+                await connection.execute(
+                    "INSERT INTO chaos_side_effects (consumer_group, event_id) VALUES ($1, $2)", group, event.event_id
+                )
+        return emitted
+
+    return handle
+
+
+def main() -> int:
+    package = sys.argv[1]
+    sys.path.insert(0, os.getcwd())
+    app: Any = importlib.import_module(f"{package}.app")
+    delivery = importlib.import_module(f"{package}.kafka.delivery")
+    cli = importlib.import_module(f"{package}.__main__")
+    seconds = float(os.environ.get("CHAOS_HANDLER_MS", "0")) / 1000
+    effects = os.environ.get("CHAOS_SIDE_EFFECTS") == "postgres"
+    current_transaction = None
+    if effects:
+        current_transaction = importlib.import_module(f"{package}.processed_postgres").current_transaction
+    group = os.environ["KAFKA_CONSUMER_GROUP"]
+    create_runner = delivery.create_runner
+
+    def create_slow_runner(settings: Any, serde: Any, handler: Any, producer: Any) -> Any:
+        return create_runner(settings, serde, slow(handler, seconds, effects, group, current_transaction), producer)
+
+    app.create_runner = create_slow_runner
+    return int(cli.main(["worker"]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
