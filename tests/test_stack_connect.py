@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import struct
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.error
@@ -54,8 +56,10 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    state_dir = tmp_path_factory.mktemp("connect-stack")
+def stack() -> Iterator[Stack]:
+    # Not under pytest's basetemp: as root, PostgreSQL runs as an unprivileged user that must pass through the
+    # folders above its data, and every pytest session that starts resets /tmp/pytest-of-root to 0700.
+    state_dir = Path(tempfile.mkdtemp(prefix="kafka-stack-connect-"))
     up = subprocess.run(
         [*stack_command(state_dir), "up", "--with", "postgres,connect"], capture_output=True, text=True, check=False
     )
@@ -64,6 +68,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield Stack(state_dir, dict(line.split("=", 1) for line in up.stdout.split()))
     finally:
         subprocess.run([*stack_command(state_dir), "down"], check=True)
+        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 # --- helpers: the Connect REST API, PostgreSQL and the topic -------------------------------------------------------
