@@ -1410,7 +1410,7 @@ class Connect(Piece):
             return
         port = entry_ports(postgres)["postgres"]
         for database, slot, publication in made:
-            drop_slot(port, slot)
+            drop_slot(port, database, slot)
             postgres_query(port, database, f"DROP PUBLICATION IF EXISTS {sql_identifier(publication)}")
             say(f"postgres: replication slot {slot} and publication {publication} dropped")
 
@@ -1422,25 +1422,28 @@ class Connect(Piece):
         return config.get("database.hostname") in ("127.0.0.1", "localhost") and config.get("database.port") == port
 
 
-def drop_slot(port: int, slot: str) -> None:
-    """Drop a replication slot once its reader let go: the deleted connector's task closes its replication
-    connection as it stops, which takes a moment; after 30 s, its backend is ended instead."""
-    deadline = time.monotonic() + 30
+def drop_slot(port: int, database: str, slot: str) -> None:
+    """Drop a logical replication slot (from its own database, as PostgreSQL requires) once its reader let go: the
+    deleted connector's task closes its replication connection as it stops, which takes a moment. A reader still
+    there after 30 s has its backend ended."""
     literal = sql_literal(slot)
-    while True:
-        rows = postgres_query(
-            port, "postgres", f"SELECT active_pid FROM pg_replication_slots WHERE slot_name = {literal}"
-        )
+    holder = f"SELECT active_pid FROM pg_replication_slots WHERE slot_name = {literal}"
+    drop = f"SELECT pg_drop_replication_slot({literal})"
+    for _ in range(150):
+        rows = postgres_query(port, database, holder)
         if not rows:
             return
-        if rows[0][0] is None or time.monotonic() > deadline:
-            if rows[0][0] is not None:
-                postgres_query(port, "postgres", f"SELECT pg_terminate_backend({int(rows[0][0])})")
-                time.sleep(0.5)
-            with suppress(PostgresError):  # active again for an instant, or gone meanwhile: look again
-                postgres_query(port, "postgres", f"SELECT pg_drop_replication_slot({literal})")
+        if rows[0][0] is None:
+            with suppress(PostgresError):  # taken again for an instant, or dropped meanwhile: look again
+                postgres_query(port, database, drop)
                 return
         time.sleep(0.2)
+    rows = postgres_query(port, database, holder)
+    if rows and rows[0][0] is not None:
+        postgres_query(port, database, f"SELECT pg_terminate_backend({int(rows[0][0])})")
+        time.sleep(1)
+    if rows:
+        postgres_query(port, database, drop)
 
 
 def compatibility_level(level: str | None = None) -> str:
