@@ -1320,6 +1320,9 @@ class Connect(Piece):
                     # Source offsets (a PostgreSQL LSN) are committed every second rather than every minute: a crash
                     # replays less (at least once either way: the slot keeps what was not acknowledged).
                     "offset.flush.interval.ms=1000",
+                    # Source tasks write their records and their offsets in one Kafka transaction (KIP-618): a connector
+                    # with `exactly.once.support=required` neither loses nor repeats a change when the worker crashes.
+                    "exactly.once.source.support=enabled",
                     # One worker: a task it lost in a crash is its own again at once, not after five minutes.
                     "scheduled.rebalance.max.delay.ms=0",
                     f"listeners=http://127.0.0.1:{ports['rest']}",
