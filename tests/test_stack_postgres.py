@@ -48,9 +48,9 @@ def test_postgres_starts_with_the_stack_and_down_leaves_nothing_behind() -> None
         down = subprocess.run([*stack_command(state_dir), "down"], capture_output=True, text=True)
     assert down.returncode == 0, down.stderr
     assert processes_of(state_dir) == []
-    shutil.rmtree(state_dir, ignore_errors=True)
     assert not (state_dir / "postgres").exists(), "down deletes the database's data"
     assert not kafka_stack.postgres_accepts(port)
+    shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def postgres_pid(state_dir: Path) -> int:
