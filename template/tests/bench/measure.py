@@ -15,6 +15,8 @@ class Run:
     latencies: Sequence[float] = ()
     percentiles: tuple[float, float] | None = None
     """p50 and p99 as a load generator reported them, when it keeps the latencies to itself."""
+    cpu_seconds: float | None = None
+    """CPU time the measured process spent on the run: a figure a busy machine disturbs less than the rate."""
 
     @property
     def rate(self) -> float:
@@ -43,6 +45,7 @@ class Row:
     events_per_second: float
     p50_ms: float | None
     p99_ms: float | None
+    cpu_us_per_event: float | None
     repetitions: list[dict[str, float | None]]
     baseline: str | None = None
     """The `name` of the row this one is compared with (the ratio is this row's rate over that one's)."""
@@ -58,7 +61,13 @@ def row(group: str, name: str, runs: Sequence[Run], **extra: Any) -> Row:
         return None if value is None else value * 1000
 
     repetitions = [
-        {"events_per_second": run.rate, "p50_ms": ms(run.p50_p99()[0]), "p99_ms": ms(run.p50_p99()[1])} for run in runs
+        {
+            "events_per_second": run.rate,
+            "p50_ms": ms(run.p50_p99()[0]),
+            "p99_ms": ms(run.p50_p99()[1]),
+            "cpu_us_per_event": None if run.cpu_seconds is None else run.cpu_seconds / run.events * 1e6,
+        }
+        for run in runs
     ]
 
     def median(key: str) -> float | None:
@@ -71,6 +80,7 @@ def row(group: str, name: str, runs: Sequence[Run], **extra: Any) -> Row:
         median("events_per_second") or 0.0,
         median("p50_ms"),
         median("p99_ms"),
+        median("cpu_us_per_event"),
         repetitions,
         **extra,
     )
@@ -101,14 +111,15 @@ def table(rows: Sequence[Row]) -> str:
         return "" if value is None else f"{value:,.{digits}f}"
 
     lines = [
-        "| group | path | events/s | p50 ms | p99 ms | ratio | goal |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| group | path | events/s | p50 ms | p99 ms | CPU µs/event | ratio | goal |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for measured in rows:
         share = ratio(rows, measured)
         goal = f">= {measured.goal:g}x" if measured.goal is not None else ""
         lines.append(
             f"| {measured.group} | {measured.name} | {measured.events_per_second:,.0f} | {cell(measured.p50_ms, 2)} "
-            f"| {cell(measured.p99_ms, 2)} | {'' if share is None else f'{share:.2f}x'} | {goal} |"
+            f"| {cell(measured.p99_ms, 2)} | {cell(measured.cpu_us_per_event, 0)} "
+            f"| {'' if share is None else f'{share:.2f}x'} | {goal} |"
         )
     return "\n".join(lines)
