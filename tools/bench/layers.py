@@ -146,6 +146,7 @@ def ceiling(stack: dict[str, str], record_bytes: int, events: int, repetitions: 
         "events_per_second": statistics.median(r["events_per_second"] for r in repeats),
         "p50_ms": statistics.median(r["p50_ms"] for r in repeats),
         "p99_ms": statistics.median(r["p99_ms"] for r in repeats),
+        "cpu_us_per_event": None,
         "repetitions": repeats,
         "baseline": None,
         "goal": None,
@@ -161,12 +162,12 @@ def ratio(rows: list[dict[str, Any]], row: dict[str, Any]) -> float | None:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    def cell(value: float | None) -> str:
-        return "" if value is None else f"{value:,.2f}"
+    def cell(value: float | None, digits: int = 2) -> str:
+        return "" if value is None else f"{value:,.{digits}f}"
 
     lines = [
-        "| group | path | events/s | p50 ms | p99 ms | ratio | of | goal |",
-        "| --- | --- | ---: | ---: | ---: | ---: | --- | ---: |",
+        "| group | path | events/s | p50 ms | p99 ms | CPU µs/event | ratio | of | goal |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
     ]
     for row in rows:
         share = ratio(rows, row)
@@ -174,7 +175,8 @@ def table(rows: list[dict[str, Any]]) -> str:
         verdict = "" if share is None or row.get("goal") is None else (" met" if share >= row["goal"] else " missed")
         lines.append(
             f"| {row['group']} | {row['name']} | {row['events_per_second']:,.0f} | {cell(row['p50_ms'])} "
-            f"| {cell(row['p99_ms'])} | {'' if share is None else f'{share:.2f}x'} | {row['baseline'] or ''} "
+            f"| {cell(row['p99_ms'])} | {cell(row.get('cpu_us_per_event'), 0)} "
+            f"| {'' if share is None else f'{share:.2f}x'} | {row['baseline'] or ''} "
             f"| {goal}{verdict} |"
         )
     return "\n".join(lines)
