@@ -217,8 +217,7 @@ def chart(rows: list[dict[str, Any]], meta: dict[str, Any], path: Path) -> None:
         f"({meta['machine']['cpu']}), load average {load['min']:.1f}-{load['max']:.1f} during the run"
     )
     scale = figure.add_subplot(grid[1, 0])
-    scale.bar([r["notes"]["workers"] for r in workers], [r["events_per_second"] for r in workers], color="#2ca02c")
-    scale.set_xticks([r["notes"]["workers"] for r in workers])
+    scale.bar([str(r["notes"]["workers"]) for r in workers], [r["events_per_second"] for r in workers], color="#2ca02c")
     scale.set_xlabel(f"worker processes ({workers[0]['notes']['partitions'] if workers else '?'} partitions)")
     scale.set_ylabel("events/s")
     scale.set_title("At-least-once runner: scale-out")
