@@ -125,7 +125,7 @@ def test_a_new_event_and_an_optional_field_regenerate_and_keep_the_handlers(proj
     handlers = project / "src" / "agent_tasks" / "handlers.py"
     assert USER_LOGIC in handlers.read_text(), "the user's handler survives"
     models = (project / "src" / "agent_tasks" / "events" / "models.py").read_text()
-    assert 'due_in_seconds: int | None = Field(default=None, description="How soon it is due, when known.")' in models
+    assert 'due_in_seconds: Int | None = Field(default=None, description="How soon it is due, when known.")' in models
     assert "class TaskCancelled(Event):" in models
     assert "due_in_seconds" in field_names(avsc(project, "TaskCreated"))
     assert field_names(avsc(project, "TaskCancelled"))[-2:] == ["task_id", "reason"]
