@@ -43,6 +43,10 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
         if variant not in installed:
             dest = render(variant_answers(variant), tmp_path_factory.mktemp("variants") / variant)
             assert_ok(run(["uv", "sync", "--quiet"], dest))
+            # What `make install` adds: the official AsyncAPI parser, which the suite runs on asyncapi.yaml.
+            assert_ok(
+                run(["npm", "ci", "--prefix", "tools/asyncapi", "--ignore-scripts", "--no-audit", "--no-fund"], dest)
+            )
             installed[variant] = dest
         return installed[variant]
 

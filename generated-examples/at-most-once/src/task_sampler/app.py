@@ -12,7 +12,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from .api import events, health
+from .api import asyncapi, events, health
 from .api.limits import BodySizeLimit
 from .correlation import CorrelationMiddleware, install_log_records
 from .dispatch import Dispatcher
@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None, tracer_provider: TracerProvider
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.include_router(health.router)
     app.include_router(events.router)
+    app.include_router(asyncapi.router)
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus_metrics() -> Response:

@@ -2,6 +2,7 @@
 one Kafka transaction with the partition's consumed offset; read_committed readers see all of it or none."""
 
 import asyncio
+import contextvars
 import logging
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -57,8 +58,11 @@ class TransactionalProcessor(ConsumerRunner):
         # The committed offset of each owned partition: records below it were already processed by a previous
         # owner, whatever position the consumer's fetcher happens to be at.
         self._committed: dict[TopicPartition, int] = {}
-        # Handled records' outcomes not written yet, per partition and offset.
-        self._outcomes: dict[TopicPartition, dict[int, tuple[ConsumerRecord[bytes, bytes], Outcome]]] = {}
+        # Handled records' outcomes not written yet, per partition and offset, each with the context it was handled
+        # in (its trace and correlation ids), which the transaction writing it, in another task, sends it under.
+        self._outcomes: dict[
+            TopicPartition, dict[int, tuple[ConsumerRecord[bytes, bytes], Outcome, contextvars.Context]]
+        ] = {}
         self._writers: dict[TopicPartition, asyncio.Task[None]] = {}
         # Held while a transaction is open, so a rebalance waits for it instead of moving its partition mid-way.
         self._transaction_lock = asyncio.Lock()
@@ -169,7 +173,7 @@ class TransactionalProcessor(ConsumerRunner):
             self._consumer.seek(tp, first)
 
     async def _complete(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes], outcome: Outcome) -> None:
-        self._outcomes.setdefault(tp, {})[record.offset] = (record, outcome)
+        self._outcomes.setdefault(tp, {})[record.offset] = (record, outcome, contextvars.copy_context())
 
     def _finished(self, tp: TopicPartition, work: PartitionWork) -> None:
         writer = self._writers.get(tp)
@@ -205,8 +209,8 @@ class TransactionalProcessor(ConsumerRunner):
         try:
             async with producer.transaction():
                 for offset in ready:
-                    record, outcome = outcomes[offset]
-                    await send_outcome(producer, self._serde, record, outcome)
+                    record, outcome, handled_in = outcomes[offset]
+                    await asyncio.create_task(send_outcome(producer, self._serde, record, outcome), context=handled_in)
                 await producer.send_offsets_to_transaction({tp: upto}, self._settings.kafka_consumer_group)
         except KafkaError as error:
             # The outcome may be unknown (a commit can fail after the coordinator took it): the next producer of
