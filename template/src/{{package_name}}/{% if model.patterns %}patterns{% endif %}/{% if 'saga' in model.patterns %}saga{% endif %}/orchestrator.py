@@ -7,6 +7,7 @@ When it gets a partition it fences the partition's previous owner with the parti
 reads the state partition to its end: the latest state of every saga there, as last committed."""
 
 import asyncio
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -29,14 +30,19 @@ log = logging.getLogger(__name__)
 async def read_states(settings: Settings, partition: int) -> dict[str, SagaState]:
     """The latest committed state of every saga of one state partition."""
     reader = AIOKafkaConsumer(
-        **connection_options(settings), isolation_level="read_committed", enable_auto_commit=False
+        **connection_options(settings),
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
     )
     await reader.start()
     try:
         tp = TopicPartition(names.STATE_TOPIC, partition)
         reader.assign([tp])
+        begin = (await reader.beginning_offsets([tp]))[tp]
         end = (await reader.end_offsets([tp]))[tp]
-        await reader.seek_to_beginning(tp)
+        # An explicit offset: seek_to_beginning() right after assign() may lose to assign()'s own offset reset.
+        reader.seek(tp, begin)
         states: dict[str, SagaState] = {}
         while await reader.position(tp) < end:
             for record in (await reader.getmany(tp, timeout_ms=500)).get(tp, []):
@@ -95,7 +101,8 @@ class SagaOrchestrator:
         )
         self._owned: dict[TopicPartition, _Partition] = {}
         self._gate = asyncio.Semaphore(settings.saga_concurrency)
-        self._lock = asyncio.Lock()
+        self._busy: dict[TopicPartition, asyncio.Task[None]] = {}
+        self._failure: BaseException | None = None
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -112,27 +119,47 @@ class SagaOrchestrator:
     async def stop(self) -> None:
         self._stopping.set()
         if self._task is not None:
-            self._task.cancel()  # a transaction cut short aborts: its commands come again to the next owner
+            self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        await self.release(set(self._owned))
+        await self.release(set(self._owned) | set(self._busy))
         await stop_consumer(self._consumer)
 
     async def release(self, partitions: set[TopicPartition]) -> None:
-        async with self._lock:
-            for tp in partitions:
-                owned = self._owned.pop(tp, None)
-                if owned is not None:
-                    await stop_producer(owned.producer, self._settings.shutdown_timeout_seconds)
+        """Give partitions up: their batches in hand are cancelled (a transaction cut short aborts, so their commands
+        come again to the next owner), then their producers closed."""
+        cancelled = [self._busy.pop(tp) for tp in partitions if tp in self._busy]
+        for task in cancelled:
+            task.cancel()
+        await asyncio.gather(*cancelled, return_exceptions=True)
+        for tp in partitions:
+            owned = self._owned.pop(tp, None)
+            if owned is not None:
+                await stop_producer(owned.producer, self._settings.shutdown_timeout_seconds)
 
     async def _run(self) -> None:
+        """Poll, and hand each partition's batch to a task of its own, the partition paused until it is done: a slow
+        step holds back the sagas of its partition only."""
         while not self._stopping.is_set():
+            if self._failure is not None:
+                raise self._failure
             batch = await self._consumer.getmany(timeout_ms=500)
-            async with self._lock:
-                await asyncio.gather(*(self._partition_batch(tp, records) for tp, records in batch.items()))
+            for tp, records in batch.items():
+                if tp in self._busy or tp not in self._consumer.assignment():
+                    continue
+                self._consumer.pause(tp)
+                task = asyncio.create_task(self._partition_batch(tp, records), name=f"saga-{tp.partition}")
+                self._busy[tp] = task
+                task.add_done_callback(functools.partial(self._batch_done, tp))
+
+    def _batch_done(self, tp: TopicPartition, task: "asyncio.Task[None]") -> None:
+        if self._busy.get(tp) is task:
+            del self._busy[tp]
+            if tp in self._consumer.assignment():
+                self._consumer.resume(tp)
+        if not task.cancelled() and task.exception() is not None:
+            self._failure = task.exception()
 
     async def _partition_batch(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]) -> None:
-        if tp not in self._consumer.assignment():
-            return
         if tp not in self._owned:
             await self._prepare(tp)  # moves the position: these records come again
             return
@@ -156,9 +183,8 @@ class SagaOrchestrator:
             await stop_producer(producer, self._settings.shutdown_timeout_seconds)
             raise
         if committed is None:
-            await self._consumer.seek_to_beginning(tp)
-        else:
-            self._consumer.seek(tp, committed)
+            committed = (await self._consumer.beginning_offsets([tp]))[tp]
+        self._consumer.seek(tp, committed)  # an offset, not seek_to_beginning(), whose reset may come too late
         self._owned[tp] = _Partition(producer, states)
         waiting = sum(1 for state in states.values() if state.status not in TERMINAL)
         log.info("saga partition %d: %d sagas, %d under way; resuming", tp.partition, len(states), waiting)
