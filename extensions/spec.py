@@ -458,7 +458,8 @@ def parse(spec: Any) -> Spec:
 PATTERNS: dict[str, str | None] = {
     "fanout": "fanout: {topic: agent.tasks, channels: [email, sms, push]}",
     "audit": None,
-    "saga": "saga: {name: task_run, steps: [{name: reserve_credits, compensation: release_credits}, {name: run_agent}]}",
+    "saga": "saga: {name: task_run, steps: [{name: reserve_credits, compensation: release_credits}, "
+    "{name: run_agent}]}",
 }
 
 
