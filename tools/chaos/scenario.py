@@ -702,6 +702,7 @@ async def run_saga(args: dict[str, Any]) -> dict[str, Any]:
         "unplanned": unplanned,
         "step_effects": sum(count for (saga_id, _), count in effects.items() if saga_id in plan),
         "transitions": tail.transitions,
+        "expected_transitions": sum(transitions(fail_at) for fail_at in plan.values()),
     }
 
 
