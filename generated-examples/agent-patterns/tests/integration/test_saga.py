@@ -34,6 +34,7 @@ from .service import eventually, running_service, service_settings
 pytestmark = pytest.mark.integration
 
 PARTITIONS = 3
+ROUTE = "/sagas/task-run"
 RUNS = [step.name for step in STEPS]
 COMPENSATIONS = {step.name: step.compensation for step in STEPS}
 
@@ -147,14 +148,13 @@ async def test_a_saga_started_over_http_runs_every_step_once_in_order(
 ) -> None:
     settings = saga_settings(kafka_bootstrap, unique)
     async with running_service(settings) as client:
-        response = await client.post(
-            "/sagas/task-run", json={"saga_id": f"saga-{unique}", "input": {"task_id": unique}}
-        )
+        response = await client.post(ROUTE, json={"saga_id": f"saga-{unique}", "input": {"task_id": unique}})
         assert response.status_code == 202, response.text
-        assert response.json() == {"saga_id": f"saga-{unique}"}
-        again = await client.post("/sagas/task-run", json={"saga_id": f"saga-{unique}", "input": {}})
+        assert response.json()["saga_id"] == f"saga-{unique}"
+        assert response.json()["topic"] == names.COMMANDS_TOPIC
+        again = await client.post(ROUTE, json={"saga_id": f"saga-{unique}", "input": {}})
         assert again.status_code == 202, "a retried start is accepted and starts nothing new"
-        refused = await client.post("/sagas/task-run", json={"saga_id": "no spaces"})
+        refused = await client.post(ROUTE, json={"saga_id": "no spaces"})
         assert refused.status_code == 422
         state = (await settled(settings, [f"saga-{unique}"]))[f"saga-{unique}"]
     assert state.status == "completed"

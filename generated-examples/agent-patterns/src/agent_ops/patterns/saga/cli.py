@@ -69,7 +69,7 @@ async def start(settings: Settings, input: dict[str, Any], saga_id: str | None) 
     producer: AIOKafkaProducer = create_producer(settings)
     await producer.start()
     try:
-        return await start_saga(producer, input, saga_id, settings.publish_timeout_seconds)
+        return (await start_saga(producer, input, saga_id, settings.publish_timeout_seconds)).saga_id
     finally:
         await stop_producer(producer, settings.shutdown_timeout_seconds)
 
