@@ -37,11 +37,10 @@ def app(kafka_bootstrap: str, unique: str) -> FastAPI:
 @pytest.fixture
 def accepted(kafka_bootstrap: str) -> Iterator[set[tuple[str, int, int]]]:
     """Where each 202 said its event went; after the test, the topics must have gained exactly those records."""
-    watched = [(topic.name, topic.partitions) for topic in TOPICS]
     starts = {
         tp: offset
-        for name, partitions in watched
-        for tp, offset in asyncio.run(end_offsets(kafka_bootstrap, name, partitions)).items()
+        for topic in TOPICS
+        for tp, offset in asyncio.run(end_offsets(kafka_bootstrap, topic.name, topic.partitions)).items()
     }
     answered: set[tuple[str, int, int]] = set()
     yield answered
