@@ -573,11 +573,10 @@ def test_named_templates_carry_the_charts_name(
 ) -> None:
     out, _, _ = checked
     chart = chart_of(out / variant)
-    # Named templates live in the chart's partials: _helpers.tpl, and _patterns.tpl where patterns were chosen.
     defined = {
         name
-        for partial in (chart / "templates").glob("_*.tpl")
-        for name in re.findall(r'define "([^"]+)"', partial.read_text())
+        for helpers in (chart / "templates").glob("_*.tpl")
+        for name in re.findall(r'define "([^"]+)"', helpers.read_text())
     }
     assert defined
     assert all(name.startswith(chart.name + ".") for name in defined), defined
@@ -608,8 +607,9 @@ def test_two_generated_charts_live_in_one_umbrella_chart(
     assert proc.returncode == 0, proc.stderr
     deployments = [d for d in yaml.safe_load_all(proc.stdout) if d and d["kind"] == "Deployment"]
     # Each subchart renders with its own helpers: its own name, selector and image.
-    assert sorted(d["metadata"]["name"] for d in deployments) == sorted(f"shop-{name}" for name in charts)
-    for deployment in deployments:
+    services = service_deployments({f"Deployment/{d['metadata']['name']}": d for d in deployments})
+    assert sorted(d["metadata"]["name"] for d in services) == sorted(f"shop-{name}" for name in charts)
+    for deployment in services:
         name = deployment["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"]
         assert deployment["metadata"]["name"] == f"shop-{name}"
         assert container(deployment)["image"].startswith(f"{name}:")

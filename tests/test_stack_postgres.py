@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from tests.conftest import stack_command
@@ -24,8 +26,10 @@ def processes_of(state_dir: Path) -> list[int]:
     return found
 
 
-def test_postgres_starts_with_the_stack_and_down_leaves_nothing_behind(tmp_path: Path) -> None:
-    state_dir = tmp_path / "stack"
+def test_postgres_starts_with_the_stack_and_down_leaves_nothing_behind() -> None:
+    # Not under pytest's basetemp: as root, PostgreSQL runs as an unprivileged user that must pass through the
+    # folders above its data, and every pytest session that starts resets /tmp/pytest-of-root to 0700.
+    state_dir = Path(tempfile.mkdtemp(prefix="kafka-stack-postgres-"))
     up = subprocess.run([*stack_command(state_dir), "up", "--with", "postgres"], capture_output=True, text=True)
     try:
         assert up.returncode == 0, up.stderr
@@ -46,6 +50,7 @@ def test_postgres_starts_with_the_stack_and_down_leaves_nothing_behind(tmp_path:
     assert processes_of(state_dir) == []
     assert not (state_dir / "postgres").exists(), "down deletes the database's data"
     assert not kafka_stack.postgres_accepts(port)
+    shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def postgres_pid(state_dir: Path) -> int:

@@ -83,14 +83,7 @@ HELM_VALUE_SETS = {
     "defaults": ["--api-versions", "keda.sh/v1alpha1"],
     "defaults-without-keda": [],
     "hpa-servicemonitor": ["--set", "autoscaling.mode=hpa", "--set", "serviceMonitor.enabled=true"],
-    "none-plaintext": [
-        "--set",
-        "autoscaling.mode=none",
-        "--set",
-        "kafka.securityProtocol=PLAINTEXT",
-        "--set",
-        "podDisruptionBudget.enabled=false",
-    ],
+    "none-without-budget": ["--set", "autoscaling.mode=none", "--set", "podDisruptionBudget.enabled=false"],
 }
 # Value sets for charts that have the key they name in values.yaml (a service that consumes has a worker).
 HELM_VALUE_SETS_IF = {

@@ -4,6 +4,7 @@
     python scripts/kafka_stack.py up       # start (idempotent); prints KEY=VALUE settings on stdout
     python scripts/kafka_stack.py up --with registry   # plus a schema registry (Apicurio, Confluent API)
     python scripts/kafka_stack.py up --with postgres   # plus PostgreSQL (prints DATABASE_URL)
+    python scripts/kafka_stack.py up --with postgres,connect   # plus Kafka Connect with Debezium (KAFKA_CONNECT_URL)
     python scripts/kafka_stack.py env      # print the settings of the running stack
     python scripts/kafka_stack.py status   # what runs where, and its log file
     python scripts/kafka_stack.py restart kafka   # stop one piece and start it again, same ports and data
@@ -48,6 +49,7 @@ import sys
 import tarfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ET
 import zipfile
@@ -60,6 +62,7 @@ KAFKA_VERSION = "4.3.1"
 LOG4J_VERSION = "2.24.3"
 SLF4J_VERSION = "2.0.17"
 APICURIO_VERSION = "3.3.3"
+DEBEZIUM_VERSION = "3.6.1.Final"
 JMX_EXPORTER_VERSION = "1.0.1"
 # Strimzi's JMX exporter rules for Kafka (packaging/examples/metrics/kafka-metrics.yaml), the generic part: metric
 # names as Strimzi's dashboards and alerts know them (kafka_server_replicamanager_underreplicatedpartitions, ...).
@@ -695,6 +698,9 @@ class Piece:
         """The KEY=VALUE settings a client needs, printed by `up` and `env`."""
         raise NotImplementedError
 
+    def release(self, ports: dict[str, int]) -> None:
+        """Undo what clients made through this piece in other pieces (`down` calls it while every piece still runs)."""
+
 
 PIECES: dict[str, type[Piece]] = {}
 
@@ -1182,6 +1188,267 @@ def fetch_tarball(name: str, coordinate: str) -> Path:
         return target
 
 
+# --- Kafka Connect with Debezium -------------------------------------------------------------------------------
+
+POSTGRES_CONNECTOR = "io.debezium.connector.postgresql.PostgresConnector"
+
+
+class PostgresError(Exception):
+    """An error the server answered with (ErrorResponse), with its message."""
+
+
+def postgres_query(port: int, database: str, sql: str) -> list[tuple[str | None, ...]]:
+    """Run `sql` (simple query protocol) as the `postgres` user (trust) on the stack's server; the rows as text.
+
+    A few lines of the wire protocol rather than a driver: the launcher imports nothing outside the standard library.
+    """
+    startup = struct.pack("!I", 196608) + b"user\0postgres\0database\0" + database.encode() + b"\0\0"
+    rows: list[tuple[str | None, ...]] = []
+    error = ""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(struct.pack("!I", len(startup) + 4) + startup)
+        for phase in ("startup", "query"):
+            if phase == "query":
+                query = sql.encode() + b"\0"
+                sock.sendall(b"Q" + struct.pack("!I", len(query) + 4) + query)
+            while True:
+                kind = read_exactly(sock, 1)
+                body = read_exactly(sock, struct.unpack("!I", read_exactly(sock, 4))[0] - 4)
+                if kind == b"E":
+                    fields = {f[:1]: f[1:].decode(errors="replace") for f in body.split(b"\0") if f}
+                    error = error or fields.get(b"M", "unknown error")
+                    if phase == "startup":
+                        raise PostgresError(error)
+                elif kind == b"R" and struct.unpack("!I", body[:4])[0] != 0:
+                    raise PostgresError("the server asks for a password; the stack's PostgreSQL trusts loopback")
+                elif kind == b"D":
+                    rows.append(data_row(body))
+                elif kind == b"Z":
+                    break
+        sock.sendall(b"X\0\0\0\4")
+    if error:
+        raise PostgresError(error)
+    return rows
+
+
+def data_row(body: bytes) -> tuple[str | None, ...]:
+    (count,) = struct.unpack("!H", body[:2])
+    values: list[str | None] = []
+    offset = 2
+    for _ in range(count):
+        (size,) = struct.unpack("!i", body[offset : offset + 4])
+        offset += 4
+        if size < 0:
+            values.append(None)
+        else:
+            values.append(body[offset : offset + size].decode())
+            offset += size
+    return tuple(values)
+
+
+def sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def sql_identifier(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
+@piece
+class Connect(Piece):
+    """A Kafka Connect worker in distributed mode (one worker; its configs, offsets and status in Kafka topics), with
+    Debezium's PostgreSQL connector, its converters and its transforms (the outbox EventRouter) on the plugin path.
+    REST on 127.0.0.1 only, without authentication: anyone on this machine may register connectors."""
+
+    name = "connect"
+    group = "kafka-stack-connect"
+
+    def install(self) -> None:
+        self.java = find_java(17)  # Kafka Connect 4 runs on Java 17+
+        self.libs = resolve_jars(
+            f"kafka-connect-{KAFKA_VERSION}",
+            [
+                f"org.apache.kafka:connect-runtime:{KAFKA_VERSION}",
+                # The converters and transforms of Apache Kafka's own distribution.
+                f"org.apache.kafka:connect-json:{KAFKA_VERSION}",
+                f"org.apache.kafka:connect-transforms:{KAFKA_VERSION}",
+                f"org.apache.logging.log4j:log4j-core:{LOG4J_VERSION}",
+                f"org.apache.logging.log4j:log4j-slf4j2-impl:{LOG4J_VERSION}",
+                f"org.slf4j:slf4j-api:{SLF4J_VERSION}",
+            ],
+        )
+        # The connector as Debezium publishes it for Kafka Connect: one folder of jars, loaded in its own class loader.
+        self.plugins = fetch_tarball(
+            f"debezium-connector-postgres-{DEBEZIUM_VERSION}",
+            f"io.debezium:debezium-connector-postgres:{DEBEZIUM_VERSION}:tar.gz:plugin",
+        )
+
+    def port_names(self) -> list[str]:
+        return ["rest"]
+
+    def kafka(self) -> tuple[str, int]:
+        """The stack's bootstrap servers, and the replication factor its internal topics get."""
+        entry = Stack(self.state_dir).load().get("kafka")
+        if entry is None:
+            raise StackError("connect needs the stack's Kafka; start it with `up --with connect`.")
+        options = entry_options(entry)
+        if options.get("secure") == "true":
+            raise StackError("connect runs beside a plaintext Kafka; leave out --secure, or --with connect.")
+        settings = Kafka(self.state_dir, options).settings(entry_ports(entry))
+        return settings["KAFKA_BOOTSTRAP_SERVERS"], 3 if "voters" in options else 1
+
+    def prepare(self, ports: dict[str, int]) -> None:
+        bootstrap, replicas = self.kafka()
+        (self.home / "connect.properties").write_text(
+            "\n".join(
+                [
+                    f"bootstrap.servers={bootstrap}",
+                    f"group.id={self.group}",
+                    f"config.storage.topic={self.group}-configs",
+                    f"offset.storage.topic={self.group}-offsets",
+                    f"status.storage.topic={self.group}-status",
+                    f"config.storage.replication.factor={replicas}",
+                    f"offset.storage.replication.factor={replicas}",
+                    f"status.storage.replication.factor={replicas}",
+                    "offset.storage.partitions=1",
+                    "status.storage.partitions=1",
+                    # A connector without converters of its own gets plain JSON (no schema envelope).
+                    "key.converter=org.apache.kafka.connect.json.JsonConverter",
+                    "value.converter=org.apache.kafka.connect.json.JsonConverter",
+                    "key.converter.schemas.enable=false",
+                    "value.converter.schemas.enable=false",
+                    # Source offsets (a PostgreSQL LSN) are committed every second rather than every minute: a crash
+                    # replays less (at least once either way: the slot keeps what was not acknowledged).
+                    "offset.flush.interval.ms=1000",
+                    # Source tasks write their records and their offsets in one Kafka transaction (KIP-618): a connector
+                    # with `exactly.once.support=required` neither loses nor repeats a change when the worker crashes.
+                    "exactly.once.source.support=enabled",
+                    # One worker: a task it lost in a crash is its own again at once, not after five minutes.
+                    "scheduled.rebalance.max.delay.ms=0",
+                    f"listeners=http://127.0.0.1:{ports['rest']}",
+                    "rest.advertised.host.name=127.0.0.1",
+                    f"rest.advertised.port={ports['rest']}",
+                    f"plugin.path={self.plugins}",
+                    # Debezium's jars declare their plugins in ServiceLoader manifests: no class scanning at start.
+                    "plugin.discovery=service_load",
+                    "",
+                ]
+            )
+        )
+        (self.home / "log4j2.properties").write_text(
+            "\n".join(
+                [
+                    "status = warn",
+                    "appender.file.type = File",
+                    "appender.file.name = file",
+                    f"appender.file.fileName = {self.home / 'connect.log'}",
+                    "appender.file.layout.type = PatternLayout",
+                    "appender.file.layout.pattern = [%d] %p %X{connector.context}%m (%c)%n",
+                    "rootLogger.level = INFO",
+                    "rootLogger.appenderRef.file.ref = file",
+                    "logger.reflections.name = org.reflections",
+                    "logger.reflections.level = ERROR",
+                    "",
+                ]
+            )
+        )
+
+    def command(self, ports: dict[str, int]) -> list[str]:
+        return [
+            self.java,
+            "-Xms128m",
+            "-Xmx512m",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
+            f"-Dkafka.stack.dir={self.state_dir}",
+            "-cp",
+            f"{self.libs}/*",
+            "org.apache.kafka.connect.cli.ConnectDistributed",
+            str(self.home / "connect.properties"),
+        ]
+
+    def url(self, ports: dict[str, int]) -> str:
+        return f"http://127.0.0.1:{ports['rest']}"
+
+    def rest(self, ports: dict[str, int], path: str, method: str = "GET") -> object:
+        request = urllib.request.Request(f"{self.url(ports)}{path}", method=method)
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body = response.read()
+        return json.loads(body) if body else None
+
+    def ready(self, ports: dict[str, int]) -> bool:
+        # The REST API answers once the worker joined its group and read its config topic; the plugin list says the
+        # connector loaded from the plugin path.
+        try:
+            plugins = self.rest(ports, "/connector-plugins")
+        except (OSError, urllib.error.URLError, ValueError):
+            return False
+        return isinstance(plugins, list) and any(p.get("class") == POSTGRES_CONNECTOR for p in plugins)
+
+    def settings(self, ports: dict[str, int]) -> dict[str, str]:
+        return {"KAFKA_CONNECT_URL": self.url(ports)}
+
+    def release(self, ports: dict[str, int]) -> None:
+        """Delete every connector, then drop the replication slots and publications that the PostgreSQL ones made in
+        the stack's PostgreSQL: a slot outliving its connector holds back the server's WAL for ever."""
+        connectors = self.rest(ports, "/connectors?expand=info")
+        if not isinstance(connectors, dict) or not connectors:
+            return
+        made: list[tuple[str, str, str]] = []  # (database, slot, publication)
+        for name, described in connectors.items():
+            config = described["info"]["config"]
+            self.rest(ports, f"/connectors/{urllib.parse.quote(name, safe='')}", method="DELETE")
+            say(f"connect: connector {name} deleted")
+            if config.get("connector.class") == POSTGRES_CONNECTOR and self.in_stack(config):
+                made.append(
+                    (
+                        config.get("database.dbname", "postgres"),
+                        config.get("slot.name", "debezium"),
+                        config.get("publication.name", "dbz_publication"),
+                    )
+                )
+        postgres = Stack(self.state_dir).running("postgres")
+        if postgres is None:
+            return
+        port = entry_ports(postgres)["postgres"]
+        for database, slot, publication in made:
+            drop_slot(port, database, slot)
+            postgres_query(port, database, f"DROP PUBLICATION IF EXISTS {sql_identifier(publication)}")
+            say(f"postgres: replication slot {slot} and publication {publication} dropped")
+
+    def in_stack(self, config: dict[str, str]) -> bool:
+        postgres = Stack(self.state_dir).load().get("postgres")
+        if postgres is None:
+            return False
+        port = str(entry_ports(postgres).get("postgres"))
+        return config.get("database.hostname") in ("127.0.0.1", "localhost") and config.get("database.port") == port
+
+
+def drop_slot(port: int, database: str, slot: str) -> None:
+    """Drop a logical replication slot (from its own database, as PostgreSQL requires) once its reader let go: the
+    deleted connector's task closes its replication connection as it stops, which takes a moment. A reader still
+    there after 30 s has its backend ended."""
+    literal = sql_literal(slot)
+    holder = f"SELECT active_pid FROM pg_replication_slots WHERE slot_name = {literal}"
+    drop = f"SELECT pg_drop_replication_slot({literal})"
+    for _ in range(150):
+        rows = postgres_query(port, database, holder)
+        if not rows:
+            return
+        if rows[0][0] is None:
+            with suppress(PostgresError):  # taken again for an instant, or dropped meanwhile: look again
+                postgres_query(port, database, drop)
+                return
+        time.sleep(0.2)
+    rows = postgres_query(port, database, holder)
+    if rows and rows[0][0] is not None:
+        postgres_query(port, database, f"SELECT pg_terminate_backend({int(rows[0][0])})")
+        time.sleep(1)
+    if rows:
+        postgres_query(port, database, drop)
+
+
 def compatibility_level(level: str | None = None) -> str:
     """`level`, else KAFKA_STACK_SCHEMA_COMPATIBILITY, else BACKWARD; refused unless it is a registry level."""
     chosen = (level or os.environ.get("KAFKA_STACK_SCHEMA_COMPATIBILITY") or "BACKWARD").strip().upper()
@@ -1361,11 +1628,24 @@ class Stack:
         with self.locked():
             state = self.load()
             for name in reversed(list(state)):
+                self.release(name)
+            for name in reversed(list(state)):
                 self.kill(name, state[name])
                 say(f"{name} stopped")
                 if not keep_data:
                     shutil.rmtree(self.dir / name, ignore_errors=True)
             self.state_file.unlink(missing_ok=True)
+
+    def release(self, name: str) -> None:
+        """Let a running piece undo what clients made through it (Connect: connectors, then their slots); a failure
+        is reported and `down` goes on."""
+        entry = self.running(name)
+        if entry is None:
+            return
+        try:
+            self.piece(name, entry_options(entry)).release(entry_ports(entry))
+        except (OSError, urllib.error.URLError, ValueError, KeyError, PostgresError, StackError) as error:
+            say(f"{name}: could not clean up before stopping: {error}")
 
     def kill(self, name: str, entry: Entry) -> None:
         stop_process(int(str(entry["pid"])), str(self.dir), name)

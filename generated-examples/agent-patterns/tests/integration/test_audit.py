@@ -12,7 +12,7 @@ from confluent_kafka import Producer
 
 from agent_ops.correlation import HTTP_HEADER
 from agent_ops.events.catalog import TOPICS
-from agent_ops.kafka import transactions
+from agent_ops.kafka import outcomes
 from agent_ops.patterns.audit import cli, names
 from agent_ops.patterns.audit.intake import record_processed
 from agent_ops.settings import Settings, get_settings
@@ -151,7 +151,8 @@ async def test_under_exactly_once_an_aborted_transaction_leaves_no_audit_entry(
             raise KafkaError("simulated failure before commit")
         return delivery
 
-    monkeypatch.setattr(transactions, "record_processed", noted_then_aborted_once)
+    # Every runner writes a record's audit entry in the step that writes its outcome: here, inside the transaction.
+    monkeypatch.setattr(outcomes, "record_processed", noted_then_aborted_once)
     settings = audit_settings(kafka_bootstrap, unique)
     async with running_service(settings) as client:
         event = sample_event(TOPIC, key=key)

@@ -4,12 +4,14 @@ import re
 from pathlib import Path
 
 import pytest
+from aiokafka import TopicPartition
 
 from task_audit.events.catalog import CONSUMED_TOPICS
 from task_audit.events.models import Event
 from task_audit.handlers import EventHandlers
 from tests.samples import ROUTES, sample_event, unique_key
 
+from .kafka_io import committed_offsets
 from .service import eventually, running_service, service_settings
 
 pytestmark = pytest.mark.integration
@@ -47,3 +49,20 @@ async def test_a_redelivered_event_is_handled_once_even_after_a_restart(
 
             await eventually(consumed)
     assert calls.count(str(event.event_id)) == 1, "three deliveries, one handling"
+
+
+async def test_a_handled_event_is_committed_while_the_poll_waits(kafka_bootstrap: str, unique: str) -> None:
+    # Polls that wait two minutes for records: once the topic is read, the last commit must not wait for one to
+    # return, or a crash meanwhile would repeat all that was handled since the previous commit.
+    settings = service_settings(kafka_bootstrap, unique, consumer_poll_timeout_ms=120_000)
+    async with running_service(settings) as client:
+        response = await client.post(ROUTE, json=sample_event(TOPIC, key=unique_key(TOPIC)).model_dump(mode="json"))
+        assert response.status_code == 202
+        partition, offset = int(response.json()["partition"]), int(response.json()["offset"])
+        tp = TopicPartition(TOPIC.name, partition)
+
+        async def committed_past_it() -> bool:
+            offsets = await committed_offsets(kafka_bootstrap, settings.kafka_consumer_group, [tp])
+            return offsets[tp] > offset
+
+        await eventually(committed_past_it, within=60)

@@ -90,6 +90,8 @@ class ConsumerRunner:
         self._work: dict[TopicPartition, PartitionWork] = {}
         self._handling: dict[TopicPartition, set[asyncio.Task[None]]] = {}
         self._failure: BaseException | None = None
+        # The partitions `_flow_control` paused: only a record of one of them can make a resume due.
+        self._paused: set[TopicPartition] = set()
         # Bumped whenever a partition's position is reset (a rebalance, a seek): a batch polled before that is
         # stale, and its records are fetched again from the new position.
         self._resets: dict[TopicPartition, int] = {}
@@ -267,7 +269,8 @@ class ConsumerRunner:
         if self._work.get(tp) is work:
             self._finished(tp, work)
             self._start_ready(tp)
-            self._flow_control()
+            if tp in self._paused:
+                self._flow_control()
 
     async def _process_record(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> None:
         await self._complete(tp, record, await self._handle(record))
@@ -289,6 +292,7 @@ class ConsumerRunner:
             self._consumer.pause(*pause)
         if resume := (paused & assigned) - full:
             self._consumer.resume(*resume)
+        self._paused = (paused | pause) - resume
 
     async def _drain(self, partitions: set[TopicPartition], grace_seconds: float) -> None:
         """Wait up to `grace_seconds` for the handlers of `partitions` (those they start meanwhile too), then cancel

@@ -66,8 +66,9 @@ async def stop_producer(producer: AIOKafkaProducer, timeout_seconds: float) -> N
 def event_headers(event: Event, cause: Event | None = None) -> list[tuple[str, bytes]]:
     """Headers that let consumers route and de-duplicate without decoding the value, and trace an event to
     the work it belongs to (correlation-id) and to what caused it (causation-id: `cause`, else the request)."""
-    headers = [("event-type", type(event).__name__.encode()), ("event-id", str(event.event_id).encode())]
-    return headers + correlation.outgoing(str(event.event_id), str(cause.event_id) if cause is not None else None)
+    event_id = str(event.event_id)
+    headers = [("event-type", type(event).__name__.encode()), ("event-id", event_id.encode())]
+    return headers + correlation.outgoing(event_id, str(cause.event_id) if cause is not None else None)
 
 
 async def send_event(

@@ -7,6 +7,7 @@ not cover (lag, rebalances, transactions, in-flight sends, 503s) is named in the
 """
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Collection
@@ -77,6 +78,13 @@ TRANSACTIONS = Counter(
 )
 
 
+@functools.cache
+def labelled(metric: Counter | Histogram, *values: str) -> Any:
+    """`metric.labels(*values)`, looked up once: `labels` validates and locks on every call, a cost on the hot
+    paths, and the series of these metrics are never removed, so a child stays valid for the process's life."""
+    return metric.labels(*values)
+
+
 def sending(topic: str, delivery: "asyncio.Future[Any]") -> None:
     """Count an event handed to the producer: in flight until `delivery` resolves, then sent or failed."""
     started = time.perf_counter()
@@ -85,8 +93,8 @@ def sending(topic: str, delivery: "asyncio.Future[Any]") -> None:
     def delivered(future: "asyncio.Future[Any]") -> None:
         IN_FLIGHT.dec()
         error = "" if not future.cancelled() and future.exception() is None else error_type(future)
-        SENT.labels(topic, error).inc()
-        SEND_DURATION.labels(topic, "send", error).observe(time.perf_counter() - started)
+        labelled(SENT, topic, error).inc()
+        labelled(SEND_DURATION, topic, "send", error).observe(time.perf_counter() - started)
 
     delivery.add_done_callback(delivered)
 
@@ -101,18 +109,18 @@ def unavailable(topic: str, error: BaseException) -> None:
 
 
 def consumed(topic: str, outcome: str) -> None:
-    CONSUMED.labels(topic, outcome).inc()
+    labelled(CONSUMED, topic, outcome).inc()
 
 
 def retried(topic: str) -> None:
-    RETRIES.labels(topic).inc()
+    labelled(RETRIES, topic).inc()
 
 
 def handled(topic: str, seconds: float, error: BaseException | None) -> None:
     """One handler attempt; a success finishes the record."""
-    PROCESS_DURATION.labels(topic, "" if error is None else type(error).__name__).observe(seconds)
+    labelled(PROCESS_DURATION, topic, "" if error is None else type(error).__name__).observe(seconds)
     if error is None:
-        CONSUMED.labels(topic, "ok").inc()
+        labelled(CONSUMED, topic, "ok").inc()
 
 
 def assigned(partitions: Collection[TopicPartition]) -> None:

@@ -7,6 +7,7 @@ not cover (in-flight sends, 503s) is named in the same style under `messaging_ka
 """
 
 import asyncio
+import functools
 import time
 from typing import Any
 
@@ -37,6 +38,13 @@ UNAVAILABLE = Counter(
 )
 
 
+@functools.cache
+def labelled(metric: Counter | Histogram, *values: str) -> Any:
+    """`metric.labels(*values)`, looked up once: `labels` validates and locks on every call, a cost on the hot
+    paths, and the series of these metrics are never removed, so a child stays valid for the process's life."""
+    return metric.labels(*values)
+
+
 def sending(topic: str, delivery: "asyncio.Future[Any]") -> None:
     """Count an event handed to the producer: in flight until `delivery` resolves, then sent or failed."""
     started = time.perf_counter()
@@ -45,8 +53,8 @@ def sending(topic: str, delivery: "asyncio.Future[Any]") -> None:
     def delivered(future: "asyncio.Future[Any]") -> None:
         IN_FLIGHT.dec()
         error = "" if not future.cancelled() and future.exception() is None else error_type(future)
-        SENT.labels(topic, error).inc()
-        SEND_DURATION.labels(topic, "send", error).observe(time.perf_counter() - started)
+        labelled(SENT, topic, error).inc()
+        labelled(SEND_DURATION, topic, "send", error).observe(time.perf_counter() - started)
 
     delivery.add_done_callback(delivered)
 

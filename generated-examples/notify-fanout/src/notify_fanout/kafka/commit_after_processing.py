@@ -39,6 +39,9 @@ class CommitAfterProcessing(ConsumerRunner):
         self._producer = producer
         self._processed = processed
         self._committed: dict[TopicPartition, int] = {}
+        # One commit at a time, so a partition's offsets reach the broker in order.
+        self._commit_lock = asyncio.Lock()
+        self._committing: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self._processed.open()
@@ -70,6 +73,16 @@ class CommitAfterProcessing(ConsumerRunner):
         self._release(tp, record)
         await asyncio.gather(*deliveries)
 
+    def _finished(self, tp: TopicPartition, work: PartitionWork) -> None:
+        # Commit what finished without waiting for the next poll, which may wait its whole timeout for records;
+        # while a commit is under way, records finishing meanwhile go into the next one.
+        if self._committing is None or self._committing.done():
+            self._committing = asyncio.create_task(self._commit_while_finishing(), name="commit finished records")
+
+    async def _commit_while_finishing(self) -> None:
+        while await self._commit(self._work):
+            pass
+
     async def _polled(self) -> None:
         await self._commit(self._work)
 
@@ -80,20 +93,25 @@ class CommitAfterProcessing(ConsumerRunner):
             self._committed.pop(tp, None)
 
     async def _settle(self) -> None:
+        if self._committing is not None:
+            await asyncio.gather(self._committing, return_exceptions=True)
         await self._commit(self._work)
 
-    async def _commit(self, works: dict[TopicPartition, PartitionWork]) -> None:
-        offsets = {
-            tp: offset
-            for tp, work in works.items()
-            if (offset := work.commit_offset) is not None and self._committed.get(tp) != offset
-        }
-        if not offsets:
-            return
-        try:
-            await self._consumer.commit(offsets)
-        except KafkaError as error:
-            # Typically the partition moved during a rebalance: its new owner repeats the work (at-least-once).
-            log.warning("commit of %s failed: %r", offsets, error)
-        else:
+    async def _commit(self, works: dict[TopicPartition, PartitionWork]) -> bool:
+        """Commit each partition up to its lowest unfinished record; whether there was anything new to commit."""
+        async with self._commit_lock:
+            offsets = {
+                tp: offset
+                for tp, work in works.items()
+                if (offset := work.commit_offset) is not None and self._committed.get(tp) != offset
+            }
+            if not offsets:
+                return False
+            try:
+                await self._consumer.commit(offsets)
+            except KafkaError as error:
+                # Typically the partition moved during a rebalance: its new owner repeats the work (at-least-once).
+                log.warning("commit of %s failed: %r", offsets, error)
+                return False
             self._committed.update(offsets)
+            return True

@@ -88,7 +88,6 @@ class SagaOrchestrator:
         self._steps = steps
         self._plan = plan
         self._by_name = {step.name: step for step in plan}
-        longest = max(step.timeout_seconds for step in plan)
         self._consumer = AIOKafkaConsumer(
             **(connection_options(settings) | {"client_id": f"{settings.kafka_client_id}-saga"}),
             group_id=names.GROUP,
@@ -96,8 +95,6 @@ class SagaOrchestrator:
             auto_offset_reset="earliest",
             isolation_level="read_committed",
             max_poll_records=settings.saga_max_records,
-            # A batch is polled again only once its slowest step ended: stay in the group meanwhile.
-            max_poll_interval_ms=int((longest + 60) * 1000),
         )
         self._owned: dict[TopicPartition, _Partition] = {}
         self._gate = asyncio.Semaphore(settings.saga_concurrency)

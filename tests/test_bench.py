@@ -1,0 +1,43 @@
+"""`make bench` runs end to end: on a tiny count, every row it promises lands in its JSON, and the chart is drawn.
+
+A program's smoke test, not a benchmark: no figure is asserted, only that each path was measured."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from tools.bench import layers
+
+ROWS = {
+    ("publish", layers.CEILING),
+    ("publish", "aiokafka producer"),
+    ("publish", "service EventPublisher"),
+    ("http ingest", "bare FastAPI + aiokafka"),
+    ("http ingest", "service POST"),
+    ("consume", "aiokafka loop, commit after"),
+    ("consume", "service runner (at-least-once)"),
+    ("consume", "aiokafka idempotent loop"),
+    ("consume", "service transactional runner"),
+    ("serde", "fastavro schemaless_writer"),
+    ("serde", "service AvroSerde"),
+    *(("http clients", f"{clients} clients") for clients in (1, 16, 64, 256)),
+    *(("worker processes", name) for name in ("1 worker", "2 workers", "4 workers")),
+}
+
+
+def test_the_bench_measures_every_row(tmp_path: Path) -> None:
+    assert shutil.which("wrk"), "the HTTP rows need wrk: apt-get install -y wrk"
+    tiny = ["--events", "300", "--seconds", "1", "--repetitions", "1", "--ceiling-events", "2000"]
+    assert layers.main([*tiny, "--out", str(tmp_path)]) == 0
+    written = json.loads((tmp_path / "bench.json").read_text())
+    rows = written["rows"]
+    assert {(row["group"], row["name"]) for row in rows} == ROWS
+    for row in rows:
+        assert row["events_per_second"] > 0, row
+        assert len(row["repetitions"]) == 1, row
+    compared = [row for row in rows if row["baseline"] is not None]
+    assert all(any(base["name"] == row["baseline"] for base in rows) for row in compared)
+    assert written["meta"]["machine"]["nproc"] >= 1
+    assert (tmp_path / "bench.png").read_bytes().startswith(b"\x89PNG")
