@@ -278,7 +278,8 @@ def table(rows: list[tuple[str, str, dict[str, Any], list[str]]]) -> str:
         if "stuck" in r:
             notes.append(
                 f"{r['completed']} completed, {r['compensated']} compensated, {r['stuck']} stuck, "
-                f"{r['doubled']} doubled, {r['step_effects']} step effects (librdkafka), {r['unplanned']} unplanned"
+                f"{r['doubled']} doubled, {r['step_effects']} step effects (librdkafka) of {r['handler_calls']} "
+                f"handler calls, {r['unplanned']} unplanned"
             )
         if "seconds" in r:
             notes.append(f"{r['seconds']} s")

@@ -606,7 +606,13 @@ async def run_saga(args: dict[str, Any]) -> dict[str, Any]:
         "SAGA_TEST_STATE": topics["state"],
         "SAGA_TEST_GROUP": f"{args['group']}-{run_id}",
         "SAGA_TEST_EFFECTS": topics["effects"],
+        "SAGA_TEST_LOG": str(workdir / f"calls-{run_id}.log"),  # a line per handler call, as it starts
     }
+    calls = Path(env["SAGA_TEST_LOG"])
+
+    def calls_so_far() -> int:
+        return calls.stat().st_size if calls.exists() else 0
+
     fleet = Workers(
         package, env["SAGA_TEST_GROUP"], workdir, env, [sys.executable, "-m", "tests.integration.saga_steps"]
     )
@@ -623,6 +629,7 @@ async def run_saga(args: dict[str, Any]) -> dict[str, Any]:
             started.append(saga_id)
 
     done_kills = 0
+    restarted_at = 0  # the call log's size when the orchestrator last started: a kill waits until it grew
     stalled = False
     t0 = time.monotonic()
     last_progress, last_move = -1, time.monotonic()
@@ -636,10 +643,14 @@ async def run_saga(args: dict[str, Any]) -> dict[str, Any]:
             if settled == n:
                 break
             caught_up = arriving.done() and tail.settled(started) == len(started)
-            if done_kills < kills and (caught_up or progress >= (done_kills + 1) * flowing_total / (kills + 1)):
+            # Each kill lands on an orchestrator at work: one that has called a handler since it started.
+            working = calls_so_far() > restarted_at
+            due = progress >= (done_kills + 1) * flowing_total / (kills + 1)
+            if done_kills < kills and (caught_up or (due and working)):
                 fleet.kill(0)
                 done_kills += 1
                 log(f"kill -9 #{done_kills} of the orchestrator at {progress} transitions, {settled}/{n} settled")
+                restarted_at = calls_so_far()
                 fleet.start(0)
                 if done_kills == kills:
                     await arriving
@@ -703,6 +714,7 @@ async def run_saga(args: dict[str, Any]) -> dict[str, Any]:
         "step_effects": sum(count for (saga_id, _), count in effects.items() if saga_id in plan),
         "transitions": tail.transitions,
         "expected_transitions": sum(transitions(fail_at) for fail_at in plan.values()),
+        "handler_calls": await asyncio.to_thread(lambda: len(calls.read_text().splitlines()) if calls.exists() else 0),
     }
 
 
