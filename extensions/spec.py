@@ -202,6 +202,53 @@ class SpecAudit(_Strict):
     retention_days: Annotated[int, PydanticField(ge=1, le=36500)] | None = None
 
 
+IDENT_ADVICE = "type a name in snake_case (it names a Python method), e.g. reserve_credits."
+
+
+class SpecSagaStep(_Strict):
+    """One step of the saga: its handler, the handler that undoes it, and how long it may take."""
+
+    name: Annotated[str, _rule(r"[a-z][a-z0-9_]{0,63}", IDENT_ADVICE)]
+    compensation: Annotated[str, _rule(r"[a-z][a-z0-9_]{0,63}", IDENT_ADVICE)] | None = None
+    timeout_seconds: Annotated[int, PydanticField(ge=1, le=86_400)] = 60
+
+
+class SpecSaga(_Strict):
+    """The `saga` pattern: steps run in order by an orchestrator; on a failure the completed steps' compensations
+    run in reverse order."""
+
+    name: Annotated[str, _rule(r"[a-z][a-z0-9_]{0,40}", "type a saga name in snake_case, e.g. task_run.")]
+    steps: Annotated[list[SpecSagaStep], PydanticField(min_length=1, max_length=50)]
+    partitions: Annotated[int, PydanticField(ge=1, le=1000)] = 3
+
+    @model_validator(mode="after")
+    def _distinct_handlers(self) -> SpecSaga:
+        seen: set[str] = set()
+        for index, step in enumerate(self.steps):
+            for key, handler in (("name", step.name), ("compensation", step.compensation)):
+                if handler is None:
+                    continue
+                if keyword.iskeyword(handler) or keyword.issoftkeyword(handler):
+                    raise _problem(
+                        f'"{handler}" is a Python keyword; type another name, e.g. {handler}_step.',
+                        loc=f"steps[{index}].{key}",
+                    )
+                if handler in seen:
+                    raise _problem(
+                        f'"{handler}" names two handlers; each step and compensation needs a name of its own, '
+                        f"e.g. {handler}_{index + 1}.",
+                        loc=f"steps[{index}].{key}",
+                    )
+                seen.add(handler)
+        return self
+
+
+def saga_topics(saga: SpecSaga) -> dict[str, str]:
+    """The saga's own topics: its commands and its compacted state."""
+    slug = saga.name.replace("_", "-")
+    return {"commands": f"saga.{slug}.commands", "state": f"saga.{slug}.state"}
+
+
 def audit_topic(spec: Spec) -> str:
     """The audit log's topic: as the spec names it, else beside the first topic."""
     named = spec.audit.topic if spec.audit is not None else None
@@ -219,6 +266,7 @@ class Spec(_Strict):
     # What the patterns chosen in the `patterns` answer need; ignored by the service when its pattern is not chosen.
     fanout: SpecFanout | None = None
     audit: SpecAudit | None = None
+    saga: SpecSaga | None = None
 
     @model_validator(mode="after")
     def _patterns(self) -> Spec:
@@ -251,6 +299,14 @@ class Spec(_Strict):
                     f"e.g. {topic.replace('_', '.')}.",
                     loc="audit.topic",
                 )
+        if self.saga is not None:
+            for topic in saga_topics(self.saga).values():
+                if topic in taken or (self.audit is not None and topic == self.audit.topic):
+                    raise _problem(
+                        f"the saga's topic {topic} is a topic of the spec already; type another saga name, "
+                        f"e.g. {self.saga.name}_saga.",
+                        loc="saga.name",
+                    )
         return self
 
     @model_validator(mode="after")
@@ -317,12 +373,24 @@ ADVICE = {
     "audit.topic": TOPIC_NAME_ADVICE,
     "audit.partitions": "type a whole number from 1 to 1000, e.g. 3.",
     "audit.retention_days": "type a whole number of days from 1 to 36500, or leave it out to keep the log forever.",
+    "saga": "write a mapping, e.g. `saga: {name: task_run, steps: [{name: reserve_credits, compensation: "
+    "release_credits}, {name: run_agent}]}`.",
+    "saga.name": "type a saga name in snake_case, e.g. task_run.",
+    "saga.steps": "list the steps in the order they run, e.g. `steps: [{name: reserve_credits, compensation: "
+    "release_credits, timeout_seconds: 30}, {name: run_agent}]`.",
+    "saga.steps.name": IDENT_ADVICE,
+    "saga.steps.compensation": "name the handler that undoes the step, e.g. compensation: release_credits; "
+    "or leave it out when there is nothing to undo.",
+    "saga.steps.timeout_seconds": "type a whole number of seconds from 1 to 86400, e.g. 30.",
+    "saga.partitions": "type a whole number from 1 to 1000, e.g. 3.",
 }
 
 KEYS = {
     "": tuple(Spec.model_fields),
     "fanout": tuple(SpecFanout.model_fields),
     "audit": tuple(SpecAudit.model_fields),
+    "saga": tuple(SpecSaga.model_fields),
+    "saga.steps": tuple(SpecSagaStep.model_fields),
     "topics": tuple(SpecTopic.model_fields),
     "topics.events": tuple(SpecEvent.model_fields),
     "topics.events.fields": tuple(SpecField.model_fields),
@@ -390,6 +458,8 @@ def parse(spec: Any) -> Spec:
 PATTERNS: dict[str, str | None] = {
     "fanout": "fanout: {topic: agent.tasks, channels: [email, sms, push]}",
     "audit": None,
+    "saga": "saga: {name: task_run, steps: [{name: reserve_credits, compensation: release_credits}, "
+    "{name: run_agent}]}",
 }
 
 
@@ -459,6 +529,7 @@ def _derive_patterns(spec: Spec, patterns: Sequence[str]) -> dict[str, Any]:
         "patterns": [name for name in PATTERNS if name in patterns],
         "fanout": None,
         "audit": None,
+        "saga": None,
     }
     if "fanout" in patterns and spec.fanout is not None:
         source = next(topic for topic in spec.topics if topic.name == spec.fanout.topic)
@@ -484,6 +555,20 @@ def _derive_patterns(spec: Spec, patterns: Sequence[str]) -> dict[str, Any]:
             "partitions": audit.partitions,
             "sealer_group": f"{spec.consumer_group}.audit-sealer",
             "retention_ms": audit.retention_days * 86_400_000 if audit.retention_days else -1,
+        }
+    if "saga" in patterns and spec.saga is not None:
+        saga = spec.saga
+        slug = saga.name.replace("_", "-")
+        derived["saga"] = {
+            "name": saga.name,
+            "slug": slug,
+            "class_name": "".join(word.capitalize() for word in saga.name.split("_")),
+            **saga_topics(saga),
+            "partitions": saga.partitions,
+            "group": f"{spec.consumer_group}.saga-{slug}",
+            "route": f"/sagas/{slug}",
+            "max_timeout_seconds": max(step.timeout_seconds for step in saga.steps),
+            "steps": [step.model_dump() for step in saga.steps],
         }
     return derived
 

@@ -216,6 +216,7 @@ def test_the_template_asks_for_trust_to_run_its_spec_extension(tmp_path: Path) -
 # The `patterns` answer and what the spec says for each pattern.
 
 FANOUT = {"topic": "things", "channels": ["email", "sms"]}
+SAGA = {"name": "run", "steps": [{"name": "reserve", "compensation": "release", "timeout_seconds": 5}, {"name": "act"}]}
 
 PATTERN_SPEC_REFUSALS = [
     ({**SPEC, "fanout": {**FANOUT, "topic": "nowhere"}}, "spec.fanout.topic: name the topic of the spec whose events"),
@@ -233,6 +234,47 @@ PATTERN_SPEC_REFUSALS = [
     ({**SPEC, "audit": {"topic": "things.dlq"}}, 'spec.audit.topic: "things.dlq" clashes'),
     ({**SPEC, "audit": {"topic": "audit_log.things"}}, 'spec.audit.topic: "audit_log.things" mixes "." and "_"'),
     ({**SPEC, "audit": {"topic": "bad topic"}}, "spec.audit.topic: type a Kafka topic name"),
+    ({**SPEC, "saga": {**SAGA, "name": "TaskRun"}}, "spec.saga.name: type a saga name in snake_case, e.g. task_run."),
+    ({**SPEC, "saga": {**SAGA, "steps": []}}, "spec.saga.steps: list the steps in the order they run, e.g."),
+    ({**SPEC, "saga": {"name": "run"}}, "spec.saga.steps: missing; list the steps in the order they run"),
+    ({**SPEC, "saga": {**SAGA, "steps": ["reserve"]}}, "spec.saga.steps[0]: write a mapping with the keys name,"),
+    (
+        {**SPEC, "saga": {**SAGA, "steps": [{"name": "Reserve"}]}},
+        "spec.saga.steps[0].name: type a name in snake_case (it names a Python method), e.g. reserve_credits.",
+    ),
+    (
+        {**SPEC, "saga": {**SAGA, "steps": [{"name": "reserve", "timeout_seconds": 0}]}},
+        "spec.saga.steps[0].timeout_seconds: type a whole number of seconds from 1 to 86400",
+    ),
+    (
+        {**SPEC, "saga": {**SAGA, "steps": [{"name": "reserve", "timeout": 30}]}},
+        'spec.saga.steps[0]: unknown key "timeout"; the keys here are `name`, `compensation`, `timeout_seconds`.',
+    ),
+    (
+        {**SPEC, "saga": {**SAGA, "steps": [{"name": "reserve", "compensation": "reserve"}]}},
+        'spec.saga.steps[0].compensation: "reserve" names two handlers; each step and compensation needs a name',
+    ),
+    (
+        {**SPEC, "saga": {**SAGA, "steps": [{"name": "reserve"}, {"name": "pass"}]}},
+        'spec.saga.steps[1].name: "pass" is a Python keyword; type another name, e.g. pass_step.',
+    ),
+    (
+        {
+            **SPEC,
+            "topics": [
+                *SPEC["topics"],
+                {
+                    **SPEC["topics"][0],
+                    "name": "saga.run.state",
+                    "consumed": False,
+                    "events": [{**EVENT, "name": "StateSeen"}],
+                },
+            ],
+            "saga": SAGA,
+        },
+        "spec.saga.name: the saga's topic saga.run.state is a topic of the spec already; type another saga name",
+    ),
+    ({**SPEC, "saga": ["reserve"]}, "spec.saga: write a mapping, e.g. `saga: {name: task_run, steps:"),
 ]
 
 
@@ -252,6 +294,14 @@ def test_a_chosen_pattern_needs_its_spec_and_an_unchosen_one_none() -> None:
         "spec.fanout is set but the fanout pattern is not chosen: choose it, or drop spec.fanout."
     ]
     assert pattern_problems(["fanout", "audit"], {**SPEC, "fanout": FANOUT, "audit": {}}) == []
+    assert pattern_problems(["saga"], SPEC) == [
+        "spec.saga: missing; the saga pattern needs it, e.g. `saga: {name: task_run, steps: [{name: "
+        "reserve_credits, compensation: release_credits}, {name: run_agent}]}`; or unselect saga."
+    ]
+    assert pattern_problems([], {**SPEC, "saga": SAGA}) == [
+        "spec.saga is set but the saga pattern is not chosen: choose it, or drop spec.saga."
+    ]
+    assert pattern_problems(["saga"], {**SPEC, "saga": SAGA}) == []
 
 
 def test_the_audit_logs_default_topic_must_be_free() -> None:
@@ -281,7 +331,26 @@ def test_the_model_derives_each_chosen_patterns_names_and_only_those() -> None:
     }
     assert derive(parse(SPEC), "things", ["audit"])["audit"]["retention_ms"] == -1, "kept forever by default"
     plain = derive(spec, "things")
-    assert (plain["patterns"], plain["fanout"], plain["audit"]) == ([], None, None)
+    assert (plain["patterns"], plain["fanout"], plain["audit"], plain["saga"]) == ([], None, None, None)
+
+
+def test_the_model_derives_the_sagas_topics_group_and_steps() -> None:
+    saga = derive(parse({**SPEC, "saga": SAGA}), "things", ["saga"])["saga"]
+    assert saga | {} == {
+        "name": "run",
+        "slug": "run",
+        "class_name": "Run",
+        "commands": "saga.run.commands",
+        "state": "saga.run.state",
+        "partitions": 3,
+        "group": "things.saga-run",
+        "route": "/sagas/run",
+        "max_timeout_seconds": 60,
+        "steps": [
+            {"name": "reserve", "compensation": "release", "timeout_seconds": 5},
+            {"name": "act", "compensation": None, "timeout_seconds": 60},
+        ],
+    }
 
 
 def test_every_pattern_choice_is_one_the_extension_knows() -> None:
@@ -304,6 +373,7 @@ def test_an_unchosen_pattern_leaves_no_trace(tmp_path: Path) -> None:
             text = path.read_text()
             assert "fanout" not in text.lower(), path
             assert "audit" not in text.lower(), path
+            assert "saga" not in text.lower(), path
 
 
 def test_chosen_patterns_render_their_modules(tmp_path: Path) -> None:

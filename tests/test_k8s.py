@@ -17,6 +17,9 @@ from typing import Any
 import pytest
 import yaml
 
+from extensions.spec import PATTERNS
+from tools.render import render, variant_answers
+
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = sorted(p.stem for p in (REPO / "tests" / "variants").glob("*.yml"))
 
@@ -155,6 +158,11 @@ def pattern_topics(answers: dict[str, Any]) -> dict[str, dict[str, Any]]:
         # Append-only: deleted by age only (forever by default), never compacted.
         topics[name] = {"cleanup.policy": "delete", "retention.ms": days * 86_400_000 if days else -1}
         topics[name + ".intake"] = {}
+    if "saga" in chosen:
+        saga = spec["saga"]["name"].replace("_", "-")
+        topics[f"saga.{saga}.commands"] = {}
+        # The orchestrator rebuilds every saga from the latest state per saga id: compacted, never deleted by age.
+        topics[f"saga.{saga}.state"] = {"cleanup.policy": "compact"}
     return topics
 
 
@@ -175,7 +183,39 @@ def pattern_acls(answers: dict[str, Any]) -> list[tuple[str, str, str, tuple[str
         acls.append(("topic", name, "literal", ("Read", "Write", "Describe")))
         acls.append(("group", f"{spec['consumer_group']}.audit-sealer", "literal", ("Read",)))
         acls.append(("transactionalId", answers["k8s_name"] + "-audit-sealer-", "prefix", ("Write", "Describe")))
+    if "saga" in chosen:
+        saga = spec["saga"]["name"].replace("_", "-")
+        acls.append(("topic", f"saga.{saga}.commands", "literal", ("Read", "Write", "Describe")))
+        acls.append(("topic", f"saga.{saga}.state", "literal", ("Read", "Write", "Describe")))
+        acls.append(("group", f"{spec['consumer_group']}.saga-{saga}", "literal", ("Read",)))
+        acls.append(("transactionalId", f"{answers['k8s_name']}-saga-{saga}-", "prefix", ("Write", "Describe")))
     return acls
+
+
+def check_kafka_user(user_file: Path, answers: dict[str, Any]) -> None:
+    """The KafkaUser grants exactly what the service and its patterns use, and reads only what they consume."""
+    (user,) = list(yaml.safe_load_all(user_file.read_text()))
+    assert user["kind"] == "KafkaUser"
+    assert user["metadata"]["name"] == answers["k8s_name"]
+    assert user["spec"]["authentication"] == {"type": SERVICE_AUTHENTICATION[answers["security"]]}
+    rendered = [
+        (
+            acl["resource"]["type"],
+            acl["resource"]["name"],
+            acl["resource"].get("patternType", "literal"),
+            frozenset(acl["operations"]),
+        )
+        for acl in user["spec"]["authorization"]["acls"]
+    ]
+    assert len(rendered) == len(set(rendered)), "duplicate ACLs"
+    assert set(rendered) == expected_acls(answers)
+    readable = {name for kind, name, _, ops in rendered if kind == "topic" and "Read" in ops}
+    consumed = {topic["name"] for topic in answers["spec"]["topics"] if topic.get("consumed", True)}
+    by_patterns = {name for kind, name, _, ops in pattern_acls(answers) if kind == "topic" and "Read" in ops}
+    assert readable == consumed | by_patterns, "Read only on what is consumed: never on a DLQ or a topic only produced"
+    for acl in user["spec"]["authorization"]["acls"]:
+        assert acl.get("type", "allow") == "allow"
+        assert "host" not in acl
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -189,30 +229,7 @@ def test_kafka_user_acls_are_exactly_what_the_service_uses(
     if answers.get("security", "none") == "none":
         assert not user_file.exists(), "no KafkaUser where the service does not authenticate"
     else:
-        (user,) = list(yaml.safe_load_all(user_file.read_text()))
-        assert user["kind"] == "KafkaUser"
-        assert user["metadata"]["name"] == answers["k8s_name"]
-        assert user["spec"]["authentication"] == {"type": SERVICE_AUTHENTICATION[answers["security"]]}
-        rendered = [
-            (
-                acl["resource"]["type"],
-                acl["resource"]["name"],
-                acl["resource"].get("patternType", "literal"),
-                frozenset(acl["operations"]),
-            )
-            for acl in user["spec"]["authorization"]["acls"]
-        ]
-        assert len(rendered) == len(set(rendered)), "duplicate ACLs"
-        assert set(rendered) == expected_acls(answers)
-        readable = {name for kind, name, _, ops in rendered if kind == "topic" and "Read" in ops}
-        consumed = {topic["name"] for topic in answers["spec"]["topics"] if topic.get("consumed", True)}
-        by_patterns = {name for kind, name, _, ops in pattern_acls(answers) if kind == "topic" and "Read" in ops}
-        assert readable == consumed | by_patterns, (
-            "Read only on what is consumed: never on a DLQ or a topic only produced"
-        )
-        for acl in user["spec"]["authorization"]["acls"]:
-            assert acl.get("type", "allow") == "allow"
-            assert "host" not in acl
+        check_kafka_user(user_file, answers)
 
     # The KafkaTopics are the same topics, and the chart autoscales on the consumed ones.
     topics = list(yaml.safe_load_all((project / "deploy" / "strimzi" / "base" / "kafka-topics.yaml").read_text()))
@@ -223,12 +240,25 @@ def test_kafka_user_acls_are_exactly_what_the_service_uses(
     by_name = {t["spec"]["topicName"]: t for t in topics}
     for name, config in pattern_topics(answers).items():
         assert config.items() <= by_name[name]["spec"]["config"].items(), name
-        assert "compact" not in str(by_name[name]["spec"]["config"].get("cleanup.policy", "")), name
+        if config.get("cleanup.policy") != "compact":
+            assert "compact" not in str(by_name[name]["spec"]["config"].get("cleanup.policy", "")), name
+        else:
+            assert "retention.ms" not in by_name[name]["spec"]["config"], f"{name}: a compacted state never expires"
     (values_file,) = project.glob("deploy/helm/*/values.yaml")
     values = yaml.safe_load(values_file.read_text())
     assert values["kafka"]["user"] == answers["k8s_name"]
     assert values["kafka"]["consumerGroup"] == answers["spec"]["consumer_group"]
     assert [t["name"] for t in values["kafka"]["topics"]] == [t["name"] for t in answers["spec"]["topics"]]
+
+
+def test_every_patterns_acls_are_in_the_kafka_user_of_a_secured_service(tmp_path: Path) -> None:
+    """The matrix runs every pattern together without security (agent-patterns): rendered with scram-tls, its
+    KafkaUser grants exactly what each pattern's processes use (groups, topics, transactional ids), nothing more."""
+    answers = variant_answers("agent-patterns") | {"security": "scram-tls"}
+    project = render(answers, tmp_path / "agent-patterns-secured")
+    stored = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert set(stored["patterns"]) == set(PATTERNS), "every pattern the template offers"
+    check_kafka_user(project / "deploy" / "strimzi" / "base" / "kafka-user.yaml", stored)
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -279,8 +309,9 @@ def only(resources: dict[str, dict[str, Any]], kind: str) -> dict[str, Any]:
     return doc
 
 
-# Pods of the chosen agent patterns (fan-out channels, the audit sealer) run Deployments of their own.
-PATTERN_COMPONENTS = ("fanout-", "audit-")
+# Pods of the chosen agent patterns (fan-out channels, the audit sealer, the saga orchestrator) run Deployments of
+# their own.
+PATTERN_COMPONENTS = ("fanout-", "audit-", "saga-")
 
 
 def service_deployments(resources: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -813,6 +844,8 @@ def test_each_pattern_process_has_a_deployment_that_no_other_object_selects(
             expected[f"fanout-{channel}"] = ["fanout", channel]
     if "audit" in chosen:
         expected["audit-sealer"] = ["audit", "seal"]
+    if "saga" in chosen:
+        expected["saga-orchestrator"] = ["saga", "run"]
     patterned = {
         doc["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/component"): doc
         for doc in deployments.values()
@@ -820,7 +853,9 @@ def test_each_pattern_process_has_a_deployment_that_no_other_object_selects(
         .get("app.kubernetes.io/component", "")
         .startswith(PATTERN_COMPONENTS)
     }
-    assert set(patterned) == set(expected), "one Deployment per channel and one for the sealer, none for unchosen"
+    assert set(patterned) == set(expected), (
+        "one Deployment per channel, one for the sealer and one for the saga orchestrator, none for unchosen"
+    )
     for component, args in expected.items():
         main = container(patterned[component])
         assert main["command"] == [

@@ -21,6 +21,10 @@ backlog before the workers start and the rest while they run; the last tenth onl
                            each side effect (a row written in the id's transaction) once
   exactly-once slow handlers   the same handlers and kills under exactly-once: one output per input, counted by
                            aiokafka and by librdkafka
+  saga                     1,000 sagas of the agent-patterns service's saga (a fifth failing at each step in turn,
+                           a fifth at none), its orchestrator killed -9: every saga completed or compensated, none
+                           stuck, each step and compensation once (its effects counted by librdkafka), compensations
+                           in reverse order of the completed steps
 """
 
 from __future__ import annotations
@@ -50,12 +54,14 @@ def say(message: str) -> None:
 
 
 def projects() -> dict[str, dict[str, Any]]:
-    """Answers per guarantee. At-least-once reuses the exactly-once variant's spec (it emits events to count)."""
+    """Answers per guarantee. At-least-once reuses the exactly-once variant's spec (it emits events to count); the
+    saga row runs the variant with every pattern."""
     ledger = variant_answers("exactly-once")
     return {
         "exactly-once": ledger,
         "at-least-once": ledger | {"delivery_guarantee": "at-least-once"},
         "at-most-once": variant_answers("at-most-once"),
+        "saga": variant_answers("agent-patterns"),
     }
 
 
@@ -119,6 +125,15 @@ def verdict(name: str, guarantee: str, r: dict[str, Any], kills: int) -> list[st
         broken.append("duplicates")
     if name == "broker restart" and (r["lost"] or r["duplicates"]):
         broken.append("lost or duplicated across the restart")
+    if name == "saga":
+        if r["stuck"] or r["completed"] + r["compensated"] != r["inputs"]:
+            broken.append(f"{r['stuck']} saga(s) neither completed nor compensated")
+        if r["doubled"]:
+            broken.append(f"{r['doubled']} step(s) completed twice")
+        if not r["unplanned"] and r["transitions"] != r["expected_transitions"]:
+            broken.append(f"{r['transitions']} state transitions where the plan makes {r['expected_transitions']}")
+        if r["inconsistent"]:
+            broken.append(f"{r['inconsistent']} saga(s) whose steps, compensations and effects disagree")
     if name == "poison" and (
         r["dead_letters"] != r["poison"]
         or r["distinct_dead"] != r["poison"]
@@ -149,16 +164,6 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[tuple[str, str, dict[str, Any], list[str]]] = []
     expected = 0
     try:
-        say(f"rendering and installing the variants under {root}; starting a broker in {state_dir}")
-        with ThreadPoolExecutor() as pool:
-            up = pool.submit(kafka_stack.up, state_dir, ["registry"])
-            built = {name: prepare(name, answers, root) for name, answers in projects().items()}
-            try:
-                settings = up.result()
-            except kafka_stack.StackError as error:
-                raise SystemExit(f"the local stack did not start: {error}") from error
-        env = dict(os.environ) | settings
-        bootstrap = settings["KAFKA_BOOTSTRAP_SERVERS"]
         output = emitted_topic(projects()["exactly-once"])
         kills = {"kind": "kills", "kills": args.kills, "poison": 0}
         half = args.inputs // 2
@@ -195,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
                 kills | SLOW | {"inputs": half, "processed_url": "from the stack's postgres"},
             ),
             ("exactly-once slow handlers", "exactly-once", kills | SLOW | {"inputs": half}),
+            # Sagas, not events: inputs/10 of them (1,000 by default), each 1 to 5 commands.
+            ("saga", "saga", kills | {"kind": "saga", "inputs": max(args.inputs // 10, 100)}),
         ]
         only = {name.strip() for name in args.only.split(",") if name.strip()}
         unknown = only - {name for name, _, _ in plan}
@@ -203,6 +210,17 @@ def main(argv: list[str] | None = None) -> int:
                 f"no scenario {', '.join(sorted(unknown))}; choose from {', '.join(n for n, _, _ in plan)}"
             )
         runs = [(name, guarantee, extra) for name, guarantee, extra in plan if not only or name in only]
+        needed = {guarantee for _, guarantee, _ in runs}
+        say(f"rendering and installing {', '.join(sorted(needed))} under {root}; starting a broker in {state_dir}")
+        with ThreadPoolExecutor() as pool:
+            up = pool.submit(kafka_stack.up, state_dir, ["registry"])
+            built = {name: prepare(name, answers, root) for name, answers in projects().items() if name in needed}
+            try:
+                settings = up.result()
+            except kafka_stack.StackError as error:
+                raise SystemExit(f"the local stack did not start: {error}") from error
+        env = dict(os.environ) | settings
+        bootstrap = settings["KAFKA_BOOTSTRAP_SERVERS"]
         if any("processed_url" in extra for _, _, extra in runs):
             database = with_postgres(state_dir)
             runs = [(n, g, e | {"processed_url": database} if "processed_url" in e else e) for n, g, e in runs]
@@ -257,6 +275,12 @@ def table(rows: list[tuple[str, str, dict[str, Any], list[str]]]) -> str:
             notes.append(f"handlers {r['slow_handler_ms']} ms, {r['concurrency']} per partition at once")
         if "retries" in r:
             notes.append(f"client retries {r['retries']}")
+        if "stuck" in r:
+            notes.append(
+                f"{r['completed']} completed, {r['compensated']} compensated, {r['stuck']} stuck, "
+                f"{r['doubled']} doubled, {r['step_effects']} step effects (librdkafka) of {r['handler_calls']} "
+                f"handler calls, {r['unplanned']} unplanned"
+            )
         if "seconds" in r:
             notes.append(f"{r['seconds']} s")
         lines.append(

@@ -21,6 +21,7 @@ from .kafka.consumer import ConsumerRunner
 from .observability.doctor import main as doctor_main
 from .patterns.audit.cli import main as audit_main
 from .patterns.fanout.run import main as fanout_main
+from .patterns.saga.cli import main as saga_main
 from .schemas import main as schemas_main
 from .settings import get_settings
 
@@ -64,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if argv[:1] == ["audit"]:
         return audit_main(argv[1:], prog="python -m agent_ops audit")
+
+    if argv[:1] == ["saga"]:
+        return saga_main(argv[1:], prog="python -m agent_ops saga")
     parser = argparse.ArgumentParser(prog="python -m agent_ops", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("worker", help="consume and process events until SIGTERM, without HTTP")
@@ -71,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("doctor", help="diagnose the cluster and the consumer group (`doctor --help`)")
     commands.add_parser("fanout", help="run fan-out channels until SIGTERM (`fanout --help` for more)")
     commands.add_parser("audit", help="seal, verify or show the audit log (`audit --help` for more)")
+    commands.add_parser("saga", help="run the saga orchestrator, start or show a saga (`saga --help` for more)")
     parser.parse_args(argv)
     return asyncio.run(work())
 

@@ -24,6 +24,9 @@ from .kafka.producer import EventPublisher, create_producer, stop_producer
 from .observability import metrics, tracing
 from .observability.handling import observed
 from .patterns.audit.sealer import AuditSealer
+from .patterns.saga import api as saga_api
+from .patterns.saga.orchestrator import SagaOrchestrator
+from .patterns.saga.steps import TaskRunSteps
 from .patterns.topics import ensure_pattern_topics
 from .settings import Settings, get_settings
 from .views import LatestEventByKey
@@ -47,6 +50,9 @@ def create_app(settings: Settings | None = None, tracer_provider: TracerProvider
         sealer = AuditSealer(settings) if settings.audit_seal_in_process else None
         if sealer is not None:
             await sealer.start()
+        orchestrator = SagaOrchestrator(settings, TaskRunSteps()) if settings.saga_in_process else None
+        if orchestrator is not None:
+            await orchestrator.start()
         registry = AsyncSchemaRegistryClient({"url": settings.schema_registry_url})
         serde = AvroSerde(registry, settings.schema_subject_strategy, settings.schema_auto_register)
         producer = create_producer(settings)
@@ -75,6 +81,8 @@ def create_app(settings: Settings | None = None, tracer_provider: TracerProvider
             if runner is not None:
                 await runner.stop()
             await stop_producer(producer, settings.shutdown_timeout_seconds)
+            if orchestrator is not None:
+                await orchestrator.stop()
             if sealer is not None:
                 await sealer.stop()
             await registry.aclose()
@@ -87,6 +95,7 @@ def create_app(settings: Settings | None = None, tracer_provider: TracerProvider
     app.include_router(health.router)
     app.include_router(events.router)
     app.include_router(asyncapi.router)
+    app.include_router(saga_api.router)
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus_metrics() -> Response:

@@ -86,6 +86,22 @@ class Settings(BaseSettings):
     audit_seal_in_process: bool = Field(
         default=True, description="Run the audit sealer inside this process (development); the chart runs it apart."
     )
+    saga_in_process: bool = Field(
+        default=True,
+        description="Run the saga orchestrator inside this process (development); the chart runs it apart.",
+    )
+    saga_transactional_id_prefix: str = Field(
+        default="agent-ops-saga-task-run-",
+        description="The orchestrator's transactional ids, one per partition (the KafkaUser's prefix ACL).",
+    )
+    saga_concurrency: int = Field(default=100, ge=1, description="Steps run at once per commands partition.")
+    saga_max_records: int = Field(default=500, ge=1, description="Commands per partition and transaction.")
+    saga_compensation_max_attempts: int = Field(
+        default=5, ge=1, description="Tries of a compensation before the saga is marked failed (a human's turn)."
+    )
+    saga_retry_backoff_seconds: float = Field(
+        default=1.0, ge=0, description="Delay before a compensation's second try; doubles each time."
+    )
 
     schema_registry_url: str = Field(
         default="http://127.0.0.1:8081", description="A Confluent-API schema registry (Apicurio: .../apis/ccompat/v7)."

@@ -12,6 +12,8 @@ from hypothesis import HealthCheck, settings
 
 from agent_ops.app import create_app
 from agent_ops.events.catalog import TOPICS
+from agent_ops.patterns.saga import names as saga
+from agent_ops.patterns.topics import ensure_pattern_topics
 from agent_ops.settings import Settings
 
 from .kafka_io import end_offsets, records_since
@@ -30,17 +32,22 @@ schema = schemathesis.openapi.from_dict(create_app(Settings()).openapi())
 @pytest.fixture
 def app(kafka_bootstrap: str, unique: str) -> FastAPI:
     """The app that answers each case over ASGI: schemathesis enters its lifespan and leaves it after the test."""
-    # No consumer: what the topics gain during the test is what HTTP published, nothing a handler emitted.
-    return create_app(service_settings(kafka_bootstrap, unique, consumer_enabled=False))
+    # No consumer and no saga orchestrator: what the topics gain during the test is what HTTP published (events and
+    # saga start commands), nothing a handler or a saga step emitted.
+    return create_app(service_settings(kafka_bootstrap, unique, consumer_enabled=False, saga_in_process=False))
 
 
 @pytest.fixture
 def accepted(kafka_bootstrap: str) -> Iterator[set[tuple[str, int, int]]]:
     """Where each 202 said its event went; after the test, the topics must have gained exactly those records."""
+    watched = [(topic.name, topic.partitions) for topic in TOPICS]
+    # The saga route's start commands, on a topic the app's start-up creates: create it first, to read its end.
+    asyncio.run(ensure_pattern_topics(service_settings(kafka_bootstrap, "fuzz")))
+    watched.append((saga.COMMANDS_TOPIC, saga.PARTITIONS))
     starts = {
         tp: offset
-        for topic in TOPICS
-        for tp, offset in asyncio.run(end_offsets(kafka_bootstrap, topic.name, topic.partitions)).items()
+        for name, partitions in watched
+        for tp, offset in asyncio.run(end_offsets(kafka_bootstrap, name, partitions)).items()
     }
     answered: set[tuple[str, int, int]] = set()
     yield answered

@@ -1,2 +1,2 @@
-"""The patterns chosen when the service was generated: fanout, audit. Each is a package of its
+"""The patterns chosen when the service was generated: fanout, audit, saga. Each is a package of its
 own; docs/patterns.md in the template (and this service's README) explains what each guarantees."""

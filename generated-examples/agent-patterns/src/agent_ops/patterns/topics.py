@@ -34,6 +34,14 @@ PATTERN_TOPICS: tuple[PatternTopic, ...] = (
     ),
     # What the service hands the sealer; sealed entries live on in the audit log itself.
     PatternTopic("agent.tasks.audit.intake", 3, {"retention.ms": "604800000"}),
+    # The task_run saga's steps to run; a command is done once its outcome is in the state topic.
+    PatternTopic("saga.task-run.commands", 3, {"retention.ms": "604800000"}),
+    # Every saga's latest state, keyed by saga id: compacted, never expired, so the orchestrator can rebuild it.
+    PatternTopic(
+        "saga.task-run.state",
+        3,
+        {"cleanup.policy": "compact", "min.compaction.lag.ms": "3600000"},
+    ),
 )
 
 

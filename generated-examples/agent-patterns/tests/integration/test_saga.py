@@ -1,0 +1,281 @@
+"""The task_run saga against the real broker: every step once in order; a failure at each step compensates
+exactly the steps before it, in reverse; a step past its timeout fails the saga; an orchestrator killed with SIGKILL
+mid-saga resumes from the state topic and runs no step twice to completion (counted by librdkafka)."""
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource  # type: ignore[attr-defined]  # no __all__
+
+from agent_ops.patterns.saga import cli, names
+from agent_ops.patterns.saga.definition import STEPS
+from agent_ops.patterns.saga.machine import TERMINAL, SagaState
+from agent_ops.patterns.saga.orchestrator import SagaOrchestrator, read_states
+from agent_ops.patterns.saga.start import start_saga
+from agent_ops.settings import Settings
+
+from .saga_steps import RecordingSteps
+from .service import eventually, running_service, service_settings
+
+pytestmark = pytest.mark.integration
+
+PARTITIONS = 3
+ROUTE = "/sagas/task-run"
+RUNS = [step.name for step in STEPS]
+COMPENSATIONS = {step.name: step.compensation for step in STEPS}
+
+
+@pytest.fixture
+async def saga_topics(kafka_bootstrap: str, unique: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Commands, state (compacted, as the service declares it) and effects topics and a group of this test's own."""
+    topics = {
+        "commands": f"test.saga.{unique}.commands",
+        "state": f"test.saga.{unique}.state",
+        "effects": f"test.saga.{unique}.effects",
+    }
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [
+                NewTopic(topics["commands"], PARTITIONS, 1),
+                NewTopic(topics["state"], PARTITIONS, 1, topic_configs={"cleanup.policy": "compact"}),
+                NewTopic(topics["effects"], PARTITIONS, 1),
+            ]
+        )
+    finally:
+        await admin.close()
+    monkeypatch.setattr(names, "COMMANDS_TOPIC", topics["commands"])
+    monkeypatch.setattr(names, "STATE_TOPIC", topics["state"])
+    monkeypatch.setattr(names, "GROUP", f"test-{unique}-saga")
+    return topics
+
+
+def saga_settings(kafka_bootstrap: str, unique: str, **overrides: Any) -> Settings:
+    return service_settings(
+        kafka_bootstrap,
+        unique,
+        saga_transactional_id_prefix=f"test-{unique}-saga-",
+        saga_retry_backoff_seconds=0.01,
+        **overrides,
+    )
+
+
+async def states(settings: Settings) -> dict[str, SagaState]:
+    found: dict[str, SagaState] = {}
+    for partition in range(PARTITIONS):
+        found |= await read_states(settings, partition)
+    return found
+
+
+async def settled(settings: Settings, ids: list[str], within: float = 120) -> dict[str, SagaState]:
+    """The sagas' states once every one of them waits for nothing."""
+    found: dict[str, SagaState] = {}
+
+    async def all_settled() -> bool:
+        found.clear()
+        found.update(await states(settings))
+        return all(saga_id in found and found[saga_id].status in TERMINAL for saga_id in ids)
+
+    await eventually(all_settled, within=within, interval=0.5)
+    return found
+
+
+@pytest.fixture
+async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
+    started = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", enable_idempotence=True)
+    await started.start()
+    yield started
+    await started.stop()
+
+
+def read_with_librdkafka(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes | None]]:
+    """Every committed (key, value) of `topic`, read by librdkafka: a client we did not write."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"test-count-{uuid.uuid4().hex}",
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(PARTITIONS)])
+    records: list[tuple[bytes | None, bytes | None]] = []
+    at_end: set[int] = set()
+    try:
+        while len(at_end) < PARTITIONS:
+            for message in consumer.consume(num_messages=1000, timeout=1.0):
+                error = message.error()
+                if error is not None and error.code() == KafkaError._PARTITION_EOF:
+                    at_end.add(message.partition() or 0)
+                elif error is not None:
+                    raise RuntimeError(str(error))
+                else:
+                    at_end.discard(message.partition() or 0)
+                    records.append((message.key(), message.value()))
+    finally:
+        consumer.close()
+    return records
+
+
+def effects(bootstrap: str, topic: str) -> Counter[tuple[str, str]]:
+    """How many times each (saga id, handler) completed, as the committed effects on `topic` say."""
+    counted: Counter[tuple[str, str]] = Counter()
+    for _, value in read_with_librdkafka(bootstrap, topic):
+        assert value is not None
+        effect = json.loads(value)
+        counted[effect["saga_id"], effect["handler"]] += 1
+    return counted
+
+
+async def test_a_saga_started_over_http_runs_every_step_once_in_order(
+    kafka_bootstrap: str, unique: str, saga_topics: dict[str, str]
+) -> None:
+    settings = saga_settings(kafka_bootstrap, unique)
+    async with running_service(settings) as client:
+        response = await client.post(ROUTE, json={"saga_id": f"saga-{unique}", "input": {"task_id": unique}})
+        assert response.status_code == 202, response.text
+        assert response.json()["saga_id"] == f"saga-{unique}"
+        assert response.json()["topic"] == names.COMMANDS_TOPIC
+        again = await client.post(ROUTE, json={"saga_id": f"saga-{unique}", "input": {}})
+        assert again.status_code == 202, "a retried start is accepted and starts nothing new"
+        refused = await client.post(ROUTE, json={"saga_id": "no spaces"})
+        assert refused.status_code == 422
+        state = (await settled(settings, [f"saga-{unique}"]))[f"saga-{unique}"]
+    assert state.status == "completed"
+    assert state.completed == tuple(RUNS)
+    assert state.compensated == ()
+    assert state.input == {"task_id": unique}, "the first start's input, not the retry's"
+    assert set(state.results) == set(RUNS)
+
+    # The state topic, read by librdkafka: keyed by saga id, one state per committed transition.
+    records = read_with_librdkafka(kafka_bootstrap, saga_topics["state"])
+    ours = [json.loads(value) for key, value in records if key == f"saga-{unique}".encode() and value is not None]
+    assert [record["status"] for record in ours] == ["running"] * len(RUNS) + ["completed"]
+    assert [len(record["completed"]) for record in ours] == list(range(len(RUNS) + 1))
+    # The service's own state topic, as its start-up created it, is compacted: the latest state per saga stays.
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    resource = ConfigResource(ConfigResource.Type.TOPIC, "saga.task-run.state")
+    (described,) = admin.describe_configs([resource]).values()
+    assert described.result()["cleanup.policy"].value == "compact"
+    shown = await cli.saga_state(settings, f"saga-{unique}")
+    assert shown == state
+
+
+async def test_a_failure_at_each_step_compensates_exactly_the_earlier_steps_in_reverse(
+    kafka_bootstrap: str, unique: str, saga_topics: dict[str, str], producer: AIOKafkaProducer
+) -> None:
+    settings = saga_settings(kafka_bootstrap, unique)
+    steps = RecordingSteps(saga_topics["effects"])
+    orchestrator = SagaOrchestrator(settings, steps)
+    await orchestrator.start()
+    try:
+        failing = {f"fail-{index}-{unique}": step for index, step in enumerate(RUNS)}
+        for saga_id, step in failing.items():
+            await start_saga(producer, {"fail_at": step}, saga_id)
+        found = await settled(settings, list(failing))
+    finally:
+        await orchestrator.stop()
+    done = effects(kafka_bootstrap, saga_topics["effects"])
+    for saga_id, step in failing.items():
+        index = RUNS.index(step)
+        earlier = RUNS[:index]
+        undo = [COMPENSATIONS[name] for name in reversed(earlier) if COMPENSATIONS[name]]
+        assert found[saga_id].status == "compensated", found[saga_id]
+        assert found[saga_id].completed == tuple(earlier)
+        assert step in str(found[saga_id].error)
+        calls = [handler for called, handler in steps.calls if called == saga_id]
+        assert calls == [*RUNS[: index + 1], *undo], "the steps up to the failed one, then their undoing in reverse"
+        assert {handler for (called, handler) in done if called == saga_id} == {*earlier, *undo}
+    assert set(done.values()) == {1}, "each step and compensation completed once"
+
+
+async def test_a_step_past_its_timeout_fails_the_saga(
+    kafka_bootstrap: str, unique: str, saga_topics: dict[str, str], producer: AIOKafkaProducer
+) -> None:
+    settings = saga_settings(kafka_bootstrap, unique)
+    slow = RUNS[-1]
+    plan = tuple(replace(step, timeout_seconds=1) if step.name == slow else step for step in STEPS)
+    steps = RecordingSteps()
+    orchestrator = SagaOrchestrator(settings, steps, plan)
+    await orchestrator.start()
+    try:
+        await start_saga(producer, {"sleep": {slow: 30}}, f"slow-{unique}")
+        state = (await settled(settings, [f"slow-{unique}"], within=60))[f"slow-{unique}"]
+    finally:
+        await orchestrator.stop()
+    assert state.status == "compensated"
+    assert state.error == f"{slow}: {slow} timed out after 1 s"
+    assert state.completed == tuple(RUNS[:-1])
+    assert state.compensated == tuple(name for name in reversed(RUNS[:-1]) if COMPENSATIONS[name])
+
+
+async def test_an_orchestrator_killed_mid_saga_resumes_and_runs_no_step_twice_to_completion(
+    kafka_bootstrap: str, unique: str, saga_topics: dict[str, str], producer: AIOKafkaProducer, tmp_path: Path
+) -> None:
+    settings = saga_settings(kafka_bootstrap, unique)
+    gate, log = tmp_path / "gate", tmp_path / "calls.log"
+    held = RUNS[min(1, len(RUNS) - 1)]  # every saga waits here until the gate opens: the kill lands mid-saga
+    env = os.environ | {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "KAFKA_CREATE_TOPICS": "false",
+        "SAGA_TRANSACTIONAL_ID_PREFIX": settings.saga_transactional_id_prefix,
+        "SAGA_TEST_COMMANDS": saga_topics["commands"],
+        "SAGA_TEST_STATE": saga_topics["state"],
+        "SAGA_TEST_GROUP": names.GROUP,
+        "SAGA_TEST_EFFECTS": saga_topics["effects"],
+        "SAGA_TEST_LOG": str(log),
+        "SAGA_TEST_GATE": str(gate),
+        "SAGA_TEST_GATE_STEP": held,
+    }
+
+    def orchestrator() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "tests.integration.saga_steps"], env=env, stdin=subprocess.DEVNULL
+        )
+
+    ids = [f"kill-{index}-{unique}" for index in range(20)]
+    first = orchestrator()
+    try:
+        for saga_id in ids:
+            await start_saga(producer, {}, saga_id)
+
+        async def all_held() -> bool:
+            lines = log.read_text().splitlines() if log.exists() else []
+            return {line.split()[0] for line in lines if line.endswith(f" {held}")} >= set(ids)
+
+        await eventually(all_held, within=120, interval=0.2)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    before = await states(settings)
+    assert all(before[saga_id].status == "running" for saga_id in ids), "killed with every saga under way"
+    gate.touch()
+    second = orchestrator()
+    try:
+        found = await settled(settings, ids)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(second.wait, 30)
+    assert {found[saga_id].status for saga_id in ids} == {"completed"}
+    started = Counter(tuple(line.split()) for line in log.read_text().splitlines())
+    assert all(started[saga_id, held] == 2 for saga_id in ids), "the step in flight when killed ran again"
+    done = effects(kafka_bootstrap, saga_topics["effects"])
+    assert {key: count for key, count in done.items() if key[0] in ids} == {
+        (saga_id, step): 1 for saga_id in ids for step in RUNS
+    }, "each step completed exactly once, as a read_committed librdkafka reader counts"

@@ -1,0 +1,297 @@
+"""The saga orchestrator: consumes the commands topic, runs each step's handler, and commits every saga's new
+state, its next command and the consumed offsets in one Kafka transaction per partition and batch.
+
+Commands and states of one saga share a partition number (both topics have the same partition count, and the
+orchestrator writes to the partition it read from), so the owner of a commands partition owns those sagas alone.
+When it gets a partition it fences the partition's previous owner with the partition's transactional id, then
+reads the state partition to its end: the latest state of every saga there, as last committed."""
+
+import asyncio
+import functools
+import logging
+import time
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+
+from ... import correlation
+from ...kafka.connection import connection_options
+from ...kafka.producer import stop_producer
+from ...settings import Settings
+from ..clients import stop_consumer
+from . import names
+from .definition import STEPS, Steps
+from .machine import TERMINAL, Command, Failed, Outcome, SagaState, StepCall, StepSpec, Succeeded, advance, begin
+
+log = logging.getLogger(__name__)
+
+
+async def read_states(settings: Settings, partition: int) -> dict[str, SagaState]:
+    """The latest committed state of every saga of one state partition."""
+    reader = AIOKafkaConsumer(
+        **connection_options(settings),
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await reader.start()
+    try:
+        tp = TopicPartition(names.STATE_TOPIC, partition)
+        reader.assign([tp])
+        begin = (await reader.beginning_offsets([tp]))[tp]
+        end = (await reader.end_offsets([tp]))[tp]
+        # An explicit offset: seek_to_beginning() right after assign() may lose to assign()'s own offset reset.
+        reader.seek(tp, begin)
+        states: dict[str, SagaState] = {}
+        while await reader.position(tp) < end:
+            for record in (await reader.getmany(tp, timeout_ms=500)).get(tp, []):
+                if record.offset >= end or record.key is None:
+                    continue
+                if record.value is None:
+                    states.pop(record.key.decode(), None)  # a tombstone: the saga was deleted
+                else:
+                    states[record.key.decode()] = SagaState.from_bytes(record.value)
+        return states
+    finally:
+        await reader.stop()
+
+
+@dataclass
+class _Partition:
+    producer: AIOKafkaProducer
+    states: dict[str, SagaState]
+
+
+@dataclass
+class _Change:
+    state: SagaState
+    cause: Command
+    records: list[tuple[str, bytes | None, bytes]] = field(default_factory=list)
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, orchestrator: "SagaOrchestrator") -> None:
+        self._orchestrator = orchestrator
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._orchestrator.release(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.info("orchestrating saga partitions %s", sorted(tp.partition for tp in assigned))
+
+
+class SagaOrchestrator:
+    def __init__(self, settings: Settings, steps: Steps, plan: tuple[StepSpec, ...] = STEPS) -> None:
+        """`steps` holds the handlers; `plan` is the spec's steps (a test may shorten their timeouts)."""
+        self._settings = settings
+        self._steps = steps
+        self._plan = plan
+        self._by_name = {step.name: step for step in plan}
+        self._consumer = AIOKafkaConsumer(
+            **(connection_options(settings) | {"client_id": f"{settings.kafka_client_id}-saga"}),
+            group_id=names.GROUP,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_poll_records=settings.saga_max_records,
+        )
+        self._owned: dict[TopicPartition, _Partition] = {}
+        self._gate = asyncio.Semaphore(settings.saga_concurrency)
+        self._busy: dict[TopicPartition, asyncio.Task[None]] = {}
+        self._failure: BaseException | None = None
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._consumer.subscribe([names.COMMANDS_TOPIC], listener=_Rebalance(self))
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._run(), name="saga-orchestrator")
+
+    async def finished(self) -> None:
+        """Returns (or raises) when the orchestrator stopped on its own."""
+        if self._task is not None:
+            await asyncio.shield(self._task)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.release(set(self._owned) | set(self._busy))
+        await stop_consumer(self._consumer)
+
+    async def release(self, partitions: set[TopicPartition]) -> None:
+        """Give partitions up: their batches in hand are cancelled (a transaction cut short aborts, so their commands
+        come again to the next owner), then their producers closed."""
+        cancelled = [self._busy.pop(tp) for tp in partitions if tp in self._busy]
+        for task in cancelled:
+            task.cancel()
+        await asyncio.gather(*cancelled, return_exceptions=True)
+        for tp in partitions:
+            owned = self._owned.pop(tp, None)
+            if owned is not None:
+                await stop_producer(owned.producer, self._settings.shutdown_timeout_seconds)
+
+    async def _run(self) -> None:
+        """Poll, and hand each partition's batch to a task of its own, the partition paused until it is done: a slow
+        step holds back the sagas of its partition only."""
+        while not self._stopping.is_set():
+            if self._failure is not None:
+                raise self._failure
+            batch = await self._consumer.getmany(timeout_ms=500)
+            for tp, records in batch.items():
+                if tp in self._busy or tp not in self._consumer.assignment():
+                    continue
+                self._consumer.pause(tp)
+                task = asyncio.create_task(self._partition_batch(tp, records), name=f"saga-{tp.partition}")
+                self._busy[tp] = task
+                task.add_done_callback(functools.partial(self._batch_done, tp))
+
+    def _batch_done(self, tp: TopicPartition, task: "asyncio.Task[None]") -> None:
+        if self._busy.get(tp) is task:
+            del self._busy[tp]
+            if tp in self._consumer.assignment():
+                self._consumer.resume(tp)
+        if not task.cancelled() and task.exception() is not None:
+            self._failure = task.exception()
+
+    async def _partition_batch(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        if tp not in self._owned:
+            await self._prepare(tp)  # moves the position: these records come again
+            return
+        await self._process(tp, records)
+
+    async def _prepare(self, tp: TopicPartition) -> None:
+        """Fence the partition's previous owner, then load its sagas and resume from the committed offset."""
+        producer = AIOKafkaProducer(
+            **connection_options(self._settings),
+            transactional_id=f"{self._settings.saga_transactional_id_prefix}{tp.partition}",
+            acks="all",
+            enable_idempotence=True,
+        )
+        try:  # also when stop() cancels us mid-way: a started producer is always stopped
+            await producer.start()
+            await producer.begin_transaction()
+            await producer.commit_transaction()
+            states = await read_states(self._settings, tp.partition)
+            committed = await self._consumer.committed(tp)
+        except BaseException:
+            await stop_producer(producer, self._settings.shutdown_timeout_seconds)
+            raise
+        if committed is None:
+            committed = (await self._consumer.beginning_offsets([tp]))[tp]
+        self._consumer.seek(tp, committed)  # an offset, not seek_to_beginning(), whose reset may come too late
+        self._owned[tp] = _Partition(producer, states)
+        waiting = sum(1 for state in states.values() if state.status not in TERMINAL)
+        log.info("saga partition %d: %d sagas, %d under way; resuming", tp.partition, len(states), waiting)
+
+    async def _process(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        owned = self._owned[tp]
+        commands: dict[str, list[tuple[Command, ConsumerRecord[bytes, bytes]]]] = {}
+        for record in records:
+            try:
+                command = Command.from_bytes(record.value)
+            except (ValueError, TypeError) as error:
+                log.error("%s[%d]@%d is not a saga command, skipped: %r", *tp, record.offset, error)
+                continue
+            commands.setdefault(command.saga_id, []).append((command, record))
+        changes = await asyncio.gather(
+            *(self._saga(owned.states.get(saga_id), queued) for saga_id, queued in commands.items())
+        )
+        changed = [change for change in changes if change is not None]
+        producer = owned.producer
+        try:
+            async with producer.transaction():
+                for change in changed:
+                    await self._write(producer, tp.partition, change)
+                await producer.send_offsets_to_transaction({tp: records[-1].offset + 1}, names.GROUP)
+        except KafkaError as error:
+            # Aborted, or its outcome unknown: fence and start over from what is committed.
+            log.warning("committing sagas of %s[%d] failed: %r; resuming from the committed state", *tp, error)
+            self._owned.pop(tp)
+            await stop_producer(producer, self._settings.shutdown_timeout_seconds)
+            self._consumer.seek(tp, records[0].offset)
+            return
+        for change in changed:
+            owned.states[change.state.saga_id] = change.state
+
+    async def _write(self, producer: AIOKafkaProducer, partition: int, change: _Change) -> None:
+        """The saga's new state, its next command and its step's records, all caused by the command just handled."""
+        state, cause = change.state, change.cause.command_id
+        key = state.saga_id.encode()
+        correlation.begin(state.correlation_id)
+        headers = [("event-type", b"SagaState"), *correlation.outgoing(cause, cause)]
+        await producer.send(names.STATE_TOPIC, state.to_bytes(), key=key, partition=partition, headers=headers)
+        if state.pending is not None:
+            command_id = state.pending.command_id
+            headers = [
+                ("event-type", b"SagaCommand"),
+                ("event-id", command_id.encode()),
+                *correlation.outgoing(command_id, cause),
+            ]
+            await producer.send(
+                names.COMMANDS_TOPIC, state.pending.to_bytes(), key=key, partition=partition, headers=headers
+            )
+        for topic, record_key, value in change.records:
+            await producer.send(topic, value, key=record_key, headers=correlation.outgoing(cause, cause))
+
+    async def _saga(
+        self, state: SagaState | None, queued: list[tuple[Command, ConsumerRecord[bytes, bytes]]]
+    ) -> _Change | None:
+        """Apply one saga's commands of the batch in order; its change, or None when all were repeats."""
+        change: _Change | None = None
+        for command, record in queued:
+            correlation.adopt(record.headers)
+            now = time.time()
+            if command.action == "start":
+                if state is not None:
+                    log.info("saga %s exists already; start ignored", command.saga_id)
+                    continue
+                state = begin(command, self._plan, now, correlation.correlation_id())
+                change = _Change(state, command)
+                continue
+            if state is None or not state.expects(command):
+                log.info("saga %s: %s %s is a repeat; skipped", command.saga_id, command.action, command.step)
+                continue
+            call = StepCall(
+                state.saga_id,
+                command.step,
+                self._handler_name(command),
+                command.action,
+                command.attempt,
+                dict(state.input),
+                dict(state.results),
+            )
+            async with self._gate:
+                outcome = await self._call(call, command)
+            state = advance(state, self._plan, outcome, time.time(), self._settings.saga_compensation_max_attempts)
+            # A failed step's records are dropped with it: only a completed step has effects on Kafka.
+            change = _Change(state, command, call.records if isinstance(outcome, Succeeded) else [])
+            if isinstance(outcome, Failed):
+                log.warning("saga %s: %s failed: %s", state.saga_id, call.handler, outcome.error)
+        return change
+
+    def _handler_name(self, command: Command) -> str:
+        step = self._by_name[command.step]
+        if command.action == "compensate":
+            assert step.compensation is not None, "only a step with a compensation is compensated"
+            return step.compensation
+        return step.name
+
+    async def _call(self, call: StepCall, command: Command) -> Outcome:
+        if command.attempt > 1:  # a compensation tried again: back off, doubling
+            await asyncio.sleep(self._settings.saga_retry_backoff_seconds * 2 ** (command.attempt - 2))
+        left = (command.deadline or float("inf")) - time.time()
+        timeout = self._by_name[command.step].timeout_seconds
+        handler = getattr(self._steps, call.handler)
+        try:
+            if left <= 0:
+                raise TimeoutError
+            async with asyncio.timeout(left):
+                result = await handler(call)
+        except TimeoutError:
+            return Failed(f"{call.handler} timed out after {timeout:g} s")
+        except Exception as error:
+            return Failed(f"{call.handler} raised {error!r}")
+        return Succeeded(result)
