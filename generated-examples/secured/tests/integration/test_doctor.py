@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from secure_ledger.dispatch import Dispatcher
 from secure_ledger.events.catalog import CONSUMED_TOPICS, Topic
 from secure_ledger.events.models import Event
+from secure_ledger.kafka.connection import connection_options
 from secure_ledger.observability.diagnosis import Finding
 from secure_ledger.observability.doctor import CHECKS, Report, diagnose
 from secure_ledger.settings import Settings
@@ -33,8 +34,8 @@ def finding(report: Report, check: str) -> Finding:
     return found
 
 
-async def produce(bootstrap: str, key: str, count: int, value: bytes = b"raw") -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+async def produce(settings: Settings, key: str, count: int, value: bytes = b"raw") -> None:
+    producer = AIOKafkaProducer(**connection_options(settings), acks="all")
     await producer.start()
     try:
         for _ in range(count):
@@ -76,7 +77,7 @@ async def test_lag_of_a_stopped_consumer_while_events_keep_coming_is_named_stop(
         assert (await client.post(ROUTE, json=sample_event(TOPIC, key=key).model_dump(mode="json"))).status_code == 202
         await eventually(lambda: consumed(client, key), within=180)
     # The consumer is stopped; events keep arriving while doctor watches.
-    producing = asyncio.create_task(produce_steadily(kafka_bootstrap, seconds=3))
+    producing = asyncio.create_task(produce_steadily(settings, seconds=3))
     report = await diagnose(settings, ["lag"], window=3, interval=1)
     await producing
     lag = finding(report, "lag")
@@ -89,9 +90,9 @@ async def test_lag_of_a_stopped_consumer_while_events_keep_coming_is_named_stop(
     assert any(" STOP " in row and re.search(r" \+[1-9]\d*  ", row) for row in rows), "\n".join(lag.details)
 
 
-async def produce_steadily(bootstrap: str, seconds: float) -> None:
+async def produce_steadily(settings: Settings, seconds: float) -> None:
     for _ in range(int(seconds * 10)):
-        await produce(bootstrap, unique_key(TOPIC), 1)
+        await produce(settings, unique_key(TOPIC), 1)
         await asyncio.sleep(0.1)
 
 
@@ -139,14 +140,15 @@ async def test_a_poison_handler_retried_over_and_over_is_named_a_stall_with_its_
 
 
 @asynccontextmanager
-async def slow_members(bootstrap: str, group: str, count: int) -> AsyncIterator[None]:
-    """`count` consumers in `group` whose 'handler' takes longer than their max.poll.interval.ms."""
+async def slow_members(settings: Settings, count: int) -> AsyncIterator[None]:
+    """`count` consumers in the service's group, with its credentials, whose 'handler' takes longer than their
+    max.poll.interval.ms."""
 
     async def member() -> None:
         consumer = AIOKafkaConsumer(
             TOPIC.name,
-            bootstrap_servers=bootstrap,
-            group_id=group,
+            **connection_options(settings),
+            group_id=settings.kafka_consumer_group,
             enable_auto_commit=False,
             max_poll_interval_ms=1500,
             session_timeout_ms=6000,
@@ -173,7 +175,7 @@ async def test_members_slower_than_max_poll_interval_are_named_a_rebalancing_sto
     kafka_bootstrap: str, unique: str
 ) -> None:
     settings: Settings = service_settings(kafka_bootstrap, unique)
-    async with slow_members(kafka_bootstrap, settings.kafka_consumer_group, count=2):
+    async with slow_members(settings, count=2):
         report = await diagnose(settings, ["group"], window=15, interval=0.5)
     group = finding(report, "group")
     assert group.severity == "error", group.details
