@@ -4,10 +4,12 @@
 import asyncio
 import os
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
 import yaml
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported, but no __all__ says so
     AclBinding,
     AclOperation,
@@ -112,6 +114,21 @@ def admin_aiokafka() -> dict[str, Any]:
     return options
 
 
+def accepted(stack: dict[str, str], name: str, password: str, within_seconds: float = 60) -> None:
+    """Wait until the broker accepts `name`'s new password: the controller has committed the credential when
+    `alter_user_scram_credentials` returns, but the broker applies it from the metadata log a moment later."""
+    login = admin_librdkafka(stack) | {"sasl.username": name, "sasl.password": password}
+    deadline = time.monotonic() + within_seconds
+    while True:
+        try:
+            AdminClient(login).list_topics(timeout=5)
+            return
+        except KafkaException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def set_up_service_principal(stack: dict[str, str]) -> dict[str, str]:
     """As Strimzi would: the service's topics, its user and its ACLs. Returns the settings the service connects
     with: its own credentials, never the admin's."""
@@ -124,6 +141,7 @@ def set_up_service_principal(stack: dict[str, str]) -> dict[str, str]:
     upsertion = UserScramCredentialUpsertion(name, credential, password.encode())
     for done in client.alter_user_scram_credentials([upsertion]).values():
         done.result(timeout=30)
+    accepted(stack, name, password)
     for done in client.create_acls(acl_bindings(user, f"User:{name}")).values():
         done.result(timeout=30)
     service = {"KAFKA_SASL_USERNAME": name, "KAFKA_SASL_PASSWORD": password}
