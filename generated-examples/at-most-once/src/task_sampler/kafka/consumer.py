@@ -26,9 +26,7 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Topic, Event], Awaitable[Sequence[Event]]]
 """Handles one event; returns the events it causes, which the runner publishes under its guarantee."""
 
-Batch = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
-
-__all__ = ["Batch", "ConsumerRunner", "Failed", "Handled", "Handler", "Interrupted", "Outcome", "create_consumer"]
+__all__ = ["ConsumerRunner", "Failed", "Handled", "Handler", "Interrupted", "Outcome", "create_consumer"]
 
 
 def create_consumer(settings: Settings) -> AIOKafkaConsumer:
