@@ -1,0 +1,57 @@
+"""Check answers files before `copier copy`, with the template's own validator: every problem of the spec and of
+the patterns chosen, each with its path and what to type instead.
+
+    python skills/kafka-events/scripts/check_spec.py my-answers.yml [more.yml ...]
+
+An answers file holds `spec:` (else copier.yml's default spec is checked) and optionally `patterns:`, like
+tests/variants/*.yml. Exit 1 if any is invalid.
+Needs pydantic, jinja2 and pyyaml (the repo's `make venv` has them).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import yaml
+
+TEMPLATE = Path(__file__).resolve().parents[3]
+SPEC_MODULE = TEMPLATE / "extensions" / "spec.py"
+
+
+def default_spec() -> object:
+    """The spec Copier takes when the answers hold none: copier.yml's default."""
+    return yaml.safe_load(yaml.safe_load((TEMPLATE / "copier.yml").read_text())["spec"]["default"])
+
+
+def load_validator() -> ModuleType:
+    loaded = importlib.util.spec_from_file_location("kafka_events_spec", SPEC_MODULE)
+    if loaded is None or loaded.loader is None:
+        raise SystemExit(f"cannot load {SPEC_MODULE}")
+    module = importlib.util.module_from_spec(loaded)
+    sys.modules[loaded.name] = module  # pydantic resolves the models' annotations through it
+    loaded.loader.exec_module(module)
+    return module
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print(__doc__)
+        return 2
+    validator = load_validator()
+    failed = False
+    for name in argv:
+        answers = yaml.safe_load(Path(name).read_text()) or {}
+        spec = answers.get("spec", default_spec())
+        found = validator.problems(spec) or validator.pattern_problems(answers.get("patterns", []), spec)
+        print(f"{name}: {'ok' if not found else f'{len(found)} problem(s)'}")
+        for problem in found:
+            print(f"  {problem}")
+        failed = failed or bool(found)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
