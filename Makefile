@@ -22,6 +22,7 @@ lint: venv ## Lint and type-check the repo's own code
 	$(PY) -m ruff format --check .
 	$(PY) -m ruff check .
 	$(PY) -m mypy
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet
 
 test: lint ## Everything CI runs: every variant rendered, checked and tested against real Kafka, then the chaos proof
 	$(PY) -m pytest
