@@ -35,6 +35,7 @@ PATH = re.compile(r"^(?:[\w.*-]+/)*[\w.*-]+\.(?:py|md|yml|yaml|json|avsc|toml|sh
 MAKE = re.compile(r"\bmake((?: [a-z][a-z0-9-]*)+)")
 PYTHON_M = re.compile(r"python -m ([a-z_][a-z0-9_]*) ([a-z][a-z-]*)(?: ([a-z][a-z-]*))?")
 TARGET = re.compile(r"^([a-z][a-z0-9-]*):", re.MULTILINE)
+SETTING = re.compile(r"^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$")
 # Made by a command the skill names next to them, so not in a fresh render.
 MADE_BY_COMMANDS = {"schemas/released/", ".stack.env"}
 
@@ -113,10 +114,25 @@ def command_words(package: Path) -> set[str]:
     return {word for path in sources for word in re.findall(r"[\"']([a-z][a-z-]*)[\"']", path.read_text())}
 
 
+def known_settings(roots: Iterable[Path]) -> set[str]:
+    """Environment variables a project reads (its Settings' fields) or its stack launcher and Makefile print."""
+    known: set[str] = set()
+    for root in roots:
+        for settings in root.glob("src/*/settings.py"):
+            known |= {
+                name.upper() for name in re.findall(r"^    ([a-z_][a-z0-9_]*):", settings.read_text(), re.MULTILINE)
+            }
+        for path in (root / "scripts" / "kafka_stack.py", root / "Makefile"):
+            if path.exists():
+                known |= set(re.findall(r"\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b", path.read_text()))
+    return known
+
+
 def broken_names(skill: Skill) -> list[str]:
     """Every file, make target, `python -m` command and code symbol the skill names that the tree lacks."""
     broken: list[str] = []
     targets = set().union(*(make_targets(root) for root in skill.roots))
+    settings = known_settings(skill.roots)
     named_anything = False
     for document in skill.documents():
         prose = FENCE.sub("", document.read_text()).splitlines()
@@ -129,6 +145,9 @@ def broken_names(skill: Skill) -> list[str]:
                 files = [root / symbol[1] for root in skill.roots if (root / symbol[1]).exists()]
                 if not any(defines(file, symbol[2]) for file in files):
                     broken.append(f"{where} (no {symbol[2]} defined in {symbol[1]})")
+            elif SETTING.match(token):
+                if token not in settings:
+                    broken.append(f"{where} (no setting {token})")
             elif PATH.match(re.sub(r"<[^>]+>", "x", token)):
                 named_anything = True
                 if not exists(skill, token):
