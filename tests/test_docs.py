@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.test_skill import installed_default, project_env, run_block, runnable_blocks
-from tools.render import REPO
+from tests.test_skill import Skill, broken_names, installed_default, project_env, run_block, runnable_blocks
+from tools.render import REPO, render, variant_answers
 
 DOCS = REPO / "docs"
 LESSONS = sorted((DOCS / "lessons").glob("*.md"))
 # What the seed's progression asks of every lesson.
 LESSON_PARTS = ("## The answers that exercise it", "## See it", "## Break it")
+LESSON_VARIANTS = ("default", "exactly-once", "at-most-once", "agent-patterns")
 
 
 def nav_pages(nav: object) -> list[str]:
@@ -69,6 +70,13 @@ def test_each_lesson_has_its_parts(lesson: Path) -> None:
         assert part in text, f"{lesson.name} lacks {part!r}"
     assert "```mermaid\n" in text, f"{lesson.name} has no diagram"
     assert re.search(r"\]\(\.\./[a-z-]+\.md\)", text), f"{lesson.name} links no reference page"
+
+
+def test_lessons_name_only_what_exists(tmp_path: Path) -> None:
+    """Files, make targets, commands, settings and symbols the lessons name: in this repo or in the projects the
+    lessons render (one per guarantee, and the patterns)."""
+    projects = [render(variant_answers(name), tmp_path / name) for name in LESSON_VARIANTS]
+    assert broken_names(Skill(DOCS / "lessons", (REPO, *projects))) == []
 
 
 def test_docs_runnable_commands_pass(stack_settings: dict[str, str], tmp_path: Path) -> None:
