@@ -18,7 +18,7 @@ from tools.render import REPO, render, variant_answers
 DOCS = REPO / "docs"
 LESSONS = sorted((DOCS / "lessons").glob("*.md"))
 # What the seed's progression asks of every lesson.
-LESSON_PARTS = ("## The answers that exercise it", "## See it", "## Break it")
+LESSON_PARTS = ("## The answers that exercise it", "## See it", "## Break it", "## Skill reflection")
 LESSON_VARIANTS = ("default", "exactly-once", "at-most-once", "agent-patterns")
 
 
