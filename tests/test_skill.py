@@ -256,10 +256,30 @@ def installed_default(tmp_path: Path, env: dict[str, str]) -> Path:
     return project
 
 
-def test_project_skill_runnable_commands_pass(stack_settings: dict[str, str], tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def installed(stack_settings: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """A fresh, installed render of the default service, and the environment that reaches the session's stack."""
     env = project_env(stack_settings)
-    project = installed_default(tmp_path, env)
+    return installed_default(tmp_path_factory.mktemp("skill-run"), env), env
+
+
+def test_project_skill_runnable_commands_pass(installed: tuple[Path, dict[str, str]]) -> None:
+    project, env = installed
     blocks = runnable_blocks(path.read_text() for path in Skill(project / PROJECT_SKILL, (project,)).documents())
     assert len(blocks) >= 3, "the skill's runnable commands went missing"
     for block in blocks:
         run_block(block, project, env)
+
+
+def test_project_skill_triage_runs_every_check_and_exits_with_the_worst(installed: tuple[Path, dict[str, str]]) -> None:
+    project, env = installed
+    result = subprocess.run(
+        ["sh", str(PROJECT_SKILL / "scripts" / "triage.sh"), "1"],
+        cwd=project,
+        env=env | {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"},  # nothing listens there
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert (result.stdout + result.stderr).count("doctor: cannot read the cluster") == 3  # describe, group, lag
