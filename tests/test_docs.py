@@ -86,3 +86,13 @@ def test_docs_runnable_commands_pass(stack_settings: dict[str, str], tmp_path: P
     project = installed_default(tmp_path, env)
     for block in blocks:
         run_block(block, project, env)
+
+
+def test_readme_try_it_is_make_demos_output() -> None:
+    """Each step `make demo` announces appears, in order, in the README's copy of its output."""
+    steps = re.findall(r'step\(f?"([^"{]*)', (REPO / "tools" / "demo.py").read_text())
+    readme = (REPO / "README.md").read_text()
+    shown = [line.removeprefix("==> ") for line in readme.splitlines() if line.startswith("==> ")]
+    assert len(shown) == len(steps)
+    for prefix, line in zip(steps, shown, strict=True):
+        assert line.startswith(prefix), f"README shows {line!r} where make demo says {prefix!r}..."
