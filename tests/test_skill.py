@@ -228,9 +228,12 @@ def test_project_skill_leaves_no_trace_of_what_is_off(rendered: Skill) -> None:
     consumes = any(topic.get("consumed", True) for topic in spec["topics"])
     assert (rendered.folder / "references" / "consuming.md").exists() == consumes
     chosen = variant_answers(rendered.root.name).get("patterns", [])
-    text = rendered.text()
+    assert (rendered.folder / "references" / "patterns.md").exists() == bool(chosen)
+    text = rendered.text().lower()
     for pattern in ("fanout", "audit", "saga"):
-        assert (f"### {pattern} here" in text) == (pattern in chosen), pattern
+        assert (f"## {pattern}\n" in text) == (pattern in chosen), pattern
+        if pattern not in chosen:
+            assert pattern not in text, f"the skill mentions {pattern}, which is not chosen"
 
 
 # -- Runnable commands, in a fresh render against the session's stack -------------------------------------------------
