@@ -1,4 +1,9 @@
-"""One real local stack for the whole test session, started from the very launcher every generated project carries."""
+"""One real local stack for the whole test session, started from the very launcher every generated project carries.
+
+Under pytest-xdist (`make test` runs `-n 2 --dist loadgroup`) every worker has a session of its own, so a stack of
+its own: the variants' suites write fixed topic names (agent.tasks) and some assert what a topic gained during a
+test, which a variant running at the same time on a shared broker would break.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tools.render import variant_answers
 
 REPO = Path(__file__).resolve().parents[1]
 STACK = REPO / "template" / "scripts" / "kafka_stack.py"
@@ -22,6 +29,40 @@ SECURE_STACK_VARIABLES = (
     "KAFKA_MTLS_BOOTSTRAP_SERVERS",
     "KAFKA_STACK_DIR",
 )
+
+
+# The variants whose services authenticate share one worker, so that one secured stack serves them all.
+SECURED_GROUP = "secured-variants"
+
+
+def work_group(item: pytest.Item) -> str:
+    """The xdist group of a test: its variant's (one render, one install, one worker per variant), else its module's
+    (a module's session and module fixtures, such as its own stack or the helm check, then run once)."""
+    params: dict[str, object] = (
+        item.callspec.params if isinstance(item, pytest.Function) and hasattr(item, "callspec") else {}
+    )
+    variant = params.get("variant")
+    if item.get_closest_marker("variant") and isinstance(variant, str):
+        return SECURED_GROUP if variant_answers(variant).get("security", "none") != "none" else f"variant-{variant}"
+    return f"module-{item.path.stem}"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Put each test in its work group, and the longest groups first: xdist hands groups out in collection order
+    (with --no-loadscope-reorder), so the few-minute variant suites start first and the short modules fill the gaps."""
+    groups = {item: work_group(item) for item in items}
+    for item, group in groups.items():
+        if not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(group))
+    first_seen = {group: index for index, group in reversed(list(enumerate(groups.values())))}
+
+    def weight(item: pytest.Item) -> tuple[int, int]:
+        group = groups[item]
+        rank = 0 if group == SECURED_GROUP else 1 if group.startswith("variant-") else 2
+        return rank, first_seen[group]
+
+    items.sort(key=weight)
 
 
 def stack_command(state_dir: Path) -> list[str]:
