@@ -1,6 +1,6 @@
 """One real local stack for the whole test session, started from the very launcher every generated project carries.
 
-Under pytest-xdist (`make test` runs `-n 2 --dist loadgroup`) every worker has a session of its own, so a stack of
+Under pytest-xdist (`make test` runs `-n 2`) every worker has a session of its own, so a stack of
 its own: the variants' suites write fixed topic names (agent.tasks) and some assert what a topic gained during a
 test, which a variant running at the same time on a shared broker would break.
 """
@@ -8,12 +8,15 @@ test, which a variant running at the same time on a shared broker would break.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from xdist.scheduler import LoadScopeScheduling
 
 from tools.render import variant_answers
 
@@ -35,34 +38,43 @@ SECURE_STACK_VARIABLES = (
 SECURED_GROUP = "secured-variants"
 
 
-def work_group(item: pytest.Item) -> str:
-    """The xdist group of a test: its variant's (one render, one install, one worker per variant), else its module's
-    (a module's session and module fixtures, such as its own stack or the helm check, then run once)."""
-    params: dict[str, object] = (
-        item.callspec.params if isinstance(item, pytest.Function) and hasattr(item, "callspec") else {}
-    )
-    variant = params.get("variant")
-    if item.get_closest_marker("variant") and isinstance(variant, str):
-        return SECURED_GROUP if variant_answers(variant).get("security", "none") != "none" else f"variant-{variant}"
-    return f"module-{item.path.stem}"
+def work_group(nodeid: str) -> str:
+    """The worker's share a test belongs to: its variant's in the variant matrix (one render, one install, one
+    worker per variant), else its module's (a module's own stack or helm check then runs once)."""
+    path, _, name = nodeid.partition("::")
+    variant = re.search(r"\[([^\]]+)\]$", name) if Path(path).name == "test_variants.py" else None
+    if variant is None:
+        return path
+    secured = variant_answers(variant[1]).get("security", "none") != "none"
+    return SECURED_GROUP if secured else f"variant-{variant[1]}"
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Put each test in its work group, and the longest groups first: xdist hands groups out in collection order
-    (with --no-loadscope-reorder), so the few-minute variant suites start first and the short modules fill the gaps."""
-    groups = {item: work_group(item) for item in items}
-    for item, group in groups.items():
-        if not item.get_closest_marker("xdist_group"):
-            item.add_marker(pytest.mark.xdist_group(group))
-    first_seen = {group: index for index, group in reversed(list(enumerate(groups.values())))}
+class WorkGroupScheduling(LoadScopeScheduling):  # type: ignore[misc]  # xdist ships no type information
+    """xdist's scope scheduling with `work_group` as the scope: each group goes whole to the next free worker, in
+    collection order. (`--dist loadgroup` does this from xdist_group marks, but pytest 9.2 dropped the node-id
+    rewrite it relies on: pytest-dev/pytest-xdist#1386.)"""
 
-    def weight(item: pytest.Item) -> tuple[int, int]:
-        group = groups[item]
-        rank = 0 if group == SECURED_GROUP else 1 if group.startswith("variant-") else 2
-        return rank, first_seen[group]
+    def _split_scope(self, nodeid: str) -> str:
+        return work_group(nodeid)
 
-    items.sort(key=weight)
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> WorkGroupScheduling:
+    config.option.loadscopereorder = False  # keep the order below, not xdist's by number of tests
+    return WorkGroupScheduling(config, log)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest groups first, so that the few-minute variant suites start at once and the short modules fill
+    the gaps: the secured variants (and their stack), then the other variants, then the modules as collected."""
+    groups = [work_group(item.nodeid) for item in items]
+    first_seen = {group: index for index, group in reversed(list(enumerate(groups)))}
+
+    def rank(group: str) -> tuple[int, int]:
+        return (0 if group == SECURED_GROUP else 1 if group.startswith("variant-") else 2), first_seen[group]
+
+    order = sorted(range(len(items)), key=lambda index: rank(groups[index]))
+    items[:] = [items[index] for index in order]
 
 
 def stack_command(state_dir: Path) -> list[str]:
