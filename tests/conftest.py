@@ -36,17 +36,22 @@ SECURE_STACK_VARIABLES = (
 
 # The variants whose services authenticate share one worker, so that one secured stack serves them all.
 SECURED_GROUP = "secured-variants"
+# Modules whose tests share a fixture of their own wider than a test (the helm check, a stack with PostgreSQL and
+# Connect, a three-node cluster, Prometheus's renders): kept on one worker so that it is set up once. The tests of
+# any other module go one by one to whichever worker is free.
+SHARED_FIXTURE_MODULES = {"test_k8s.py", "test_monitoring.py", "test_stack_connect.py", "test_doctor_cluster.py"}
 
 
 def work_group(nodeid: str) -> str:
-    """The worker's share a test belongs to: its variant's in the variant matrix (one render, one install, one
-    worker per variant), else its module's (a module's own stack or helm check then runs once)."""
+    """The share of work a test belongs to: its variant's in the variant matrix (one render, one install, one
+    worker per variant), its module's if the module shares a fixture, else the test alone."""
     path, _, name = nodeid.partition("::")
-    variant = re.search(r"\[([^\]]+)\]$", name) if Path(path).name == "test_variants.py" else None
-    if variant is None:
-        return path
-    secured = variant_answers(variant[1]).get("security", "none") != "none"
-    return SECURED_GROUP if secured else f"variant-{variant[1]}"
+    module = Path(path).name
+    variant = re.search(r"\[([^\]]+)\]$", name) if module == "test_variants.py" else None
+    if variant is not None:
+        secured = variant_answers(variant[1]).get("security", "none") != "none"
+        return SECURED_GROUP if secured else f"variant-{variant[1]}"
+    return path if module in SHARED_FIXTURE_MODULES else nodeid
 
 
 class WorkGroupScheduling(LoadScopeScheduling):  # type: ignore[misc]  # xdist ships no type information
@@ -65,8 +70,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> WorkGroupSch
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The longest groups first, so that the few-minute variant suites start at once and the short modules fill
-    the gaps: the secured variants (and their stack), then the other variants, then the modules as collected."""
+    """The longest groups first, so that the few-minute variant suites start at once and the other tests fill the
+    gaps: the secured variants (and their stack), then the other variants, then the rest as collected."""
     groups = [work_group(item.nodeid) for item in items]
     first_seen = {group: index for index, group in reversed(list(enumerate(groups)))}
 
