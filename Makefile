@@ -24,8 +24,11 @@ lint: venv ## Lint and type-check the repo's own code
 	$(PY) -m mypy
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet
 
+# pytest workers: each runs whole variants (or modules) on a stack of its own; the suites mostly wait on Kafka.
+TEST_WORKERS ?= 2
+
 test: lint ## Everything CI runs: every variant rendered, checked and tested against real Kafka, then the chaos proof
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --durations=25
 	$(MAKE) --no-print-directory chaos
 
 render: venv ## Render one variant: make render VARIANT=default DEST=/tmp/agent-tasks

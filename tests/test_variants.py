@@ -102,8 +102,9 @@ def rendered_spec(dest: Path) -> dict[str, Any]:
     return spec
 
 
-def test_a_different_spec_leaves_no_trace_of_the_default_domain(project: Callable[[str], Path]) -> None:
-    dest = project("notifications")
+@pytest.mark.parametrize("variant", ["notifications"])
+def test_a_different_spec_leaves_no_trace_of_the_default_domain(project: Callable[[str], Path], variant: str) -> None:
+    dest = project(variant)
     leftovers = [
         f"{path.relative_to(dest)}:{number}"
         for path in [*dest.rglob("*.py"), *dest.rglob("*.md")]
@@ -114,8 +115,11 @@ def test_a_different_spec_leaves_no_trace_of_the_default_domain(project: Callabl
     assert leftovers == []
 
 
-def test_a_topic_the_service_does_not_consume_gets_no_handler_and_no_read_route(project: Callable[[str], Path]) -> None:
-    dest = project("notifications")
+@pytest.mark.parametrize("variant", ["notifications"])
+def test_a_topic_the_service_does_not_consume_gets_no_handler_and_no_read_route(
+    project: Callable[[str], Path], variant: str
+) -> None:
+    dest = project(variant)
     handlers = (dest / "src" / "notifier" / "handlers.py").read_text()
     routes = (dest / "src" / "notifier" / "api" / "events.py").read_text()
     assert "on_notification_requested" in handlers
