@@ -25,6 +25,10 @@ backlog before the workers start and the rest while they run; the last tenth onl
                            a fifth at none), its orchestrator killed -9: every saga completed or compensated, none
                            stuck, each step and compensation once (its effects counted by librdkafka), compensations
                            in reverse order of the completed steps
+  cdc                      a Debezium source on a table of the stack's PostgreSQL: 500 rows snapshotted, then
+                           10,000 inserts, updates and deletes written while the Connect worker is killed -9 three
+                           times at planned counts of committed changes; every change on the topic (0 lost, counted by
+                           librdkafka), duplicates and per-row reordering counted (see tools/chaos/cdc.py)
 """
 
 from __future__ import annotations
@@ -78,10 +82,16 @@ def emitted_topic(answers: dict[str, Any]) -> str:
     return next(str(t["emits_to"]) for t in answers["spec"]["topics"] if t.get("emits_to"))
 
 
-def scenario(project: Path, args: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+def scenario(project: Path | None, args: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    """One row in a process of its own: in the generated project's interpreter, or, for the rows that drive the
+    stack's Connect worker and PostgreSQL (no project), as a module of this repository."""
+    if project is None:
+        command = [sys.executable, "-m", f"tools.chaos.{args['kind']}", json.dumps(args)]
+    else:
+        command = [str(project / ".venv" / "bin" / "python"), str(SCENARIO), json.dumps(args)]
     result = subprocess.run(
-        [str(project / ".venv" / "bin" / "python"), str(SCENARIO), json.dumps(args)],
-        cwd=project,
+        command,
+        cwd=project or Path(__file__).resolve().parents[2],
         env=env,
         stdout=subprocess.PIPE,
         text=True,
@@ -99,6 +109,15 @@ SLOW = {"members": 2, "slow_handler_ms": 200, "concurrency": 16}
 def with_postgres(state_dir: Path) -> str:
     """Add PostgreSQL to the running stack; its URL."""
     return kafka_stack.up(state_dir, ["registry", "postgres"])["DATABASE_URL"]
+
+
+PIPELINES = {"cdc"}
+"""Rows on the stack's PostgreSQL and Kafka Connect worker (the connector's delivery is what they check)."""
+
+
+def with_connect(state_dir: Path) -> dict[str, str]:
+    """Add PostgreSQL and Kafka Connect (with Debezium) to the running stack; their settings."""
+    return kafka_stack.up(state_dir, ["postgres", "connect"])
 
 
 def verdict(name: str, guarantee: str, r: dict[str, Any], kills: int) -> list[str]:
@@ -134,6 +153,12 @@ def verdict(name: str, guarantee: str, r: dict[str, Any], kills: int) -> list[st
             broken.append(f"{r['transitions']} state transitions where the plan makes {r['expected_transitions']}")
         if r["inconsistent"]:
             broken.append(f"{r['inconsistent']} saga(s) whose steps, compensations and effects disagree")
+    if name == "cdc":
+        # Debezium is at least once after a crash: duplicates are counted, not a failure; a lost change is.
+        if r["lost"] or r["unexpected"]:
+            broken.append(f"{r['lost']} change(s) lost, {r['unexpected']} not written")
+        if r["reordered"]:
+            broken.append(f"{r['reordered']} row(s) whose changes arrived out of commit order")
     if name == "poison" and (
         r["dead_letters"] != r["poison"]
         or r["distinct_dead"] != r["poison"]
@@ -202,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
             ("exactly-once slow handlers", "exactly-once", kills | SLOW | {"inputs": half}),
             # Sagas, not events: inputs/10 of them (1,000 by default), each 1 to 5 commands.
             ("saga", "saga", kills | {"kind": "saga", "inputs": max(args.inputs // 10, 100)}),
+            # Change data capture through the real Connect worker and Debezium, the worker killed -9 mid-stream.
+            ("cdc", "debezium", {"kind": "cdc", "changes": args.inputs, "kills": 3, "state_dir": str(state_dir)}),
         ]
         only = {name.strip() for name in args.only.split(",") if name.strip()}
         unknown = only - {name for name, _, _ in plan}
@@ -210,11 +237,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"no scenario {', '.join(sorted(unknown))}; choose from {', '.join(n for n, _, _ in plan)}"
             )
         runs = [(name, guarantee, extra) for name, guarantee, extra in plan if not only or name in only]
-        needed = {guarantee for _, guarantee, _ in runs}
+        needed = {guarantee for name, guarantee, _ in runs if name not in PIPELINES}
         say(f"rendering and installing {', '.join(sorted(needed))} under {root}; starting a broker in {state_dir}")
         with ThreadPoolExecutor() as pool:
             up = pool.submit(kafka_stack.up, state_dir, ["registry"])
-            built = {name: prepare(name, answers, root) for name, answers in projects().items() if name in needed}
+            built: dict[str, tuple[Path | None, str]] = {
+                name: prepare(name, answers, root) for name, answers in projects().items() if name in needed
+            }
             try:
                 settings = up.result()
             except kafka_stack.StackError as error:
@@ -224,6 +253,10 @@ def main(argv: list[str] | None = None) -> int:
         if any("processed_url" in extra for _, _, extra in runs):
             database = with_postgres(state_dir)
             runs = [(n, g, e | {"processed_url": database} if "processed_url" in e else e) for n, g, e in runs]
+        if any(name in PIPELINES for name, _, _ in runs):
+            settings |= with_connect(state_dir)
+            runs = [(n, g, e | {"settings": settings} if n in PIPELINES else e) for n, g, e in runs]
+            built["debezium"] = (None, "")
         expected = len(runs) * args.repeat
         for attempt, (name, guarantee, extra) in enumerate(runs * args.repeat):
             project, package = built[guarantee]
@@ -280,6 +313,13 @@ def table(rows: list[tuple[str, str, dict[str, Any], list[str]]]) -> str:
                 f"{r['completed']} completed, {r['compensated']} compensated, {r['stuck']} stuck, "
                 f"{r['doubled']} doubled, {r['step_effects']} step effects (librdkafka) of {r['handler_calls']} "
                 f"handler calls, {r['unplanned']} unplanned"
+            )
+        if "tombstones" in r:
+            notes.append(
+                f"{r['snapshot']} snapshot reads + {r['inputs'] - r['snapshot']} changes "
+                f"({r['down_writes']} written while the worker was down), {r['tombstones']} tombstones, "
+                f"{r['reordered']} reordered, streaming again {r['resumed_s']} s after each restart, "
+                f"{'exactly.once.support=required' if r['exactly_once'] else 'at-least-once source'}"
             )
         if "seconds" in r:
             notes.append(f"{r['seconds']} s")
