@@ -29,6 +29,13 @@ backlog before the workers start and the rest while they run; the last tenth onl
                            10,000 inserts, updates and deletes written while the Connect worker is killed -9 three
                            times at planned counts of committed changes; every change on the topic (0 lost, counted by
                            librdkafka), duplicates and per-row reordering counted (see tools/chaos/cdc.py)
+  outbox                   the data-pipelines service (its migrations and connectors by its own commands) takes
+                           10,000 POSTs while it is killed -9 three times and the Connect worker twice: every event
+                           answered 202 on its topic (decoded by confluent-kafka with the registry), its consumer's
+                           side effect once per event id (see tools/chaos/outbox.py)
+  postgres restart         PostgreSQL stopped mid-stream: readiness 503 and POSTs answered 503 at once while it is
+                           down; after its restart every accepted event on the topic, side effects once
+The outbox rows run when tests/variants/data-pipelines.yml exists.
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ from tools.render import render, variant_answers
 from tools.stack import kafka_stack
 
 SCENARIO = Path(__file__).resolve().parent / "scenario.py"
+OUTBOX = Path(__file__).resolve().parent / "outbox.py"
 
 
 def say(message: str) -> None:
@@ -61,12 +69,19 @@ def projects() -> dict[str, dict[str, Any]]:
     """Answers per guarantee. At-least-once reuses the exactly-once variant's spec (it emits events to count); the
     saga row runs the variant with every pattern."""
     ledger = variant_answers("exactly-once")
-    return {
+    answers = {
         "exactly-once": ledger,
         "at-least-once": ledger | {"delivery_guarantee": "at-least-once"},
         "at-most-once": variant_answers("at-most-once"),
         "saga": variant_answers("agent-patterns"),
     }
+    if DATA_PIPELINES.exists():
+        answers["data-pipelines"] = variant_answers(DATA_PIPELINES.stem)
+    return answers
+
+
+DATA_PIPELINES = Path(__file__).resolve().parents[2] / "tests" / "variants" / "data-pipelines.yml"
+"""The outbox and CDC service the outbox and PostgreSQL restart rows drive."""
 
 
 def prepare(name: str, answers: dict[str, Any], root: Path) -> tuple[Path, str]:
@@ -87,6 +102,8 @@ def scenario(project: Path | None, args: dict[str, Any], env: dict[str, str]) ->
     stack's Connect worker and PostgreSQL (no project), as a module of this repository."""
     if project is None:
         command = [sys.executable, "-m", f"tools.chaos.{args['kind']}", json.dumps(args)]
+    elif args["kind"] in ("outbox", "postgres-restart"):
+        command = [str(project / ".venv" / "bin" / "python"), str(OUTBOX), json.dumps(args)]
     else:
         command = [str(project / ".venv" / "bin" / "python"), str(SCENARIO), json.dumps(args)]
     result = subprocess.run(
@@ -111,8 +128,10 @@ def with_postgres(state_dir: Path) -> str:
     return kafka_stack.up(state_dir, ["registry", "postgres"])["DATABASE_URL"]
 
 
-PIPELINES = {"cdc"}
-"""Rows on the stack's PostgreSQL and Kafka Connect worker (the connector's delivery is what they check)."""
+PIPELINES = {"cdc", "outbox", "postgres restart"}
+"""Rows on the stack's PostgreSQL and Kafka Connect worker."""
+NO_PROJECT = {"cdc"}
+"""Rows that drive the connector directly, without a generated service."""
 
 
 def with_connect(state_dir: Path) -> dict[str, str]:
@@ -129,7 +148,9 @@ def verdict(name: str, guarantee: str, r: dict[str, Any], kills: int) -> list[st
         broken.append("stalled")
     if r["kills"] < kills:
         broken.append(f"only {r['kills']} of {kills} faults")
-    if r.get("crashes"):
+    # The consumer stops on a database outage and exits for its supervisor to restart it (crash-only): reported for
+    # the PostgreSQL restart, where the outage was planned, a fault elsewhere.
+    if r.get("crashes") and name != "postgres restart":
         broken.append(f"{r['crashes']} worker exit(s) nobody caused")
     copies = r.get("groups", 1)
     if guarantee == "exactly-once":
@@ -159,6 +180,22 @@ def verdict(name: str, guarantee: str, r: dict[str, Any], kills: int) -> list[st
             broken.append(f"{r['lost']} change(s) lost, {r['unexpected']} not written")
         if r["reordered"]:
             broken.append(f"{r['reordered']} row(s) whose changes arrived out of commit order")
+    if name in ("outbox", "postgres restart"):
+        if r["lost"] or r["accepted"] != r["inputs"]:
+            broken.append(f"{r['lost']} of {r['accepted']} accepted event(s) lost")
+        if r["effects"] != r["accepted"]:
+            broken.append(f"side effects for {r['effects']} of {r['accepted']} events")
+        if r["header_mismatch"]:
+            broken.append(f"{r['header_mismatch']} record(s) whose event_id header is not their event's id")
+    if name == "outbox" and r["connect_kills"] < 2:
+        broken.append(f"only {r['connect_kills']} of 2 Connect worker kills")
+    if name == "postgres restart" and (
+        r.get("ready_while_down") != [503] or r.get("post_while_down") != [503] or r["slowest_post_while_down_s"] > 10
+    ):
+        broken.append(
+            f"while PostgreSQL was down: readiness {r.get('ready_while_down')}, POST {r.get('post_while_down')} "
+            f"(slowest {r.get('slowest_post_while_down_s')} s)"
+        )
     if name == "poison" and (
         r["dead_letters"] != r["poison"]
         or r["distinct_dead"] != r["poison"]
@@ -229,6 +266,18 @@ def main(argv: list[str] | None = None) -> int:
             ("saga", "saga", kills | {"kind": "saga", "inputs": max(args.inputs // 10, 100)}),
             # Change data capture through the real Connect worker and Debezium, the worker killed -9 mid-stream.
             ("cdc", "debezium", {"kind": "cdc", "changes": args.inputs, "kills": 3, "state_dir": str(state_dir)}),
+            # The outbox service: POSTs while it and the Connect worker are killed -9; events and side effects.
+            (
+                "outbox",
+                "data-pipelines",
+                {"kind": "outbox", "kills": 3, "service_kills": 3, "connect_kills": 2, "state_dir": str(state_dir)},
+            ),
+            # PostgreSQL stopped mid-stream: readiness 503, POSTs 503 at once, nothing lost after its restart.
+            (
+                "postgres restart",
+                "data-pipelines",
+                {"kind": "postgres-restart", "kills": 1, "inputs": half, "state_dir": str(state_dir)},
+            ),
         ]
         only = {name.strip() for name in args.only.split(",") if name.strip()}
         unknown = only - {name for name, _, _ in plan}
@@ -237,7 +286,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"no scenario {', '.join(sorted(unknown))}; choose from {', '.join(n for n, _, _ in plan)}"
             )
         runs = [(name, guarantee, extra) for name, guarantee, extra in plan if not only or name in only]
-        needed = {guarantee for name, guarantee, _ in runs if name not in PIPELINES}
+        if not DATA_PIPELINES.exists():
+            if only & {name for name, guarantee, _ in plan if guarantee == "data-pipelines"}:
+                raise SystemExit(f"the outbox rows need the data-pipelines variant ({DATA_PIPELINES} is missing)")
+            runs = [run for run in runs if run[1] != "data-pipelines"]
+        needed = {guarantee for name, guarantee, _ in runs if name not in NO_PROJECT}
         say(f"rendering and installing {', '.join(sorted(needed))} under {root}; starting a broker in {state_dir}")
         with ThreadPoolExecutor() as pool:
             up = pool.submit(kafka_stack.up, state_dir, ["registry"])
@@ -313,6 +366,18 @@ def table(rows: list[tuple[str, str, dict[str, Any], list[str]]]) -> str:
                 f"{r['completed']} completed, {r['compensated']} compensated, {r['stuck']} stuck, "
                 f"{r['doubled']} doubled, {r['step_effects']} step effects (librdkafka) of {r['handler_calls']} "
                 f"handler calls, {r['unplanned']} unplanned"
+            )
+        if "accepted" in r:
+            notes.append(
+                f"{r['accepted']} answered 202, {r['retries']} client retries ({r['unavailable']} answered 503), "
+                f"Connect killed {r['connect_kills']}x (connectors running again {r['connect_resumed_s']} s after), "
+                f"decoded by confluent-kafka + registry"
+            )
+        if "down_s" in r:
+            notes.append(
+                f"PostgreSQL down {r['down_s']} s: readiness {r['ready_while_down']}, {r['probes']} POSTs answered "
+                f"{r['post_while_down']} in <= {r['slowest_post_while_down_s']} s, "
+                f"{r['crashes']} service restart(s) after its worker exited on the outage"
             )
         if "tombstones" in r:
             notes.append(
