@@ -196,6 +196,7 @@ class Clients:
         self.retries = 0
         self.unavailable = 0  # 503 answers
         self.slowest_503_s = 0.0
+        self.errors: Counter[int] = Counter()
 
     async def post(self, events: list[Any], concurrency: int = 32) -> None:
         gate = asyncio.Semaphore(concurrency)
@@ -215,10 +216,14 @@ class Clients:
                         if response.status_code == 202:
                             self.accepted.append(str(event.event_id))
                             return
-                        if response.status_code != 503:
+                        if response.status_code == 503:
+                            self.unavailable += 1
+                            self.slowest_503_s = max(self.slowest_503_s, time.monotonic() - began)
+                        elif response.status_code >= 500:
+                            # Retried as a client would, and reported: an outage must be a 503, never a 500.
+                            self.errors[response.status_code] += 1
+                        else:
                             raise RuntimeError(f"POST answered {response.status_code}: {response.text[:500]}")
-                        self.unavailable += 1
-                        self.slowest_503_s = max(self.slowest_503_s, time.monotonic() - began)
                         self.retries += 1
                         await asyncio.sleep(0.2)
 
@@ -398,6 +403,7 @@ async def run(args: dict[str, Any]) -> dict[str, Any]:
         "crashes": service.crashes,
         "retries": clients.retries,
         "unavailable": clients.unavailable,
+        "server_errors": dict(clients.errors),
         "seconds": round(posting_s, 1),
     }
     return result | down

@@ -185,6 +185,8 @@ def verdict(name: str, guarantee: str, r: dict[str, Any], kills: int) -> list[st
             broken.append(f"{r['lost']} of {r['accepted']} accepted event(s) lost")
         if r["effects"] != r["accepted"]:
             broken.append(f"side effects for {r['effects']} of {r['accepted']} events")
+        if r["server_errors"]:
+            broken.append(f"POSTs answered {r['server_errors']} (an outage must answer 503)")
         if r["header_mismatch"]:
             broken.append(f"{r['header_mismatch']} record(s) whose event_id header is not their event's id")
     if name == "outbox" and r["connect_kills"] < 2:
