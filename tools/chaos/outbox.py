@@ -339,55 +339,57 @@ async def run(args: dict[str, Any]) -> dict[str, Any]:
     done: list[str] = []
     down: dict[str, Any] = {}
     service.start()
-    await until_ready(service.url)
-    t0 = time.monotonic()
-    posting = asyncio.create_task(clients.post(flowing))
     try:
-        while len(done) < len(plan):
-            if posting.done():
-                await posting  # a client's error surfaces here
+        await until_ready(service.url)
+        t0 = time.monotonic()
+        posting = asyncio.create_task(clients.post(flowing))
+        try:
+            while len(done) < len(plan):
+                if posting.done():
+                    await posting  # a client's error surfaces here
+                service.restart_exited()
+                fault = plan[len(done)]
+                due = len(clients.accepted) >= (len(done) + 1) * len(flowing) / (len(plan) + 1) or posting.done()
+                if due and fault == "service":
+                    service.kill()
+                    log(f"kill -9 #{service.kills} of the service at {len(clients.accepted)}/{n} accepted")
+                    service.start()
+                    done.append(fault)
+                elif due and fault == "connect" and connect.ready():
+                    connect.kill()
+                    log(f"kill -9 #{connect.kills} of the Connect worker at {len(clients.accepted)}/{n} accepted")
+                    done.append(fault)
+                elif due and fault == "postgres":
+                    down = await postgres_outage(state_dir, service.url, route, samples, topic, args.get("down_s", 8))
+                    log(f"postgres stopped and started again at {len(clients.accepted)}/{n} accepted: {down}")
+                    done.append(fault)
+                await asyncio.sleep(0.2)
+            await posting
+            log(f"every planned fault done; the last {len(held)} requests")
+            await clients.post(held)
+            if connect.restarting is not None:
+                connect.restarting.join()
+        finally:
+            if not posting.done():
+                posting.cancel()
+        posting_s = time.monotonic() - t0
+        accepted = set(clients.accepted)
+        found = await asyncio.to_thread(
+            read_events, env["KAFKA_BOOTSTRAP_SERVERS"], env["SCHEMA_REGISTRY_URL"], topic.name, 120, accepted
+        )
+        ours = Counter(event_id for event_id, _ in found if event_id in accepted)
+        effects: Counter[str] = Counter()
+        quiet = time.monotonic()
+        while time.monotonic() - quiet < 120:
+            now = await side_effects(env["DATABASE_URL"], group)
+            if now != effects:
+                effects, quiet = now, time.monotonic()
+            if accepted <= set(effects):
+                break
             service.restart_exited()
-            fault = plan[len(done)]
-            due = len(clients.accepted) >= (len(done) + 1) * len(flowing) / (len(plan) + 1) or posting.done()
-            if due and fault == "service":
-                service.kill()
-                log(f"kill -9 #{service.kills} of the service at {len(clients.accepted)}/{n} accepted")
-                service.start()
-                done.append(fault)
-            elif due and fault == "connect" and connect.ready():
-                connect.kill()
-                log(f"kill -9 #{connect.kills} of the Connect worker at {len(clients.accepted)}/{n} accepted")
-                done.append(fault)
-            elif due and fault == "postgres":
-                down = await postgres_outage(state_dir, service.url, route, samples, topic, args.get("down_s", 8))
-                log(f"postgres stopped and started again at {len(clients.accepted)}/{n} accepted: {down}")
-                done.append(fault)
-            await asyncio.sleep(0.2)
-        await posting
-        log(f"every planned fault done; the last {len(held)} requests")
-        await clients.post(held)
-        if connect.restarting is not None:
-            connect.restarting.join()
+            await asyncio.sleep(1)
     finally:
-        if not posting.done():
-            posting.cancel()
-    posting_s = time.monotonic() - t0
-    accepted = set(clients.accepted)
-    found = await asyncio.to_thread(
-        read_events, env["KAFKA_BOOTSTRAP_SERVERS"], env["SCHEMA_REGISTRY_URL"], topic.name, 120, accepted
-    )
-    ours = Counter(event_id for event_id, _ in found if event_id in accepted)
-    effects: Counter[str] = Counter()
-    quiet = time.monotonic()
-    while time.monotonic() - quiet < 120:
-        now = await side_effects(env["DATABASE_URL"], group)
-        if now != effects:
-            effects, quiet = now, time.monotonic()
-        if accepted <= set(effects):
-            break
-        service.restart_exited()
-        await asyncio.sleep(1)
-    service.stop()
+        await asyncio.to_thread(service.stop)
     result: dict[str, Any] = {
         "inputs": n,
         "accepted": len(accepted),
