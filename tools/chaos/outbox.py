@@ -69,8 +69,9 @@ def run_command(args: list[str], env: dict[str, str], what: str) -> None:
 class Service:
     """The project's API (uvicorn, no consumer) and its worker, started, killed with SIGKILL and started again."""
 
-    def __init__(self, package: str, env: dict[str, str], workdir: Path, group: str) -> None:
+    def __init__(self, package: str, env: dict[str, str], workdir: Path, group: str, topic: str) -> None:
         self.package = package
+        self.topic = topic
         self.port = kafka_stack.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = env
@@ -96,6 +97,8 @@ class Service:
                     "CONSUMER_HEARTBEAT_INTERVAL_MS": "1000",
                     "CHAOS_HANDLER_MS": "0",
                     "CHAOS_SIDE_EFFECTS": "postgres",
+                    # The outbox topic, consumed here as a consumer of another service would (if this one does not).
+                    "CHAOS_ALSO_CONSUME": self.topic,
                     "PROCESSED_EVENTS_URL": self.env["DATABASE_URL"],
                     "METRICS_PORT": str(kafka_stack.free_port()),
                 },
@@ -325,7 +328,7 @@ async def run(args: dict[str, Any]) -> dict[str, Any]:
     route = samples.ROUTES[topic.name]
 
     await prepare(package, env, group)
-    service = Service(package, env, workdir, group)
+    service = Service(package, env, workdir, group, "" if topic.consumed else topic.name)
     connect = ConnectWorker(state_dir, env["KAFKA_CONNECT_URL"])
     clients = Clients(service.url, route)
     events = [samples.sample_event(topic, key=f"chaos-{uuid.uuid4().hex[:12]}") for _ in range(n)]

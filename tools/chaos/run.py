@@ -370,16 +370,18 @@ def table(rows: list[tuple[str, str, dict[str, Any], list[str]]]) -> str:
                 f"handler calls, {r['unplanned']} unplanned"
             )
         if "accepted" in r:
-            notes.append(
-                f"{r['accepted']} answered 202, {r['retries']} client retries ({r['unavailable']} answered 503), "
-                f"Connect killed {r['connect_kills']}x (connectors running again {r['connect_resumed_s']} s after), "
-                f"decoded by confluent-kafka + registry"
-            )
+            notes.append(f"{r['accepted']} answered 202 ({r['unavailable']} answers 503 retried)")
+            if r["connect_kills"]:
+                notes.append(
+                    f"Connect worker killed {r['connect_kills']}x, connectors running again {r['connect_resumed_s']} s "
+                    "after each"
+                )
+            notes.append("events decoded by confluent-kafka with the registry")
         if "down_s" in r:
             notes.append(
                 f"PostgreSQL down {r['down_s']} s: readiness {r['ready_while_down']}, {r['probes']} POSTs answered "
                 f"{r['post_while_down']} in <= {r['slowest_post_while_down_s']} s, "
-                f"{r['crashes']} service restart(s) after its worker exited on the outage"
+                f"worker exited {r['crashes']}x on the outage (restarted)"
             )
         if "tombstones" in r:
             notes.append(
