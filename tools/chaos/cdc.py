@@ -14,12 +14,15 @@ the rows there before the connector existed come as its snapshot's reads. Prints
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
 import sys
 import threading
 import time
 import uuid
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -88,18 +91,73 @@ def plan_changes(changes: int, seed: int) -> list[list[tuple[str, int]]]:
     return transactions
 
 
-def change_of(message: Message) -> Change | None:
-    """The change a record carries; None for a delete's tombstone."""
-    raw = message.value()
-    if raw is None:
-        return None
-    value = json.loads(raw)
-    op = value["op"]
-    if op in ("r", "c"):
-        return (op, value["after"]["id"])
-    if op == "u":
-        return (op, value["after"]["id"], value["after"]["version"])
-    return (op, value["before"]["id"])
+@dataclass(frozen=True)
+class Table:
+    """The captured table as the writer fills it: its key, a text column whose value names each row's version,
+    and what the other columns that take no NULL get."""
+
+    name: str
+    key: str
+    version: str
+    filler: dict[str, object]
+
+    def insert(self) -> str:
+        columns = [self.key, self.version, *self.filler]
+        values = ", ".join(["%s", "%s", *(["%s"] * len(self.filler))])
+        return f"INSERT INTO {self.name} ({', '.join(columns)}) VALUES ({values})"
+
+    def row(self, key: int, version: int) -> tuple[object, ...]:
+        return (key, f"v{version}", *self.filler.values())
+
+    def change_of(self, message: Message) -> Change | None:
+        """The change a record carries; None for a delete's tombstone."""
+        raw = message.value()
+        if raw is None:
+            return None
+        value = json.loads(raw)
+        op = value["op"]
+        if op in ("r", "c"):
+            return (op, value["after"][self.key])
+        if op == "u":
+            return (op, value["after"][self.key], int(value["after"][self.version].removeprefix("v")))
+        return (op, value["before"][self.key])
+
+
+FILLERS = {"bigint": 0, "integer": 0, "text": "", "boolean": False, "double precision": 0.0}
+
+
+def variant_table(connection: psycopg.Connection[Any], table: str) -> Table:
+    """The spec's captured table: its primary key, its first other text column as the version, fillers for the
+    rest that take no NULL."""
+    (key,) = connection.execute(
+        "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+        "WHERE i.indrelid = %s::regclass AND i.indisprimary",
+        (table,),
+    ).fetchone() or ("",)
+    columns = connection.execute(
+        "SELECT column_name, data_type, is_nullable FROM information_schema.columns WHERE table_name = %s "
+        "ORDER BY ordinal_position",
+        (table,),
+    ).fetchall()
+    version = next(str(c) for c, kind, _ in columns if kind == "text" and c != key)
+    filler = {
+        str(c): FILLERS[str(kind)] for c, kind, nullable in columns if nullable == "NO" and c not in (key, version)
+    }
+    return Table(table, str(key), version, filler)
+
+
+def variant_connector(args: dict[str, Any], env: dict[str, str]) -> tuple[str, dict[str, str], str]:
+    """Migrate the data-pipelines project's database with its own command; its CDC connector's name and config (as
+    `connect show` prints them), and its table."""
+    project, package = Path(args["project"]), args["package"]
+    python = str(project / ".venv" / "bin" / "python")
+    for command in (["migrate"], ["connect", "show"]):
+        shown = subprocess.run(
+            [python, "-m", package, *command], cwd=project, env=env, capture_output=True, text=True, check=True
+        )
+    connectors = json.loads(shown.stdout)
+    name, config = next((n, c) for n, c in connectors.items() if "transforms.outbox.type" not in c)
+    return name, config, config["table.include.list"].split(".", 1)[1]
 
 
 def run(args: dict[str, Any]) -> dict[str, Any]:
@@ -107,18 +165,38 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
     settings = args["settings"]
     n, kills, seeded = args["changes"], args["kills"], args.get("snapshot_rows", 500)
     worker = Worker(state_dir, settings)
-    name = f"chaos_cdc_{uuid.uuid4().hex[:8]}"
-    table = f"{name}_items"
-    with psycopg.connect(worker.database_url) as connection:
-        connection.execute(f"CREATE TABLE {table} (id bigint PRIMARY KEY, version integer NOT NULL, name text)")
-        connection.execute(
-            f"INSERT INTO {table} SELECT i, 0, 'seeded ' || i FROM generate_series(1, %s) AS i", (seeded,)
-        )
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"} | settings
+    if args.get("project"):
+        # The data-pipelines variant's own migration, connector config and registration command.
+        name, config, table_name = variant_connector(args, env)
+        with psycopg.connect(worker.database_url) as connection:
+            table = variant_table(connection, table_name)
+        topic = config.get("transforms.topic.replacement") or f"{config['topic.prefix']}.public.{table_name}"
+    else:
+        name = f"chaos_cdc_{uuid.uuid4().hex[:8]}"
+        config = source_config(worker, name, f"{name}_items", args.get("exactly_once", True))
+        with psycopg.connect(worker.database_url) as connection:
+            connection.execute(f"CREATE TABLE {name}_items (id bigint PRIMARY KEY, version text NOT NULL, name text)")
+        table = Table(f"{name}_items", "id", "version", {})
+        topic = f"{name}.public.{table.name}"
+    with psycopg.connect(worker.database_url) as connection, connection.cursor() as cursor:
+        cursor.executemany(table.insert(), [table.row(i, 0) for i in range(1, seeded + 1)])
     expected: list[Change] = [("r", i) for i in range(1, seeded + 1)]
-    worker.register(name, source_config(worker, name, table, args.get("exactly_once", True)))
-    log(f"{name}: {seeded} rows snapshotted, streaming; writing {n} changes, the worker killed {kills} times")
+    if args.get("project"):
+        project = Path(args["project"])
+        subprocess.run(
+            [str(project / ".venv" / "bin" / "python"), "-m", args["package"], "connect", "register", "--wait", "180"],
+            cwd=project,
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        worker.await_streaming(name, config["slot.name"])
+    else:
+        worker.register(name, config)
+    change_of = table.change_of
+    log(f"{name}: {seeded} rows of {table.name} snapshotted, streaming to {topic}; {n} changes, {kills} kills")
 
-    topic = f"{name}.public.{table}"
     bootstrap = settings["KAFKA_BOOTSTRAP_SERVERS"]
     # Streamed changes (not the snapshot's reads) committed to the topic: a worker is at work once the count grew
     # after it started. A worker killed before its first transaction committed would take the snapshot again.
@@ -137,7 +215,7 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
         nonlocal mark
         began = time.monotonic()
         worker.start()
-        worker.await_streaming(name, f"{name}_slot")
+        worker.await_streaming(name, config["slot.name"])
         resumed_s.append(round(time.monotonic() - began, 1))
         mark = tail.counted
 
@@ -167,16 +245,17 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
             with connection.transaction():
                 for op, row in transaction:
                     if op == "c":
-                        connection.execute(f"INSERT INTO {table} VALUES (%s, 0, 'new')", (row,))
+                        connection.execute(table.insert(), table.row(row, 0))
                         expected.append(("c", row))
                     elif op == "u":
                         versions[row] += 1
                         connection.execute(
-                            f"UPDATE {table} SET version = %s, name = 'changed' WHERE id = %s", (versions[row], row)
+                            f"UPDATE {table.name} SET {table.version} = %s WHERE {table.key} = %s",
+                            (f"v{versions[row]}", row),
                         )
                         expected.append(("u", row, versions[row]))
                     else:
-                        connection.execute(f"DELETE FROM {table} WHERE id = %s", (row,))
+                        connection.execute(f"DELETE FROM {table.name} WHERE {table.key} = %s", (row,))
                         expected.append(("d", row))
             committed += len(transaction)
             down_writes += len(transaction) if blind else 0
@@ -235,7 +314,8 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
         "kills": worker.kills,
         "down_writes": down_writes,
         "resumed_s": resumed_s,
-        "exactly_once": args.get("exactly_once", True),
+        "exactly_once": config.get("exactly.once.support") == "required",
+        "captured": f"{table.name} -> {topic} ({'the data-pipelines variant' if args.get('project') else 'own'})",
         "seconds": round(delivered_s, 1),
     }
 

@@ -293,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit(f"the outbox rows need the data-pipelines variant ({DATA_PIPELINES} is missing)")
             runs = [run for run in runs if run[1] != "data-pipelines"]
         needed = {guarantee for name, guarantee, _ in runs if name not in NO_PROJECT}
+        if DATA_PIPELINES.exists() and any(name == "cdc" for name, _, _ in runs):
+            needed.add("data-pipelines")  # the cdc row captures the variant's table with its connector
         say(f"rendering and installing {', '.join(sorted(needed))} under {root}; starting a broker in {state_dir}")
         with ThreadPoolExecutor() as pool:
             up = pool.submit(kafka_stack.up, state_dir, ["registry"])
@@ -312,6 +314,10 @@ def main(argv: list[str] | None = None) -> int:
             settings |= with_connect(state_dir)
             runs = [(n, g, e | {"settings": settings} if n in PIPELINES else e) for n, g, e in runs]
             built["debezium"] = (None, "")
+            if "data-pipelines" in built:
+                variant, package_name = built["data-pipelines"]
+                runs = [(n, g, e | {"project": str(variant)} if n == "cdc" else e) for n, g, e in runs]
+                built["debezium"] = (None, package_name)
         expected = len(runs) * args.repeat
         for attempt, (name, guarantee, extra) in enumerate(runs * args.repeat):
             project, package = built[guarantee]
@@ -388,7 +394,8 @@ def table(rows: list[tuple[str, str, dict[str, Any], list[str]]]) -> str:
                 f"{r['snapshot']} snapshot reads + {r['inputs'] - r['snapshot']} changes "
                 f"({r['down_writes']} written while the worker was down), {r['tombstones']} tombstones, "
                 f"{r['reordered']} reordered, streaming again {r['resumed_s']} s after each restart, "
-                f"{'exactly.once.support=required' if r['exactly_once'] else 'at-least-once source'}"
+                f"{'exactly.once.support=required' if r['exactly_once'] else 'at-least-once source'}, "
+                f"{r['captured']} connector"
             )
         if "seconds" in r:
             notes.append(f"{r['seconds']} s")
