@@ -28,6 +28,8 @@ from typing import Any
 
 import psycopg
 from confluent_kafka import Message
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 
 from tools.chaos.connect import POSTGRES_CONNECTOR, Tail, Worker, log, read_topic
 
@@ -146,6 +148,14 @@ def variant_table(connection: psycopg.Connection[Any], table: str) -> Table:
     return Table(table, str(key), version, filler)
 
 
+def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    if topic not in admin.list_topics(timeout=30).topics:
+        for future in admin.create_topics([NewTopic(topic, partitions, 1)]).values():
+            future.result()
+        log(f"created {topic} ({partitions} partitions)")
+
+
 def variant_connector(args: dict[str, Any], env: dict[str, str]) -> tuple[str, dict[str, str], str]:
     """Migrate the data-pipelines project's database with its own command; its CDC connector's name and config (as
     `connect show` prints them), and its table."""
@@ -184,6 +194,9 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
     expected: list[Change] = [("r", i) for i in range(1, seeded + 1)]
     if args.get("project"):
         project = Path(args["project"])
+        # The broker creates no topic on its own, and the connector config asks Connect to create none: the change
+        # topic must exist before the first change is sent (the service creates it when it consumes it).
+        create_topic(settings["KAFKA_BOOTSTRAP_SERVERS"], topic, args.get("partitions", 3))
         subprocess.run(
             [str(project / ".venv" / "bin" / "python"), "-m", args["package"], "connect", "register", "--wait", "180"],
             cwd=project,
