@@ -32,17 +32,18 @@ from pydantic_core import PydanticCustomError
 class FieldType:
     python: str
     avro: str | dict[str, str]
+    sql: str
 
 
 # The one list of field types: the spec's names, and what each becomes in Python and in Avro.
 FIELD_TYPES: dict[str, FieldType] = {
-    "string": FieldType("str", "string"),
-    "int": FieldType("int", "int"),
-    "long": FieldType("int", "long"),
-    "float": FieldType("float", "float"),
-    "double": FieldType("float", "double"),
-    "boolean": FieldType("bool", "boolean"),
-    "timestamp": FieldType("datetime", {"type": "long", "logicalType": "timestamp-millis"}),
+    "string": FieldType("str", "string", "text"),
+    "int": FieldType("int", "int", "integer"),
+    "long": FieldType("int", "long", "bigint"),
+    "float": FieldType("float", "float", "real"),
+    "double": FieldType("float", "double", "double precision"),
+    "boolean": FieldType("bool", "boolean", "boolean"),
+    "timestamp": FieldType("datetime", {"type": "long", "logicalType": "timestamp-millis"}, "timestamptz"),
 }
 TypeName = Literal["string", "int", "long", "float", "double", "boolean", "timestamp"]
 
@@ -243,6 +244,75 @@ class SpecSaga(_Strict):
         return self
 
 
+class SpecOutbox(_Strict):
+    """The `outbox` pattern: the POST routes of these topics write their event into the database with the domain
+    row, in one transaction; Debezium's outbox event router publishes it from the write-ahead log."""
+
+    topics: Annotated[list[str], PydanticField(min_length=1)] | None = None
+
+
+SQL_NAME_ADVICE = "type a table or column name in snake_case, e.g. customers."
+
+
+class SpecColumn(_Strict):
+    name: Annotated[str, _rule(r"[a-z][a-z0-9_]{0,62}", SQL_NAME_ADVICE)]
+    type: TypeName
+    optional: bool = False
+
+    @model_validator(mode="after")
+    def _usable(self) -> SpecColumn:
+        if keyword.iskeyword(self.name) or keyword.issoftkeyword(self.name):
+            raise _problem(f'"{self.name}" is a Python keyword; type another name, e.g. {self.name}_value.', loc="name")
+        return self
+
+
+class SpecCdc(_Strict):
+    """The `cdc` pattern: a table of the service's database, captured by Debezium; the service consumes its
+    changes as typed change events."""
+
+    table: Annotated[str, _rule(r"[a-z][a-z0-9_]{0,62}", SQL_NAME_ADVICE)]
+    key: Annotated[
+        str, _rule(r"[a-z][a-z0-9_]{0,62}", "name the column that is the table's primary key, e.g. key: id.")
+    ]
+    columns: Annotated[list[SpecColumn], PydanticField(min_length=1, max_length=200)]
+    topic: Annotated[str, _rule(r"(?!\.{1,2}$)[A-Za-z0-9._-]{1,244}", TOPIC_NAME_ADVICE)] | None = None
+    partitions: Annotated[int, PydanticField(ge=1, le=1000)] = 3
+
+    @model_validator(mode="after")
+    def _keyed(self) -> SpecCdc:
+        seen: set[str] = set()
+        for index, column in enumerate(self.columns):
+            if column.name in seen:
+                raise _problem(f'"{column.name}" appears twice; keep one.', loc=f"columns[{index}].name")
+            seen.add(column.name)
+        key = next((column for column in self.columns if column.name == self.key), None)
+        if key is None:
+            raise _problem(
+                f'the key "{self.key}" must be one of the columns; add it, or name another, '
+                f"e.g. key: {self.columns[0].name}.",
+                loc="key",
+            )
+        if key.optional:
+            raise _problem(f'the key column "{self.key}" cannot be optional; drop `optional`.', loc="key")
+        if self.table in RESERVED_TABLES:
+            raise _problem(f'"{self.table}" is a table of the service itself; type another name.', loc="table")
+        return self
+
+
+def _table_of(topic: str) -> str:
+    """The domain table of an outbox topic: the topic's name in snake_case."""
+    return "_".join(_words(topic)).lower()
+
+
+# Tables the service makes itself (the outbox, the migrations it applied, the processed event ids).
+RESERVED_TABLES = ("outbox", "schema_migrations", "processed_events")
+
+
+def cdc_topic(cdc: SpecCdc) -> str:
+    """The topic the captured table's changes land on: as the spec names it, else after the table."""
+    return cdc.topic or f"{cdc.table.replace('_', '-')}.changes"
+
+
 def saga_topics(saga: SpecSaga) -> dict[str, str]:
     """The saga's own topics: its commands and its compacted state."""
     slug = saga.name.replace("_", "-")
@@ -267,6 +337,8 @@ class Spec(_Strict):
     fanout: SpecFanout | None = None
     audit: SpecAudit | None = None
     saga: SpecSaga | None = None
+    outbox: SpecOutbox | None = None
+    cdc: SpecCdc | None = None
 
     @model_validator(mode="after")
     def _patterns(self) -> Spec:
@@ -307,6 +379,44 @@ class Spec(_Strict):
                         f"e.g. {self.saga.name}_saga.",
                         loc="saga.name",
                     )
+        if self.outbox is not None and self.outbox.topics is not None:
+            for index, name in enumerate(self.outbox.topics):
+                if name not in names:
+                    raise _problem(
+                        f'"{name}" is not a topic of the spec; name a topic whose POST route writes to the outbox, '
+                        f"e.g. {names[0]}.",
+                        loc=f"outbox.topics[{index}]",
+                    )
+                if name in self.outbox.topics[:index]:
+                    raise _problem(f'"{name}" appears twice; keep one.', loc=f"outbox.topics[{index}]")
+        if self.outbox is not None:
+            for name in self.outbox.topics or names:
+                if _table_of(name) in RESERVED_TABLES:
+                    raise _problem(
+                        f'the domain table of {name} would be "{_table_of(name)}", a table of the service itself; '
+                        "rename the topic or leave it out of the outbox.",
+                        loc="outbox.topics",
+                    )
+        if self.cdc is not None:
+            topic = cdc_topic(self.cdc)
+            if topic in taken or topic.endswith(".dlq"):
+                raise _problem(
+                    f'the change topic "{topic}" clashes with a topic of the spec or a dead-letter topic; '
+                    f"name another, e.g. topic: {self.cdc.table.replace('_', '-')}.cdc.",
+                    loc="cdc.topic" if self.cdc.topic else "cdc.table",
+                )
+            if "." in topic and "_" in topic:
+                raise _problem(
+                    f'"{topic}" mixes "." and "_", which collide in Kafka metric names; use one of them, '
+                    f"e.g. {topic.replace('_', '-')}.",
+                    loc="cdc.topic",
+                )
+            domain_tables = {_table_of(name) for name in (self.outbox.topics or names)} if self.outbox else set()
+            if self.cdc.table in domain_tables:
+                raise _problem(
+                    f'"{self.cdc.table}" is the outbox\'s domain table of a topic; type another table name.',
+                    loc="cdc.table",
+                )
         return self
 
     @model_validator(mode="after")
@@ -383,6 +493,19 @@ ADVICE = {
     "or leave it out when there is nothing to undo.",
     "saga.steps.timeout_seconds": "type a whole number of seconds from 1 to 86400, e.g. 30.",
     "saga.partitions": "type a whole number from 1 to 1000, e.g. 3.",
+    "outbox": "write a mapping, e.g. `outbox: {topics: [agent.tasks]}`, or `outbox: {}` for every topic.",
+    "outbox.topics": "list the topics whose POST routes write to the outbox, e.g. `topics: [agent.tasks]`; "
+    "or leave it out for every topic.",
+    "cdc": "write a mapping, e.g. `cdc: {table: customers, key: id, columns: [{name: id, type: long}, "
+    "{name: name, type: string}]}`.",
+    "cdc.table": SQL_NAME_ADVICE,
+    "cdc.key": "name the column that is the table's primary key, e.g. key: id.",
+    "cdc.columns": "list the table's columns, e.g. `columns: [{name: id, type: long}, {name: name, type: string}]`.",
+    "cdc.columns.name": SQL_NAME_ADVICE,
+    "cdc.columns.type": f"type one of {', '.join(FIELD_TYPES)}.",
+    "cdc.columns.optional": "type true or false (true: the column may be NULL).",
+    "cdc.topic": TOPIC_NAME_ADVICE,
+    "cdc.partitions": "type a whole number from 1 to 1000, e.g. 3.",
 }
 
 KEYS = {
@@ -391,6 +514,9 @@ KEYS = {
     "audit": tuple(SpecAudit.model_fields),
     "saga": tuple(SpecSaga.model_fields),
     "saga.steps": tuple(SpecSagaStep.model_fields),
+    "outbox": tuple(SpecOutbox.model_fields),
+    "cdc": tuple(SpecCdc.model_fields),
+    "cdc.columns": tuple(SpecColumn.model_fields),
     "topics": tuple(SpecTopic.model_fields),
     "topics.events": tuple(SpecEvent.model_fields),
     "topics.events.fields": tuple(SpecField.model_fields),
@@ -460,6 +586,8 @@ PATTERNS: dict[str, str | None] = {
     "audit": None,
     "saga": "saga: {name: task_run, steps: [{name: reserve_credits, compensation: release_credits}, "
     "{name: run_agent}]}",
+    "outbox": None,
+    "cdc": "cdc: {table: customers, key: id, columns: [{name: id, type: long}, {name: name, type: string}]}",
 }
 
 
@@ -523,14 +651,115 @@ def _avro_field(field: SpecField) -> dict[str, Any]:
     return schema
 
 
-def _derive_patterns(spec: Spec, patterns: Sequence[str]) -> dict[str, Any]:
+POSTGRES_CONNECTOR = "io.debezium.connector.postgresql.PostgresConnector"
+
+
+def _capture(name: str, table: str) -> dict[str, str]:
+    """What every Debezium source of the service says: pgoutput (built into PostgreSQL), its own replication slot and
+    a publication of its one table, and records and source offsets written in one Kafka transaction (KIP-618)."""
+    return {
+        "connector.class": POSTGRES_CONNECTOR,
+        "tasks.max": "1",
+        "plugin.name": "pgoutput",
+        "topic.prefix": name.replace("_", "-"),
+        "table.include.list": f"public.{table}",
+        "slot.name": name,
+        "publication.name": name,
+        "publication.autocreate.mode": "filtered",
+        "tombstones.on.delete": "false",
+        "exactly.once.support": "required",
+        # No __debezium.context.* headers on the records: consumers see the service's headers only.
+        "extended.headers.enabled": "false",
+        "header.converter": "org.apache.kafka.connect.storage.SimpleHeaderConverter",
+    }
+
+
+def _outbox_connector(package_name: str) -> dict[str, str]:
+    return {
+        **_capture(f"{package_name}_outbox", "outbox"),
+        # The outbox is a stream, not a table: rows written before the connector existed are not replayed.
+        "snapshot.mode": "no_data",
+        "transforms": "outbox,dropRouterId",
+        "transforms.outbox.type": "io.debezium.transforms.outbox.EventRouter",
+        # aggregatetype holds the destination topic's name as it is; aggregateid is the record key.
+        "transforms.outbox.route.topic.replacement": "${routedByValue}",
+        # The headers a direct publish sets, in its order (kafka/producer.py's event_headers), from the row's columns.
+        "transforms.outbox.table.fields.additional.placement": (
+            "type:header:event-type,id:header:event-id,"
+            "correlation_id:header:correlation-id,causation_id:header:causation-id"
+        ),
+        # The router's own `id` header repeats event-id: dropped, so that the record has a direct publish's headers.
+        "transforms.dropRouterId.type": "org.apache.kafka.connect.transforms.DropHeaders",
+        "transforms.dropRouterId.headers": "id",
+        "key.converter": "org.apache.kafka.connect.storage.StringConverter",
+        # The payload column holds the Confluent-framed Avro the service's serializer made: written as it is.
+        "value.converter": "io.debezium.converters.BinaryDataConverter",
+    }
+
+
+def _cdc_connector(package_name: str, cdc: SpecCdc) -> dict[str, str]:
+    return {
+        **_capture(f"{package_name}_cdc", cdc.table),
+        # The rows already there first (op "r"), then every change from the slot.
+        "snapshot.mode": "initial",
+        "transforms": "topic",
+        "transforms.topic.type": "org.apache.kafka.connect.transforms.RegexRouter",
+        "transforms.topic.regex": ".*",
+        "transforms.topic.replacement": cdc_topic(cdc),
+        # Plain JSON change events, whatever the worker's defaults: {"before", "after", "op", "source", ...}.
+        "key.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "key.converter.schemas.enable": "false",
+        "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "value.converter.schemas.enable": "false",
+    }
+
+
+def _derive_patterns(spec: Spec, patterns: Sequence[str], package_name: str = "service") -> dict[str, Any]:
     """What the chosen patterns render from: names of their topics, groups and settings."""
     derived: dict[str, Any] = {
         "patterns": [name for name in PATTERNS if name in patterns],
         "fanout": None,
         "audit": None,
         "saga": None,
+        "outbox": None,
+        "cdc": None,
+        "database": "outbox" in patterns or "cdc" in patterns,
     }
+    if "outbox" in patterns:
+        chosen = (spec.outbox.topics if spec.outbox is not None else None) or [topic.name for topic in spec.topics]
+        by_name = {topic.name: topic for topic in spec.topics}
+        derived["outbox"] = {
+            "topics": chosen,
+            "tables": [
+                {"topic": name, "ident": _table_of(name), "table": _table_of(name), "key": by_name[name].key}
+                for name in chosen
+            ],
+            "connector": f"{package_name.replace('_', '-')}-outbox",
+            "config": _outbox_connector(package_name),
+        }
+    if "cdc" in patterns and spec.cdc is not None:
+        cdc = spec.cdc
+        topic = cdc_topic(cdc)
+        derived["cdc"] = {
+            "table": cdc.table,
+            "key": cdc.key,
+            "topic": topic,
+            "dlq": f"{topic}.dlq",
+            "partitions": cdc.partitions,
+            "class_name": "".join(word.capitalize() for word in cdc.table.split("_")) + "Row",
+            "columns": [
+                {
+                    "name": column.name,
+                    "type": column.type,
+                    "py_type": FIELD_TYPES[column.type].python,
+                    "sql": FIELD_TYPES[column.type].sql,
+                    "optional": column.optional,
+                }
+                for column in cdc.columns
+            ],
+            "connector": f"{package_name.replace('_', '-')}-cdc",
+            "config": _cdc_connector(package_name, cdc),
+        }
     if "fanout" in patterns and spec.fanout is not None:
         source = next(topic for topic in spec.topics if topic.name == spec.fanout.topic)
         derived["fanout"] = {
@@ -634,12 +863,13 @@ def derive(spec: Spec, package_name: str, patterns: Sequence[str] = ()) -> dict[
         )
     return {
         "consumer_group": spec.consumer_group,
-        "consumes": any(topic.consumed for topic in spec.topics),
+        # The cdc pattern consumes its change topic through the same runner as the spec's topics.
+        "consumes": any(topic.consumed for topic in spec.topics) or ("cdc" in patterns and spec.cdc is not None),
         "topics": topics,
         "reserved": list(RESERVED),
         "avro_namespace": namespace,
         "records": records,
-        **_derive_patterns(spec, patterns),
+        **_derive_patterns(spec, patterns, package_name),
     }
 
 

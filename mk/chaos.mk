@@ -1,6 +1,7 @@
 # Delivery guarantees under kill -9: `make chaos` renders the exactly-once, at-least-once and at-most-once
 # services, runs them against a local broker of its own, kills and restarts their workers, and fails if a
-# guarantee broke (see docs/delivery-guarantees.md). Needs uv; the launcher fetches Java and Maven when missing.
+# guarantee broke (see docs/delivery-guarantees.md); its data-pipeline rows add PostgreSQL and Kafka Connect with
+# Debezium and kill the Connect worker too. Needs uv; the launcher fetches Java and Maven when missing.
 # About ten minutes on 2 cores.
 # Included from the top Makefile, which defines the `venv` target (.venv with copier, pyyaml, pytest).
 

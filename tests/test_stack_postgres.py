@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -33,6 +34,8 @@ def test_postgres_starts_with_the_stack_and_down_leaves_nothing_behind() -> None
     up = subprocess.run([*stack_command(state_dir), "up", "--with", "postgres"], capture_output=True, text=True)
     try:
         assert up.returncode == 0, up.stderr
+        # Its warm start, initdb included, as `up` reports it.
+        assert re.search(r"postgres ready in \d+\.\d s", up.stderr), up.stderr
         settings = dict(line.split("=", 1) for line in up.stdout.split())
         url = settings["DATABASE_URL"]
         assert url.startswith("postgresql://postgres@127.0.0.1:")

@@ -25,6 +25,17 @@ backlog before the workers start and the rest while they run; the last tenth onl
                            a fifth at none), its orchestrator killed -9: every saga completed or compensated, none
                            stuck, each step and compensation once (its effects counted by librdkafka), compensations
                            in reverse order of the completed steps
+  cdc                      a Debezium source on a table of the stack's PostgreSQL: 500 rows snapshotted, then
+                           10,000 inserts, updates and deletes written while the Connect worker is killed -9 three
+                           times at planned counts of committed changes; every change on the topic (0 lost, counted by
+                           librdkafka), duplicates and per-row reordering counted (see tools/chaos/cdc.py)
+  outbox                   the data-pipelines service (its migrations and connectors by its own commands) takes
+                           10,000 POSTs while it is killed -9 three times and the Connect worker twice: every event
+                           answered 202 on its topic (decoded by confluent-kafka with the registry), its consumer's
+                           side effect once per event id (see tools/chaos/outbox.py)
+  postgres restart         PostgreSQL stopped mid-stream: readiness 503 and POSTs answered 503 at once while it is
+                           down; after its restart every accepted event on the topic, side effects once
+The outbox rows run when tests/variants/data-pipelines.yml exists.
 """
 
 from __future__ import annotations
@@ -47,6 +58,7 @@ from tools.render import render, variant_answers
 from tools.stack import kafka_stack
 
 SCENARIO = Path(__file__).resolve().parent / "scenario.py"
+OUTBOX = Path(__file__).resolve().parent / "outbox.py"
 
 
 def say(message: str) -> None:
@@ -57,12 +69,19 @@ def projects() -> dict[str, dict[str, Any]]:
     """Answers per guarantee. At-least-once reuses the exactly-once variant's spec (it emits events to count); the
     saga row runs the variant with every pattern."""
     ledger = variant_answers("exactly-once")
-    return {
+    answers = {
         "exactly-once": ledger,
         "at-least-once": ledger | {"delivery_guarantee": "at-least-once"},
         "at-most-once": variant_answers("at-most-once"),
         "saga": variant_answers("agent-patterns"),
     }
+    if DATA_PIPELINES.exists():
+        answers["data-pipelines"] = variant_answers(DATA_PIPELINES.stem)
+    return answers
+
+
+DATA_PIPELINES = Path(__file__).resolve().parents[2] / "tests" / "variants" / "data-pipelines.yml"
+"""The outbox and CDC service the outbox and PostgreSQL restart rows drive."""
 
 
 def prepare(name: str, answers: dict[str, Any], root: Path) -> tuple[Path, str]:
@@ -78,10 +97,18 @@ def emitted_topic(answers: dict[str, Any]) -> str:
     return next(str(t["emits_to"]) for t in answers["spec"]["topics"] if t.get("emits_to"))
 
 
-def scenario(project: Path, args: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+def scenario(project: Path | None, args: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    """One row in a process of its own: in the generated project's interpreter, or, for the rows that drive the
+    stack's Connect worker and PostgreSQL (no project), as a module of this repository."""
+    if project is None:
+        command = [sys.executable, "-m", f"tools.chaos.{args['kind']}", json.dumps(args)]
+    elif args["kind"] in ("outbox", "postgres-restart"):
+        command = [str(project / ".venv" / "bin" / "python"), str(OUTBOX), json.dumps(args)]
+    else:
+        command = [str(project / ".venv" / "bin" / "python"), str(SCENARIO), json.dumps(args)]
     result = subprocess.run(
-        [str(project / ".venv" / "bin" / "python"), str(SCENARIO), json.dumps(args)],
-        cwd=project,
+        command,
+        cwd=project or Path(__file__).resolve().parents[2],
         env=env,
         stdout=subprocess.PIPE,
         text=True,
@@ -101,6 +128,17 @@ def with_postgres(state_dir: Path) -> str:
     return kafka_stack.up(state_dir, ["registry", "postgres"])["DATABASE_URL"]
 
 
+PIPELINES = {"cdc", "outbox", "postgres restart"}
+"""Rows on the stack's PostgreSQL and Kafka Connect worker."""
+NO_PROJECT = {"cdc"}
+"""Rows that drive the connector directly, without a generated service."""
+
+
+def with_connect(state_dir: Path) -> dict[str, str]:
+    """Add PostgreSQL and Kafka Connect (with Debezium) to the running stack; their settings."""
+    return kafka_stack.up(state_dir, ["postgres", "connect"])
+
+
 def verdict(name: str, guarantee: str, r: dict[str, Any], kills: int) -> list[str]:
     """The broken promises of one scenario's result (empty when it held)."""
     if "error" in r:
@@ -110,7 +148,9 @@ def verdict(name: str, guarantee: str, r: dict[str, Any], kills: int) -> list[st
         broken.append("stalled")
     if r["kills"] < kills:
         broken.append(f"only {r['kills']} of {kills} faults")
-    if r.get("crashes"):
+    # The consumer stops on a database outage and exits for its supervisor to restart it (crash-only): reported for
+    # the PostgreSQL restart, where the outage was planned, a fault elsewhere.
+    if r.get("crashes") and name != "postgres restart":
         broken.append(f"{r['crashes']} worker exit(s) nobody caused")
     copies = r.get("groups", 1)
     if guarantee == "exactly-once":
@@ -134,6 +174,30 @@ def verdict(name: str, guarantee: str, r: dict[str, Any], kills: int) -> list[st
             broken.append(f"{r['transitions']} state transitions where the plan makes {r['expected_transitions']}")
         if r["inconsistent"]:
             broken.append(f"{r['inconsistent']} saga(s) whose steps, compensations and effects disagree")
+    if name == "cdc":
+        # Debezium is at least once after a crash: duplicates are counted, not a failure; a lost change is.
+        if r["lost"] or r["unexpected"]:
+            broken.append(f"{r['lost']} change(s) lost, {r['unexpected']} not written")
+        if r["reordered"]:
+            broken.append(f"{r['reordered']} row(s) whose changes arrived out of commit order")
+    if name in ("outbox", "postgres restart"):
+        if r["lost"] or r["accepted"] != r["inputs"]:
+            broken.append(f"{r['lost']} of {r['accepted']} accepted event(s) lost")
+        if r["effects"] != r["accepted"]:
+            broken.append(f"side effects for {r['effects']} of {r['accepted']} events")
+        if r["server_errors"]:
+            broken.append(f"POSTs answered {r['server_errors']} (an outage must answer 503)")
+        if r["header_mismatch"]:
+            broken.append(f"{r['header_mismatch']} record(s) whose event_id header is not their event's id")
+    if name == "outbox" and r["connect_kills"] < 2:
+        broken.append(f"only {r['connect_kills']} of 2 Connect worker kills")
+    if name == "postgres restart" and (
+        r.get("ready_while_down") != [503] or r.get("post_while_down") != [503] or r["slowest_post_while_down_s"] > 10
+    ):
+        broken.append(
+            f"while PostgreSQL was down: readiness {r.get('ready_while_down')}, POST {r.get('post_while_down')} "
+            f"(slowest {r.get('slowest_post_while_down_s')} s)"
+        )
     if name == "poison" and (
         r["dead_letters"] != r["poison"]
         or r["distinct_dead"] != r["poison"]
@@ -202,6 +266,20 @@ def main(argv: list[str] | None = None) -> int:
             ("exactly-once slow handlers", "exactly-once", kills | SLOW | {"inputs": half}),
             # Sagas, not events: inputs/10 of them (1,000 by default), each 1 to 5 commands.
             ("saga", "saga", kills | {"kind": "saga", "inputs": max(args.inputs // 10, 100)}),
+            # Change data capture through the real Connect worker and Debezium, the worker killed -9 mid-stream.
+            ("cdc", "debezium", {"kind": "cdc", "changes": args.inputs, "kills": 3, "state_dir": str(state_dir)}),
+            # The outbox service: POSTs while it and the Connect worker are killed -9; events and side effects.
+            (
+                "outbox",
+                "data-pipelines",
+                {"kind": "outbox", "kills": 3, "service_kills": 3, "connect_kills": 2, "state_dir": str(state_dir)},
+            ),
+            # PostgreSQL stopped mid-stream: readiness 503, POSTs 503 at once, nothing lost after its restart.
+            (
+                "postgres restart",
+                "data-pipelines",
+                {"kind": "postgres-restart", "kills": 1, "inputs": half, "state_dir": str(state_dir)},
+            ),
         ]
         only = {name.strip() for name in args.only.split(",") if name.strip()}
         unknown = only - {name for name, _, _ in plan}
@@ -210,11 +288,19 @@ def main(argv: list[str] | None = None) -> int:
                 f"no scenario {', '.join(sorted(unknown))}; choose from {', '.join(n for n, _, _ in plan)}"
             )
         runs = [(name, guarantee, extra) for name, guarantee, extra in plan if not only or name in only]
-        needed = {guarantee for _, guarantee, _ in runs}
+        if not DATA_PIPELINES.exists():
+            if only & {name for name, guarantee, _ in plan if guarantee == "data-pipelines"}:
+                raise SystemExit(f"the outbox rows need the data-pipelines variant ({DATA_PIPELINES} is missing)")
+            runs = [run for run in runs if run[1] != "data-pipelines"]
+        needed = {guarantee for name, guarantee, _ in runs if name not in NO_PROJECT}
+        if DATA_PIPELINES.exists() and any(name == "cdc" for name, _, _ in runs):
+            needed.add("data-pipelines")  # the cdc row captures the variant's table with its connector
         say(f"rendering and installing {', '.join(sorted(needed))} under {root}; starting a broker in {state_dir}")
         with ThreadPoolExecutor() as pool:
             up = pool.submit(kafka_stack.up, state_dir, ["registry"])
-            built = {name: prepare(name, answers, root) for name, answers in projects().items() if name in needed}
+            built: dict[str, tuple[Path | None, str]] = {
+                name: prepare(name, answers, root) for name, answers in projects().items() if name in needed
+            }
             try:
                 settings = up.result()
             except kafka_stack.StackError as error:
@@ -224,6 +310,14 @@ def main(argv: list[str] | None = None) -> int:
         if any("processed_url" in extra for _, _, extra in runs):
             database = with_postgres(state_dir)
             runs = [(n, g, e | {"processed_url": database} if "processed_url" in e else e) for n, g, e in runs]
+        if any(name in PIPELINES for name, _, _ in runs):
+            settings |= with_connect(state_dir)
+            runs = [(n, g, e | {"settings": settings} if n in PIPELINES else e) for n, g, e in runs]
+            built["debezium"] = (None, "")
+            if "data-pipelines" in built:
+                variant, package_name = built["data-pipelines"]
+                runs = [(n, g, e | {"project": str(variant)} if n == "cdc" else e) for n, g, e in runs]
+                built["debezium"] = (None, package_name)
         expected = len(runs) * args.repeat
         for attempt, (name, guarantee, extra) in enumerate(runs * args.repeat):
             project, package = built[guarantee]
@@ -280,6 +374,28 @@ def table(rows: list[tuple[str, str, dict[str, Any], list[str]]]) -> str:
                 f"{r['completed']} completed, {r['compensated']} compensated, {r['stuck']} stuck, "
                 f"{r['doubled']} doubled, {r['step_effects']} step effects (librdkafka) of {r['handler_calls']} "
                 f"handler calls, {r['unplanned']} unplanned"
+            )
+        if "accepted" in r:
+            notes.append(f"{r['accepted']} answered 202 ({r['unavailable']} answers 503 retried)")
+            if r["connect_kills"]:
+                notes.append(
+                    f"Connect worker killed {r['connect_kills']}x, connectors running again {r['connect_resumed_s']} s "
+                    "after each"
+                )
+            notes.append("events decoded by confluent-kafka with the registry")
+        if "down_s" in r:
+            notes.append(
+                f"PostgreSQL down {r['down_s']} s: readiness {r['ready_while_down']}, {r['probes']} POSTs answered "
+                f"{r['post_while_down']} in <= {r['slowest_post_while_down_s']} s, "
+                f"worker exited {r['crashes']}x on the outage (restarted)"
+            )
+        if "tombstones" in r:
+            notes.append(
+                f"{r['snapshot']} snapshot reads + {r['inputs'] - r['snapshot']} changes "
+                f"({r['down_writes']} written while the worker was down), {r['tombstones']} tombstones, "
+                f"{r['reordered']} reordered, streaming again {r['resumed_s']} s after each restart, "
+                f"{'exactly.once.support=required' if r['exactly_once'] else 'at-least-once source'}, "
+                f"{r['captured']} connector"
             )
         if "seconds" in r:
             notes.append(f"{r['seconds']} s")

@@ -6,23 +6,28 @@ project's interpreter (cwd = project):
 The service's own handler runs after a sleep of CHAOS_HANDLER_MS (an I/O-bound call, as to a language model). With
 CHAOS_SIDE_EFFECTS=postgres (at-least-once with PROCESSED_EVENTS_URL), each handled event also inserts a row into
 `chaos_side_effects` inside the transaction that records its id, as a handler whose effect is a database write
-makes it once: the rows, counted per event id, are the side effects the row checks. These knobs live here, in the
-chaos tool, not in the service.
+makes it once: the rows, counted per event id, are the side effects the row checks. With CHAOS_ALSO_CONSUME (topic
+names), the runner also consumes topics the service only publishes, as a downstream consumer would: their events'
+side effect is that row alone. These knobs live here, in the chaos tool, not in the service.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib
 import os
 import sys
 from typing import Any
 
 
-def slow(handler: Any, seconds: float, effects: bool, group: str, current_transaction: Any) -> Any:
+def slow(
+    handler: Any, seconds: float, effects: bool, group: str, current_transaction: Any, foreign: frozenset[str]
+) -> Any:
     async def handle(topic: Any, event: Any) -> Any:
         await asyncio.sleep(seconds)
-        emitted = await handler(topic, event)
+        # A topic the service publishes for others: the side effect is the whole handling, as in a consumer there.
+        emitted = () if topic.name in foreign else await handler(topic, event)
         if effects:
             connection = current_transaction()
             async with connection.transaction():  # a savepoint: a failed attempt's write rolls back
@@ -32,6 +37,15 @@ def slow(handler: Any, seconds: float, effects: bool, group: str, current_transa
         return emitted
 
     return handle
+
+
+def also_consume(package: str, names: frozenset[str]) -> None:
+    """Subscribe the service's consumer runner to topics it publishes but does not consume (CHAOS_ALSO_CONSUME): the
+    chaos rows play a downstream consumer with the service's own runner, delivery guarantee and processed-id store."""
+    catalog: Any = importlib.import_module(f"{package}.events.catalog")
+    consumer: Any = importlib.import_module(f"{package}.kafka.consumer")
+    extra = tuple(dataclasses.replace(catalog.topic_named(name), consumed=True) for name in sorted(names))
+    consumer.CONSUMED_TOPICS = (*catalog.CONSUMED_TOPICS, *extra)
 
 
 def main() -> int:
@@ -47,9 +61,13 @@ def main() -> int:
         current_transaction = importlib.import_module(f"{package}.processed_postgres").current_transaction
     group = os.environ["KAFKA_CONSUMER_GROUP"]
     create_runner = delivery.create_runner
+    foreign = frozenset(name for name in os.environ.get("CHAOS_ALSO_CONSUME", "").split(",") if name)
+    if foreign:
+        also_consume(package, foreign)
 
     def create_slow_runner(settings: Any, serde: Any, handler: Any, producer: Any) -> Any:
-        return create_runner(settings, serde, slow(handler, seconds, effects, group, current_transaction), producer)
+        handle = slow(handler, seconds, effects, group, current_transaction, foreign)
+        return create_runner(settings, serde, handle, producer)
 
     app.create_runner = create_slow_runner
     return int(cli.main(["worker"]))

@@ -240,6 +240,7 @@ def fetch_java() -> Path:
             )
             wheel = next(download.glob("*.whl"))
             say(f"  {wheel.name} ({megabytes(wheel.stat().st_size)})")
+            DOWNLOADED[0] += wheel.stat().st_size
             unpack_wheel(wheel, staging)
             shutil.rmtree(download)
         elif uv := shutil.which("uv"):
@@ -394,6 +395,7 @@ def download(url: str, path: Path) -> None:
             shutil.copyfileobj(response, out, 1 << 20)
     except (OSError, urllib.error.URLError) as error:
         raise StackError(f"could not download {url}: {error}") from error
+    DOWNLOADED[0] += path.stat().st_size
 
 
 def unpack_tarball(archive: Path, target: Path, strip: str = "") -> None:
@@ -476,20 +478,33 @@ def run_maven(args: list[str]) -> None:
     options = " ".join([os.environ.get("MAVEN_OPTS", ""), f"-Duser.home={Path.home()}", *java_trust_options(java)])
     env = os.environ | {"JAVA_HOME": str(java_home(java)), "MAVEN_OPTS": options.strip()}
     downloaded = 0
+    size = 0
     output: list[str] = []
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
             output.append(line)
-            match = re.search(r"Downloaded from \S+: \S+/([^/\s]+\.(?:jar|tar\.gz|zip)) \(([^)]*)\)", line)
-            if match:
+            fetched = re.search(r"Downloaded from \S+: \S+/([^/\s]+) \((\d+(?:\.\d+)?) (B|kB|MB|GB)", line)
+            if fetched is None:
+                continue
+            # Maven's own plugins and poms count too: they are what a first run waits for as well.
+            size += round(float(fetched.group(2)) * MAVEN_UNITS[fetched.group(3)])
+            if re.search(r"\.(?:jar|tar\.gz|zip)$", fetched.group(1)):
                 downloaded += 1
-                say(f"  [{downloaded:3d}] {match.group(1)} ({match.group(2).split(' at ')[0]})")
+                say(f"  [{downloaded:3d}] {fetched.group(1)} ({fetched.group(2)} {fetched.group(3)})")
     if proc.returncode != 0:
         tail = "".join(output[-25:])
         raise StackError(f"Maven failed ({' '.join(command)}):\n{tail}")
+    DOWNLOADED[0] += size
     if downloaded:
-        say(f"  {downloaded} artifacts downloaded")
+        say(f"  {downloaded} artifact{'s' if downloaded > 1 else ''} downloaded, {megabytes(size)} in all")
+
+
+MAVEN_UNITS = {"B": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9}
+"""Maven's transfer log counts in powers of ten."""
+
+DOWNLOADED = [0]
+"""Bytes this process fetched from Maven Central and PyPI so far: what `up` reports as a piece's first-run download."""
 
 
 # --- the Kafka wire protocol, just enough to ask for metadata ------------------------------------
@@ -1045,7 +1060,6 @@ def fetch_postgres() -> Path:
             shutil.rmtree(target, ignore_errors=True)
             staging.rename(target)
             (target / ".complete").write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
-            say(f"  postgres {POSTGRES_VERSION}: {megabytes(jar.stat().st_size)} fetched")
             return target
     for bindir in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
         if (bindir / "initdb").exists():
@@ -1542,12 +1556,19 @@ class Stack:
                 say(f"{piece.name} already running (pid {entry['pid']}, log {entry['log']})")
                 return piece.settings(running_ports)
             self.kill(piece.name, entry)
+        before, fetching = DOWNLOADED[0], time.monotonic()
         piece.install()
+        if DOWNLOADED[0] > before:
+            say(
+                f"{piece.name}: first run, {megabytes(DOWNLOADED[0] - before)} downloaded and unpacked in "
+                f"{time.monotonic() - fetching:.0f} s (cached for the next runs)"
+            )
+        started = time.monotonic()
         if ports is None:
             shutil.rmtree(piece.home, ignore_errors=True)
             ports = {name: free_port() for name in piece.port_names()}
         proc, entry = self.launch(piece, ports)
-        return self.await_ready(piece, proc, entry, ports)
+        return self.await_ready(piece, proc, entry, ports, started)
 
     def launch(self, piece: Piece, ports: dict[str, int]) -> tuple[subprocess.Popen[bytes], Entry]:
         piece.home.mkdir(parents=True, exist_ok=True)
@@ -1566,10 +1587,17 @@ class Stack:
         return proc, entry
 
     def await_ready(
-        self, piece: Piece, proc: subprocess.Popen[bytes], entry: Entry, ports: dict[str, int]
+        self,
+        piece: Piece,
+        proc: subprocess.Popen[bytes],
+        entry: Entry,
+        ports: dict[str, int],
+        started: float | None = None,
     ) -> dict[str, str]:
-        started = time.monotonic()
-        deadline = started + READY_TIMEOUT_S
+        """Wait until `piece` answers; its start time is counted from `started` (before its preparation, such as
+        PostgreSQL's initdb), else from now."""
+        started = time.monotonic() if started is None else started
+        deadline = time.monotonic() + READY_TIMEOUT_S
         while not piece.ready(ports):
             if proc.poll() is not None:
                 raise StackError(

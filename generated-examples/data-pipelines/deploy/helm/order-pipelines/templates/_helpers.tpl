@@ -1,0 +1,188 @@
+{{/*
+Expand the name of the chart.
+*/}}
+{{- define "order-pipelines.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Create a default fully qualified app name.
+We truncate at 63 chars because some Kubernetes name fields are limited to this (by the DNS naming spec).
+If release name contains chart name it will be used as a full name.
+*/}}
+{{- define "order-pipelines.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Create chart name and version as used by the chart label.
+*/}}
+{{- define "order-pipelines.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Common labels
+*/}}
+{{- define "order-pipelines.labels" -}}
+helm.sh/chart: {{ include "order-pipelines.chart" . }}
+{{ include "order-pipelines.selectorLabels" . }}
+{{- if .Chart.AppVersion }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/*
+Selector labels
+*/}}
+{{- define "order-pipelines.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "order-pipelines.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+The Secret holding the Kafka cluster's CA certificate (Strimzi: <cluster>-cluster-ca-cert).
+*/}}
+{{- define "order-pipelines.clusterCaSecret" -}}
+{{- default (printf "%s-cluster-ca-cert" .Values.kafka.cluster) .Values.kafka.clusterCaSecret }}
+{{- end }}
+
+{{/*
+Whether the client speaks TLS / SASL to the brokers.
+*/}}
+{{- define "order-pipelines.kafkaTls" -}}
+{{- if has .Values.kafka.securityProtocol (list "SSL" "SASL_SSL") }}true{{ end }}
+{{- end }}
+{{- define "order-pipelines.kafkaClientCertificate" -}}
+{{- if eq .Values.kafka.securityProtocol "SSL" }}true{{ end }}
+{{- end }}
+{{- define "order-pipelines.kafkaSasl" -}}
+{{- if hasPrefix "SASL_" .Values.kafka.securityProtocol }}true{{ end }}
+{{- end }}
+
+{{/*
+Settings that come from Secrets, never from the ConfigMap: the KafkaUser's password, and the URL of the
+processed-event store that every pod of the group shares.
+*/}}
+{{- define "order-pipelines.secretEnv" -}}
+{{- if include "order-pipelines.kafkaSasl" . }}
+# Strimzi's User Operator writes this Secret for the KafkaUser.
+- name: KAFKA_SASL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.kafka.user }}
+      key: password
+{{- end }}
+# The service's PostgreSQL (the outbox).
+- name: DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.database.secret }}
+      key: url
+{{- with .Values.consumer.processedEventsSecret }}
+- name: PROCESSED_EVENTS_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: url
+{{- end }}
+{{- end }}
+
+{{/*
+Most replicas worth running with KEDA: the partitions of the consumed topics (aiokafka's default
+round-robin assignor spreads all of them over the group), and no more than autoscaling.maxReplicas.
+*/}}
+{{- define "order-pipelines.kedaMaxReplicas" -}}
+{{- $partitions := 0 }}
+{{- range .Values.kafka.topics }}
+{{- if .consumed }}
+{{- $partitions = add $partitions .partitions }}
+{{- end }}
+{{- end }}
+{{- min (int .Values.autoscaling.maxReplicas) $partitions }}
+{{- end }}
+
+{{/*
+The brokers' bootstrap address, fully qualified so that it resolves from every namespace: KEDA's operator
+queries Kafka from its own. By default Strimzi's bootstrap Service of the scram listener (9094) of
+kafka.cluster, in the release's namespace (where the KafkaUser's Secret and the cluster CA must be too).
+*/}}
+{{- define "order-pipelines.bootstrapServers" -}}
+{{- $port := get (dict "PLAINTEXT" "9092" "SSL" "9093" "SASL_SSL" "9094" "SASL_PLAINTEXT" "9094") .Values.kafka.securityProtocol }}
+{{- default (printf "%s-kafka-bootstrap.%s.svc:%s" .Values.kafka.cluster .Release.Namespace $port) .Values.kafka.bootstrapServers }}
+{{- end }}
+
+{{/*
+Whether KEDA scales the Deployment: autoscaling.mode keda on a cluster that serves KEDA's API. Elsewhere no
+ScaledObject is rendered and the Deployment runs autoscaling.minReplicas replicas, so that the install works.
+*/}}
+{{- define "order-pipelines.keda" -}}
+{{- if and (eq .Values.autoscaling.mode "keda") (.Capabilities.APIVersions.Has "keda.sh/v1alpha1") }}true{{ end }}
+{{- end }}
+
+{{/*
+The schema settings, shared by the ConfigMap and the schema registration Job (a pre-install hook runs before
+the ConfigMap exists), so that both use one subject strategy and one compatibility level.
+*/}}
+{{- define "order-pipelines.schemaSettings" -}}
+SCHEMA_REGISTRY_URL: {{ .Values.schemaRegistry.url | quote }}
+SCHEMA_SUBJECT_STRATEGY: {{ .Values.schemaRegistry.subjectStrategy | quote }}
+SCHEMA_COMPATIBILITY: {{ .Values.schemaRegistry.compatibility | quote }}
+{{- end }}
+
+{{/*
+Seconds a pod may take to stop: the preStop sleep; the POSTs in flight when SIGTERM comes, each bounded by the
+publish timeout; then the lifespan's steps, each bounded by the shutdown timeout: finishing the message in hand,
+settling the consumer (committing; under exactly-once, flushing its transactional producers), flushing the
+producer; plus 10 s for leaving the group and closing the clients. Past it the kubelet sends SIGKILL.
+*/}}
+{{- define "order-pipelines.terminationGracePeriodSeconds" -}}
+{{- add (int .Values.preStopSleepSeconds) (int .Values.timeouts.publishSeconds) (mul 3 (int .Values.timeouts.shutdownSeconds)) 10 }}
+{{- end }}
+
+{{/*
+The readiness probe's timeout: above the service's own bound on GET /health/ready (a metadata round trip, then
+the lag lookups, each within READY_TIMEOUT_SECONDS), so that the probe gets the service's answer.
+*/}}
+{{- define "order-pipelines.readinessTimeoutSeconds" -}}
+{{- add (mul 2 (int .Values.timeouts.readySeconds)) 1 }}
+{{- end }}
+
+
+{{/*
+The consumer's own Deployment (worker.enabled). Its pods are named "<name>-worker" in their selector labels, so that
+the API's Service and PodDisruptionBudget never select them.
+*/}}
+{{- define "order-pipelines.workerFullname" -}}
+{{- printf "%s-worker" (include "order-pipelines.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- define "order-pipelines.workerSelectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-worker" (include "order-pipelines.name" .) | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+{{- define "order-pipelines.workerLabels" -}}
+helm.sh/chart: {{ include "order-pipelines.chart" . }}
+{{ include "order-pipelines.workerSelectorLabels" . }}
+app.kubernetes.io/component: worker
+{{- if .Chart.AppVersion }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/*
+The Deployment that consumes, which autoscaling scales: the worker's with worker.enabled, else the service's own.
+*/}}
+{{- define "order-pipelines.consumerFullname" -}}
+{{- if .Values.worker.enabled }}{{ include "order-pipelines.workerFullname" . }}{{ else }}{{ include "order-pipelines.fullname" . }}{{ end }}
+{{- end }}

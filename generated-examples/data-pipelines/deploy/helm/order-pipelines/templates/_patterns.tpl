@@ -1,0 +1,101 @@
+{{/*
+A Deployment running one of the patterns' processes: `python -m <package> <args>`, without HTTP.
+Its pods carry a name of their own (<chart>-<component>), so no other Deployment, Service or PDB selects them.
+Called with (dict "root" $ "component" "..." "args" (list ...) "replicas" N "chainKey" bool).
+*/}}
+{{- define "order-pipelines.patternDeployment" -}}
+{{- $root := .root -}}
+{{- $name := printf "%s-%s" (include "order-pipelines.name" $root) .component | trunc 63 | trimSuffix "-" -}}
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ printf "%s-%s" (include "order-pipelines.fullname" $root) .component | trunc 63 | trimSuffix "-" }}
+  labels:
+    helm.sh/chart: {{ include "order-pipelines.chart" $root }}
+    app.kubernetes.io/name: {{ $name }}
+    app.kubernetes.io/instance: {{ $root.Release.Name }}
+    app.kubernetes.io/part-of: {{ include "order-pipelines.name" $root }}
+    app.kubernetes.io/component: {{ .component }}
+    app.kubernetes.io/managed-by: {{ $root.Release.Service }}
+spec:
+  replicas: {{ .replicas }}
+  selector:
+    matchLabels:
+      app.kubernetes.io/name: {{ $name }}
+      app.kubernetes.io/instance: {{ $root.Release.Name }}
+  template:
+    metadata:
+      annotations:
+        checksum/config: {{ include (print $root.Template.BasePath "/configmap.yaml") $root | sha256sum }}
+      labels:
+        app.kubernetes.io/name: {{ $name }}
+        app.kubernetes.io/instance: {{ $root.Release.Name }}
+        app.kubernetes.io/part-of: {{ include "order-pipelines.name" $root }}
+        app.kubernetes.io/component: {{ .component }}
+    spec:
+      {{- with $root.Values.imagePullSecrets }}
+      imagePullSecrets:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      automountServiceAccountToken: false
+      terminationGracePeriodSeconds: {{ include "order-pipelines.terminationGracePeriodSeconds" $root }}
+      securityContext:
+        runAsNonRoot: true
+        seccompProfile:
+          type: RuntimeDefault
+      containers:
+        - name: {{ .component }}
+          image: "{{ $root.Values.image.repository }}:{{ $root.Values.image.tag | default $root.Chart.AppVersion }}"
+          imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+          command: ["python", "-m", "order_pipelines"]
+          args: {{ toJson .args }}
+          envFrom:
+            - configMapRef:
+                name: {{ include "order-pipelines.fullname" $root }}
+          env:
+            - name: KAFKA_CLIENT_ID
+              value: {{ printf "%s-%s" $root.Values.kafka.clientId .component | quote }}
+            {{- if include "order-pipelines.kafkaSasl" $root }}
+            # Strimzi's User Operator writes this Secret for the KafkaUser.
+            - name: KAFKA_SASL_PASSWORD
+              valueFrom:
+                secretKeyRef:
+                  name: {{ $root.Values.kafka.user }}
+                  key: password
+            {{- end }}
+            {{- if .chainKey }}
+            # The audit chain's HMAC key: create this Secret before installing (see the README's audit section).
+            - name: AUDIT_CHAIN_KEY
+              valueFrom:
+                secretKeyRef:
+                  name: {{ include "order-pipelines.fullname" $root }}-audit
+                  key: chain-key
+            {{- end }}
+          resources:
+            {{- toYaml $root.Values.resources | nindent 12 }}
+          securityContext:
+            allowPrivilegeEscalation: false
+            readOnlyRootFilesystem: true
+            capabilities:
+              drop:
+                - ALL
+          volumeMounts:
+            - name: tmp
+              mountPath: /tmp
+            {{- if include "order-pipelines.kafkaTls" $root }}
+            - name: cluster-ca
+              mountPath: /etc/kafka/cluster-ca
+              readOnly: true
+            {{- end }}
+      volumes:
+        - name: tmp
+          emptyDir: {}
+        {{- if include "order-pipelines.kafkaTls" $root }}
+        - name: cluster-ca
+          secret:
+            secretName: {{ include "order-pipelines.clusterCaSecret" $root }}
+            items:
+              - key: ca.crt
+                path: ca.crt
+        {{- end }}
+{{- end }}

@@ -1,0 +1,79 @@
+"""Command line: `worker` runs the consumer without the HTTP API, `schemas` registers and checks the Avro schemas,
+`migrate` creates the database tables, `connect` registers the Debezium connectors,
+`doctor` diagnoses lag, replication and rebalancing storms.
+
+`python -m order_pipelines schemas register|check|check-released|release` is `python -m order_pipelines.schemas`;
+the Helm chart's hook Job runs `schemas register` before each install and upgrade.
+
+The worker enters the same lifespan as the web app, so both build their Kafka clients one way. It stops
+cleanly on SIGTERM or SIGINT (finishing the message in hand), and exits non-zero if its consumer fails.
+"""
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from prometheus_client import start_http_server
+
+from .app import create_app
+from .database.connectors import main as connect_main
+from .database.migrations import main as migrate_main
+from .kafka.consumer import ConsumerRunner
+from .observability.doctor import main as doctor_main
+from .schemas import main as schemas_main
+from .settings import get_settings
+
+log = logging.getLogger(__name__)
+
+
+async def work() -> int:
+    settings = get_settings().model_copy(update={"consumer_enabled": True})
+    app = create_app(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    # No HTTP API here: Prometheus scrapes the worker on a port of its own.
+    server, _ = start_http_server(settings.metrics_port)
+    async with app.router.lifespan_context(app):
+        runner: ConsumerRunner = app.state.runner
+        stopped = asyncio.create_task(stop.wait())
+        finished = asyncio.create_task(runner.finished())
+        await asyncio.wait([stopped, finished], return_when=asyncio.FIRST_COMPLETED)
+        failed = finished.done()
+        stopped.cancel()
+        finished.cancel()
+    server.shutdown()
+    if failed:
+        log.error("the consumer stopped on its own; exiting")
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["schemas"]:
+        # Everything after `schemas` is the schema tool's, its --help included.
+        return schemas_main(argv[1:], prog="python -m order_pipelines schemas")
+    if argv[:1] == ["doctor"]:
+        return doctor_main(argv[1:], prog="python -m order_pipelines doctor")
+
+    if argv[:1] == ["migrate"]:
+        return migrate_main(argv[1:], prog="python -m order_pipelines migrate")
+    if argv[:1] == ["connect"]:
+        return connect_main(argv[1:], prog="python -m order_pipelines connect")
+    parser = argparse.ArgumentParser(prog="python -m order_pipelines", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("worker", help="consume and process events until SIGTERM, without HTTP")
+    commands.add_parser("schemas", help="register or check the Avro schemas (`schemas --help` for more)")
+    commands.add_parser("doctor", help="diagnose the cluster and the consumer group (`doctor --help`)")
+    commands.add_parser("migrate", help="apply the database migrations not applied yet (a deploy step)")
+    commands.add_parser("connect", help="register or show the Debezium connectors (`connect --help` for more)")
+    parser.parse_args(argv)
+    return asyncio.run(work())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

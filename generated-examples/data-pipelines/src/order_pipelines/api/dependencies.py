@@ -1,0 +1,22 @@
+"""Objects the routes need, owned by the app's lifespan and handed out per request."""
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from ..patterns.outbox.writer import TransactionalPublisher
+from ..views import LatestEventByKey
+
+
+async def get_publisher(request: Request) -> TransactionalPublisher:
+    publisher: TransactionalPublisher = request.app.state.publisher
+    return publisher
+
+
+async def get_view(request: Request) -> LatestEventByKey:
+    view: LatestEventByKey = request.app.state.view
+    return view
+
+
+Publisher = Annotated[TransactionalPublisher, Depends(get_publisher)]
+View = Annotated[LatestEventByKey, Depends(get_view)]

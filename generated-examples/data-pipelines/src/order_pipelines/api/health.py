@@ -1,0 +1,47 @@
+"""Probes for the orchestrator: liveness never touches Kafka, readiness does (and the database the outbox is in)."""
+
+import asyncio
+
+from fastapi import APIRouter, Request, Response, status
+
+from ..kafka.health import Consumer, check_readiness
+
+router = APIRouter(prefix="/health", tags=["health"])
+
+
+@router.get("/live")
+async def live(request: Request, response: Response) -> dict[str, str]:
+    runner: Consumer | None = getattr(request.app.state, "runner", None)
+    if runner is not None and not runner.running:
+        # The consumer stopped on an error it cannot handle. The worker exits then; here only a restart brings it
+        # back, and readiness alone would keep the pod unready, yet alive, for ever.
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+        return {"status": "consumer stopped"}
+    return {"status": "ok"}
+
+
+@router.get("/ready")
+async def ready(request: Request, response: Response) -> dict[str, object]:
+    state = request.app.state
+    bound = state.settings.ready_timeout_seconds
+    try:
+        # The metadata round trip and the lag lookups are each bounded by READY_TIMEOUT_SECONDS; together by
+        # twice that, so that the probe (whose timeout the Helm chart sets above it) always gets an answer.
+        async with asyncio.timeout(2 * bound):
+            readiness, database = await asyncio.gather(
+                check_readiness(state.producer, state.runner, bound), state.database.reachable(bound)
+            )
+    except TimeoutError:
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+        return {"ready": False, "broker": False, "consumer": False, "database": False, "lag": {}}
+    # POST on an outbox topic needs the database: without it the service cannot take those requests.
+    ready = readiness.ready and database
+    if not ready:
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    return {
+        "ready": ready,
+        "broker": readiness.broker,
+        "consumer": readiness.consumer,
+        "database": database,
+        "lag": readiness.lag,
+    }

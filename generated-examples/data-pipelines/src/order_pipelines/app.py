@@ -1,0 +1,102 @@
+"""The FastAPI application. Its lifespan owns the Kafka clients: started before the first request, stopped after
+the last one."""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from confluent_kafka.schema_registry import AsyncSchemaRegistryClient
+from fastapi import FastAPI, Response
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from .api import asyncapi, events, health
+from .api.limits import BodySizeLimit
+from .correlation import CorrelationMiddleware, install_log_records
+from .dispatch import Dispatcher
+from .events.avro import AvroSerde
+from .handlers import EventHandlers
+from .kafka.admin import ensure_topics
+from .kafka.delivery import create_runner
+from .kafka.producer import EventPublisher, create_producer, stop_producer
+from .observability import metrics, tracing
+from .observability.handling import observed
+from .patterns.outbox.writer import OutboxWriter, TransactionalPublisher
+from .patterns.topics import ensure_pattern_topics
+from .settings import Settings, get_settings
+from .views import LatestEventByKey
+
+
+def create_app(settings: Settings | None = None, tracer_provider: TracerProvider | None = None) -> FastAPI:
+    """The app; `tracer_provider` traces it (default: an OTLP exporter when OTEL_EXPORTER_OTLP_ENDPOINT is set)."""
+    settings = settings or get_settings()
+    install_log_records()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s [%(correlation_id)s] %(message)s"
+    )
+    tracer_provider = tracer_provider or tracing.provider_for(settings)
+    tracer = trace.get_tracer(__name__, tracer_provider=tracer_provider or trace.NoOpTracerProvider())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.kafka_create_topics:
+            await ensure_topics(settings)
+            await ensure_pattern_topics(settings)
+        registry = AsyncSchemaRegistryClient({"url": settings.schema_registry_url})
+        serde = AvroSerde(registry, settings.schema_subject_strategy, settings.schema_auto_register)
+        producer = create_producer(settings)
+        await producer.start()
+        view = LatestEventByKey()
+        runner = None
+        lag_watch = None
+        if settings.consumer_enabled:
+            runner = create_runner(settings, serde, observed(Dispatcher(EventHandlers(), view), tracer), producer)
+            await runner.start()
+            lag_watch = asyncio.create_task(metrics.watch_lag(settings, settings.metrics_lag_interval_seconds))
+        app.state.settings = settings
+        app.state.producer = producer
+        app.state.runner = runner
+        app.state.view = view
+        if settings.database_url is None:
+            raise RuntimeError("DATABASE_URL is not set: the outbox topics' POST routes write to the database")
+        outbox = OutboxWriter(
+            settings.database_url.get_secret_value(),
+            serde,
+            settings.database_timeout_seconds,
+            settings.database_pool_size,
+        )
+        await outbox.open()
+        direct = EventPublisher(producer, serde, settings.publish_timeout_seconds, settings.publish_max_in_flight)
+        app.state.publisher = TransactionalPublisher(direct, outbox)
+        app.state.database = outbox
+        try:
+            yield
+        finally:
+            # The server has stopped taking requests: finish the message in hand, commit it, then flush sends.
+            if lag_watch is not None:
+                lag_watch.cancel()
+                await asyncio.gather(lag_watch, return_exceptions=True)
+            if runner is not None:
+                await runner.stop()
+            await stop_producer(producer, settings.shutdown_timeout_seconds)
+            await outbox.close()
+            await registry.aclose()
+            if tracer_provider is not None:
+                tracer_provider.force_flush()
+
+    app = FastAPI(title="order-pipelines", lifespan=lifespan)
+    app.add_middleware(CorrelationMiddleware)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.include_router(health.router)
+    app.include_router(events.router)
+    app.include_router(asyncapi.router)
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    if tracer_provider is not None:
+        tracing.instrument(app, tracer_provider)
+    return app

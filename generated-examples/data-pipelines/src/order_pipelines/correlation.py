@@ -1,0 +1,96 @@
+"""Correlation and causation: which unit of work an event belongs to, and which message caused it.
+
+Every event carries both as headers. An HTTP request brings its correlation id in `X-Correlation-ID` (or is
+given a new one, returned in the response); a consumed record brings its own, and is the cause of whatever
+handling it publishes. Both live in context variables, so log lines and events sent while handling carry them
+without being passed from call to call.
+"""
+
+import logging
+import re
+import uuid
+from collections.abc import Iterable
+from contextvars import ContextVar
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+CORRELATION_HEADER = "correlation-id"
+CAUSATION_HEADER = "causation-id"
+HTTP_HEADER = "X-Correlation-ID"
+
+# What a caller may pass: an id, not free text that would end up in every log line of the work.
+_VALID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+_correlation: ContextVar[str | None] = ContextVar("correlation_id", default=None)
+_causation: ContextVar[str | None] = ContextVar("causation_id", default=None)
+
+
+def correlation_id() -> str | None:
+    return _correlation.get()
+
+
+def causation_id() -> str | None:
+    return _causation.get()
+
+
+def begin(correlation: str | None = None) -> str:
+    """Start a unit of work with `correlation` when it is a valid id, else a new one; returns the id in use.
+    The work itself (the request) is the cause of the first events it publishes."""
+    chosen = correlation if correlation and _VALID.fullmatch(correlation) else str(uuid.uuid4())
+    _correlation.set(chosen)
+    _causation.set(chosen)
+    return chosen
+
+
+def adopt(headers: Iterable[tuple[str, bytes]]) -> None:
+    """Continue the work a consumed record belongs to: its correlation id, and its event id as the cause.
+    A record without a correlation id (from an older producer) starts its own work, named by its event id."""
+    values = {name: value.decode("utf-8", "replace") for name, value in headers}
+    event_id = values.get("event-id")
+    begin(values.get(CORRELATION_HEADER) or event_id)
+    if event_id is not None:
+        _causation.set(event_id)
+
+
+def outgoing(event_id: str, cause_id: str | None = None) -> list[tuple[str, bytes]]:
+    """The correlation headers of an event sent now. Outside any work the event starts its own: it is its
+    own correlation and cause, as the first message of a conversation."""
+    correlation = _correlation.get() or event_id
+    causation = cause_id or _causation.get() or correlation
+    return [(CORRELATION_HEADER, correlation.encode()), (CAUSATION_HEADER, causation.encode())]
+
+
+class CorrelationMiddleware:
+    """Begins each HTTP request's work with the caller's `X-Correlation-ID`, and answers with the id in use."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(HTTP_HEADER.lower().encode())
+        correlation = begin(given.decode("latin-1") if given else None)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (HTTP_HEADER.lower().encode(), correlation.encode())]
+            await send(message)
+
+        await self._app(scope, receive, send_with_id)
+
+
+def install_log_records() -> None:
+    """Give every log record a `correlation_id` attribute ("-" outside any work) for formats to show."""
+    factory = logging.getLogRecordFactory()
+    if getattr(factory, "correlated", False):
+        return
+
+    def correlated(*args: object, **kwargs: object) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        record.correlation_id = _correlation.get() or "-"
+        return record
+
+    correlated.correlated = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(correlated)

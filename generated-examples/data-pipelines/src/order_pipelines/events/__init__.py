@@ -1,0 +1,1 @@
+"""Event types, the topic catalog and the serde that turns events into record bytes."""

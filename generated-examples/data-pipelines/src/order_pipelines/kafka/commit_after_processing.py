@@ -1,0 +1,117 @@
+"""At-least-once: a message's offset is committed only after it was handled and what it emitted was stored."""
+
+import asyncio
+import logging
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+
+from ..events.serde import EventSerde
+from ..observability import metrics
+from ..processed import ProcessedEvents
+from ..settings import Settings
+from .consumer import ConsumerRunner, Failed, Handler, Outcome
+from .outcomes import send_outcome
+from .partition_work import PartitionWork
+
+log = logging.getLogger(__name__)
+
+
+class CommitAfterProcessing(ConsumerRunner):
+    """Handles each record, waits until its emitted events (or its dead letter) are acknowledged and its event id
+    is recorded, and only then counts it finished; commits each partition up to its lowest unfinished record. A
+    crash repeats work, never skips it.
+
+    Repeats are absorbed by event id: an event already in `processed` is not handed to the handler again.
+    Emitted events carry ids derived from their cause, so a repeated emission can be de-duplicated downstream.
+    """
+
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        serde: EventSerde,
+        handler: Handler,
+        producer: AIOKafkaProducer,
+        processed: ProcessedEvents,
+        settings: Settings,
+    ) -> None:
+        super().__init__(consumer, serde, handler, settings)
+        self._producer = producer
+        self._processed = processed
+        self._committed: dict[TopicPartition, int] = {}
+        # One commit at a time, so a partition's offsets reach the broker in order.
+        self._commit_lock = asyncio.Lock()
+        self._committing: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._processed.open()
+        await super().start()
+
+    async def stop(self) -> None:
+        try:
+            await super().stop()
+        finally:
+            await self._processed.close()
+
+    async def _process_record(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> None:
+        decoded = await self._decode_record(record)
+        if isinstance(decoded, Failed):
+            await self._complete(tp, record, decoded)
+            return
+        topic, event = decoded
+        # Entered before the handler runs and left once what it emitted is stored: a shared store also keeps a
+        # second pod from handling the same event at the same time.
+        async with self._processed.once(event.event_id) as first:
+            if not first:
+                log.info("skipping %s %s: already processed", type(event).__name__, event.event_id)
+                metrics.consumed(topic.name, "duplicate")
+                return
+            await self._complete(tp, record, await self._call_handler(record, topic, event))
+
+    async def _complete(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes], outcome: Outcome) -> None:
+        deliveries = await send_outcome(self._producer, self._serde, record, outcome)
+        self._release(tp, record)
+        await asyncio.gather(*deliveries)
+
+    def _finished(self, tp: TopicPartition, work: PartitionWork) -> None:
+        # Commit what finished without waiting for the next poll, which may wait its whole timeout for records;
+        # while a commit is under way, records finishing meanwhile go into the next one.
+        if self._committing is None or self._committing.done():
+            self._committing = asyncio.create_task(self._commit_while_finishing(), name="commit finished records")
+
+    async def _commit_while_finishing(self) -> None:
+        while await self._commit(self._work):
+            pass
+
+    async def _polled(self) -> None:
+        await self._commit(self._work)
+
+    async def _partitions_leaving(self, leaving: dict[TopicPartition, PartitionWork]) -> None:
+        # Commit finished work before the partitions move, so the new owner does not redo it.
+        await self._commit(leaving)
+        for tp in leaving:
+            self._committed.pop(tp, None)
+
+    async def _settle(self) -> None:
+        if self._committing is not None:
+            await asyncio.gather(self._committing, return_exceptions=True)
+        await self._commit(self._work)
+
+    async def _commit(self, works: dict[TopicPartition, PartitionWork]) -> bool:
+        """Commit each partition up to its lowest unfinished record; whether there was anything new to commit."""
+        async with self._commit_lock:
+            offsets = {
+                tp: offset
+                for tp, work in works.items()
+                if (offset := work.commit_offset) is not None and self._committed.get(tp) != offset
+            }
+            if not offsets:
+                return False
+            try:
+                await self._consumer.commit(offsets)
+            except KafkaError as error:
+                # Typically the partition moved during a rebalance: its new owner repeats the work (at-least-once).
+                log.warning("commit of %s failed: %r", offsets, error)
+                return False
+            self._committed.update(offsets)
+            return True

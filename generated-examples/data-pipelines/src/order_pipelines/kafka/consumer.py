@@ -1,0 +1,371 @@
+"""The consumer runner's common part: a loop that keeps polling while handlers run, so a slow handler never costs
+the group membership; each partition's records handled up to `consumer_concurrency` at once in key order; bounded
+retries, timeouts and dead letters. Subclasses decide when offsets are committed, and so which delivery guarantee
+the service gives."""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.errors import GroupAuthorizationFailedError, KafkaError, TopicAuthorizationFailedError
+
+from .. import correlation
+from ..events.catalog import CONSUMED_TOPICS, Topic, topic_named
+from ..events.models import Event
+from ..events.serde import DeserializationError, EventSerde, RegistryUnavailableError
+from ..observability import metrics, tracing
+from ..settings import Settings
+from .connection import connection_options
+from .outcomes import Failed, Handled, Outcome
+from .partition_work import PartitionWork
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Topic, Event], Awaitable[Sequence[Event]]]
+"""Handles one event; returns the events it causes, which the runner publishes under its guarantee."""
+
+__all__ = ["ConsumerRunner", "Failed", "Handled", "Handler", "Interrupted", "Outcome", "create_consumer"]
+
+
+def create_consumer(settings: Settings) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        **connection_options(settings),
+        group_id=settings.kafka_consumer_group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        # Records of aborted (and still open) transactions are never handed to the handlers.
+        isolation_level="read_committed",
+        max_poll_records=settings.consumer_max_records,
+        # aiokafka leaves the group when `getmany` is not called for this long; the runner polls while handlers
+        # run, so only a stuck event loop comes near it, whatever the handlers' duration.
+        max_poll_interval_ms=settings.consumer_max_poll_interval_ms,
+        session_timeout_ms=settings.consumer_session_timeout_ms,
+        heartbeat_interval_ms=settings.consumer_heartbeat_interval_ms,
+        # A rebalance waits for the revoke listener, which waits for in-flight handlers up to its bound.
+        rebalance_timeout_ms=settings.consumer_session_timeout_ms + int(settings.consumer_revoke_wait_seconds * 1000),
+    )
+
+
+class Interrupted(Exception):
+    """Shutdown came while a message was being retried: it stays uncommitted for the next owner."""
+
+
+class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Lets the runner settle its work before partitions move, and prepare before it reads new ones."""
+
+    def __init__(self, runner: "ConsumerRunner") -> None:
+        self._runner = runner
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self._runner.positions_reset(revoked)
+        await self._runner.on_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._runner.positions_reset(assigned)
+        await self._runner.on_assigned(assigned)
+        metrics.assigned(assigned)
+        self._runner.joined.set()
+        log.info("assigned %s", sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned))
+
+
+class ConsumerRunner:
+    """Polls, queues each partition's records in a `PartitionWork`, and handles them in tasks while it goes on
+    polling; a partition with `consumer_max_records` records waiting is paused until it has room again.
+
+    Subclasses say what a handled record writes (`_complete`), what a fetched batch needs first (`_accept`), and
+    what to make durable when partitions move (`_partitions_leaving`) or the runner stops (`_settle`)."""
+
+    def __init__(self, consumer: AIOKafkaConsumer, serde: EventSerde, handler: Handler, settings: Settings) -> None:
+        self._consumer = consumer
+        self._serde = serde
+        self._handler = handler
+        self._settings = settings
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._polling = False
+        self._work: dict[TopicPartition, PartitionWork] = {}
+        self._handling: dict[TopicPartition, set[asyncio.Task[None]]] = {}
+        self._failure: BaseException | None = None
+        # The partitions `_flow_control` paused: only a record of one of them can make a resume due.
+        self._paused: set[TopicPartition] = set()
+        # Bumped whenever a partition's position is reset (a rebalance, a seek): a batch polled before that is
+        # stale, and its records are fetched again from the new position.
+        self._resets: dict[TopicPartition, int] = {}
+        self._resets_at_poll: dict[TopicPartition, int] = {}
+        self.joined = asyncio.Event()
+
+    async def start(self) -> None:
+        self._consumer.subscribe([topic.name for topic in CONSUMED_TOPICS], listener=Rebalance(self))
+        try:
+            await self._consumer.start()
+        except (GroupAuthorizationFailedError, TopicAuthorizationFailedError) as denied:
+            # A missing ACL: no restart can grant it. Stay alive and unready, say why, and keep asking.
+            log.error("Kafka denies the consumer (%r); it retries until the ACL is granted", denied)
+            self._task = asyncio.create_task(self._start_when_allowed(), name="consumer-runner")
+            return
+        self._task = asyncio.create_task(self._run(), name="consumer-runner")
+
+    async def _start_when_allowed(self, backoff_seconds: float = 1.0) -> None:
+        while not self._stopping.is_set():
+            await asyncio.sleep(backoff_seconds)
+            backoff_seconds = min(backoff_seconds * 2, 30.0)
+            try:
+                await self._consumer.start()
+            except (GroupAuthorizationFailedError, TopicAuthorizationFailedError) as denied:
+                log.error("Kafka still denies the consumer (%r)", denied)
+                continue
+            await self._run()
+            return
+
+    async def stop(self) -> None:
+        """Stop polling, give in-flight handlers the shutdown grace period, settle what finished, leave the group."""
+        self._stopping.set()
+        if self._task is not None:
+            if self._polling:
+                # Nothing in hand; and a poll can wait indefinitely for an assignment while the broker is away.
+                self._task.cancel()
+            await asyncio.wait([self._task], timeout=self._settings.shutdown_timeout_seconds)
+            if not self._task.done():
+                self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        # Handlers still running after the grace period are abandoned: their records stay uncommitted.
+        await self._drain(set(self._handling), self._settings.shutdown_timeout_seconds)
+        await self._settle()
+        try:
+            await self._consumer.stop()
+        except asyncio.CancelledError:
+            # aiokafka's fetcher re-raises the cancellation of its own pending fetches when the broker is
+            # unreachable, before closing its connections. Only a cancellation aimed at us may propagate.
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            await self._consumer._client.close()
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def lag(self, timeout_seconds: float) -> dict[str, int]:
+        """Records not yet handled in each assigned partition: highwater minus the lowest record not finished (or
+        the position, when none is queued), as of the last fetch.
+
+        Partitions not fetched from yet, or without a position within the timeout, are left out."""
+        lag: dict[str, int] = {}
+        for tp in sorted(self._consumer.assignment()):
+            highwater = self._consumer.highwater(tp)
+            if highwater is None:
+                continue
+            work = self._work.get(tp)
+            position = work.commit_offset if work is not None else None
+            if position is None:
+                try:
+                    position = await asyncio.wait_for(self._consumer.position(tp), timeout_seconds)
+                except (TimeoutError, KafkaError):
+                    continue
+            lag[f"{tp.topic}[{tp.partition}]"] = max(highwater - position, 0)
+        return lag
+
+    async def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Called before the first fetch from newly assigned partitions."""
+
+    async def on_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Before partitions move: wait a bounded time for their in-flight handlers, abandon the rest, then make
+        what finished durable so the next owner starts after it."""
+        leaving = {tp: self._work.pop(tp) for tp in revoked if tp in self._work}
+        await self._drain(revoked, self._settings.consumer_revoke_wait_seconds)
+        await self._partitions_leaving(leaving)
+
+    async def _partitions_leaving(self, leaving: dict[TopicPartition, PartitionWork]) -> None:
+        """Called once the in-flight work of partitions about to move finished or was abandoned."""
+
+    async def _settle(self) -> None:
+        """Called once the loop stopped and in-flight work finished or was abandoned: make what finished durable."""
+
+    def positions_reset(self, partitions: set[TopicPartition]) -> None:
+        for tp in partitions:
+            self._resets[tp] = self._resets.get(tp, 0) + 1
+
+    def _stale(self, tp: TopicPartition) -> bool:
+        """Whether `tp`'s position was reset since the batch in hand was polled: it will be fetched again."""
+        return self._resets.get(tp, 0) != self._resets_at_poll.get(tp, 0)
+
+    async def _accept(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        """Queue fetched records for handling (no await before they are queued: the check stays true)."""
+        if self._stale(tp):
+            return
+        work = self._work.get(tp)
+        if work is None:
+            work = self._work[tp] = PartitionWork(self._settings.consumer_concurrency)
+        work.add(records)
+        self._start_ready(tp)
+
+    async def _complete(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes], outcome: Outcome) -> None:
+        """Write what handling `record` came to; the record counts as finished once this returns."""
+        raise NotImplementedError
+
+    def _finished(self, tp: TopicPartition, work: PartitionWork) -> None:
+        """Called each time a record of `tp` finished."""
+
+    async def _run(self) -> None:
+        try:
+            while not self._stopping.is_set():
+                if self._failure is not None:
+                    raise self._failure
+                self._polling = True
+                batch = await self._consumer.getmany(timeout_ms=self._settings.consumer_poll_timeout_ms)
+                self._polling = False
+                # aiokafka hands over only records at the positions as they are now (a rebalance or a seek during
+                # the poll discards what was fetched before it); later resets make this batch stale.
+                self._resets_at_poll = dict(self._resets)
+                assigned = self._consumer.assignment()
+                for tp, records in batch.items():
+                    # A partition that moved while this fetch was under way is read by its new owner.
+                    if records and tp in assigned:
+                        await self._accept(tp, records)
+                self._flow_control()
+                await self._polled()
+        except Interrupted:
+            return
+        except Exception:
+            log.exception("consumer runner stopped on an unexpected error")
+            raise
+
+    async def _polled(self) -> None:
+        """Called after each poll: a chance to commit what finished since the last one."""
+
+    def _start_ready(self, tp: TopicPartition) -> None:
+        work = self._work.get(tp)
+        if work is None or self._stopping.is_set():
+            return
+        if started := work.start():
+            self._launch(tp, work, started)
+
+    def _launch(self, tp: TopicPartition, work: PartitionWork, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        """Start handling `records`, which `work` just handed out."""
+        for record in records:
+            self._spawn(tp, self._process(tp, work, record), f"handle {where(record)}")
+
+    def _spawn(self, tp: TopicPartition, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run `work` as a task of `tp`'s, which a revoke or shutdown waits for (then cancels)."""
+        task = asyncio.create_task(work, name=name)
+        tasks = self._handling.setdefault(tp, set())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    async def _process(self, tp: TopicPartition, work: PartitionWork, record: ConsumerRecord[bytes, bytes]) -> None:
+        try:
+            await self._process_record(tp, record)
+        except Interrupted:
+            return  # stopping: the record stays unfinished, so uncommitted
+        except Exception as error:
+            log.exception("%s: unexpected error; the runner stops", where(record))
+            self._failure = error
+            return
+        work.finish(record.offset)
+        if self._work.get(tp) is work:
+            self._finished(tp, work)
+            self._start_ready(tp)
+            if tp in self._paused:
+                self._flow_control()
+
+    async def _process_record(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> None:
+        await self._complete(tp, record, await self._handle(record))
+
+    def _release(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> None:
+        """`record`'s writes are queued (in order, by one producer): the next records, of its key too, may start
+        while it waits for their acknowledgement, as a batch's sends did. It is finished only after that."""
+        work = self._work.get(tp)
+        if work is not None:
+            work.release(record.offset)
+            self._start_ready(tp)
+
+    def _flow_control(self) -> None:
+        """Pause partitions with a full queue, so fetching goes on for the others (and for membership)."""
+        assigned = self._consumer.assignment()
+        full = {tp for tp, work in self._work.items() if work.waiting >= self._settings.consumer_max_records}
+        paused = self._consumer.paused()
+        if pause := (full & assigned) - paused:
+            self._consumer.pause(*pause)
+        if resume := (paused & assigned) - full:
+            self._consumer.resume(*resume)
+        self._paused = (paused | pause) - resume
+
+    async def _drain(self, partitions: set[TopicPartition], grace_seconds: float) -> None:
+        """Wait up to `grace_seconds` for the handlers of `partitions` (those they start meanwhile too), then cancel
+        those still running."""
+        deadline = asyncio.get_running_loop().time() + grace_seconds
+        while tasks := {task for tp in partitions for task in self._handling.get(tp, set())}:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                log.warning("abandoning %d in-flight record(s): they stay uncommitted", len(tasks))
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                break
+            await asyncio.wait(tasks, timeout=remaining)
+        for tp in partitions:
+            self._handling.pop(tp, None)
+
+    async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> Outcome:
+        """Decode and handle one record, retrying a failing handler with exponential backoff."""
+        decoded = await self._decode_record(record)
+        if isinstance(decoded, Failed):
+            return decoded
+        return await self._call_handler(record, *decoded)
+
+    async def _decode_record(self, record: ConsumerRecord[bytes, bytes]) -> tuple[Topic, Event] | Failed:
+        topic = topic_named(record.topic)
+        tracing.continue_trace(record.headers)
+        correlation.adopt(record.headers)  # the handler's logs and what it emits continue the record's work
+        try:
+            return topic, await self._decode(topic, record)
+        except DeserializationError as poison:
+            log.error("%s is not a %s event; dead-lettered: %r", where(record), topic.name, poison)
+            metrics.consumed(record.topic, "dead_lettered")
+            return Failed(poison, 0)
+
+    async def _call_handler(self, record: ConsumerRecord[bytes, bytes], topic: Topic, event: Event) -> Outcome:
+        """The handler's result, each attempt bounded by `handler_timeout_seconds`; dead-letter material once
+        `handler_max_attempts` attempts failed."""
+        backoff = self._settings.handler_retry_backoff_seconds
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                async with asyncio.timeout(self._settings.handler_timeout_seconds):
+                    return Handled(event, await self._handler(topic, event))
+            except Exception as failure:  # a timeout too: the attempt is cancelled, then retried
+                if attempts >= self._settings.handler_max_attempts:
+                    log.error("%s dead-lettered after %d attempt(s): %r", where(record), attempts, failure)
+                    metrics.consumed(record.topic, "dead_lettered")
+                    return Failed(failure, attempts)
+                if self._stopping.is_set():
+                    raise Interrupted from failure
+                log.warning("%s attempt %d failed: %r; retrying", where(record), attempts, failure)
+                metrics.retried(record.topic)
+                await asyncio.sleep(backoff)
+                backoff *= 2
+
+    async def _decode(self, topic: Topic, record: ConsumerRecord[bytes, bytes]) -> Event:
+        """Decode, waiting out a registry outage: the message is fine, so it must neither fail nor be skipped."""
+        backoff = self._settings.handler_retry_backoff_seconds
+        while True:
+            try:
+                return await self._serde.deserialize(topic, record.value)
+            except RegistryUnavailableError as outage:
+                if self._stopping.is_set():
+                    raise Interrupted from outage
+                log.warning("%s waits for the schema registry: %r", where(record), outage)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+
+    async def finished(self) -> None:
+        """Wait until the runner's loop ends: after `stop`, or on an error it cannot handle."""
+        if self._task is not None:
+            await asyncio.wait([self._task])
+
+
+def where(record: ConsumerRecord[bytes, bytes]) -> str:
+    return f"{record.topic}[{record.partition}]@{record.offset}"

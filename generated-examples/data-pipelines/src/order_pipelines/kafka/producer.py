@@ -1,0 +1,115 @@
+"""Publishing events: idempotent, acknowledged by all in-sync replicas, bounded in time and memory."""
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from .. import correlation
+from ..events.catalog import topic_for
+from ..events.models import Event
+from ..events.serde import EventSerde
+from ..observability import metrics
+from ..settings import Settings
+from .connection import connection_options
+
+log = logging.getLogger(__name__)
+
+
+class PublishError(Exception):
+    """The broker did not acknowledge in time. The event may still be stored: retry with the same event_id."""
+
+
+class PublishBackpressure(PublishError):
+    """Too many sends are waiting for the broker already: refused at once rather than queued without bound."""
+
+
+class UnpublishableEvent(Exception):
+    """The event cannot be encoded for its topic: retrying it as it is will never succeed."""
+
+
+@dataclass(frozen=True)
+class Published:
+    event_id: str
+    topic: str
+    # None for an event committed to the outbox: Debezium publishes it after the commit.
+    partition: int | None
+    offset: int | None
+
+
+def create_producer(settings: Settings) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        **connection_options(settings),
+        # Every in-sync replica stores the event before the ack, and the producer id with sequence numbers lets
+        # the broker drop a resent batch it already has: retries (until the broker answers) never duplicate.
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        request_timeout_ms=int(settings.publish_timeout_seconds * 1000),
+    )
+
+
+async def stop_producer(producer: AIOKafkaProducer, timeout_seconds: float) -> None:
+    """Flush and close. Bounded: while no broker answers, aiokafka would retry unsent records forever; every
+    one of those was answered 503 (or its message left uncommitted), so giving up on them loses nothing."""
+    try:
+        await asyncio.wait_for(producer.stop(), timeout_seconds)
+    except TimeoutError:
+        log.warning("producer did not flush within %g s; unsent records dropped", timeout_seconds)
+    else:
+        log.info("producer flushed and closed")
+
+
+def event_headers(event: Event, cause: Event | None = None) -> list[tuple[str, bytes]]:
+    """Headers that let consumers route and de-duplicate without decoding the value, and trace an event to
+    the work it belongs to (correlation-id) and to what caused it (causation-id: `cause`, else the request)."""
+    event_id = str(event.event_id)
+    headers = [("event-type", type(event).__name__.encode()), ("event-id", event_id.encode())]
+    return headers + correlation.outgoing(event_id, str(cause.event_id) if cause is not None else None)
+
+
+async def send_event(
+    producer: AIOKafkaProducer, serde: EventSerde, event: Event, cause: Event | None = None
+) -> "asyncio.Future[Any]":
+    """Queue an event on its topic, keyed so one entity's events stay ordered; returns its delivery future."""
+    topic = topic_for(event)
+    value = await serde.serialize(topic, event)
+    headers = event_headers(event, cause)
+    delivery: asyncio.Future[Any] = await producer.send(topic.name, value, key=topic.key_of(event), headers=headers)
+    metrics.sending(topic.name, delivery)
+    return delivery
+
+
+class EventPublisher:
+    """Sends each event to its topic and waits for the acknowledgement, with at most `max_in_flight` sends
+    waiting at once: during an outage callers are refused quickly instead of piling up in memory."""
+
+    def __init__(
+        self, producer: AIOKafkaProducer, serde: EventSerde, timeout_seconds: float, max_in_flight: int
+    ) -> None:
+        self._producer = producer
+        self._serde = serde
+        self._timeout = timeout_seconds
+        self._in_flight = asyncio.Semaphore(max_in_flight)
+
+    async def publish(self, event: Event) -> Published:
+        if self._in_flight.locked():
+            raise PublishBackpressure("too many events are waiting for the broker; retry later")
+        async with self._in_flight:
+            try:
+                delivery = await send_event(self._producer, self._serde, event)
+            except (ValueError, TypeError) as error:
+                raise UnpublishableEvent(f"{type(event).__name__} cannot be encoded: {error}") from error
+            except KafkaError as error:
+                raise PublishError(f"{topic_for(event).name}: not accepted by the producer ({error!r})") from error
+            try:
+                async with asyncio.timeout(self._timeout):
+                    metadata = await delivery
+            except (TimeoutError, KafkaError) as error:
+                raise PublishError(
+                    f"{topic_for(event).name}: no acknowledgement within {self._timeout:g} s ({error!r})"
+                ) from error
+        return Published(str(event.event_id), metadata.topic, metadata.partition, metadata.offset)

@@ -1,0 +1,1 @@
+"""Operating the service: Prometheus metrics, OpenTelemetry tracing, and the `doctor` that reads the cluster."""

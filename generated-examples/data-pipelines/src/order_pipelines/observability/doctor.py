@@ -1,0 +1,242 @@
+"""`python -m order_pipelines doctor [lag|describe|group]`: reads the Kafka cluster and this service's consumer group,
+and says what is wrong, why, and what to do. Exit status: 0 healthy, 1 something is wrong, 2 the cluster is unreachable.
+
+    doctor            everything below, over one window
+    doctor lag        lag per partition over the window (Burrow's OK / WARNING / STALL / STOP), hot keys
+    doctor describe   the service's topics: offline, under-min-ISR and under-replicated partitions
+    doctor group      the group's state and membership churn over the window: rebalancing storms
+"""
+
+import argparse
+import asyncio
+import json
+import sys
+import textwrap
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
+from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError
+
+from ..events.catalog import CONSUMED_TOPICS, TOPICS
+from ..kafka.connection import connection_options
+from ..settings import Settings, get_settings
+from .consumer_diagnosis import (
+    GroupSample,
+    Member,
+    OffsetSample,
+    PartitionLag,
+    group_finding,
+    hot_key,
+    judge_partition,
+    lag_finding,
+)
+from .diagnosis import Finding, PartitionReplicas, missing_topics_finding, replication_findings
+from .offsets import OffsetReader
+
+CHECKS = ("lag", "describe", "group")
+MAX_POLL_INTERVAL_MS = 300_000
+"""aiokafka's default, which the service keeps."""
+HOT_KEY_SAMPLE = 500
+
+
+@dataclass
+class Report:
+    group: str | None
+    bootstrap_servers: str
+    window_seconds: float
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def healthy(self) -> bool:
+        return all(finding.severity == "ok" for finding in self.findings)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "healthy": self.healthy,
+            "group": self.group,
+            "bootstrap_servers": self.bootstrap_servers,
+            "window_seconds": self.window_seconds,
+            "findings": [finding.as_dict() for finding in self.findings],
+        }
+
+
+async def diagnose(settings: Settings, checks: Iterable[str], window: float, interval: float) -> Report:
+    wanted = set(checks)
+    group = settings.kafka_consumer_group
+    report = Report(group, settings.kafka_bootstrap_servers, window if wanted & {"lag", "group"} else 0.0)
+    reader = OffsetReader(settings)
+    await reader.start()
+    try:
+        topics = [name for topic in TOPICS for name in (topic.name, topic.dead_letter)]
+        replicas, missing = await describe_partitions(reader, topics)
+        if "describe" in wanted:
+            if missing:
+                report.findings.append(missing_topics_finding(missing))
+            live = {broker["node_id"] for broker in (await reader.admin.describe_cluster())["brokers"]}
+            report.findings += replication_findings(replicas, live, await min_insync_replicas(reader, topics))
+        if wanted & {"lag", "group"}:
+            consumed = {topic.name for topic in CONSUMED_TOPICS}
+            partitions = [TopicPartition(p.topic, p.partition) for p in replicas if p.topic in consumed]
+            offsets, groups = await watch(reader, group, partitions, window, interval)
+            if "lag" in wanted:
+                owners = groups[-1][1]
+                judged = [
+                    judge_partition(tp.topic, tp.partition, offsets[tp], owners.get(tp)) for tp in sorted(partitions)
+                ]
+                judged = [await with_hot_key(settings, p) for p in judged]
+                report.findings.append(lag_finding(judged, group, "python -m order_pipelines worker"))
+            if "group" in wanted:
+                report.findings.append(
+                    group_finding(
+                        [sample for sample, _ in groups],
+                        group,
+                        settings.consumer_max_records,
+                        settings.consumer_session_timeout_ms,
+                        MAX_POLL_INTERVAL_MS,
+                    )
+                )
+    finally:
+        await reader.stop()
+    return report
+
+
+async def describe_partitions(reader: OffsetReader, topics: list[str]) -> tuple[list[PartitionReplicas], list[str]]:
+    """Every partition of `topics`, and the topics that do not exist."""
+    partitions: list[PartitionReplicas] = []
+    missing: list[str] = []
+    for topic in await reader.admin.describe_topics(topics):
+        if topic["error_code"] == UnknownTopicOrPartitionError.errno:
+            missing.append(topic["topic"])
+        for p in topic["partitions"]:
+            partitions.append(
+                PartitionReplicas(topic["topic"], p["partition"], p["leader"], list(p["replicas"]), list(p["isr"]))
+            )
+    return partitions, missing
+
+
+async def min_insync_replicas(reader: OffsetReader, topics: list[str]) -> dict[str, int]:
+    wanted = [ConfigResource(ConfigResourceType.TOPIC, name, {"min.insync.replicas": None}) for name in topics]
+    found: dict[str, int] = {}
+    for response in await reader.admin.describe_configs(wanted):
+        for _error, _message, _type, name, entries, *_ in response.resources:
+            for entry in entries:
+                if entry[0] == "min.insync.replicas":
+                    found[name] = int(entry[1])
+    return found
+
+
+GroupState = tuple[GroupSample, dict[TopicPartition, str]]
+
+
+async def watch(
+    reader: OffsetReader, group: str, partitions: list[TopicPartition], window: float, interval: float
+) -> tuple[dict[TopicPartition, list[OffsetSample]], list[GroupState]]:
+    """Sample offsets and the group every `interval` seconds for `window` seconds (at least twice)."""
+    offsets: dict[TopicPartition, list[OffsetSample]] = {tp: [] for tp in partitions}
+    groups: list[GroupState] = []
+    started = time.monotonic()
+    while True:
+        now = time.monotonic()
+        committed = await reader.committed(group)
+        ends = await reader.ends(partitions)
+        starts = await reader.beginnings(tp for tp in partitions if tp not in committed)
+        for tp in partitions:
+            offsets[tp].append(OffsetSample(now - started, committed.get(tp), ends.get(tp, 0), starts.get(tp, 0)))
+        groups.append(await group_state(reader, group, now - started))
+        if now - started >= window and len(groups) >= 2:
+            return offsets, groups
+        await asyncio.sleep(interval)
+
+
+async def group_state(reader: OffsetReader, group: str, at: float) -> GroupState:
+    (response,) = await reader.admin.describe_consumer_groups([group])
+    _error, _group, state, _protocol_type, _protocol, members, *_ = response.groups[0]
+    sample_members: list[Member] = []
+    owners: dict[TopicPartition, str] = {}
+    for member in members:
+        # DescribeGroups v4+ adds group_instance_id after member_id.
+        member_id, *rest = member
+        client_id, client_host, _metadata, assignment = rest[-4:]
+        sample_members.append(Member(member_id, client_id, client_host))
+        if assignment:
+            for tp in ConsumerProtocolMemberAssignment.decode(assignment).partitions():
+                owners[tp] = f"{client_id}@{client_host.lstrip('/')}"
+    return GroupSample(at, state, sample_members), owners
+
+
+async def with_hot_key(settings: Settings, partition: PartitionLag) -> PartitionLag:
+    """The partition, with the key that dominates the next records it has to process, if one does."""
+    if partition.status == "OK" or partition.lag == 0:
+        return partition
+    tp = TopicPartition(partition.topic, partition.partition)
+    consumer = AIOKafkaConsumer(**connection_options(settings), group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    keys: list[bytes | None] = []
+    try:
+        consumer.assign([tp])
+        if partition.committed is None:
+            await consumer.seek_to_beginning(tp)
+        else:
+            consumer.seek(tp, partition.committed)
+        async with asyncio.timeout(5):
+            while len(keys) < min(HOT_KEY_SAMPLE, partition.lag):
+                batch = await consumer.getmany(tp, timeout_ms=500, max_records=HOT_KEY_SAMPLE - len(keys))
+                keys += [record.key for record in batch.get(tp, [])]
+    except TimeoutError:
+        pass  # judge on what was read
+    finally:
+        await consumer.stop()
+    key, share = hot_key(keys)
+    if key is None:
+        return partition
+    return PartitionLag(**{**vars(partition), "hot_key": key, "hot_key_share": share})
+
+
+MARKS = {"ok": "[ OK ]", "warning": "[WARN]", "error": "[FAIL]"}
+
+
+def render(report: Report) -> str:
+    subject = f"group {report.group}" if report.group else "topics"
+    watched = f", watched for {report.window_seconds:g} s" if report.window_seconds else ""
+    lines = [f"doctor: {subject} on {report.bootstrap_servers}{watched}", ""]
+    wrap = textwrap.TextWrapper(width=110, subsequent_indent=" " * 12)
+    for finding in report.findings:
+        lines.append(f"{MARKS[finding.severity]} {finding.title}")
+        if finding.why:
+            lines.append(wrap.fill(f"       why: {finding.why}"))
+        if finding.do:
+            lines.append(wrap.fill(f"       do:  {finding.do}"))
+        lines += [f"       {detail}" for detail in finding.details]
+        lines.append("")
+    problems = [finding for finding in report.findings if finding.severity != "ok"]
+    lines.append(f"{len(problems)} problem(s) found." if problems else "Healthy: nothing to do.")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("check", nargs="?", choices=("all", *CHECKS), default="all", help="what to look at")
+    parser.add_argument("--window", type=float, default=30.0, help="seconds to watch lag and the group (30)")
+    parser.add_argument("--interval", type=float, default=5.0, help="seconds between samples (5)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    checks = CHECKS if args.check == "all" else (args.check,)
+    try:
+        report = asyncio.run(diagnose(settings, checks, args.window, args.interval))
+    except (KafkaError, OSError) as error:
+        print(f"doctor: cannot read the cluster at {settings.kafka_bootstrap_servers}: {error!r}", file=sys.stderr)
+        return 2
+    print(json.dumps(report.as_dict(), indent=2) if args.json else render(report))
+    return 0 if report.healthy else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

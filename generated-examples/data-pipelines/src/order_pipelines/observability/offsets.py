@@ -1,0 +1,56 @@
+"""A group's committed offsets and its partitions' end offsets, read as `kafka-consumer-groups --describe` does:
+for the lag gauge and for `doctor`."""
+
+from collections.abc import Iterable
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from ..kafka.connection import connection_options
+from ..settings import Settings
+
+
+class OffsetReader:
+    """An admin client for the group's commits and a group-less consumer for end offsets, started together."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.admin = AIOKafkaAdminClient(**connection_options(settings))
+        # read_committed: the end of a partition is its last stable offset, where this service's consumer stops.
+        self.consumer = AIOKafkaConsumer(
+            **connection_options(settings), group_id=None, enable_auto_commit=False, isolation_level="read_committed"
+        )
+
+    async def start(self) -> None:
+        await self.admin.start()
+        try:
+            await self.consumer.start()
+        except BaseException:
+            await self.admin.close()
+            raise
+
+    async def stop(self) -> None:
+        try:
+            await self.consumer.stop()
+        finally:
+            await self.admin.close()
+
+    async def committed(self, group: str) -> dict[TopicPartition, int]:
+        """The group's committed offset per partition it ever committed on."""
+        offsets = await self.admin.list_consumer_group_offsets(group)
+        return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+
+    async def ends(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        wanted = sorted(partitions)
+        return dict(await self.consumer.end_offsets(wanted)) if wanted else {}
+
+    async def beginnings(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        wanted = sorted(partitions)
+        return dict(await self.consumer.beginning_offsets(wanted)) if wanted else {}
+
+    async def lag(self, group: str, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        """Records between the group's commit (or the log's start, before any commit) and the end."""
+        wanted = set(partitions)
+        committed = await self.committed(group)
+        ends = await self.ends(wanted)
+        starts = await self.beginnings(wanted - set(committed))
+        return {tp: max(ends[tp] - committed.get(tp, starts.get(tp, 0)), 0) for tp in wanted if tp in ends}

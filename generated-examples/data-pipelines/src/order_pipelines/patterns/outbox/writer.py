@@ -1,0 +1,132 @@
+"""Writing an event with its domain row in one database transaction, bounded in time: committed, the event will
+reach its topic (Debezium reads the commit from the write-ahead log); not committed, nothing of it exists."""
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+import asyncpg
+
+from ...events.catalog import ORDERS, Topic, topic_for
+from ...events.models import Event
+from ...events.serde import EventSerde
+from ...kafka.producer import EventPublisher, Published, PublishError, UnpublishableEvent, event_headers
+
+log = logging.getLogger(__name__)
+
+OUTBOX_TOPICS: frozenset[str] = frozenset({ORDERS.name})
+
+# The domain row of each outbox topic: the latest event per key. Replace it with the service's own writes; keep
+# them in `write`'s transaction.
+UPSERT: dict[str, str] = {
+    ORDERS.name: (
+        "INSERT INTO orders (order_id, event_id, event_type, occurred_at, data) "
+        "VALUES ($1, $2, $3, $4, $5::jsonb) ON CONFLICT (order_id) DO UPDATE SET "
+        "event_id = excluded.event_id, event_type = excluded.event_type, "
+        "occurred_at = excluded.occurred_at, data = excluded.data"
+    ),
+}
+
+INSERT_EVENT = (
+    "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, correlation_id, causation_id) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7)"
+)
+# In the same transaction: the write-ahead log keeps the insert for Debezium, and the table stays empty.
+DELETE_EVENT = "DELETE FROM outbox WHERE id = $1"
+
+# What a database that is down, restarting or refusing looks like to asyncpg. InternalClientError: a connection
+# released after its server went away mid-operation ("cannot switch to state ...").
+UNAVAILABLE = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+
+
+class DatabaseUnavailable(PublishError):
+    """The transaction did not commit in time: nothing was written, retry with the same event_id."""
+
+
+class OutboxWriter:
+    def __init__(self, url: str, serde: EventSerde, timeout_seconds: float, pool_size: int) -> None:
+        self._url = url
+        self._serde = serde
+        self._timeout = timeout_seconds
+        self._pool_size = pool_size
+        self._pool: Any = None
+
+    async def open(self) -> None:
+        # No connection yet (min_size=0): the service starts while the database is down, unready until it is up.
+        self._pool = await asyncpg.create_pool(
+            self._url,
+            min_size=0,
+            max_size=self._pool_size,
+            timeout=self._timeout,
+            command_timeout=self._timeout,
+            max_inactive_connection_lifetime=60,
+        )
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            try:
+                await asyncio.wait_for(self._pool.close(), self._timeout)
+            except TimeoutError:
+                self._pool.terminate()
+
+    async def reachable(self, timeout_seconds: float) -> bool:
+        """A real round trip to the database, for readiness."""
+        try:
+            async with asyncio.timeout(timeout_seconds):
+                await self._pool.fetchval("SELECT 1")
+        except UNAVAILABLE:
+            return False
+        return True
+
+    async def write(self, event: Event) -> Published:
+        topic = topic_for(event)
+        try:
+            payload = await self._serde.serialize(topic, event)
+        except (ValueError, TypeError) as error:
+            raise UnpublishableEvent(f"{type(event).__name__} cannot be encoded: {error}") from error
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._commit(topic, event, payload)
+        except UNAVAILABLE as error:
+            raise DatabaseUnavailable(
+                f"{topic.name}: the database did not commit within {self._timeout:g} s ({error!r})"
+            ) from error
+        return Published(str(event.event_id), topic.name, None, None)
+
+    async def _commit(self, topic: Topic, event: Event, payload: bytes) -> None:
+        headers = {name: value.decode() for name, value in event_headers(event)}
+        key = topic.key_of(event).decode()
+        async with self._pool.acquire() as connection, connection.transaction():
+            await connection.execute(
+                UPSERT[topic.name],
+                key,
+                event.event_id,
+                type(event).__name__,
+                event.occurred_at,
+                json.dumps(event.model_dump(mode="json")),
+            )
+            await connection.execute(
+                INSERT_EVENT,
+                event.event_id,
+                topic.name,
+                key,
+                headers["event-type"],
+                payload,
+                headers["correlation-id"],
+                headers["causation-id"],
+            )
+            await connection.execute(DELETE_EVENT, event.event_id)
+
+
+class TransactionalPublisher:
+    """What POST publishes through: the outbox topics' events go to the database, the others straight to Kafka."""
+
+    def __init__(self, direct: EventPublisher, outbox: OutboxWriter) -> None:
+        self.direct = direct
+        self.outbox = outbox
+
+    async def publish(self, event: Event) -> Published:
+        if topic_for(event).name in OUTBOX_TOPICS:
+            return await self.outbox.write(event)
+        return await self.direct.publish(event)

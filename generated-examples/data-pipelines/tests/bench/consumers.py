@@ -1,0 +1,258 @@
+"""Consuming: a raw aiokafka consume loop next to the service's at-least-once runner, each reading the
+same backlog from the start on a consumer group of its own, with the service's handlers.
+
+The raw loop decodes with plain fastavro and writes what the service's handlers would emit for the event, committing
+each polled batch's offsets once it is handled and its writes are acknowledged.
+
+An event's latency is from its fetch to the commit that covers it."""
+
+import asyncio
+import time
+import uuid
+from collections import deque
+from collections.abc import Sequence
+from io import BytesIO
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from confluent_kafka.schema_registry import AsyncSchemaRegistryClient
+from fastavro import parse_schema, schemaless_reader
+from opentelemetry import trace
+
+from order_pipelines.dispatch import Dispatcher
+from order_pipelines.events.avro import AvroSerde, load_schema
+from order_pipelines.events.catalog import Topic, topic_for
+from order_pipelines.events.models import Event
+from order_pipelines.handlers import EventHandlers
+from order_pipelines.kafka.connection import connection_options
+from order_pipelines.kafka.consumer import ConsumerRunner, Handler
+from order_pipelines.kafka.delivery import create_runner
+from order_pipelines.kafka.producer import create_producer, send_event
+from order_pipelines.observability.handling import observed
+from order_pipelines.settings import Settings
+from order_pipelines.views import LatestEventByKey
+
+from .measure import Row, Run, alternate, row
+from .producer import RawAvro, events_of, raw_producer
+
+TIMEOUT_SECONDS = 300.0
+
+
+class Progress:
+    """When each polled record was fetched and when a commit covered it: the rate, and each record's latency."""
+
+    def __init__(self, start: dict[TopicPartition, int], end: dict[TopicPartition, int]) -> None:
+        self._end = {tp: offset for tp, offset in end.items() if offset > start[tp]}
+        self._events = sum(end[tp] - start[tp] for tp in self._end)
+        self._fetched: dict[TopicPartition, deque[list[Any]]] = {tp: deque() for tp in end}
+        self._committed: dict[TopicPartition, int] = dict(start)
+        self._latencies: list[float] = []
+        self._first: float | None = None
+        self._last = 0.0
+        self._cpu_first = self._cpu_last = 0.0
+        self.done = asyncio.Event()
+
+    def fetched(self, batch: dict[TopicPartition, Sequence[Any]]) -> None:
+        now = time.perf_counter()
+        for tp, records in batch.items():
+            if records and tp in self._fetched:
+                if self._first is None:
+                    self._first, self._cpu_first = now, time.process_time()
+                self._fetched[tp].append([records[0].offset, records[-1].offset + 1, now])
+
+    def committed(self, offsets: dict[TopicPartition, Any]) -> None:
+        now = time.perf_counter()
+        for tp, committed in offsets.items():
+            offset = committed if isinstance(committed, int) else committed.offset
+            batches = self._fetched.get(tp, deque())
+            while batches and batches[0][0] < offset:
+                first, stop, fetched_at = batches[0]
+                self._latencies.extend([now - fetched_at] * (min(stop, offset) - first))
+                if stop <= offset:
+                    batches.popleft()
+                else:
+                    batches[0][0] = offset
+            self._committed[tp] = max(self._committed.get(tp, 0), offset)
+        if all(self._committed[tp] >= end for tp, end in self._end.items()):
+            self._last, self._cpu_last = now, time.process_time()
+            self.done.set()
+
+    def run(self) -> Run:
+        seconds = self._last - (self._first or self._last)
+        return Run(self._events, seconds, self._latencies, cpu_seconds=self._cpu_last - self._cpu_first)
+
+    def watch(self, consumer: Any) -> None:
+        """Note the fetches and commits of `consumer` (an aiokafka consumer, instrumented in place)."""
+        getmany, commit = consumer.getmany, consumer.commit
+
+        async def fetch(*args: Any, **kwargs: Any) -> Any:
+            batch = await getmany(*args, **kwargs)
+            self.fetched(batch)
+            return batch
+
+        async def commit_and_note(offsets: dict[TopicPartition, Any]) -> None:
+            await commit(offsets)
+            self.committed(offsets)
+
+        consumer.getmany, consumer.commit = fetch, commit_and_note
+
+
+class Backlog:
+    """`count` events on the consumed topic, and each partition's offsets before and after them."""
+
+    def __init__(self, topic: Topic, start: dict[TopicPartition, int], end: dict[TopicPartition, int]) -> None:
+        self.topic = topic
+        self.start = start
+        self.end = end
+
+    @classmethod
+    async def publish(cls, settings: Settings, serde: AvroSerde, topic: Topic, count: int) -> "Backlog":
+        producer = create_producer(settings)
+        await producer.start()
+        try:
+            start = await end_offsets(settings, topic)
+            deliveries = [await send_event(producer, serde, event) for event in events_of(topic, count, "backlog")]
+            await asyncio.gather(*deliveries)
+            return cls(topic, start, await end_offsets(settings, topic))
+        finally:
+            await producer.stop()
+
+    async def new_group(self, settings: Settings, name: str) -> str:
+        """A consumer group that starts at the backlog's first event."""
+        group = f"bench-{name}-{uuid.uuid4().hex[:8]}"
+        committer = AIOKafkaConsumer(**connection_options(settings), group_id=group, enable_auto_commit=False)
+        await committer.start()
+        try:
+            committer.assign(list(self.start))
+            await committer.commit(dict(self.start))
+        finally:
+            await committer.stop()
+        return group
+
+
+async def end_offsets(settings: Settings, topic: Topic) -> dict[TopicPartition, int]:
+    metadata = AIOKafkaProducer(**connection_options(settings))
+    await metadata.start()
+    try:
+        partitions = await metadata.partitions_for(topic.name)  # fresh: the topic may have grown
+    finally:
+        await metadata.stop()
+    probe = AIOKafkaConsumer(**connection_options(settings))
+    await probe.start()
+    try:
+        offsets: dict[TopicPartition, int] = await probe.end_offsets(
+            [TopicPartition(topic.name, p) for p in sorted(partitions)]
+        )
+        return offsets
+    finally:
+        await probe.stop()
+
+
+def service_handler() -> Handler:
+    """The handler chain the app gives its runner: tracing and metrics, dispatch, the generated handlers."""
+    tracer = trace.get_tracer(__name__, tracer_provider=trace.NoOpTracerProvider())
+    return observed(Dispatcher(EventHandlers(), LatestEventByKey()), tracer)
+
+
+class RawLoop:
+    """The hand-written consume loop, doing what the service's handlers do to each event: decode it, and write
+    the events they emit for it (encoded by plain fastavro)."""
+
+    def __init__(self, settings: Settings, topic: Topic, emitted: Sequence[Event], headers: dict[str, bytes]) -> None:
+        self._settings = settings
+        self._topic = topic
+        schema = parse_schema(load_schema(topic.event_types[0]))
+        self._schema = schema
+        self._emitted = [
+            (topic_for(event), RawAvro(headers[topic_for(event).name], type(event)), event) for event in emitted
+        ]
+
+    async def run(self, group: str, progress: Progress, producer: AIOKafkaProducer) -> None:
+        settings = self._settings
+        consumer = AIOKafkaConsumer(
+            **connection_options(settings),
+            group_id=group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_poll_records=settings.consumer_max_records,
+        )
+        progress.watch(consumer)
+        consumer.subscribe([self._topic.name])
+        await consumer.start()
+        try:
+            while not progress.done.is_set():
+                batch = await consumer.getmany(timeout_ms=settings.consumer_poll_timeout_ms)
+                offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
+                await asyncio.gather(*await self._handle(batch, producer))
+                if offsets:
+                    await consumer.commit(offsets)
+        finally:
+            await consumer.stop()
+
+    async def _handle(
+        self, batch: dict[TopicPartition, list[Any]], producer: AIOKafkaProducer
+    ) -> list["asyncio.Future[Any]"]:
+        deliveries = []
+        for records in batch.values():
+            for record in records:
+                schemaless_reader(BytesIO(record.value[5:]), self._schema, self._schema)
+                for topic, encoder, event in self._emitted:
+                    deliveries.append(await producer.send(topic.name, encoder.encode(event), key=topic.key_of(event)))
+        return deliveries
+
+
+async def run_service(settings: Settings, serde: AvroSerde, group: str, progress: Progress, producer: Any) -> None:
+    runner = create_runner(
+        settings.model_copy(update={"kafka_consumer_group": group}), serde, service_handler(), producer
+    )
+    watch_runner(runner, progress)
+    await runner.start()
+    try:
+        await asyncio.wait_for(progress.done.wait(), TIMEOUT_SECONDS)
+    finally:
+        await runner.stop()
+
+
+def watch_runner(runner: ConsumerRunner, progress: Progress) -> None:
+    progress.watch(runner._consumer)
+
+
+RAW = "aiokafka loop, commit after"
+SERVICE = "service runner (at-least-once)"
+GOAL: float | None = 0.8
+
+
+async def bench(settings: Settings, topic: Topic, count: int, repetitions: int) -> list[Row]:
+    registry = AsyncSchemaRegistryClient({"url": settings.schema_registry_url})
+    serde = AvroSerde(registry, settings.schema_subject_strategy, settings.schema_auto_register)
+    producer = create_producer(settings)
+    plain = raw_producer(settings)
+    await producer.start()
+    await plain.start()
+    try:
+        backlog = await Backlog.publish(settings, serde, topic, count)
+        emitted = await service_handler()(topic, events_of(topic, 1, "sample")[0])
+        headers = {topic_for(event).name: (await serde.serialize(topic_for(event), event))[:5] for event in emitted}
+        loop = RawLoop(settings, topic, emitted, headers)
+
+        async def raw_once() -> Run:
+            progress = Progress(backlog.start, backlog.end)
+            await asyncio.wait_for(loop.run(await backlog.new_group(settings, "raw"), progress, plain), TIMEOUT_SECONDS)
+            return progress.run()
+
+        async def service_once() -> Run:
+            progress = Progress(backlog.start, backlog.end)
+            await run_service(settings, serde, await backlog.new_group(settings, "service"), progress, producer)
+            return progress.run()
+
+        raw_runs, service_runs = await alternate(repetitions, raw_once, service_once)
+        notes = {"events": count, "emitted_per_event": len(emitted), "max_records": settings.consumer_max_records}
+        return [
+            row("consume", RAW, raw_runs, notes=notes),
+            row("consume", SERVICE, service_runs, baseline=RAW, goal=GOAL, notes=notes),
+        ]
+    finally:
+        await plain.stop()
+        await producer.stop()
+        await registry.aclose()

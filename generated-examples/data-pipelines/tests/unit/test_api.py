@@ -1,0 +1,66 @@
+"""The HTTP contract without a broker: the publisher is an in-memory fake."""
+
+from fastapi.testclient import TestClient
+
+from order_pipelines.api.dependencies import get_publisher
+from order_pipelines.app import create_app
+from order_pipelines.events.catalog import TOPICS, topic_for
+from order_pipelines.events.models import Event
+from order_pipelines.kafka.producer import Published, PublishError
+from order_pipelines.settings import Settings
+from tests.samples import ROUTES, sample_event
+
+
+class RecordingPublisher:
+    def __init__(self, fail: bool = False) -> None:
+        self.published: list[Event] = []
+        self.fail = fail
+
+    async def publish(self, event: Event) -> Published:
+        if self.fail:
+            raise PublishError("broker unreachable")
+        self.published.append(event)
+        return Published(str(event.event_id), topic_for(event).name, 0, len(self.published) - 1)
+
+
+def client_with(publisher: RecordingPublisher) -> TestClient:
+    app = create_app(Settings())
+    app.dependency_overrides[get_publisher] = lambda: publisher
+    return TestClient(app)  # not entered: no lifespan, so no broker
+
+
+def test_a_valid_event_is_published_and_accepted() -> None:
+    publisher = RecordingPublisher()
+    client = client_with(publisher)
+    for topic in TOPICS:
+        for event_type in topic.event_types:
+            event = sample_event(topic, event_type)
+            response = client.post(ROUTES[topic.name], json=event.model_dump(mode="json"))
+            assert response.status_code == 202, response.text
+            assert response.json()["event_id"] == str(event.event_id)
+            assert response.json()["topic"] == topic.name
+            assert publisher.published[-1] == event
+
+
+def test_an_invalid_body_gets_422_and_never_reaches_kafka() -> None:
+    publisher = RecordingPublisher()
+    client = client_with(publisher)
+    topic = TOPICS[0]
+    valid = sample_event(topic).model_dump(mode="json")
+    missing_key = {k: v for k, v in valid.items() if k != topic.key_field}
+    for body in [missing_key, valid | {"type": "NoSuchEvent"}, valid | {"unexpected": True}, "not an object"]:
+        response = client.post(ROUTES[topic.name], json=body)
+        assert response.status_code == 422, body
+    assert publisher.published == []
+
+
+def test_an_unacknowledged_publish_gets_503_with_retry_after() -> None:
+    client = client_with(RecordingPublisher(fail=True))
+    topic = TOPICS[0]
+    response = client.post(ROUTES[topic.name], json=sample_event(topic).model_dump(mode="json"))
+    assert response.status_code == 503
+    assert int(response.headers["Retry-After"]) > 0
+
+
+def test_liveness_does_not_need_kafka() -> None:
+    assert client_with(RecordingPublisher()).get("/health/live").status_code == 200

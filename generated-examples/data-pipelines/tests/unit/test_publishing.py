@@ -1,0 +1,78 @@
+"""The publisher's bounds without a broker: a full in-flight budget refuses at once, an unencodable event is 422."""
+
+import asyncio
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from order_pipelines.api.dependencies import get_publisher
+from order_pipelines.app import create_app
+from order_pipelines.events.catalog import TOPICS, Topic
+from order_pipelines.events.models import Event
+from order_pipelines.kafka.producer import EventPublisher, PublishBackpressure, UnpublishableEvent
+from order_pipelines.settings import Settings
+from tests.samples import ROUTES, sample_event
+
+
+class SilentProducer:
+    """Accepts every send and never acknowledges it, like a producer while the broker is away."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    async def send(self, topic: str, value: bytes, **_: Any) -> "asyncio.Future[Any]":
+        self.sent += topic in {t.name for t in TOPICS}  # events only, not what patterns send beside them
+        return asyncio.get_running_loop().create_future()
+
+
+class BrokenSerde:
+    async def serialize(self, topic: Topic, event: Event) -> bytes:
+        raise ValueError("no encoding for this event")
+
+    async def deserialize(self, topic: Topic, data: bytes) -> Event:
+        raise NotImplementedError
+
+
+class FakeSerde:
+    async def serialize(self, topic: Topic, event: Event) -> bytes:
+        return b"{}"
+
+    async def deserialize(self, topic: Topic, data: bytes) -> Event:
+        raise NotImplementedError
+
+
+async def test_a_full_in_flight_budget_refuses_at_once_instead_of_queueing() -> None:
+    producer = SilentProducer()
+    publisher = EventPublisher(producer, FakeSerde(), timeout_seconds=30, max_in_flight=2)
+    waiting = [asyncio.create_task(publisher.publish(sample_event(TOPICS[0]))) for _ in range(2)]
+    await asyncio.sleep(0.05)
+    async with asyncio.timeout(1):
+        with pytest.raises(PublishBackpressure):
+            await publisher.publish(sample_event(TOPICS[0]))
+    assert producer.sent == 2
+    for task in waiting:
+        task.cancel()
+    await asyncio.gather(*waiting, return_exceptions=True)
+
+
+async def test_an_event_that_cannot_be_encoded_is_unpublishable() -> None:
+    publisher = EventPublisher(SilentProducer(), BrokenSerde(), timeout_seconds=1, max_in_flight=1)
+    with pytest.raises(UnpublishableEvent):
+        await publisher.publish(sample_event(TOPICS[0]))
+
+
+def test_backpressure_is_503_and_unpublishable_is_422() -> None:
+    topic = TOPICS[0]
+    body = sample_event(topic).model_dump(mode="json")
+    for error, status in [(PublishBackpressure("full"), 503), (UnpublishableEvent("bad"), 422)]:
+
+        class Failing:
+            async def publish(self, event: Event, error: Exception = error) -> Any:
+                raise error
+
+        app = create_app(Settings())
+        app.dependency_overrides[get_publisher] = Failing
+        response = TestClient(app).post(ROUTES[topic.name], json=body)
+        assert response.status_code == status, response.text
+        assert ("Retry-After" in response.headers) == (status == 503)
