@@ -746,7 +746,10 @@ def _derive_patterns(spec: Spec, patterns: Sequence[str], package_name: str = "s
             "topic": topic,
             "dlq": f"{topic}.dlq",
             "partitions": cdc.partitions,
+            "ident": "_".join(_words(topic)).lower(),
             "class_name": "".join(word.capitalize() for word in cdc.table.split("_")) + "Row",
+            "change_class": "".join(word.capitalize() for word in cdc.table.split("_")) + "Change",
+            "change_snake": f"{cdc.table}_change",
             "columns": [
                 {
                     "name": column.name,

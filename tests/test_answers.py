@@ -475,10 +475,15 @@ def test_the_model_derives_the_captured_table_and_its_change_topic() -> None:
     model = derive(parse({**SPEC, "topics": [{**SPEC["topics"][0], "consumed": False}], "cdc": CDC}), "things", ["cdc"])
     cdc = model["cdc"]
     assert model["consumes"], "the change topic is consumed even when no topic of the spec is"
-    assert (cdc["topic"], cdc["dlq"], cdc["class_name"]) == (
+    assert (cdc["topic"], cdc["dlq"], cdc["ident"]) == (
         "customers.changes",
         "customers.changes.dlq",
+        "customers_changes",
+    )
+    assert (cdc["class_name"], cdc["change_class"], cdc["change_snake"]) == (
         "CustomersRow",
+        "CustomersChange",
+        "customers_change",
     )
     assert [(c["name"], c["sql"], c["py_type"], c["optional"]) for c in cdc["columns"]] == [
         ("customer_id", "bigint", "int", False),

@@ -164,6 +164,10 @@ def pattern_topics(answers: dict[str, Any]) -> dict[str, dict[str, Any]]:
         topics[f"saga.{saga}.commands"] = {}
         # The orchestrator rebuilds every saga from the latest state per saga id: compacted, never deleted by age.
         topics[f"saga.{saga}.state"] = {"cleanup.policy": "compact"}
+    if "cdc" in chosen:
+        changes = spec["cdc"].get("topic") or spec["cdc"]["table"].replace("_", "-") + ".changes"
+        topics[changes] = {"cleanup.policy": "delete"}
+        topics[changes + ".dlq"] = {}
     return topics
 
 

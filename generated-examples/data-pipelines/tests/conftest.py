@@ -1,5 +1,6 @@
 """Fixtures shared by the test suites."""
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -9,7 +10,12 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
+
+from order_pipelines.kafka.admin import ensure_topics
+from order_pipelines.patterns.topics import ensure_pattern_topics
+from order_pipelines.settings import Settings
 
 PROJECT = Path(__file__).resolve().parents[1]
 STACK = PROJECT / "scripts" / "kafka_stack.py"
@@ -61,6 +67,49 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         if state_dir is not None:
             subprocess.run([sys.executable, str(STACK), "--state-dir", str(state_dir), "down"], check=True)
             shutil.rmtree(state_dir, ignore_errors=True)
+
+
+# Rows of customers there before its connector first starts: they reach the service as snapshot reads.
+SNAPSHOT_ROWS = (
+    {
+        "customer_id": 900000001,
+        "name": "snapshot-1",
+        "email": "snapshot-1",
+        "vip": True,
+    },
+    {
+        "customer_id": 900000002,
+        "name": "snapshot-2",
+        "email": "snapshot-2",
+        "vip": True,
+    },
+)
+
+
+@pytest.fixture(scope="session")
+async def connectors(local_stack: dict[str, str]) -> None:
+    """The Debezium connectors, registered as the deploy step registers them, once the topics exist and
+    customers holds SNAPSHOT_ROWS."""
+    await ensure_topics(Settings())
+    await ensure_pattern_topics(Settings())
+    connection = await asyncpg.connect(local_stack["DATABASE_URL"])
+    try:
+        columns = ", ".join(SNAPSHOT_ROWS[0])
+        values = ", ".join(f"${n}" for n in range(1, len(SNAPSHOT_ROWS[0]) + 1))
+        for row in SNAPSHOT_ROWS:
+            await connection.execute(
+                f"INSERT INTO customers ({columns}) VALUES ({values}) ON CONFLICT DO NOTHING", *row.values()
+            )
+    finally:
+        await connection.close()
+    registered = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "order_pipelines", "connect", "register", "--wait", "120"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert registered.returncode == 0, registered.stdout + registered.stderr
 
 
 @pytest.fixture(scope="session")

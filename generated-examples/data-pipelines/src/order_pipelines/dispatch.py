@@ -8,6 +8,7 @@ from .events.models import (
     Event,
     ShipmentDispatched,
 )
+from .patterns.cdc.changes import CustomersChange
 from .views import LatestEventByKey
 
 
@@ -16,9 +17,12 @@ class Handlers(Protocol):
 
     async def on_shipment_dispatched(self, event: ShipmentDispatched) -> Sequence[Event]: ...
 
+    async def on_customers_change(self, event: CustomersChange) -> Sequence[Event]: ...
+
 
 HANDLER_METHODS: dict[type[Event], str] = {
     ShipmentDispatched: "on_shipment_dispatched",
+    CustomersChange: "on_customers_change",
 }
 """The method of `Handlers` each consumed event type goes to."""
 
@@ -34,6 +38,8 @@ class Dispatcher:
         match event:
             case ShipmentDispatched():
                 emitted = await self._handlers.on_shipment_dispatched(event)
+            case CustomersChange():
+                emitted = await self._handlers.on_customers_change(event)
             case _:
                 raise TypeError(f"no handler for {type(event).__name__}")
         self._view.record(topic, event)

@@ -13,6 +13,7 @@ from .events.models import (
     Event,
     ShipmentDispatched,
 )
+from .patterns.cdc.changes import CustomersChange
 
 log = logging.getLogger(__name__)
 
@@ -22,4 +23,10 @@ class EventHandlers:
 
     async def on_shipment_dispatched(self, event: ShipmentDispatched) -> list[Event]:
         log.info("ShipmentDispatched %s shipment_id=%s", event.event_id, event.shipment_id)
+        return []
+
+    async def on_customers_change(self, event: CustomersChange) -> list[Event]:
+        # A row of customers was read by the snapshot (op "r"), created, updated or deleted; before and
+        # after are the row on either side. Repeats (after a crash) carry the same event_id.
+        log.info("customers %s customer_id=%s at %s", event.op, event.key, event.source.lsn)
         return []

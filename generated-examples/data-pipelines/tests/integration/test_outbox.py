@@ -9,8 +9,6 @@ its Avro deserializer and the registry: neither is the service's code. Without i
 
 import asyncio
 import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,9 +24,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from order_pipelines import correlation
 from order_pipelines.app import create_app
 from order_pipelines.events.catalog import topic_named
-from order_pipelines.kafka.admin import ensure_topics
 from order_pipelines.patterns.outbox.writer import OUTBOX_TOPICS, TransactionalPublisher
-from order_pipelines.settings import Settings
 from tests.samples import ROUTES, sample_event, unique_key
 
 from .service import running_service, service_settings
@@ -37,20 +33,6 @@ pytestmark = pytest.mark.integration
 
 TOPIC = topic_named(sorted(OUTBOX_TOPICS)[0])
 ROUTE = ROUTES[TOPIC.name]
-
-
-@pytest.fixture(scope="session")
-async def connectors(local_stack: dict[str, str]) -> None:
-    """The Debezium connectors, registered as the deploy step registers them, once the topics exist."""
-    await ensure_topics(Settings())
-    registered = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "order_pipelines", "connect", "register", "--wait", "120"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert registered.returncode == 0, registered.stdout + registered.stderr
 
 
 def records_of(bootstrap: str, topic: str, event_id: str, count: int, within: float = 90) -> list[Message]:

@@ -118,7 +118,8 @@ async def test_readiness_reports_each_partitions_lag(kafka_bootstrap: str, uniqu
             if (await client.get(f"{ROUTE}/{key}")).status_code != 200:
                 return False
             lag = (await client.get("/health/ready")).json()["lag"]
-            return set(lag) == {f"{TOPIC.name}[{p}]" for p in range(TOPIC.partitions)} and set(lag.values()) == {0}
+            every = {f"{topic.name}[{p}]" for topic in CONSUMED_TOPICS for p in range(topic.partitions)}
+            return set(lag) == every and set(lag.values()) == {0}
 
         await eventually(caught_up)
 

@@ -95,7 +95,7 @@ async def test_a_handler_slower_than_max_poll_interval_keeps_both_members_in_the
             """Both members own partitions, together all of them: the join rebalance is over."""
             lags = [(await client.get("/health/ready")).json().get("lag", {}) for client in members]
             owned = [set(lag) for lag in lags]
-            return all(owned) and len(owned[0] | owned[1]) == TOPIC.partitions
+            return all(owned) and len(owned[0] | owned[1]) == sum(topic.partitions for topic in CONSUMED_TOPICS)
 
         await eventually(settled, within=90)
         # The premise: aiokafka's consumers enforce the low interval (a private attribute: no public accessor).

@@ -149,7 +149,7 @@ class ConsumerRunner:
 
     async def lag(self, timeout_seconds: float) -> dict[str, int]:
         """Records not yet handled in each assigned partition: highwater minus the lowest record not finished (or
-        the position, when none is queued), as of the last fetch.
+        the position, when all are finished: past a transaction's commit marker too), as of the last fetch.
 
         Partitions not fetched from yet, or without a position within the timeout, are left out."""
         lag: dict[str, int] = {}
@@ -158,7 +158,7 @@ class ConsumerRunner:
             if highwater is None:
                 continue
             work = self._work.get(tp)
-            position = work.commit_offset if work is not None else None
+            position = work.commit_offset if work is not None and not work.drained else None
             if position is None:
                 try:
                     position = await asyncio.wait_for(self._consumer.position(tp), timeout_seconds)

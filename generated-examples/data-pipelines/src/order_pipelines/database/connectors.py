@@ -6,6 +6,7 @@ On Kubernetes the KafkaConnector resources in deploy/strimzi/connect/ carry the 
 Run `python -m order_pipelines migrate` first: the connectors capture tables the migrations create."""
 
 import argparse
+import asyncio
 import json
 import time
 import urllib.error
@@ -13,7 +14,9 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from ..settings import get_settings
+from ..kafka.admin import ensure_topics
+from ..patterns.topics import ensure_pattern_topics
+from ..settings import Settings, get_settings
 
 CONNECTORS: dict[str, dict[str, str]] = {
     # The outbox: each row inserted into `outbox` becomes one record on the topic its aggregatetype names.
@@ -138,6 +141,11 @@ def await_running(connect_url: str, names: list[str], timeout_seconds: float) ->
         time.sleep(0.5)
 
 
+async def create_topics(settings: Settings) -> None:
+    await ensure_topics(settings)
+    await ensure_pattern_topics(settings)
+
+
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser = argparse.ArgumentParser(prog=prog, description="Register or show the service's Debezium connectors.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -158,6 +166,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                 config["database.password"] = "********"
         print(json.dumps(shown, indent=2))
         return 0
+    if settings.kafka_create_topics:
+        # The topics the connectors write, created first where the service creates its topics (development).
+        asyncio.run(create_topics(settings))
     names = register(settings.kafka_connect_url, database_url)
     if args.wait <= 0:
         print(f"registered {', '.join(names)}")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from pydantic import TypeAdapter
 
+from ..patterns.cdc.changes import CustomersChange
 from .models import (
     Event,
     OrderCancelled,
@@ -55,8 +56,18 @@ ORDERS = Topic(
 )
 
 TOPICS: tuple[Topic, ...] = (SHIPMENTS, ORDERS)
-CONSUMED_TOPICS: tuple[Topic, ...] = tuple(topic for topic in TOPICS if topic.consumed)
-_BY_NAME = {topic.name: topic for topic in TOPICS}
+# The changes of the customers table, written by Debezium as JSON: consumed like a topic of the spec,
+# never published by the service.
+CUSTOMERS_CHANGES = Topic(
+    name="customers.changes",
+    partitions=3,
+    key_field="key",
+    consumed=True,
+    event_types=(CustomersChange,),
+    adapter=TypeAdapter(CustomersChange),
+)
+CONSUMED_TOPICS: tuple[Topic, ...] = (*(topic for topic in TOPICS if topic.consumed), CUSTOMERS_CHANGES)
+_BY_NAME = {topic.name: topic for topic in (*TOPICS, CUSTOMERS_CHANGES)}
 _BY_EVENT = {event_type: topic for topic in TOPICS for event_type in topic.event_types}
 
 

@@ -3,6 +3,7 @@
 from aiokafka import AIOKafkaProducer
 
 from ..events.serde import EventSerde
+from ..patterns.cdc.serde import WithChanges
 from ..processed import InMemoryProcessedEvents, ProcessedEvents, SqliteProcessedEvents
 from ..processed_postgres import PostgresProcessedEvents
 from ..settings import Settings
@@ -13,6 +14,7 @@ from .consumer import ConsumerRunner, Handler, create_consumer
 def create_runner(
     settings: Settings, serde: EventSerde, handler: Handler, producer: AIOKafkaProducer
 ) -> ConsumerRunner:
+    serde = WithChanges(serde)  # the change topic's JSON beside the spec's Avro
     return CommitAfterProcessing(
         create_consumer(settings), serde, handler, producer, processed_events(settings), settings
     )

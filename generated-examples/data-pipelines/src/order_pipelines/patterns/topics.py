@@ -19,8 +19,11 @@ class PatternTopic:
     config: dict[str, str] = field(default_factory=dict)
 
 
-# None: the chosen patterns keep their data in the database.
-PATTERN_TOPICS: tuple[PatternTopic, ...] = ()
+PATTERN_TOPICS: tuple[PatternTopic, ...] = (
+    # The changes of the customers table, written by Debezium, and those the handler could not take.
+    PatternTopic("customers.changes", 3),
+    PatternTopic("customers.changes.dlq", 3),
+)
 
 
 async def ensure_pattern_topics(settings: Settings) -> list[str]:

@@ -39,6 +39,9 @@ class CommitAfterProcessing(ConsumerRunner):
         self._producer = producer
         self._processed = processed
         self._committed: dict[TopicPartition, int] = {}
+        # Each partition's position after the last poll handed its records over: past its last record, and past
+        # the commit marker a transactional producer (Kafka Connect's exactly-once sources, for one) wrote after it.
+        self._read_to: dict[TopicPartition, int] = {}
         # One commit at a time, so a partition's offsets reach the broker in order.
         self._commit_lock = asyncio.Lock()
         self._committing: asyncio.Task[None] | None = None
@@ -84,6 +87,11 @@ class CommitAfterProcessing(ConsumerRunner):
             pass
 
     async def _polled(self) -> None:
+        for tp in list(self._work):
+            try:
+                self._read_to[tp] = await self._consumer.position(tp)
+            except KafkaError:  # no longer assigned
+                self._read_to.pop(tp, None)
         await self._commit(self._work)
 
     async def _partitions_leaving(self, leaving: dict[TopicPartition, PartitionWork]) -> None:
@@ -91,11 +99,21 @@ class CommitAfterProcessing(ConsumerRunner):
         await self._commit(leaving)
         for tp in leaving:
             self._committed.pop(tp, None)
+            self._read_to.pop(tp, None)
 
     async def _settle(self) -> None:
         if self._committing is not None:
             await asyncio.gather(self._committing, return_exceptions=True)
         await self._commit(self._work)
+
+    def _commit_offset(self, tp: TopicPartition, work: PartitionWork) -> int | None:
+        """Up to the lowest unfinished record; once all is finished, up to where the last poll read: a commit
+        marker after the last record is then committed past too, and the group's lag reads 0, not 1."""
+        offset = work.commit_offset
+        read_to = self._read_to.get(tp)
+        if offset is not None and read_to is not None and work.drained and read_to > offset:
+            return read_to
+        return offset
 
     async def _commit(self, works: dict[TopicPartition, PartitionWork]) -> bool:
         """Commit each partition up to its lowest unfinished record; whether there was anything new to commit."""
@@ -103,7 +121,7 @@ class CommitAfterProcessing(ConsumerRunner):
             offsets = {
                 tp: offset
                 for tp, work in works.items()
-                if (offset := work.commit_offset) is not None and self._committed.get(tp) != offset
+                if (offset := self._commit_offset(tp, work)) is not None and self._committed.get(tp) != offset
             }
             if not offsets:
                 return False

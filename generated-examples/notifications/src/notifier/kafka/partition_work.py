@@ -69,6 +69,11 @@ class PartitionWork:
         return self._next_offset
 
     @property
+    def drained(self) -> bool:
+        """Every record queued so far is finished."""
+        return not (self._pending or self._in_flight or self._released)
+
+    @property
     def waiting(self) -> int:
         return len(self._pending)
 

@@ -88,6 +88,9 @@ class OutboxWriter:
         try:
             async with asyncio.timeout(self._timeout):
                 await self._commit(topic, event, payload)
+        except asyncpg.DataError as error:
+            # A value PostgreSQL cannot store (a NUL character in text, for one): no retry fixes it.
+            raise UnpublishableEvent(f"{type(event).__name__} cannot be stored: {error}") from error
         except UNAVAILABLE as error:
             raise DatabaseUnavailable(
                 f"{topic.name}: the database did not commit within {self._timeout:g} s ({error!r})"
