@@ -25,7 +25,7 @@ from tools.render import REPO, render, variant_answers
 REPO_SKILL = REPO / "skills" / "kafka-events"
 PROJECT_SKILL = Path(".claude") / "skills" / "kafka-events"
 # One variant per branch of the templates: consumer or not, each guarantee, the patterns, security.
-VARIANTS = ("default", "producer-only", "exactly-once", "at-most-once", "agent-patterns", "mtls")
+VARIANTS = ("default", "producer-only", "exactly-once", "at-most-once", "agent-patterns", "mtls", "data-pipelines")
 
 RUNNABLE = re.compile(r"^```sh runnable\n(.*?)^```", re.MULTILINE | re.DOTALL)
 FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)

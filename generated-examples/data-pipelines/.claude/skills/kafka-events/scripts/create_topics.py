@@ -1,0 +1,20 @@
+"""Create the service's topics and their dead-letter topics where missing, with the service's own settings.
+
+    uv run python .claude/skills/kafka-events/scripts/create_topics.py
+
+For the local stack only: in production Strimzi's KafkaTopics (deploy/strimzi/base/kafka-topics.yaml) own them.
+"""
+
+import asyncio
+
+from order_pipelines.kafka.admin import ensure_topics
+from order_pipelines.settings import get_settings
+
+
+def main() -> None:
+    created = asyncio.run(ensure_topics(get_settings()))
+    print(f"created: {', '.join(created)}" if created else "every topic exists already")
+
+
+if __name__ == "__main__":
+    main()
