@@ -36,6 +36,11 @@ Key = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=_li
 """A partition key: never empty, or every event of every key would share one partition."""
 Text = Annotated[str, StringConstraints(strict=True, max_length=_limits.event_text_max_length)]
 
+# PostgreSQL's text and jsonb cannot hold a NUL character: the events the outbox stores refuse one, and say so.
+_NO_NUL = StringConstraints(pattern=r"^[^\x00]*$")
+StoredKey = Annotated[Key, _NO_NUL]
+StoredText = Annotated[Text, _NO_NUL]
+
 
 def _integral(value: object) -> object:
     """An integer as JSON Schema has it: 7 or 7.0, never "7" or true."""
@@ -89,9 +94,9 @@ class OrderPlaced(Event):
     """A customer placed an order."""
 
     type: Literal["OrderPlaced"] = "OrderPlaced"
-    order_id: Key = Field(description="Identifier of the order; all events of one order share it.")
+    order_id: StoredKey = Field(description="Identifier of the order; all events of one order share it.")
     customer_id: Long = Field(description="The customer who placed it.")
-    item: Text = Field(description="What was ordered.")
+    item: StoredText = Field(description="What was ordered.")
     amount_cents: Long = Field(description="What the order costs in cents.")
 
 
@@ -99,8 +104,8 @@ class OrderCancelled(Event):
     """The order was cancelled before it shipped."""
 
     type: Literal["OrderCancelled"] = "OrderCancelled"
-    order_id: Key
-    reason: Text | None = Field(default=None, description="Why the customer cancelled it.")
+    order_id: StoredKey
+    reason: StoredText | None = Field(default=None, description="Why the customer cancelled it.")
 
 
 OrdersEvent = Annotated[
