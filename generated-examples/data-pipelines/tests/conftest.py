@@ -13,10 +13,6 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from order_pipelines.kafka.admin import ensure_topics
-from order_pipelines.patterns.topics import ensure_pattern_topics
-from order_pipelines.settings import Settings
-
 PROJECT = Path(__file__).resolve().parents[1]
 STACK = PROJECT / "scripts" / "kafka_stack.py"
 # The outbox and change data capture need the stack's PostgreSQL and its Kafka Connect worker with Debezium.
@@ -88,10 +84,8 @@ SNAPSHOT_ROWS = (
 
 @pytest.fixture(scope="session")
 async def connectors(local_stack: dict[str, str]) -> None:
-    """The Debezium connectors, registered as the deploy step registers them, once the topics exist and
+    """The Debezium connectors, registered (and their topics created) as the deploy step does, once
     customers holds SNAPSHOT_ROWS."""
-    await ensure_topics(Settings())
-    await ensure_pattern_topics(Settings())
     connection = await asyncpg.connect(local_stack["DATABASE_URL"])
     try:
         columns = ", ".join(SNAPSHOT_ROWS[0])
