@@ -176,9 +176,15 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
     n, kills, seeded = args["changes"], args["kills"], args.get("snapshot_rows", 500)
     worker = Worker(state_dir, settings)
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"} | settings
-    if args.get("project"):
+    variant = variant_connector(args, env) if args.get("project") else None
+    if variant is not None and variant[0] in worker.rest("/connectors"):
+        # An earlier round (--repeat) captured the variant's table: its rows and snapshot are taken, so this round
+        # captures a fresh table of its own.
+        log(f"{variant[0]} captured {variant[2]} in an earlier round; this round captures a table of its own")
+        variant = None
+    if variant is not None:
         # The data-pipelines variant's own migration, connector config and registration command.
-        name, config, table_name = variant_connector(args, env)
+        name, config, table_name = variant
         with psycopg.connect(worker.database_url) as connection:
             table = variant_table(connection, table_name)
         topic = config.get("transforms.topic.replacement") or f"{config['topic.prefix']}.public.{table_name}"
@@ -192,7 +198,7 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
     with psycopg.connect(worker.database_url) as connection, connection.cursor() as cursor:
         cursor.executemany(table.insert(), [table.row(i, 0) for i in range(1, seeded + 1)])
     expected: list[Change] = [("r", i) for i in range(1, seeded + 1)]
-    if args.get("project"):
+    if variant is not None:
         project = Path(args["project"])
         # The broker creates no topic on its own, and the connector config asks Connect to create none: the change
         # topic must exist before the first change is sent (the service creates it when it consumes it).
@@ -328,7 +334,7 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
         "down_writes": down_writes,
         "resumed_s": resumed_s,
         "exactly_once": config.get("exactly.once.support") == "required",
-        "captured": f"{table.name} -> {topic} ({'the data-pipelines variant' if args.get('project') else 'own'})",
+        "captured": f"{table.name} -> {topic} ({'the data-pipelines variant' if variant is not None else 'own'})",
         "seconds": round(delivered_s, 1),
     }
 
