@@ -1,6 +1,8 @@
-"""The publisher's bounds without a broker: a full in-flight budget refuses at once, an unencodable event is 422."""
+"""The publisher's bounds without a broker: a full in-flight budget refuses at once, an unacknowledged send fails
+within its timeout, an unencodable event is 422."""
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -10,7 +12,12 @@ from task_intake.api.dependencies import get_publisher
 from task_intake.app import create_app
 from task_intake.events.catalog import TOPICS, Topic
 from task_intake.events.models import Event
-from task_intake.kafka.producer import EventPublisher, PublishBackpressure, UnpublishableEvent
+from task_intake.kafka.producer import (
+    EventPublisher,
+    PublishBackpressure,
+    PublishError,
+    UnpublishableEvent,
+)
 from task_intake.settings import Settings
 from tests.samples import ROUTES, sample_event
 
@@ -54,6 +61,41 @@ async def test_a_full_in_flight_budget_refuses_at_once_instead_of_queueing() -> 
     for task in waiting:
         task.cancel()
     await asyncio.gather(*waiting, return_exceptions=True)
+
+
+async def test_an_unacknowledged_send_fails_within_its_timeout_and_frees_its_place() -> None:
+    timeout = 0.3
+    publisher = EventPublisher(SilentProducer(), FakeSerde(), timeout_seconds=timeout, max_in_flight=2)
+
+    async def timed_publish() -> float:
+        started = time.monotonic()
+        with pytest.raises(PublishError, match="no acknowledgement within"):
+            await publisher.publish(sample_event(TOPICS[0]))
+        return time.monotonic() - started
+
+    async def later(delay: float) -> float:
+        await asyncio.sleep(delay)
+        return await timed_publish()
+
+    # Started at different times, so they fall in different slots of the shared deadline timer.
+    for elapsed in await asyncio.gather(timed_publish(), later(0.115)):
+        assert timeout - 0.05 <= elapsed < timeout + 0.5
+    # Both places are free again: two more sends are accepted (and time out in turn), none refused.
+    await asyncio.gather(timed_publish(), timed_publish())
+
+
+async def test_a_cancelled_caller_sees_its_cancellation_not_a_timeout() -> None:
+    publisher = EventPublisher(SilentProducer(), FakeSerde(), timeout_seconds=30, max_in_flight=1)
+    waiting = asyncio.create_task(publisher.publish(sample_event(TOPICS[0])))
+    await asyncio.sleep(0.05)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    again = asyncio.create_task(publisher.publish(sample_event(TOPICS[0])))
+    await asyncio.sleep(0.05)
+    assert not again.done(), "the cancelled send's place should be free again"
+    again.cancel()
+    await asyncio.gather(again, return_exceptions=True)
 
 
 async def test_an_event_that_cannot_be_encoded_is_unpublishable() -> None:
