@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 
 from task_ledger.api.dependencies import get_publisher
 from task_ledger.app import create_app
@@ -77,9 +78,20 @@ async def test_an_unacknowledged_send_fails_within_its_timeout_and_frees_its_pla
         await asyncio.sleep(delay)
         return await timed_publish()
 
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    topic = TOPICS[0].name
+    in_flight = sample("messaging_kafka_producer_in_flight_messages")
+    labels = {"messaging_destination_name": topic, "error_type": "CancelledError"}
+    failed = sample("messaging_client_sent_messages_total", **labels)
     # Started at different times, so they fall in different slots of the shared deadline timer.
     for elapsed in await asyncio.gather(timed_publish(), later(0.115)):
         assert timeout - 0.05 <= elapsed < timeout + 0.5
+    # Counted as failed sends, and no longer in flight.
+    await asyncio.sleep(0)
+    assert sample("messaging_kafka_producer_in_flight_messages") == in_flight
+    assert sample("messaging_client_sent_messages_total", **labels) == failed + 2
     # Both places are free again: two more sends are accepted (and time out in turn), none refused.
     await asyncio.gather(timed_publish(), timed_publish())
 

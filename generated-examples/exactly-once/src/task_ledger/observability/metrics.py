@@ -87,16 +87,22 @@ def labelled(metric: Counter | Histogram, *values: str) -> Any:
 
 def sending(topic: str, delivery: "asyncio.Future[Any]") -> None:
     """Count an event handed to the producer: in flight until `delivery` resolves, then sent or failed."""
-    started = time.perf_counter()
+    delivery.add_done_callback(functools.partial(sent, topic, handed()))
+
+
+def handed() -> float:
+    """An event handed to the producer: in flight from now until `sent`; returns the time `sent` takes."""
     IN_FLIGHT.inc()
+    return time.perf_counter()
 
-    def delivered(future: "asyncio.Future[Any]") -> None:
-        IN_FLIGHT.dec()
-        error = "" if not future.cancelled() and future.exception() is None else error_type(future)
-        labelled(SENT, topic, error).inc()
-        labelled(SEND_DURATION, topic, "send", error).observe(time.perf_counter() - started)
 
-    delivery.add_done_callback(delivered)
+def sent(topic: str, started: float, delivery: "asyncio.Future[Any]") -> None:
+    """The event `handed` at `started` is acknowledged or failed: `delivery` is done. A caller awaiting the
+    delivery anyway calls `handed` and `sent` itself instead of `sending`, sparing the loop a callback per event."""
+    IN_FLIGHT.dec()
+    error = "" if not delivery.cancelled() and delivery.exception() is None else error_type(delivery)
+    labelled(SENT, topic, error).inc()
+    labelled(SEND_DURATION, topic, "send", error).observe(time.perf_counter() - started)
 
 
 def error_type(future: "asyncio.Future[Any]") -> str:

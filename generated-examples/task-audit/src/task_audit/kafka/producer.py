@@ -72,14 +72,21 @@ def event_headers(event: Event, cause: Event | None = None) -> list[tuple[str, b
 
 
 async def send_event(
-    producer: AIOKafkaProducer, serde: EventSerde, event: Event, cause: Event | None = None
+    producer: AIOKafkaProducer,
+    serde: EventSerde,
+    event: Event,
+    cause: Event | None = None,
+    *,
+    counted: bool = True,
 ) -> "asyncio.Future[Any]":
-    """Queue an event on its topic, keyed so one entity's events stay ordered; returns its delivery future."""
+    """Queue an event on its topic, keyed so one entity's events stay ordered; returns its delivery future,
+    counted in the metrics when it resolves unless `counted` is False (the caller counts it: `metrics.sent`)."""
     topic = topic_for(event)
     value = await serde.serialize(topic, event)
     headers = event_headers(event, cause)
     delivery: asyncio.Future[Any] = await producer.send(topic.name, value, key=topic.key_of(event), headers=headers)
-    metrics.sending(topic.name, delivery)
+    if counted:
+        metrics.sending(topic.name, delivery)
     # The audit entry goes with the event: in its transaction under exactly-once, acknowledged with it otherwise.
     noted = await record_published(producer, topic.name, topic.key_of(event), headers)
 
