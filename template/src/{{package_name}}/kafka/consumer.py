@@ -78,6 +78,9 @@ class ConsumerRunner:
     Subclasses say what a handled record writes (`_complete`), what a fetched batch needs first (`_accept`), and
     what to make durable when partitions move (`_partitions_leaving`) or the runner stops (`_settle`)."""
 
+    _lanes_go_on = True
+    """Whether a lane goes on with the next record itself; false when every record must go through `_launch`."""
+
     def __init__(self, consumer: AIOKafkaConsumer, serde: EventSerde, handler: Handler, settings: Settings) -> None:
         self._consumer = consumer
         self._serde = serde
@@ -257,6 +260,9 @@ class ConsumerRunner:
             return None
         started = work.start()
         if not started:
+            return None
+        if not self._lanes_go_on:
+            self._launch(tp, work, started)
             return None
         self._launch(tp, work, started[1:])
         return started[0]
