@@ -292,9 +292,7 @@ class ConsumerRunner:
                 return  # the partition moved, or its work was dropped to be read again
             self._finished(tp, work)
             next_record = self._next_in_lane(tp, work)
-            if tp in self._paused and work.waiting < self._settings.consumer_max_records:
-                self._consumer.resume(tp)
-                self._paused.discard(tp)
+            self._resume_if_room(tp, work)
 
     async def _process_record(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> None:
         await self._complete(tp, record, await self._handle(record))
@@ -307,10 +305,19 @@ class ConsumerRunner:
             work.release(record.offset)
             self._start_ready(tp)
 
+    def _full(self, tp: TopicPartition, work: PartitionWork) -> bool:
+        """Whether `tp` holds as much as it may: fetching it waits until it has room."""
+        return work.waiting >= self._settings.consumer_max_records
+
+    def _resume_if_room(self, tp: TopicPartition, work: PartitionWork) -> None:
+        if tp in self._paused and not self._full(tp, work):
+            self._consumer.resume(tp)
+            self._paused.discard(tp)
+
     def _flow_control(self) -> None:
         """Pause partitions with a full queue, so fetching goes on for the others (and for membership)."""
         assigned = self._consumer.assignment()
-        full = {tp for tp, work in self._work.items() if work.waiting >= self._settings.consumer_max_records}
+        full = {tp for tp, work in self._work.items() if self._full(tp, work)}
         paused = self._consumer.paused()
         if pause := (full & assigned) - paused:
             self._consumer.pause(*pause)
