@@ -72,6 +72,15 @@ class Settings(BaseSettings):
     transaction_timeout_ms: int = Field(
         default=60_000, ge=1000, description="The broker aborts a transaction left open longer (a hung process)."
     )
+    transaction_interval_ms: int = Field(
+        default=100,
+        ge=0,
+        description="Least time between the starts of a partition's transactions (Kafka Streams' commit interval "
+        "under exactly-once): under load, records handled meanwhile share one transaction.",
+    )
+    transaction_max_records: int = Field(
+        default=1000, ge=1, description="Handled records one transaction writes at most; more wait for the next."
+    )
     fanout_max_attempts: int = Field(default=3, ge=1, description="Tries per event and channel before its DLQ.")
     fanout_retry_backoff_seconds: float = Field(default=0.2, ge=0, description="First retry delay; doubles each time.")
     fanout_poll_timeout_ms: int = Field(default=500, ge=1)

@@ -9,6 +9,7 @@ import pytest
 from aiokafka.errors import KafkaError
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka import KafkaError as LibrdkafkaError
+from prometheus_client import REGISTRY
 
 from agent_ops.events.catalog import AGENT_TASK_HISTORY, CONSUMED_TOPICS, Topic
 from agent_ops.kafka import dead_letters
@@ -151,6 +152,40 @@ async def test_a_new_group_on_a_backlog_emits_one_effect_per_event_as_librdkafka
     settings = service_settings(kafka_bootstrap, unique)
     async with running_service(settings):
         await wait_until_committed(kafka_bootstrap, settings.kafka_consumer_group)
+    counts = await asyncio.to_thread(effects_counted_by_librdkafka, kafka_bootstrap, AGENT_TASK_HISTORY)
+    assert effects_of(events, counts) == [1] * len(events)
+
+
+def transactions_committed() -> float:
+    return REGISTRY.get_sample_value("messaging_kafka_transactions_total", {"outcome": "committed"}) or 0.0
+
+
+@pytest.mark.parametrize(
+    ("interval_ms", "max_records"),
+    [pytest.param(5_000, 1000, id="shared-within-the-interval"), pytest.param(0, 7, id="bounded-in-records")],
+)
+async def test_a_backlog_commits_in_transactions_shared_by_many_records_and_bounded_in_size(
+    kafka_bootstrap: str, unique: str, interval_ms: int, max_records: int
+) -> None:
+    """Under load, records handled within one transaction interval share a transaction (a backlog does not cost a
+    transaction per record), no transaction holds more than `transaction_max_records`, and each effect is still
+    written once."""
+    events = [sample_event(TOPIC, key=unique_key(TOPIC)) for _ in range(200)]
+    async with running_service(service_settings(kafka_bootstrap, unique, consumer_enabled=False)) as client:
+        await post_all(client, events)
+    settings = service_settings(
+        kafka_bootstrap, unique, transaction_interval_ms=interval_ms, transaction_max_records=max_records
+    )
+    before = transactions_committed()
+    async with running_service(settings):
+        await wait_until_committed(kafka_bootstrap, settings.kafka_consumer_group)
+    transactions = transactions_committed() - before
+    if interval_ms:
+        # A transaction as soon as the first records are handled, then one per interval: the backlog is handled
+        # within a few intervals even on a slow machine, so a handful per partition, far fewer than 200.
+        assert transactions <= 4 * TOPIC.partitions
+    else:
+        assert transactions >= len(events) / max_records
     counts = await asyncio.to_thread(effects_counted_by_librdkafka, kafka_bootstrap, AGENT_TASK_HISTORY)
     assert effects_of(events, counts) == [1] * len(events)
 

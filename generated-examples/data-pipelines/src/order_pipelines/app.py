@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None, tracer_provider: TracerProvider
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s [%(correlation_id)s] %(message)s"
     )
     tracer_provider = tracer_provider or tracing.provider_for(settings)
-    tracer = trace.get_tracer(__name__, tracer_provider=tracer_provider or trace.NoOpTracerProvider())
+    tracer = None if tracer_provider is None else trace.get_tracer(__name__, tracer_provider=tracer_provider)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -9,8 +9,7 @@ move between pods, which is what a rebalance or a crash does.
 import asyncio
 import sqlite3
 from collections import OrderedDict
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 from uuid import UUID
 
@@ -36,19 +35,33 @@ class CheckThenRecord:
     async def add(self, event_id: UUID) -> None:
         raise NotImplementedError
 
-    @asynccontextmanager
-    async def once(self, event_id: UUID) -> AsyncIterator[bool]:
-        if await self.contains(event_id):
-            yield False
-            return
-        yield True
-        await self.add(event_id)
+    def once(self, event_id: UUID) -> "_Once":
+        return _Once(self, event_id)
 
     async def open(self) -> None:
         pass
 
     async def close(self) -> None:
         pass
+
+
+class _Once:
+    """`CheckThenRecord.once`, as a class rather than a generator: it runs for every consumed record."""
+
+    __slots__ = ("_event_id", "_first", "_store")
+
+    def __init__(self, store: CheckThenRecord, event_id: UUID) -> None:
+        self._store = store
+        self._event_id = event_id
+        self._first = False
+
+    async def __aenter__(self) -> bool:
+        self._first = not await self._store.contains(self._event_id)
+        return self._first
+
+    async def __aexit__(self, error_type: type[BaseException] | None, *_: object) -> None:
+        if error_type is None and self._first:
+            await self._store.add(self._event_id)
 
 
 class InMemoryProcessedEvents(CheckThenRecord):

@@ -1,8 +1,10 @@
 """The runner's decisions for one record, without a broker: retries, dead letters, and a registry outage."""
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
 from aiokafka import ConsumerRecord
 
 from agent_tasks.events.catalog import CONSUMED_TOPICS, Topic
@@ -76,3 +78,39 @@ async def test_a_failing_handler_is_tried_max_attempts_times_then_dead_lettered(
     outcome = await runner(FlakySerde(sample_event(TOPIC)), handler)._handle(record(b"fine"))
     assert isinstance(outcome, Failed)
     assert outcome.attempts == calls == SETTINGS.handler_max_attempts
+
+
+async def test_an_attempt_past_the_time_bound_is_cancelled_and_counts_as_a_failed_attempt() -> None:
+    cancelled = 0
+
+    async def handler(topic: Topic, received: Event) -> Sequence[Event]:
+        nonlocal cancelled
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled += 1
+            raise
+        return []
+
+    bounded = SETTINGS.model_copy(update={"handler_timeout_seconds": 0.05})
+    slow = ConsumerRunner(consumer=None, serde=FlakySerde(sample_event(TOPIC)), handler=handler, settings=bounded)
+    outcome = await asyncio.wait_for(slow._handle(record(b"fine")), 60)
+    assert isinstance(outcome, Failed)
+    assert isinstance(outcome.error, TimeoutError)
+    assert outcome.attempts == cancelled == SETTINGS.handler_max_attempts
+
+
+async def test_a_cancellation_from_outside_stays_a_cancellation_not_a_failed_attempt() -> None:
+    """Shutdown and revokes cancel handlers: that must neither count as a failure nor dead-letter the record."""
+    started = asyncio.Event()
+
+    async def handler(topic: Topic, received: Event) -> Sequence[Event]:
+        started.set()
+        await asyncio.sleep(3600)
+        return []
+
+    handling = asyncio.create_task(runner(FlakySerde(sample_event(TOPIC)), handler)._handle(record(b"fine")))
+    await started.wait()
+    handling.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await handling

@@ -72,6 +72,15 @@ class Settings(BaseSettings):
     transaction_timeout_ms: int = Field(
         default=60_000, ge=1000, description="The broker aborts a transaction left open longer (a hung process)."
     )
+    transaction_interval_ms: int = Field(
+        default=100,
+        ge=0,
+        description="Least time between the starts of a partition's transactions (Kafka Streams' commit interval "
+        "under exactly-once): under load, records handled meanwhile share one transaction.",
+    )
+    transaction_max_records: int = Field(
+        default=1000, ge=1, description="Handled records one transaction writes at most; more wait for the next."
+    )
 
     schema_registry_url: str = Field(
         default="http://127.0.0.1:8081", description="A Confluent-API schema registry (Apicurio: .../apis/ccompat/v7)."

@@ -42,14 +42,35 @@ def begin(correlation: str | None = None) -> str:
     return chosen
 
 
-def adopt(headers: Iterable[tuple[str, bytes]]) -> None:
+def adopt(headers: Iterable[tuple[str, bytes | None]]) -> None:
     """Continue the work a consumed record belongs to: its correlation id, and its event id as the cause.
     A record without a correlation id (from an older producer) starts its own work, named by its event id."""
-    values = {name: value.decode("utf-8", "replace") for name, value in headers}
-    event_id = values.get("event-id")
-    begin(values.get(CORRELATION_HEADER) or event_id)
-    if event_id is not None:
-        _causation.set(event_id)
+    correlation: bytes | None = None
+    event_id: bytes | None = None
+    # Once per consumed record: only the two headers it needs are decoded.
+    for name, value in headers:
+        if name == CORRELATION_HEADER:
+            correlation = value
+        elif name == "event-id":
+            event_id = value
+    cause = None if event_id is None else event_id.decode("utf-8", "replace")
+    begin(correlation.decode("utf-8", "replace") if correlation else cause)
+    if cause is not None:
+        _causation.set(cause)
+
+
+Ids = tuple[str | None, str | None]
+
+
+def current() -> Ids:
+    """The correlation and causation ids in use, to `resume` them in another task."""
+    return _correlation.get(), _causation.get()
+
+
+def resume(ids: Ids) -> None:
+    """Continue, in this task, the work `current` was taken from."""
+    _correlation.set(ids[0])
+    _causation.set(ids[1])
 
 
 def outgoing(event_id: str, cause_id: str | None = None) -> list[tuple[str, bytes]]:

@@ -102,11 +102,13 @@ def free_port() -> int:
 
 @contextmanager
 def served(factory: str, env: dict[str, str]) -> Iterator["Server"]:
-    """uvicorn serving `factory` on a free port, pinned to the first core."""
+    """uvicorn serving `factory` on a free port, pinned to the first core, as the Dockerfile runs it: with its
+    access log (a line per request, here to /dev/null)."""
     port = free_port()
     command = [*pinned(0), sys.executable, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
-    server = subprocess.Popen(command, env=os.environ | env, cwd=Path(__file__).resolve().parents[2])
+    command += ["--port", str(port)]
+    cwd = Path(__file__).resolve().parents[2]
+    server = subprocess.Popen(command, env=os.environ | env, cwd=cwd, stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

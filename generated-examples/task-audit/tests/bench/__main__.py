@@ -63,7 +63,7 @@ async def measure(args: argparse.Namespace, only: set[str]) -> list[Row]:
         rows += ingest.sweep(settings, TOPICS[0], [int(n) for n in args.sweep.split(",")], args.seconds)
     if step("workers"):
         counts = [int(n) for n in args.workers.split(",")]
-        rows += await workers.bench(settings, CONSUMED_TOPICS[0], counts, args.partitions, args.events)
+        rows += await workers.bench(settings, CONSUMED_TOPICS[0], counts, args.partitions, args.backlog)
     return rows
 
 
@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sweep", default="1,16,64,256", help="concurrent HTTP clients of the latency sweep")
     parser.add_argument("--workers", default="1,2,4", help="worker processes of the scale-out rows")
     parser.add_argument("--partitions", type=int, default=12, help="partitions of the scale-out topic")
+    parser.add_argument("--backlog", type=int, default=100_000, help="events waiting when the scale-out workers start")
     parser.add_argument("--only", default=",".join(ROWS), help=f"rows to measure, of {','.join(ROWS)}")
     parser.add_argument("--json", type=Path, help="write the rows here")
     args = parser.parse_args(argv)

@@ -12,14 +12,13 @@ import uuid
 from collections import deque
 from collections.abc import Sequence
 from io import BytesIO
-from typing import Any
+from typing import Any, cast
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from confluent_kafka.schema_registry import AsyncSchemaRegistryClient
 from fastavro import parse_schema, schemaless_reader
-from opentelemetry import trace
 
-from task_audit.dispatch import Dispatcher
+from task_audit.dispatch import HANDLER_METHODS, Dispatcher
 from task_audit.events.avro import AvroSerde, load_schema
 from task_audit.events.catalog import Topic, topic_for
 from task_audit.events.models import Event
@@ -149,23 +148,23 @@ async def end_offsets(settings: Settings, topic: Topic) -> dict[TopicPartition, 
 
 
 def service_handler() -> Handler:
-    """The handler chain the app gives its runner: tracing and metrics, dispatch, the generated handlers."""
-    tracer = trace.get_tracer(__name__, tracer_provider=trace.NoOpTracerProvider())
-    return observed(Dispatcher(EventHandlers(), LatestEventByKey()), tracer)
+    """The handler chain the app gives its runner when it does not trace (no OTEL_EXPORTER_OTLP_ENDPOINT, the
+    default): metrics, dispatch, the generated handlers."""
+    return observed(Dispatcher(EventHandlers(), LatestEventByKey()), None)
 
 
 class RawLoop:
-    """The hand-written consume loop, doing what the service's handlers do to each event: decode it, and write
-    the events they emit for it (encoded by plain fastavro)."""
+    """The hand-written consume loop, doing what the service does to each event minus its layers: decode it with
+    plain fastavro, call the same handler method (on the decoded fields, unvalidated), and write the events it
+    returns (encoded by plain fastavro)."""
 
-    def __init__(self, settings: Settings, topic: Topic, emitted: Sequence[Event], headers: dict[str, bytes]) -> None:
+    def __init__(self, settings: Settings, topic: Topic, headers: dict[type[Event], bytes]) -> None:
         self._settings = settings
         self._topic = topic
-        schema = parse_schema(load_schema(topic.event_types[0]))
-        self._schema = schema
-        self._emitted = [
-            (topic_for(event), RawAvro(headers[topic_for(event).name], type(event)), event) for event in emitted
-        ]
+        self._event_type = topic.event_types[0]
+        self._schema = parse_schema(load_schema(self._event_type))
+        self._handle_event = getattr(EventHandlers(), HANDLER_METHODS[self._event_type])
+        self._encoders = {event_type: RawAvro(header, event_type) for event_type, header in headers.items()}
 
     async def run(self, group: str, progress: Progress, producer: AIOKafkaProducer) -> None:
         settings = self._settings
@@ -196,8 +195,9 @@ class RawLoop:
         deliveries = []
         for records in batch.values():
             for record in records:
-                schemaless_reader(BytesIO(record.value[5:]), self._schema, self._schema)
-                for topic, encoder, event in self._emitted:
+                fields = cast(dict[str, Any], schemaless_reader(BytesIO(record.value[5:]), self._schema, None))
+                for event in await self._handle_event(self._event_type.model_construct(**fields)):
+                    topic, encoder = topic_for(event), self._encoders[type(event)]
                     deliveries.append(await producer.send(topic.name, encoder.encode(event), key=topic.key_of(event)))
         return deliveries
 
@@ -233,8 +233,8 @@ async def bench(settings: Settings, topic: Topic, count: int, repetitions: int) 
     try:
         backlog = await Backlog.publish(settings, serde, topic, count)
         emitted = await service_handler()(topic, events_of(topic, 1, "sample")[0])
-        headers = {topic_for(event).name: (await serde.serialize(topic_for(event), event))[:5] for event in emitted}
-        loop = RawLoop(settings, topic, emitted, headers)
+        headers = {type(event): (await serde.serialize(topic_for(event), event))[:5] for event in emitted}
+        loop = RawLoop(settings, topic, headers)
 
         async def raw_once() -> Run:
             progress = Progress(backlog.start, backlog.end)

@@ -2,8 +2,9 @@
 (`python -m task_audit worker`) sharing one consumer group on a topic of `partitions` partitions.
 
 The topic is grown to `partitions` if it has fewer (Kafka cannot shrink it back: use a stack of the bench's own).
-The workers start caught up and the clock starts once every one of them owns partitions; then a burst of events
-arrives, already encoded, and the rate is the burst over the time until the group committed all of it."""
+A backlog is written first (a burst sent while the workers run would measure the sender, one process, instead);
+then the workers start on it, and the clock starts once every one of them owns partitions: the rate is what the
+group had left to commit then, over the time until it committed all of it."""
 
 import asyncio
 import os
@@ -78,8 +79,17 @@ async def once(settings: Settings, serde: AvroSerde, topic: Topic, workers: int,
     setter.assign(list(start))
     await setter.commit(start)
     await setter.stop()
-    events = events_of(topic, count, f"workers-{workers}")
-    encoded = [(await serde.serialize(topic, event), topic.key_of(event), event_headers(event)) for event in events]
+    producer = raw_producer(settings)
+    await producer.start()
+    try:
+        deliveries = []
+        for event in events_of(topic, count, f"workers-{workers}"):
+            value, headers = await serde.serialize(topic, event), event_headers(event)
+            deliveries.append(await producer.send(topic.name, value, key=topic.key_of(event), headers=headers))
+        await asyncio.gather(*deliveries)
+    finally:
+        await producer.stop()
+    end = await end_offsets(settings, topic)
     ports = [free_port() for _ in range(workers)]
     env = os.environ | {
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
@@ -93,27 +103,23 @@ async def once(settings: Settings, serde: AvroSerde, topic: Topic, workers: int,
         )
         for port in ports
     ]
-    producer = raw_producer(settings)
-    await producer.start()
     try:
         deadline = time.monotonic() + 120
         while not (all(owned(port) for port in ports) and sum(owned(port) for port in ports) == len(start)):
             if time.monotonic() > deadline or any(process.returncode is not None for process in processes):
                 raise RuntimeError(f"{workers} workers did not share the {len(start)} partitions")
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.05)
         started = time.perf_counter()
-        deliveries = [await producer.send(topic.name, value, key=k, headers=headers) for value, k, headers in encoded]
-        await asyncio.gather(*deliveries)
-        end = await end_offsets(settings, topic)
+        done = await committed(settings, group, list(end))
+        left = sum(offset - min(done[tp], offset) for tp, offset in end.items())
         while True:
             done = await committed(settings, group, list(end))
             if all(done[tp] >= offset for tp, offset in end.items()):
-                return Run(count, time.perf_counter() - started)
+                return Run(left, time.perf_counter() - started)
             if time.perf_counter() - started > TIMEOUT_SECONDS:
                 raise RuntimeError(f"{workers} workers did not finish {count} events")
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.05)
     finally:
-        await producer.stop()
         for process in processes:
             process.terminate()
         await asyncio.gather(*(process.wait() for process in processes))
@@ -127,7 +133,7 @@ async def bench(settings: Settings, topic: Topic, counts: list[int], partitions:
         rows = []
         for workers in counts:
             run = await once(settings, serde, topic, workers, events)
-            notes = {"partitions": partitions, "events": events, "workers": workers}
+            notes = {"partitions": partitions, "backlog": events, "left_at_start": run.events, "workers": workers}
             rows.append(row("worker processes", f"{workers} worker{'s' if workers > 1 else ''}", [run], notes=notes))
         return rows
     finally:

@@ -24,6 +24,8 @@ class CommitBeforeProcessing(ConsumerRunner):
     previous commit), so none is handled without its commit first.
     """
 
+    _lanes_go_on = False  # each record's offset is committed in `_launch`, before it starts
+
     def __init__(
         self,
         consumer: AIOKafkaConsumer,

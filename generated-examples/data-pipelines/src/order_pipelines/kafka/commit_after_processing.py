@@ -73,12 +73,17 @@ class CommitAfterProcessing(ConsumerRunner):
 
     async def _complete(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes], outcome: Outcome) -> None:
         deliveries = await send_outcome(self._producer, self._serde, record, outcome)
-        self._release(tp, record)
-        await asyncio.gather(*deliveries)
+        if deliveries:
+            # The partition's next records go on in a lane of their own while this one waits for the acks.
+            self._release(tp, record)
+            await asyncio.gather(*deliveries)
 
     def _finished(self, tp: TopicPartition, work: PartitionWork) -> None:
         # Commit what finished without waiting for the next poll, which may wait its whole timeout for records;
         # while a commit is under way, records finishing meanwhile go into the next one.
+        self._commit_soon()
+
+    def _commit_soon(self) -> None:
         if self._committing is None or self._committing.done():
             self._committing = asyncio.create_task(self._commit_while_finishing(), name="commit finished records")
 
@@ -92,7 +97,8 @@ class CommitAfterProcessing(ConsumerRunner):
                 self._read_to[tp] = await self._consumer.position(tp)
             except KafkaError:  # no longer assigned
                 self._read_to.pop(tp, None)
-        await self._commit(self._work)
+        # In the background: polling goes on during the commit's round trip.
+        self._commit_soon()
 
     async def _partitions_leaving(self, leaving: dict[TopicPartition, PartitionWork]) -> None:
         # Commit finished work before the partitions move, so the new owner does not redo it.

@@ -47,15 +47,27 @@ def provider_for(settings: Settings) -> TracerProvider | None:
 
 def instrument(app: FastAPI, provider: TracerProvider) -> None:
     """Trace the app's requests and every aiokafka send and receive in this process (aiokafka's are global)."""
+    global _tracing
     FastAPIInstrumentor.instrument_app(app, tracer_provider=provider, excluded_urls="health/.*,metrics")
     kafka = AIOKafkaInstrumentor()
     if not kafka.is_instrumented_by_opentelemetry:
         kafka.instrument(tracer_provider=provider)
+    _tracing = True
 
 
 def uninstrument(app: FastAPI) -> None:
+    global _tracing
     FastAPIInstrumentor.uninstrument_app(app)
     AIOKafkaInstrumentor().uninstrument()
+    _tracing = False
+
+
+_tracing = False
+
+
+def enabled() -> bool:
+    """Whether this process traces: when it does not, the runner skips the per-record trace work."""
+    return _tracing
 
 
 def continue_trace(headers: Headers) -> None:
@@ -63,7 +75,8 @@ def continue_trace(headers: Headers) -> None:
 
     Not detached on purpose: the runner sends the events a message caused, and its dead letter, after the
     handler returned; they belong to the message's trace. Each record replaces the context of the one before."""
-    context.attach(propagate.extract(headers, getter=HEADERS))
+    if _tracing:
+        context.attach(propagate.extract(headers, getter=HEADERS))
 
 
 def continue_in(span: trace.Span) -> None:

@@ -18,6 +18,7 @@ from ..events.serde import DeserializationError, EventSerde, RegistryUnavailable
 from ..observability import metrics, tracing
 from ..settings import Settings
 from .connection import connection_options
+from .deadlines import Deadlines
 from .outcomes import Failed, Handled, Outcome
 from .partition_work import PartitionWork
 
@@ -77,6 +78,9 @@ class ConsumerRunner:
     Subclasses say what a handled record writes (`_complete`), what a fetched batch needs first (`_accept`), and
     what to make durable when partitions move (`_partitions_leaving`) or the runner stops (`_settle`)."""
 
+    _lanes_go_on = True
+    """Whether a lane goes on with the next record itself; false when every record must go through `_launch`."""
+
     def __init__(self, consumer: AIOKafkaConsumer, serde: EventSerde, handler: Handler, settings: Settings) -> None:
         self._consumer = consumer
         self._serde = serde
@@ -94,6 +98,7 @@ class ConsumerRunner:
         # stale, and its records are fetched again from the new position.
         self._resets: dict[TopicPartition, int] = {}
         self._resets_at_poll: dict[TopicPartition, int] = {}
+        self._deadlines = Deadlines(settings.handler_timeout_seconds)
         self.joined = asyncio.Event()
 
     async def start(self) -> None:
@@ -243,9 +248,24 @@ class ConsumerRunner:
             self._launch(tp, work, started)
 
     def _launch(self, tp: TopicPartition, work: PartitionWork, records: list[ConsumerRecord[bytes, bytes]]) -> None:
-        """Start handling `records`, which `work` just handed out."""
+        """Start handling `records`, which `work` just handed out: each in a lane of its own, which goes on with
+        the partition's next records as long as there are any it may start."""
         for record in records:
-            self._spawn(tp, self._process(tp, work, record), f"handle {where(record)}")
+            self._spawn(tp, self._process(tp, work, record), f"handle {tp.topic}[{tp.partition}]")
+
+    def _next_in_lane(self, tp: TopicPartition, work: PartitionWork) -> ConsumerRecord[bytes, bytes] | None:
+        """The record the lane that just finished one goes on with; other records that may start now get lanes
+        of their own. A task per record would cost more than handling a fast handler's record does."""
+        if self._stopping.is_set():
+            return None
+        started = work.start()
+        if not started:
+            return None
+        if not self._lanes_go_on:
+            self._launch(tp, work, started)
+            return None
+        self._launch(tp, work, started[1:])
+        return started[0]
 
     def _spawn(self, tp: TopicPartition, work: Coroutine[Any, Any, None], name: str) -> None:
         """Run `work` as a task of `tp`'s, which a revoke or shutdown waits for (then cancels)."""
@@ -255,20 +275,24 @@ class ConsumerRunner:
         task.add_done_callback(tasks.discard)
 
     async def _process(self, tp: TopicPartition, work: PartitionWork, record: ConsumerRecord[bytes, bytes]) -> None:
-        try:
-            await self._process_record(tp, record)
-        except Interrupted:
-            return  # stopping: the record stays unfinished, so uncommitted
-        except Exception as error:
-            log.exception("%s: unexpected error; the runner stops", where(record))
-            self._failure = error
-            return
-        work.finish(record.offset)
-        if self._work.get(tp) is work:
+        """A lane: handle `record`, then the partition's next records while there are any it may start."""
+        next_record: ConsumerRecord[bytes, bytes] | None = record
+        while next_record is not None:
+            record = next_record
+            try:
+                await self._process_record(tp, record)
+            except Interrupted:
+                return  # stopping: the record stays unfinished, so uncommitted
+            except Exception as error:
+                log.exception("%s: unexpected error; the runner stops", where(record))
+                self._failure = error
+                return
+            work.finish(record.offset)
+            if self._work.get(tp) is not work:
+                return  # the partition moved, or its work was dropped to be read again
             self._finished(tp, work)
-            self._start_ready(tp)
-            if tp in self._paused:
-                self._flow_control()
+            next_record = self._next_in_lane(tp, work)
+            self._resume_if_room(tp, work)
 
     async def _process_record(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> None:
         await self._complete(tp, record, await self._handle(record))
@@ -281,10 +305,19 @@ class ConsumerRunner:
             work.release(record.offset)
             self._start_ready(tp)
 
+    def _full(self, tp: TopicPartition, work: PartitionWork) -> bool:
+        """Whether `tp` holds as much as it may: fetching it waits until it has room."""
+        return work.waiting >= self._settings.consumer_max_records
+
+    def _resume_if_room(self, tp: TopicPartition, work: PartitionWork) -> None:
+        if tp in self._paused and not self._full(tp, work):
+            self._consumer.resume(tp)
+            self._paused.discard(tp)
+
     def _flow_control(self) -> None:
         """Pause partitions with a full queue, so fetching goes on for the others (and for membership)."""
         assigned = self._consumer.assignment()
-        full = {tp for tp, work in self._work.items() if work.waiting >= self._settings.consumer_max_records}
+        full = {tp for tp, work in self._work.items() if self._full(tp, work)}
         paused = self._consumer.paused()
         if pause := (full & assigned) - paused:
             self._consumer.pause(*pause)
@@ -334,8 +367,7 @@ class ConsumerRunner:
         while True:
             attempts += 1
             try:
-                async with asyncio.timeout(self._settings.handler_timeout_seconds):
-                    return Handled(event, await self._handler(topic, event))
+                return Handled(event, await self._deadlines.run(self._handler(topic, event)))
             except Exception as failure:  # a timeout too: the attempt is cancelled, then retried
                 if attempts >= self._settings.handler_max_attempts:
                     log.error("%s dead-lettered after %d attempt(s): %r", where(record), attempts, failure)

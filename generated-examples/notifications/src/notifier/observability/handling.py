@@ -1,4 +1,5 @@
-"""The handler as the runner sees it, measured (duration, outcome) and traced (a span per attempt)."""
+"""The handler as the runner sees it, measured (duration, outcome) and, when the process traces, traced (a span
+per attempt)."""
 
 import time
 from collections.abc import Sequence
@@ -11,8 +12,23 @@ from ..kafka.consumer import Handler
 from . import metrics, tracing
 
 
-def observed(handler: Handler, tracer: trace.Tracer) -> Handler:
-    async def handle(topic: Topic, event: Event) -> Sequence[Event]:
+def observed(handler: Handler, tracer: trace.Tracer | None) -> Handler:
+    """`handler`, measured; traced too when `tracer` is given (None: this process does not trace)."""
+
+    async def measure(topic: Topic, event: Event) -> Sequence[Event]:
+        started = time.perf_counter()
+        try:
+            emitted = await handler(topic, event)
+        except Exception as error:
+            metrics.handled(topic.name, time.perf_counter() - started, error)
+            raise
+        metrics.handled(topic.name, time.perf_counter() - started, None)
+        return emitted
+
+    if tracer is None:
+        return measure
+
+    async def trace_and_measure(topic: Topic, event: Event) -> Sequence[Event]:
         # A child of the record's trace, which the runner made current (tracing.continue_trace).
         span = tracer.start_span(
             f"{topic.name} process",
@@ -24,17 +40,11 @@ def observed(handler: Handler, tracer: trace.Tracer) -> Handler:
                 "messaging.message.id": str(event.event_id),
             },
         )
-        started = time.perf_counter()
         try:
             with trace.use_span(span, end_on_exit=True):
-                emitted = await handler(topic, event)
-        except Exception as error:
-            metrics.handled(topic.name, time.perf_counter() - started, error)
-            raise
+                return await measure(topic, event)
         finally:
             # The runner sends what this attempt emitted (or its dead letter) right after: under this span.
             tracing.continue_in(span)
-        metrics.handled(topic.name, time.perf_counter() - started, None)
-        return emitted
 
-    return handle
+    return trace_and_measure

@@ -67,7 +67,8 @@ class _Writer:
 class _Reader:
     event_type: type[Event]
     writer_schema: ParsedSchema
-    reader_schema: ParsedSchema
+    reader_schema: ParsedSchema | None
+    """None when the writer's schema is the local one: nothing to resolve (fastavro would compare them per read)."""
 
 
 class AvroSerde:
@@ -164,6 +165,7 @@ class AvroSerde:
         event_type = self._types.get(str(name))
         if event_type is None:
             raise DeserializationError(f"schema id {schema_id} is record {name}, not an event of {topic.name}")
-        reader = _Reader(event_type, writer_schema, self._parsed[str(name)])
+        local = self._parsed[str(name)]
+        reader = _Reader(event_type, writer_schema, None if writer_schema == local else local)
         self._readers[schema_id] = reader
         return reader

@@ -2,14 +2,16 @@
 one Kafka transaction with the partition's consumed offset; read_committed readers see all of it or none."""
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
+from .. import correlation
 from ..events.serde import EventSerde
-from ..observability import metrics
+from ..observability import metrics, tracing
 from ..settings import Settings
 from .connection import connection_options
 from .consumer import ConsumerRunner, Handler, Outcome
@@ -19,6 +21,9 @@ from .producer import stop_producer
 from .verification_retries import quiet_verification_retries
 
 log = logging.getLogger(__name__)
+
+HandledIn = contextvars.Context | correlation.Ids
+"""What a record was handled under, for sending its outcome: its context, or, when not tracing, its correlation."""
 
 
 def transactional_id(settings: Settings, tp: TopicPartition) -> str:
@@ -50,6 +55,10 @@ class TransactionalProcessor(ConsumerRunner):
     read_committed readers wait for open transactions), and a crash loses only what was not written yet: it is
     handled again, and handlers may run twice, but their emitted events, dead letters and offsets take effect
     exactly once. Side effects outside Kafka are not covered: make those idempotent by event id.
+
+    A partition starts a transaction at most every `transaction_interval_ms`, with at most
+    `transaction_max_records` records: under load, records handled meanwhile share one (as Kafka Streams'
+    commit interval does), and partitions' transactions run side by side, each under a lock of its own.
     """
 
     def __init__(self, consumer: AIOKafkaConsumer, serde: EventSerde, handler: Handler, settings: Settings) -> None:
@@ -58,21 +67,30 @@ class TransactionalProcessor(ConsumerRunner):
         # The committed offset of each owned partition: records below it were already processed by a previous
         # owner, whatever position the consumer's fetcher happens to be at.
         self._committed: dict[TopicPartition, int] = {}
-        # Handled records' outcomes not written yet, per partition and offset, each with the context it was handled
-        # in (its trace and correlation ids), which the transaction writing it, in another task, sends it under.
-        self._outcomes: dict[
-            TopicPartition, dict[int, tuple[ConsumerRecord[bytes, bytes], Outcome, contextvars.Context]]
-        ] = {}
+        # Handled records' outcomes not written yet, per partition and offset, each with the work it belongs to
+        # (its correlation ids; its whole context when tracing: the trace too), which the transaction writing it,
+        # in another task, sends it under.
+        self._outcomes: dict[TopicPartition, dict[int, tuple[ConsumerRecord[bytes, bytes], Outcome, HandledIn]]] = {}
         self._writers: dict[TopicPartition, asyncio.Task[None]] = {}
-        # Held while a transaction is open, so a rebalance waits for it instead of moving its partition mid-way.
-        self._transaction_lock = asyncio.Lock()
+        # Set when a partition has `transaction_max_records` handled: its writer stops waiting for the interval.
+        self._batch_ready: dict[TopicPartition, asyncio.Event] = {}
+        self._last_began: dict[TopicPartition, float] = {}
+        # One per partition, held while its transaction is open, so a rebalance waits for it instead of moving the
+        # partition mid-way; partitions' transactions do not wait for each other.
+        self._locks: dict[TopicPartition, asyncio.Lock] = {}
         self._generation = 0
         quiet_verification_retries()
+
+    def _lock(self, tp: TopicPartition) -> asyncio.Lock:
+        lock = self._locks.get(tp)
+        if lock is None:
+            lock = self._locks[tp] = asyncio.Lock()
+        return lock
 
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
         # The fetcher reads new partitions while this runs: `_accept` may meet one first, and prepares it.
         for tp in sorted(assigned):
-            async with self._transaction_lock:
+            async with self._lock(tp):
                 try:
                     await self._prepare(tp)
                 except KafkaError as error:
@@ -105,26 +123,37 @@ class TransactionalProcessor(ConsumerRunner):
 
     async def _partitions_leaving(self, leaving: dict[TopicPartition, PartitionWork]) -> None:
         # What was handled before the partitions move is written now, so the next owner starts after it.
-        async with self._transaction_lock:
-            self._generation += 1
-            for tp, work in sorted(leaving.items()):
-                await self._write_handled(tp, work)
+        self._generation += 1
+        for tp, work in sorted(leaving.items()):
+            async with self._lock(tp):
+                await self._write_all_handled(tp, work)
 
     async def on_revoked(self, revoked: set[TopicPartition]) -> None:
         await super().on_revoked(revoked)
-        async with self._transaction_lock:
-            self._generation += 1
-            for tp in revoked:
+        self._generation += 1
+        for tp in revoked:
+            async with self._lock(tp):
                 self._committed.pop(tp, None)
                 self._outcomes.pop(tp, None)
-            await self._stop_producers(revoked)
+                self._last_began.pop(tp, None)
+        await self._stop_producers(revoked)
 
     async def _settle(self) -> None:
-        async with self._transaction_lock:
-            self._generation += 1
-            for tp, work in sorted(self._work.items()):
-                await self._write_handled(tp, work)
-            await self._stop_producers(set(self._producers))
+        self._generation += 1
+        for tp, work in sorted(self._work.items()):
+            async with self._lock(tp):
+                await self._write_all_handled(tp, work)
+        await self._stop_producers(set(self._producers))
+
+    async def _write_all_handled(self, tp: TopicPartition, work: PartitionWork) -> None:
+        """Write every handled prefix, `transaction_max_records` at a time, in place of the partition's writer
+        (with the lock held: the writer is waiting for its interval or the lock, not in a transaction)."""
+        writer = self._writers.pop(tp, None)
+        if writer is not None:
+            writer.cancel()
+        self._batch_ready.pop(tp, None)
+        while await self._write_handled(tp, work):
+            pass
 
     async def _stop_producers(self, partitions: set[TopicPartition]) -> None:
         # Together, not one after another: each may wait for its bound, and shutdown has one grace period.
@@ -146,7 +175,11 @@ class TransactionalProcessor(ConsumerRunner):
         return producer
 
     async def _accept(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]) -> None:
-        async with self._transaction_lock:
+        if tp in self._producers and not self._stale(tp):
+            # The common case, without waiting for the partition's open transaction: new records only queue.
+            await self._accept_fresh(tp, records)
+            return
+        async with self._lock(tp):
             if self._stale(tp):
                 return  # a rebalance or a restart moved the position while this waited for the lock
             if tp not in self._producers:
@@ -155,6 +188,9 @@ class TransactionalProcessor(ConsumerRunner):
                 # hand those records over again.
                 await self._prepare_or_rewind(tp, records[0].offset)
                 return
+        await self._accept_fresh(tp, records)
+
+    async def _accept_fresh(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]) -> None:
         # A batch fetched from a stale position repeats committed work: that part is done already.
         fresh = [record for record in records if record.offset >= self._committed.get(tp, 0)]
         if len(fresh) < len(records):
@@ -173,7 +209,18 @@ class TransactionalProcessor(ConsumerRunner):
             self._consumer.seek(tp, first)
 
     async def _complete(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes], outcome: Outcome) -> None:
-        self._outcomes.setdefault(tp, {})[record.offset] = (record, outcome, contextvars.copy_context())
+        # Copying the whole context is cheap; sending under it takes a task of its own, so only when tracing.
+        handled_in = contextvars.copy_context() if tracing.enabled() else correlation.current()
+        outcomes = self._outcomes.setdefault(tp, {})
+        outcomes[record.offset] = (record, outcome, handled_in)
+        if len(outcomes) >= self._settings.transaction_max_records and (ready := self._batch_ready.get(tp)):
+            ready.set()
+
+    def _full(self, tp: TopicPartition, work: PartitionWork) -> bool:
+        # Handled records wait in memory until their transaction: a partition whose transactions fall behind its
+        # handlers stops fetching too.
+        unwritten = len(self._outcomes.get(tp, ()))
+        return super()._full(tp, work) or unwritten >= self._settings.transaction_max_records
 
     def _finished(self, tp: TopicPartition, work: PartitionWork) -> None:
         writer = self._writers.get(tp)
@@ -181,14 +228,23 @@ class TransactionalProcessor(ConsumerRunner):
             self._writers[tp] = asyncio.create_task(self._write_while_handled(tp, work), name=f"transactions {tp}")
 
     async def _write_while_handled(self, tp: TopicPartition, work: PartitionWork) -> None:
-        """Write handled prefixes of `tp` until none is left: records finishing during a transaction go into the
-        next one."""
+        """Write handled prefixes of `tp` until none is left, a transaction at most every interval: records
+        finishing meanwhile go into the next one."""
         generation = self._generation
+        batch_ready = self._batch_ready[tp] = asyncio.Event()
+        interval = self._settings.transaction_interval_ms / 1000
+        loop = asyncio.get_running_loop()
         try:
             while True:
-                async with self._transaction_lock:
+                wait = self._last_began.get(tp, 0.0) + interval - loop.time()
+                if wait > 0 and len(self._outcomes.get(tp, ())) < self._settings.transaction_max_records:
+                    batch_ready.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(batch_ready.wait(), wait)
+                async with self._lock(tp):
                     if self._generation != generation or self._work.get(tp) is not work:
                         return  # the partition moved or the runner stops: that path writes what was handled
+                    self._last_began[tp] = loop.time()
                     if not await self._write_handled(tp, work):
                         if tp not in self._producers:
                             await self._restart(tp, work)
@@ -198,19 +254,28 @@ class TransactionalProcessor(ConsumerRunner):
             self._failure = error
 
     async def _write_handled(self, tp: TopicPartition, work: PartitionWork) -> bool:
-        """One transaction for the handled records below the partition's lowest unfinished one; false when there
-        is nothing to write or it failed (then the partition has no producer). Called with the lock held."""
+        """One transaction for the handled records below the partition's lowest unfinished one (the first
+        `transaction_max_records` of them); false when there is nothing to write or it failed (then the partition
+        has no producer). Called with the partition's lock held."""
         upto = work.commit_offset
         producer = self._producers.get(tp)
         outcomes = self._outcomes.get(tp, {})
         ready = sorted(offset for offset in outcomes if upto is not None and offset < upto)
         if producer is None or upto is None or not ready:
             return False
+        if len(ready) > self._settings.transaction_max_records:
+            ready = ready[: self._settings.transaction_max_records]
+            upto = ready[-1] + 1  # every record below it is written: by this transaction or an earlier one
         try:
             async with producer.transaction():
                 for offset in ready:
                     record, outcome, handled_in = outcomes[offset]
-                    await asyncio.create_task(send_outcome(producer, self._serde, record, outcome), context=handled_in)
+                    if isinstance(handled_in, contextvars.Context):
+                        sending = send_outcome(producer, self._serde, record, outcome)
+                        await asyncio.create_task(sending, context=handled_in)
+                    else:
+                        correlation.resume(handled_in)
+                        await send_outcome(producer, self._serde, record, outcome)
                 await producer.send_offsets_to_transaction({tp: upto}, self._settings.kafka_consumer_group)
         except KafkaError as error:
             # The outcome may be unknown (a commit can fail after the coordinator took it): the next producer of
@@ -224,6 +289,8 @@ class TransactionalProcessor(ConsumerRunner):
         for offset in ready:
             del outcomes[offset]
         self._committed[tp] = upto
+        if self._work.get(tp) is work:
+            self._resume_if_room(tp, work)
         return True
 
     async def _restart(self, tp: TopicPartition, work: PartitionWork) -> None:
