@@ -29,7 +29,7 @@ ROWS = {
 
 def test_the_bench_measures_every_row(tmp_path: Path) -> None:
     assert shutil.which("wrk"), "the HTTP rows need wrk: apt-get install -y wrk"
-    tiny = ["--events", "300", "--seconds", "1", "--repetitions", "1", "--ceiling-events", "2000"]
+    tiny = ["--events", "300", "--backlog", "600", "--seconds", "1", "--repetitions", "1", "--ceiling-events", "2000"]
     assert layers.main([*tiny, "--out", str(tmp_path)]) == 0
     written = json.loads((tmp_path / "bench.json").read_text())
     rows = written["rows"]

@@ -1,7 +1,7 @@
 """What a generated service's layers cost, side by side with the raw clients and Kafka's own Java producer: the
 template's `make bench`.
 
-    python -m tools.bench.layers [--events 20000] [--seconds 5] [--repetitions 3] [--out build/bench]
+    python -m tools.bench.layers [--events 20000] [--backlog 200000] [--seconds 5] [--repetitions 3] [--out build/bench]
 
 Renders the default (at-least-once) and exactly-once variants, starts a local stack of its own on 127.0.0.1 with
 the launcher, and runs each project's own bench (`python -m tests.bench`: publish, HTTP ingest, consumers, serde,
@@ -254,6 +254,7 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     common = ["--events", str(args.events), "--seconds", str(args.seconds), "--repetitions", str(args.repetitions)]
+    default_options = ["--backlog", str(args.backlog), *args.default_options]
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch, LoadWatch().running() as load:
         root = Path(scratch)
         print("rendering the default and exactly-once services ...", file=sys.stderr, flush=True)
@@ -263,7 +264,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             stack = kafka_stack.up(state_dir, ["kafka", "registry"])
             print("default (at-least-once) service ...", file=sys.stderr, flush=True)
-            rows = project_bench(default, stack, [*common, *args.default_options], root / "default.json")
+            rows = project_bench(default, stack, [*common, *default_options], root / "default.json")
             print("exactly-once service ...", file=sys.stderr, flush=True)
             eos_options = [*common, "--only", "consume"]
             eos = project_bench(exactly_once, stack, eos_options, root / "exactly-once.json")
@@ -302,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=20_000, help="events per publish and consume run")
     parser.add_argument("--ceiling-events", type=int, default=200_000, help="records per ProducerPerformance run")
+    parser.add_argument("--backlog", type=int, default=200_000, help="events waiting when the scale-out workers start")
     parser.add_argument("--seconds", type=float, default=5, help="length of each HTTP load run")
     parser.add_argument("--repetitions", type=int, default=3)
     parser.add_argument("--out", default="build/bench", help="where bench.json and bench.png go")

@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sweep", default="1,16,64,256", help="concurrent HTTP clients of the latency sweep")
     parser.add_argument("--workers", default="1,2,4", help="worker processes of the scale-out rows")
     parser.add_argument("--partitions", type=int, default=12, help="partitions of the scale-out topic")
-    parser.add_argument("--backlog", type=int, default=100_000, help="events waiting when the scale-out workers start")
+    parser.add_argument("--backlog", type=int, default=200_000, help="events waiting when the scale-out workers start")
     parser.add_argument("--only", default=",".join(ROWS), help=f"rows to measure, of {','.join(ROWS)}")
     parser.add_argument("--json", type=Path, help="write the rows here")
     args = parser.parse_args(argv)
