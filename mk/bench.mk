@@ -2,7 +2,7 @@
 # stack of its own on 127.0.0.1 (stopped afterwards), and measures publish, HTTP ingest, consumers, serde and
 # scale-out next to raw aiokafka, a bare FastAPI endpoint and Kafka's own Java producer (docs/performance.md).
 # Prints a table; writes bench.json and bench.png into BENCH_OUT. Needs uv and wrk (apt-get install -y wrk).
-# About six minutes on 2 cores. tools/bench/slow_handlers.py measures CONSUMER_CONCURRENCY separately.
+# About four minutes on 2 cores. tools/bench/slow_handlers.py measures CONSUMER_CONCURRENCY separately.
 # Included from the top Makefile, which defines the `venv` target.
 
 BENCH_PYTHON ?= .venv/bin/python
