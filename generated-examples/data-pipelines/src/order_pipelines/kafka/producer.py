@@ -103,7 +103,7 @@ class EventPublisher:
         self._timeout = timeout_seconds
         self._max_in_flight = max_in_flight
         self._in_flight = 0
-        self._deadlines = Deadlines(timeout_seconds)
+        self._deadlines = AckDeadlines(timeout_seconds)
 
     async def publish(self, event: Event) -> Published:
         # A count, not a semaphore: nobody ever waits for a slot, a caller past the bound is refused.
@@ -147,7 +147,7 @@ class EventPublisher:
             watched.discard(delivery)
 
 
-class Deadlines:
+class AckDeadlines:
     """Cancels each watched delivery still pending `seconds` after it began, as `asyncio.timeout` would, but with
     one timer for all the deliveries begun within the same `resolution` seconds instead of a timer each: a timer
     per event is a heap entry pushed, cancelled and swept by the loop, a large part of the publish path's CPU. A
