@@ -91,8 +91,12 @@ async def send_event(
     noted = await record_published(producer, topic.name, topic.key_of(event), headers)
 
     async def acknowledged() -> Any:
-        await noted
-        return await delivery
+        try:
+            await noted
+            return await delivery
+        except asyncio.CancelledError:
+            delivery.cancel()  # a caller giving up on both gives up on the event's send too, as without an audit
+            raise
 
     return asyncio.ensure_future(acknowledged())
 
