@@ -2,7 +2,7 @@
 # services, runs them against a local broker of its own, kills and restarts their workers, and fails if a
 # guarantee broke (see docs/delivery-guarantees.md); its data-pipeline rows add PostgreSQL and Kafka Connect with
 # Debezium and kill the Connect worker too. Needs uv; the launcher fetches Java and Maven when missing.
-# About ten minutes on 2 cores.
+# Rows run two at a time, each lane on a stack of its own (CHAOS_ARGS=--lanes 1 for one after another).
 # Included from the top Makefile, which defines the `venv` target (.venv with copier, pyyaml, pytest).
 
 CHAOS_PYTHON ?= .venv/bin/python

@@ -1,7 +1,10 @@
 """`make chaos`: render the delivery-guarantee variants, install them, and break their processes on purpose
 against a real local broker; print one row per scenario and exit non-zero if a guarantee did not hold.
 
-    python -m tools.chaos.run [--inputs 10000] [--kills 5] [--keep]
+    python -m tools.chaos.run [--inputs 10000] [--kills 5] [--lanes 2] [--keep]
+
+Rows run in lanes side by side (two by default), each lane on a local stack of its own, one row at a time: a row
+that restarts its broker or kills its Connect worker disturbs no other.
 
 Scenarios (each on its own consumer groups, inputs published through the service's own EventPublisher, half as a
 backlog before the workers start and the rest while they run; the last tenth only after every planned kill):
@@ -210,6 +213,150 @@ def verdict(name: str, guarantee: str, r: dict[str, Any], kills: int) -> list[st
     return broken
 
 
+Row = tuple[str, str, dict[str, Any]]
+"""A planned scenario: its name, the project (guarantee) it drives, and its arguments."""
+Result = tuple[str, str, dict[str, Any], list[str]]
+
+
+def planned(args: argparse.Namespace, root: Path) -> list[Row]:
+    """Every scenario, in table order. A row whose arguments hold "state_dir" drives its lane's stack itself."""
+    kills = {"kind": "kills", "kills": args.kills, "poison": 0}
+    half = args.inputs // 2
+    return [
+        ("exactly-once", "exactly-once", kills),
+        # A fresh group's first member on a backlog, nothing broken: what is fetched while it sets up counts.
+        ("exactly-once backlog", "exactly-once", kills | {"kills": 0, "backlog": 1.0, "inputs": half}),
+        # A second member joins mid-stream: a real rebalance moves partitions between live processes.
+        ("exactly-once rebalance", "exactly-once", kills | {"kills": 2, "members": 2, "inputs": half}),
+        # Two groups on one input never fence each other: each emits one output per input.
+        ("exactly-once two groups", "exactly-once", kills | {"kills": 2, "groups": 2, "inputs": half}),
+        (
+            "at-least-once",
+            "at-least-once",
+            kills | {"processed_db": str(root / "at-least-once-processed.sqlite")},
+        ),
+        (
+            "at-least-once rebalance",
+            "at-least-once",
+            kills
+            | {"kills": 2, "members": 2, "inputs": half, "processed_db": str(root / "rebalance-processed.sqlite")},
+        ),
+        ("at-most-once", "at-most-once", kills | {"drain_seconds": 3}),
+        ("broker restart", "at-least-once", {"kind": "broker-restart", "kills": 1, "state_dir": "", "inputs": half}),
+        ("poison", "at-least-once", {"kind": "kills", "kills": 0, "poison": args.poison}),
+        # Handlers as slow as a language model's call, many at once per partition, a member joining mid-stream.
+        (
+            "at-least-once slow handlers",
+            "at-least-once",
+            kills | SLOW | {"inputs": half, "processed_url": "from the stack's postgres"},
+        ),
+        ("exactly-once slow handlers", "exactly-once", kills | SLOW | {"inputs": half}),
+        # Sagas, not events: inputs/10 of them (1,000 by default), each 1 to 5 commands.
+        ("saga", "saga", kills | {"kind": "saga", "inputs": max(args.inputs // 10, 100)}),
+        # Change data capture through the real Connect worker and Debezium, the worker killed -9 mid-stream.
+        ("cdc", "debezium", {"kind": "cdc", "changes": args.inputs, "kills": 3, "state_dir": ""}),
+        # The outbox service: POSTs while it and the Connect worker are killed -9; events and side effects.
+        (
+            "outbox",
+            "data-pipelines",
+            {"kind": "outbox", "kills": 3, "service_kills": 3, "connect_kills": 2, "state_dir": ""},
+        ),
+        # PostgreSQL stopped mid-stream: readiness 503, POSTs 503 at once, nothing lost after its restart.
+        (
+            "postgres restart",
+            "data-pipelines",
+            {"kind": "postgres-restart", "kills": 1, "inputs": half, "state_dir": ""},
+        ),
+    ]
+
+
+def needs_postgres(row: Row) -> bool:
+    return row[0] in PIPELINES or "processed_url" in row[2]
+
+
+WEIGHT = {"cdc": 3.0, "outbox": 3.0, "saga": 2.0, "at-least-once slow handlers": 1.5}
+"""Rough length of a row against an ordinary one, for splitting rows into lanes of about equal length."""
+
+
+def lanes_of(runs: list[Row], lanes: int) -> list[list[Row]]:
+    """Split the rows into `lanes` lanes, each run one row at a time on a stack of its own. The rows on PostgreSQL
+    and Kafka Connect share the first (only its stack starts them); every other row goes to the lane with the least
+    planned work. A row that restarts its broker or kills its Connect worker disturbs no row of another lane."""
+    if lanes <= 1:
+        return [runs]
+    split: list[list[Row]] = [[row for row in runs if needs_postgres(row)]] + [[] for _ in range(lanes - 1)]
+
+    def work(lane: list[Row]) -> float:
+        return sum(WEIGHT.get(name, 1.0) for name, _, _ in lane)
+
+    for row in runs:
+        if not needs_postgres(row):
+            min(split, key=work).append(row)
+    return [lane for lane in split if lane]
+
+
+class Lane:
+    """A stack of its own, and the rows it runs one after another."""
+
+    def __init__(self, index: int, rows: list[Row]) -> None:
+        self.name = f"lane {index + 1}"
+        self.rows = rows
+        self.state_dir = Path(tempfile.mkdtemp(prefix=f"st-chaos-{index + 1}-"))
+        self.settings: dict[str, str] = {}
+
+    def up(self) -> None:
+        try:
+            self.settings = kafka_stack.up(self.state_dir, ["registry"])
+        except kafka_stack.StackError as error:
+            raise SystemExit(f"the local stack of {self.name} did not start: {error}") from error
+        if any("processed_url" in extra for _, _, extra in self.rows):
+            self.settings["DATABASE_URL"] = with_postgres(self.state_dir)
+        if any(name in PIPELINES for name, _, _ in self.rows):
+            self.settings |= with_connect(self.state_dir)
+
+    def run(
+        self, built: dict[str, tuple[Path | None, str]], args: argparse.Namespace, root: Path, output: str
+    ) -> list[Result]:
+        results: list[Result] = []
+        env = dict(os.environ) | self.settings
+        for attempt, (name, guarantee, extra) in enumerate(self.rows * args.repeat):
+            if "processed_url" in extra:
+                extra = extra | {"processed_url": self.settings["DATABASE_URL"]}
+            if "state_dir" in extra:
+                extra = extra | {"state_dir": str(self.state_dir)}
+            if name in PIPELINES:
+                extra = extra | {"settings": self.settings}
+            if name == "cdc" and built.get("data-pipelines", (None, ""))[0] is not None:
+                extra = extra | {"project": str(built["data-pipelines"][0])}
+            project, package = built[guarantee]
+            spec = {
+                "package": package,
+                "bootstrap": self.settings["KAFKA_BOOTSTRAP_SERVERS"],
+                "group": f"chaos-{name.replace(' ', '-')}-{attempt}",
+                "inputs": args.inputs,
+                "output": output,
+                "workdir": str(root / "logs" / f"{name}-{attempt}"),
+            } | extra
+            say(f"{self.name}: {name} ({guarantee}) ...")
+            result = scenario(project, spec, env)
+            result.setdefault("poison", extra.get("poison", 0))
+            result.setdefault("inputs", spec["inputs"])
+            broken = verdict(name, guarantee, result, extra["kills"])
+            results.append((name, guarantee, result, broken))
+            say(f"{self.name}: {name}: {json.dumps(result)}{'  BROKEN: ' + ', '.join(broken) if broken else ''}")
+        return results
+
+    def down(self, keep: bool) -> None:
+        kafka_stack.down(self.state_dir)
+        if not keep:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+
+
+def start_stacks(lanes: list[Lane]) -> None:
+    for lane in lanes:
+        lane.up()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--inputs", type=int, default=10_000)
@@ -218,69 +365,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the rendered projects and logs")
     parser.add_argument("--only", default="", help="comma-separated scenario names to run (default: all)")
     parser.add_argument("--repeat", type=int, default=1, help="run each scenario this many times")
+    parser.add_argument("--lanes", type=int, default=2, help="rows run side by side, each lane on a stack of its own")
     args = parser.parse_args(argv)
     if shutil.which("uv") is None:
         say("uv is not on PATH (pip install uv)")
         return 2
     started = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="chaos-"))
-    state_dir = Path(tempfile.mkdtemp(prefix="st-chaos-"))
-    rows: list[tuple[str, str, dict[str, Any], list[str]]] = []
+    rows: list[Result] = []
     expected = 0
+    lanes: list[Lane] = []
     try:
         output = emitted_topic(projects()["exactly-once"])
-        kills = {"kind": "kills", "kills": args.kills, "poison": 0}
-        half = args.inputs // 2
-        plan: list[tuple[str, str, dict[str, Any]]] = [
-            ("exactly-once", "exactly-once", kills),
-            # A fresh group's first member on a backlog, nothing broken: what is fetched while it sets up counts.
-            ("exactly-once backlog", "exactly-once", kills | {"kills": 0, "backlog": 1.0, "inputs": half}),
-            # A second member joins mid-stream: a real rebalance moves partitions between live processes.
-            ("exactly-once rebalance", "exactly-once", kills | {"kills": 2, "members": 2, "inputs": half}),
-            # Two groups on one input never fence each other: each emits one output per input.
-            ("exactly-once two groups", "exactly-once", kills | {"kills": 2, "groups": 2, "inputs": half}),
-            (
-                "at-least-once",
-                "at-least-once",
-                kills | {"processed_db": str(root / "at-least-once-processed.sqlite")},
-            ),
-            (
-                "at-least-once rebalance",
-                "at-least-once",
-                kills
-                | {"kills": 2, "members": 2, "inputs": half, "processed_db": str(root / "rebalance-processed.sqlite")},
-            ),
-            ("at-most-once", "at-most-once", kills | {"drain_seconds": 3}),
-            (
-                "broker restart",
-                "at-least-once",
-                {"kind": "broker-restart", "kills": 1, "state_dir": str(state_dir), "inputs": half},
-            ),
-            ("poison", "at-least-once", {"kind": "kills", "kills": 0, "poison": args.poison}),
-            # Handlers as slow as a language model's call, many at once per partition, a member joining mid-stream.
-            (
-                "at-least-once slow handlers",
-                "at-least-once",
-                kills | SLOW | {"inputs": half, "processed_url": "from the stack's postgres"},
-            ),
-            ("exactly-once slow handlers", "exactly-once", kills | SLOW | {"inputs": half}),
-            # Sagas, not events: inputs/10 of them (1,000 by default), each 1 to 5 commands.
-            ("saga", "saga", kills | {"kind": "saga", "inputs": max(args.inputs // 10, 100)}),
-            # Change data capture through the real Connect worker and Debezium, the worker killed -9 mid-stream.
-            ("cdc", "debezium", {"kind": "cdc", "changes": args.inputs, "kills": 3, "state_dir": str(state_dir)}),
-            # The outbox service: POSTs while it and the Connect worker are killed -9; events and side effects.
-            (
-                "outbox",
-                "data-pipelines",
-                {"kind": "outbox", "kills": 3, "service_kills": 3, "connect_kills": 2, "state_dir": str(state_dir)},
-            ),
-            # PostgreSQL stopped mid-stream: readiness 503, POSTs 503 at once, nothing lost after its restart.
-            (
-                "postgres restart",
-                "data-pipelines",
-                {"kind": "postgres-restart", "kills": 1, "inputs": half, "state_dir": str(state_dir)},
-            ),
-        ]
+        plan = planned(args, root)
         only = {name.strip() for name in args.only.split(",") if name.strip()}
         unknown = only - {name for name, _, _ in plan}
         if unknown:
@@ -295,52 +392,27 @@ def main(argv: list[str] | None = None) -> int:
         needed = {guarantee for name, guarantee, _ in runs if name not in NO_PROJECT}
         if DATA_PIPELINES.exists() and any(name == "cdc" for name, _, _ in runs):
             needed.add("data-pipelines")  # the cdc row captures the variant's table with its connector
-        say(f"rendering and installing {', '.join(sorted(needed))} under {root}; starting a broker in {state_dir}")
-        with ThreadPoolExecutor() as pool:
-            up = pool.submit(kafka_stack.up, state_dir, ["registry"])
+        lanes = [Lane(index, lane) for index, lane in enumerate(lanes_of(runs, args.lanes))]
+        say(f"rendering and installing {', '.join(sorted(needed))} under {root}; starting {len(lanes)} stack(s)")
+        with ThreadPoolExecutor(max_workers=1) as stacks:
+            # One stack after another (each picks free ports), while the projects are rendered and installed.
+            starting = stacks.submit(start_stacks, lanes)
             built: dict[str, tuple[Path | None, str]] = {
                 name: prepare(name, answers, root) for name, answers in projects().items() if name in needed
             }
-            try:
-                settings = up.result()
-            except kafka_stack.StackError as error:
-                raise SystemExit(f"the local stack did not start: {error}") from error
-        env = dict(os.environ) | settings
-        bootstrap = settings["KAFKA_BOOTSTRAP_SERVERS"]
-        if any("processed_url" in extra for _, _, extra in runs):
-            database = with_postgres(state_dir)
-            runs = [(n, g, e | {"processed_url": database} if "processed_url" in e else e) for n, g, e in runs]
-        if any(name in PIPELINES for name, _, _ in runs):
-            settings |= with_connect(state_dir)
-            runs = [(n, g, e | {"settings": settings} if n in PIPELINES else e) for n, g, e in runs]
-            built["debezium"] = (None, "")
-            if "data-pipelines" in built:
-                variant, package_name = built["data-pipelines"]
-                runs = [(n, g, e | {"project": str(variant)} if n == "cdc" else e) for n, g, e in runs]
-                built["debezium"] = (None, package_name)
+            starting.result()
+        built["debezium"] = (None, built["data-pipelines"][1] if "data-pipelines" in built else "")
         expected = len(runs) * args.repeat
-        for attempt, (name, guarantee, extra) in enumerate(runs * args.repeat):
-            project, package = built[guarantee]
-            spec = {
-                "package": package,
-                "bootstrap": bootstrap,
-                "group": f"chaos-{name.replace(' ', '-')}-{attempt}",
-                "inputs": args.inputs,
-                "output": output,
-                "workdir": str(root / "logs" / name),
-            } | extra
-            say(f"{name} ({guarantee}) ...")
-            result = scenario(project, spec, env)
-            result.setdefault("poison", extra.get("poison", 0))
-            result.setdefault("inputs", spec["inputs"])
-            broken = verdict(name, guarantee, result, extra["kills"])
-            rows.append((name, guarantee, result, broken))
-            say(f"{name}: {json.dumps(result)}{'  BROKEN: ' + ', '.join(broken) if broken else ''}")
+        with ThreadPoolExecutor(max_workers=len(lanes)) as pool:
+            results = [pool.submit(lane.run, built, args, root, output) for lane in lanes]
+            done = [result for future in results for result in future.result()]
+        order = {name: index for index, (name, _, _) in enumerate(plan)}
+        rows = sorted(done, key=lambda row: order[row[0]])
     finally:
-        kafka_stack.down(state_dir)
+        for lane in lanes:
+            lane.down(args.keep)
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
-            shutil.rmtree(state_dir, ignore_errors=True)
     print(table(rows))
     held = sum(1 for *_, broken in rows if not broken)
     print(f"\n{len(rows)} of {expected} scenarios ran in {time.monotonic() - started:.0f} s")
