@@ -38,7 +38,7 @@ render: venv ## Render one variant: make render VARIANT=default DEST=/tmp/agent-
 demo: venv ## Render the default service, start Kafka, POST a task, watch it published and consumed, stop all
 	$(PY) -m tools.demo
 
-examples: venv ## Re-render generated-examples/ from the template
+examples: venv ## Re-render generated-examples/ (default, agent-patterns, data-pipelines) from the template
 	$(PY) -m tools.examples --write
 
 include mk/*.mk

@@ -1,1 +1,0 @@
-"""Operating the service: Prometheus metrics, OpenTelemetry tracing, and the `doctor` that reads the cluster."""

@@ -1,1 +1,0 @@
-"""Publishes and processes agent task lifecycle events on Apache Kafka."""

@@ -1,1 +1,0 @@
-"""Fans notifications out to users over several channels."""

@@ -1,1 +1,0 @@
-"""Kafka clients with the service's delivery policy: producer, consumer runner, dead letters, admin, health."""

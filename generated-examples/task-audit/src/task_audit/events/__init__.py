@@ -1,1 +1,0 @@
-"""Event types, the topic catalog and the serde that turns events into record bytes."""

@@ -1,6 +1,0 @@
-"""The audit log's topics and the sealer's group, as derived from the spec; read as `names.X` at use, so a test
-can point the whole audit at topics of its own."""
-
-AUDIT_TOPIC = "agent.audit"
-INTAKE_TOPIC = "agent.audit.intake"
-SEALER_GROUP = "agent-task-workers.audit-sealer"
