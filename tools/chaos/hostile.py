@@ -4,9 +4,10 @@ project), as scenario.py is:
 
     .venv/bin/python .../tools/chaos/hostile.py '{"kind": "hostile", ...}'
 
-Valid events are published through the service's EventPublisher; the hostile records are written, and the outputs
-and dead letters counted, with librdkafka (confluent-kafka). Promises: every valid event processed (its output on
-the emitted topic), every hostile record dead-lettered with its error headers, no worker exit, final lag 0.
+Valid events are published through the service's EventPublisher; the hostile records are written and the dead
+letters counted with librdkafka (confluent-kafka); the outputs are counted by aiokafka and by librdkafka.
+Promises: every valid event processed (its output on the emitted topic), every hostile record dead-lettered with
+its error headers (by the runner; in the patterns row by each fan-out channel too), no worker exit, final lag 0.
 Prints one JSON result line. `verdict` (stdlib only) is what run.py checks the result with.
 """
 
@@ -59,14 +60,26 @@ def verdict(r: dict[str, Any]) -> list[str]:
     broken = []
     if r["dead_letters"] != r["hostile"] or r["bad_headers"]:
         broken.append(f"{r['dead_letters']} of {r['hostile']} hostile records dead-lettered, {r['bad_headers']} bad")
-    if r["outputs"] != r["inputs"] or r["lost"] or r["duplicates"]:
-        broken.append(f"{r['outputs']} of {r['inputs']} valid events processed")
+    for client, counted in (("aiokafka", r), ("librdkafka", r["librdkafka"])):
+        if counted["outputs"] != r["inputs"] or counted["lost"] or counted["duplicates"]:
+            broken.append(f"{counted['outputs']} of {r['inputs']} valid events processed as {client} counts")
     if r["lag"]:
         broken.append(f"final lag {r['lag']}")
     for name, count in r.get("channels", {}).items():
         if count != r["hostile"]:
             broken.append(f"fan-out channel {name} dead-lettered {count} of {r['hostile']}")
+    for name, (written, dead) in r.get("patterns", {}).items():
+        if dead != written:
+            broken.append(f"{name} consumer dead-lettered {dead} of {written}")
     return broken
+
+
+def notes(r: dict[str, Any]) -> str:
+    """The row's table notes."""
+    said = [f"{r['hostile']} hostile records ({len(kinds(b''))} kinds x every partition), final lag {r['lag']}"]
+    said += [f"{name} channel dead-lettered {count}" for name, count in r.get("channels", {}).items()]
+    said += [f"{name} dead-lettered {dead} of {written}" for name, (written, dead) in r.get("patterns", {}).items()]
+    return ", ".join(said)
 
 
 def librdkafka(bootstrap: str, **extra: Any) -> Any:
@@ -176,20 +189,28 @@ async def run_hostile(args: dict[str, Any], scenario: Any) -> dict[str, Any]:
     written = await asyncio.to_thread(write_hostile, bootstrap, source.name, source.partitions, first.value())
     await project.publish(events[n // 2 :])
     ends = await scenario.end_offsets(bootstrap, tps)
+    # The patterns' own consumers of their own topics: the audit sealer's intake, the saga orchestrator's commands.
+    consumers = pattern_consumers(args["package"]) if args.get("fanout") else {}
+    watched = [(group, ends), *((member, ends) for member in channels.values())]
+    on_patterns: dict[str, dict[tuple[int, int], str]] = {}
+    for name, (topic, member) in consumers.items():
+        count = await topic_partitions(bootstrap, topic)
+        on_patterns[name] = await asyncio.to_thread(write_hostile, bootstrap, topic, count, first.value())
+        topic_tps = await scenario.partitions(bootstrap, topic, count)
+        watched.append((member, await scenario.end_offsets(bootstrap, topic_tps)))
     scenario.log(f"{n} valid events and {len(written)} hostile records on {source.name}; starting the workers")
 
     fleets = [scenario.Workers(project.package, group, workdir, {})]
     if channels:
         command = [sys.executable, "-m", project.package, "fanout"]
         fleets.append(scenario.Workers(project.package, f"{group}-fanout", workdir, {}, command))
-    groups = [group, *channels.values()]
     t0 = last_move = time.monotonic()
     stalled, last = False, -1
     try:
         for fleet in fleets:
             fleet.start(0)
         while True:
-            lag = await group_lag(bootstrap, groups, ends)
+            lag = await group_lag(bootstrap, watched)
             if lag == 0:
                 break
             for fleet in fleets:
@@ -211,13 +232,15 @@ async def run_hostile(args: dict[str, Any], scenario: Any) -> dict[str, Any]:
         "seconds": round(time.monotonic() - t0, 1),
         "crashes": sum(fleet.crashes for fleet in fleets),
         "hostile": len(written),
-        "lag": await group_lag(bootstrap, groups, ends),
+        "lag": await group_lag(bootstrap, watched),
     }
+    # Counted by both clients, as the other rows count: aiokafka's and librdkafka's transaction filtering.
     caused = [
-        dict(m.headers() or []).get("causation-id")
-        for m in await asyncio.to_thread(read_topic, bootstrap, output.name, output.partitions)
+        dict(r.headers).get("causation-id") for r in await scenario.read_all(bootstrap, output.name, output.partitions)
     ]
     result |= scenario.per_input(caused, ids, 1)
+    second = await asyncio.to_thread(read_topic, bootstrap, output.name, output.partitions)
+    result["librdkafka"] = scenario.per_input([dict(m.headers() or []).get("causation-id") for m in second], ids, 1)
     dead = await asyncio.to_thread(read_topic, bootstrap, source.dead_letter, source.partitions)
     found, bad = dead_lettered(dead, source.name, written)
     result |= {"dead_letters": len(found), "bad_headers": bad}
@@ -227,15 +250,40 @@ async def run_hostile(args: dict[str, Any], scenario: Any) -> dict[str, Any]:
             partitions = await topic_partitions(bootstrap, dead_letter)
             messages = await asyncio.to_thread(read_topic, bootstrap, dead_letter, partitions)
             result["channels"][name] = len(dead_lettered(messages, source.name, written)[0])
+    if consumers:
+        result["patterns"] = await pattern_dead_letters(bootstrap, consumers, on_patterns)
     return result
 
 
-async def group_lag(bootstrap: str, groups: list[str], ends: dict[Any, int]) -> int:
-    """What the groups have not committed yet of the input up to `ends`, summed."""
+async def pattern_dead_letters(
+    bootstrap: str, consumers: dict[str, tuple[str, str]], written: dict[str, dict[tuple[int, int], str]]
+) -> dict[str, list[int]]:
+    """For each pattern consumer: [hostile records written to its topic, dead letters found for them on any
+    `.dlq` topic] (where a pattern dead-letters is its own choice)."""
+    from confluent_kafka.admin import AdminClient
+
+    metadata = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10)
+    dlqs = {name: len(topic.partitions) for name, topic in metadata.topics.items() if name.endswith(".dlq")}
+    messages = [m for name, count in dlqs.items() for m in await asyncio.to_thread(read_topic, bootstrap, name, count)]
+    return {
+        name: [len(written[name]), len(dead_lettered(messages, topic, written[name])[0])]
+        for name, (topic, _) in consumers.items()
+    }
+
+
+def pattern_consumers(package: str) -> dict[str, tuple[str, str]]:
+    """The audit sealer's and saga orchestrator's input topic and group, by pattern."""
+    audit = importlib.import_module(f"{package}.patterns.audit.names")
+    saga = importlib.import_module(f"{package}.patterns.saga.names")
+    return {"audit": (audit.INTAKE_TOPIC, audit.SEALER_GROUP), "saga": (saga.COMMANDS_TOPIC, saga.GROUP)}
+
+
+async def group_lag(bootstrap: str, watched: list[tuple[str, dict[Any, int]]]) -> int:
+    """What each group has not committed yet of its input up to the ends given with it, summed."""
     from aiokafka import AIOKafkaConsumer
 
     lag = 0
-    for group in groups:
+    for group, ends in watched:
         monitor = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
         await monitor.start()
         try:

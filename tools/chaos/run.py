@@ -376,6 +376,8 @@ def table(rows: list[tuple[str, str, dict[str, Any], list[str]]]) -> str:
             notes.append(f"side effects recorded {r['effects']} (keyed by event id, 0 dup)")
         if "dead_letters" in r:
             notes.append(f"dead letters {r['dead_letters']}, bad headers {r['bad_headers']}")
+        if "hostile" in r:
+            notes.append(hostile.notes(r))
         if "slow_handler_ms" in r:
             notes.append(f"handlers {r['slow_handler_ms']} ms, {r['concurrency']} per partition at once")
         if "retries" in r:
