@@ -194,7 +194,7 @@ async def run_hostile(args: dict[str, Any], scenario: Any) -> dict[str, Any]:
     watched = [(group, ends), *((member, ends) for member in channels.values())]
     on_patterns: dict[str, dict[tuple[int, int], str]] = {}
     for name, (topic, member) in consumers.items():
-        count = await topic_partitions(bootstrap, topic)
+        count = await asyncio.to_thread(topic_partitions, bootstrap, topic)
         on_patterns[name] = await asyncio.to_thread(write_hostile, bootstrap, topic, count, first.value())
         topic_tps = await scenario.partitions(bootstrap, topic, count)
         watched.append((member, await scenario.end_offsets(bootstrap, topic_tps)))
@@ -247,7 +247,7 @@ async def run_hostile(args: dict[str, Any], scenario: Any) -> dict[str, Any]:
     if channels:
         result["channels"] = {}
         for name, dead_letter in fanout_dead_letters(args["package"]).items():
-            partitions = await topic_partitions(bootstrap, dead_letter)
+            partitions = await asyncio.to_thread(topic_partitions, bootstrap, dead_letter)
             messages = await asyncio.to_thread(read_topic, bootstrap, dead_letter, partitions)
             result["channels"][name] = len(dead_lettered(messages, source.name, written)[0])
     if consumers:
@@ -294,15 +294,10 @@ async def group_lag(bootstrap: str, watched: list[tuple[str, dict[Any, int]]]) -
     return lag
 
 
-async def topic_partitions(bootstrap: str, topic: str) -> int:
-    from aiokafka import AIOKafkaConsumer
+def topic_partitions(bootstrap: str, topic: str) -> int:
+    from confluent_kafka.admin import AdminClient
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    await consumer.start()
-    try:
-        return len(await consumer.partitions_for_topic(topic) or ())
-    finally:
-        await consumer.stop()
+    return len(AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=10).topics[topic].partitions)
 
 
 def fanout_channels(package: str) -> dict[str, str]:
