@@ -57,11 +57,13 @@ from typing import Any
 
 import yaml
 
+from tools.chaos import hostile
 from tools.render import render, variant_answers
 from tools.stack import kafka_stack
 
 SCENARIO = Path(__file__).resolve().parent / "scenario.py"
 OUTBOX = Path(__file__).resolve().parent / "outbox.py"
+HOSTILE = Path(__file__).resolve().parent / "hostile.py"
 
 
 def say(message: str) -> None:
@@ -105,8 +107,9 @@ def scenario(project: Path | None, args: dict[str, Any], env: dict[str, str]) ->
     stack's Connect worker and PostgreSQL (no project), as a module of this repository."""
     if project is None:
         command = [sys.executable, "-m", f"tools.chaos.{args['kind']}", json.dumps(args)]
-    elif args["kind"] in ("outbox", "postgres-restart"):
-        command = [str(project / ".venv" / "bin" / "python"), str(OUTBOX), json.dumps(args)]
+    elif args["kind"] in ("outbox", "postgres-restart", "hostile"):
+        script = HOSTILE if args["kind"] == "hostile" else OUTBOX
+        command = [str(project / ".venv" / "bin" / "python"), str(script), json.dumps(args)]
     else:
         command = [str(project / ".venv" / "bin" / "python"), str(SCENARIO), json.dumps(args)]
     result = subprocess.run(
@@ -201,6 +204,8 @@ def verdict(name: str, guarantee: str, r: dict[str, Any], kills: int) -> list[st
             f"while PostgreSQL was down: readiness {r.get('ready_while_down')}, POST {r.get('post_while_down')} "
             f"(slowest {r.get('slowest_post_while_down_s')} s)"
         )
+    if name.startswith("hostile records"):
+        broken.extend(hostile.verdict(r))
     if name == "poison" and (
         r["dead_letters"] != r["poison"]
         or r["distinct_dead"] != r["poison"]
@@ -253,6 +258,12 @@ def planned(args: argparse.Namespace, root: Path) -> list[Row]:
         ("exactly-once slow handlers", "exactly-once", kills | SLOW | {"inputs": half}),
         # Sagas, not events: inputs/10 of them (1,000 by default), each 1 to 5 commands.
         ("saga", "saga", kills | {"kind": "saga", "inputs": max(args.inputs // 10, 100)}),
+        # Records no well-behaved producer writes, every kind on every partition (see tools/chaos/hostile.py).
+        *[
+            (f"hostile records {guarantee}", guarantee, {"kind": "hostile", "kills": 0, "inputs": half})
+            for guarantee in ("exactly-once", "at-least-once", "at-most-once")
+        ],
+        ("hostile records patterns", "saga", {"kind": "hostile", "kills": 0, "inputs": half, "fanout": True}),
         # Change data capture through the real Connect worker and Debezium, the worker killed -9 mid-stream.
         ("cdc", "debezium", {"kind": "cdc", "changes": args.inputs, "kills": 3, "state_dir": ""}),
         # The outbox service: POSTs while it and the Connect worker are killed -9; events and side effects.
@@ -437,6 +448,8 @@ def table(rows: list[tuple[str, str, dict[str, Any], list[str]]]) -> str:
             notes.append(f"side effects recorded {r['effects']} (keyed by event id, 0 dup)")
         if "dead_letters" in r:
             notes.append(f"dead letters {r['dead_letters']}, bad headers {r['bad_headers']}")
+        if "hostile" in r:
+            notes.append(hostile.notes(r))
         if "slow_handler_ms" in r:
             notes.append(f"handlers {r['slow_handler_ms']} ms, {r['concurrency']} per partition at once")
         if "retries" in r:

@@ -19,7 +19,7 @@ from ..observability import metrics, tracing
 from ..settings import Settings
 from .connection import connection_options
 from .deadlines import Deadlines
-from .outcomes import Failed, Handled, Outcome
+from .outcomes import Failed, Handled, Outcome, encode
 from .partition_work import PartitionWork
 
 log = logging.getLogger(__name__)
@@ -349,12 +349,16 @@ class ConsumerRunner:
         return await self._call_handler(record, *decoded)
 
     async def _decode_record(self, record: ConsumerRecord[bytes, bytes]) -> tuple[Topic, Event] | Failed:
+        """The record's event, or dead-letter material: whatever its bytes and headers, a record that is not an
+        event of its topic never stops the runner. Only a registry outage is waited out (the record is fine)."""
         topic = topic_named(record.topic)
         tracing.continue_trace(record.headers)
         correlation.adopt(record.headers)  # the handler's logs and what it emits continue the record's work
         try:
             return topic, await self._decode(topic, record)
-        except DeserializationError as poison:
+        except Interrupted:
+            raise
+        except Exception as poison:  # a DeserializationError, or a serde tripping over bytes it never expected
             log.error("%s is not a %s event; dead-lettered: %r", where(record), topic.name, poison)
             metrics.consumed(record.topic, "dead_lettered")
             return Failed(poison, 0)
@@ -367,7 +371,7 @@ class ConsumerRunner:
         while True:
             attempts += 1
             try:
-                return Handled(event, await self._deadlines.run(self._handler(topic, event)))
+                return await self._deadlines.run(self._attempt(topic, event))
             except Exception as failure:  # a timeout too: the attempt is cancelled, then retried
                 if attempts >= self._settings.handler_max_attempts:
                     log.error("%s dead-lettered after %d attempt(s): %r", where(record), attempts, failure)
@@ -380,8 +384,16 @@ class ConsumerRunner:
                 await asyncio.sleep(backoff)
                 backoff *= 2
 
+    async def _attempt(self, topic: Topic, event: Event) -> Handled:
+        """Run the handler and encode what it emitted: an output that cannot be written (refused by the registry,
+        too large, the registry away) fails the attempt, so it is retried, then dead-lettered with the input."""
+        emitted = await self._handler(topic, event)
+        return Handled(event, await encode(self._serde, event, emitted))
+
     async def _decode(self, topic: Topic, record: ConsumerRecord[bytes, bytes]) -> Event:
         """Decode, waiting out a registry outage: the message is fine, so it must neither fail nor be skipped."""
+        if record.value is None:
+            raise DeserializationError(f"not a {topic.name} event: a null value (a tombstone)")
         backoff = self._settings.handler_retry_backoff_seconds
         while True:
             try:
