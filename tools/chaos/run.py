@@ -21,6 +21,8 @@ backlog before the workers start and the rest while they run; the last tenth onl
                            each side effect (a row written in the id's transaction) once
   exactly-once slow handlers   the same handlers and kills under exactly-once: one output per input, counted by
                            aiokafka and by librdkafka
+  transaction failures     exactly-once on three brokers of its own: a zombie fences the worker's producers mid-batch 20
+                           times, an output partition's leader is stopped once: one output per input, final lag 0
   saga                     1,000 sagas of the agent-patterns service's saga (a fifth failing at each step in turn,
                            a fifth at none), its orchestrator killed -9: every saga completed or compensated, none
                            stuck, each step and compensation once (its effects counted by librdkafka), compensations
@@ -104,6 +106,12 @@ def scenario(project: Path | None, args: dict[str, Any], env: dict[str, str]) ->
         command = [sys.executable, "-m", f"tools.chaos.{args['kind']}", json.dumps(args)]
     elif args["kind"] in ("outbox", "postgres-restart"):
         command = [str(project / ".venv" / "bin" / "python"), str(OUTBOX), json.dumps(args)]
+    elif args["kind"] == "transaction-failures":
+        command = [
+            str(project / ".venv" / "bin" / "python"),
+            str(SCENARIO.with_name("transaction_failures.py")),
+            json.dumps(args),
+        ]
     else:
         command = [str(project / ".venv" / "bin" / "python"), str(SCENARIO), json.dumps(args)]
     result = subprocess.run(
@@ -198,6 +206,8 @@ def verdict(name: str, guarantee: str, r: dict[str, Any], kills: int) -> list[st
             f"while PostgreSQL was down: readiness {r.get('ready_while_down')}, POST {r.get('post_while_down')} "
             f"(slowest {r.get('slowest_post_while_down_s')} s)"
         )
+    if name == "transaction failures" and (r["final_lag"] or not r["leader_lost"] or r["mid_batch"] < kills):
+        broken.append(f"final lag {r['final_lag']}, leader lost {r['leader_lost']}, {r['mid_batch']} fences mid-batch")
     if name == "poison" and (
         r["dead_letters"] != r["poison"]
         or r["distinct_dead"] != r["poison"]
@@ -264,6 +274,12 @@ def main(argv: list[str] | None = None) -> int:
                 kills | SLOW | {"inputs": half, "processed_url": "from the stack's postgres"},
             ),
             ("exactly-once slow handlers", "exactly-once", kills | SLOW | {"inputs": half}),
+            # A zombie with the worker's transactional ids fences its producers mid-batch; an output leader is lost.
+            (
+                "transaction failures",
+                "exactly-once",
+                {"kind": "transaction-failures", "kills": 20, "fences": 20, "state_dir": str(root / "brokers")},
+            ),
             # Sagas, not events: inputs/10 of them (1,000 by default), each 1 to 5 commands.
             ("saga", "saga", kills | {"kind": "saga", "inputs": max(args.inputs // 10, 100)}),
             # Change data capture through the real Connect worker and Debezium, the worker killed -9 mid-stream.
@@ -396,6 +412,11 @@ def table(rows: list[tuple[str, str, dict[str, Any], list[str]]]) -> str:
                 f"{r['reordered']} reordered, streaming again {r['resumed_s']} s after each restart, "
                 f"{'exactly.once.support=required' if r['exactly_once'] else 'at-least-once source'}, "
                 f"{r['captured']} connector"
+            )
+        if "fences" in r:
+            notes.append(
+                f"{r['producer_fences']} producers fenced in {r['fences']} rounds ({r['mid_batch']} mid-batch), output "
+                f"leader lost {r['leader_down_s']} s, final lag {r['final_lag']}"
             )
         if "seconds" in r:
             notes.append(f"{r['seconds']} s")
