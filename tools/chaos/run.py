@@ -206,8 +206,8 @@ def verdict(name: str, guarantee: str, r: dict[str, Any], kills: int) -> list[st
             f"while PostgreSQL was down: readiness {r.get('ready_while_down')}, POST {r.get('post_while_down')} "
             f"(slowest {r.get('slowest_post_while_down_s')} s)"
         )
-    if name == "transaction failures" and (r["final_lag"] or not r["leader_lost"] or r["mid_batch"] < kills):
-        broken.append(f"final lag {r['final_lag']}, leader lost {r['leader_lost']}, {r['mid_batch']} fences mid-batch")
+    if name == "transaction failures" and (r["final_lag"] or not r["leader_lost"] or r["aborted"] < r["fences"]):
+        broken.append(f"final lag {r['final_lag']}, leader lost {r['leader_lost']}, {r['aborted']} aborted")
     if name == "poison" and (
         r["dead_letters"] != r["poison"]
         or r["distinct_dead"] != r["poison"]
@@ -415,8 +415,8 @@ def table(rows: list[tuple[str, str, dict[str, Any], list[str]]]) -> str:
             )
         if "fences" in r:
             notes.append(
-                f"{r['producer_fences']} producers fenced in {r['fences']} rounds ({r['mid_batch']} mid-batch), output "
-                f"leader lost {r['leader_down_s']} s, final lag {r['final_lag']}"
+                f"{r['producer_fences']} producers fenced in {r['fences']} rounds mid-batch, {r['aborted']} "
+                f"transactions failed, output leader lost {r['leader_down_s']} s, final lag {r['final_lag']}"
             )
         if "seconds" in r:
             notes.append(f"{r['seconds']} s")
