@@ -24,6 +24,8 @@ backlog before the workers start and the rest while they run; the last tenth onl
                            each side effect (a row written in the id's transaction) once
   exactly-once slow handlers   the same handlers and kills under exactly-once: one output per input, counted by
                            aiokafka and by librdkafka
+  transaction failures     exactly-once on three brokers of its own: a zombie fences the worker's producers mid-batch 20
+                           times, an output partition's leader is stopped once: one output per input, final lag 0
   saga                     1,000 sagas of the agent-patterns service's saga (a fifth failing at each step in turn,
                            a fifth at none), its orchestrator killed -9: every saga completed or compensated, none
                            stuck, each step and compensation once (its effects counted by librdkafka), compensations
@@ -110,6 +112,12 @@ def scenario(project: Path | None, args: dict[str, Any], env: dict[str, str]) ->
     elif args["kind"] in ("outbox", "postgres-restart", "hostile"):
         script = HOSTILE if args["kind"] == "hostile" else OUTBOX
         command = [str(project / ".venv" / "bin" / "python"), str(script), json.dumps(args)]
+    elif args["kind"] == "transaction-failures":
+        command = [
+            str(project / ".venv" / "bin" / "python"),
+            str(SCENARIO.with_name("transaction_failures.py")),
+            json.dumps(args),
+        ]
     else:
         command = [str(project / ".venv" / "bin" / "python"), str(SCENARIO), json.dumps(args)]
     result = subprocess.run(
@@ -206,6 +214,8 @@ def verdict(name: str, guarantee: str, r: dict[str, Any], kills: int) -> list[st
         )
     if name.startswith("hostile records"):
         broken.extend(hostile.verdict(r))
+    if name == "transaction failures" and (r["final_lag"] or not r["leader_lost"] or r["aborted"] < r["fences"]):
+        broken.append(f"final lag {r['final_lag']}, leader lost {r['leader_lost']}, {r['aborted']} aborted")
     if name == "poison" and (
         r["dead_letters"] != r["poison"]
         or r["distinct_dead"] != r["poison"]
@@ -256,6 +266,13 @@ def planned(args: argparse.Namespace, root: Path) -> list[Row]:
             kills | SLOW | {"inputs": half, "processed_url": "from the stack's postgres"},
         ),
         ("exactly-once slow handlers", "exactly-once", kills | SLOW | {"inputs": half}),
+        # A zombie with the worker's transactional ids fences its producers mid-batch; an output leader is lost. On
+        # three brokers of its own, under the lane's run directory.
+        (
+            "transaction failures",
+            "exactly-once",
+            {"kind": "transaction-failures", "kills": 20, "fences": 20, "brokers_dir": "brokers"},
+        ),
         # Sagas, not events: inputs/10 of them (1,000 by default), each 1 to 5 commands.
         ("saga", "saga", kills | {"kind": "saga", "inputs": max(args.inputs // 10, 100)}),
         # Records no well-behaved producer writes, every kind on every partition (see tools/chaos/hostile.py).
@@ -285,7 +302,7 @@ def needs_postgres(row: Row) -> bool:
     return row[0] in PIPELINES or "processed_url" in row[2]
 
 
-WEIGHT = {"cdc": 3.0, "outbox": 3.0, "saga": 2.0, "at-least-once slow handlers": 1.5}
+WEIGHT = {"cdc": 3.0, "outbox": 3.0, "transaction failures": 3.0, "saga": 2.0, "at-least-once slow handlers": 1.5}
 """Rough length of a row against an ordinary one, for splitting rows into lanes of about equal length."""
 
 
@@ -335,6 +352,8 @@ class Lane:
                 extra = extra | {"processed_url": self.settings["DATABASE_URL"]}
             if "state_dir" in extra:
                 extra = extra | {"state_dir": str(self.state_dir)}
+            if "brokers_dir" in extra:
+                extra = extra | {"state_dir": str(root / f"{extra['brokers_dir']}-{attempt}")}
             if name in PIPELINES:
                 extra = extra | {"settings": self.settings}
             if name == "cdc" and built.get("data-pipelines", (None, ""))[0] is not None:
@@ -481,6 +500,11 @@ def table(rows: list[tuple[str, str, dict[str, Any], list[str]]]) -> str:
                 f"{r['reordered']} reordered, streaming again {r['resumed_s']} s after each restart, "
                 f"{'exactly.once.support=required' if r['exactly_once'] else 'at-least-once source'}, "
                 f"{r['captured']} connector"
+            )
+        if "fences" in r:
+            notes.append(
+                f"{r['producer_fences']} producers fenced in {r['fences']} rounds mid-batch, {r['aborted']} "
+                f"transactions failed, output leader lost {r['leader_down_s']} s, final lag {r['final_lag']}"
             )
         if "seconds" in r:
             notes.append(f"{r['seconds']} s")

@@ -4,6 +4,7 @@ retries, timeouts and dead letters. Subclasses decide when offsets are committed
 the service gives."""
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
@@ -153,18 +154,27 @@ class ConsumerRunner:
         return self._task is not None and not self._task.done()
 
     async def lag(self, timeout_seconds: float) -> dict[str, int]:
-        """Records not yet handled in each assigned partition: highwater minus the lowest record not finished (or
-        the position, when all are finished: past a transaction's commit marker too), as of the last fetch.
+        """Records not yet handled in each assigned partition: the end of the partition minus the lowest record not
+        finished (or the position, when all are finished: past a transaction's commit marker too).
 
-        Partitions not fetched from yet, or without a position within the timeout, are left out."""
+        The end is the highwater of the last fetch; a paused partition is not fetched, so its end is asked of the
+        broker instead (its lag is what keeps growing). Partitions without an end or a position within the
+        timeout are left out."""
         lag: dict[str, int] = {}
-        for tp in sorted(self._consumer.assignment()):
-            highwater = self._consumer.highwater(tp)
+        assigned = self._consumer.assignment()
+        ends: dict[TopicPartition, int] = {}
+        if paused := self._consumer.paused() & assigned:
+            with contextlib.suppress(TimeoutError, KafkaError):
+                ends = await asyncio.wait_for(self._consumer.end_offsets(sorted(paused)), timeout_seconds)
+        for tp in sorted(assigned):
+            highwater: int | None = ends.get(tp) if tp in paused else self._consumer.highwater(tp)
             if highwater is None:
                 continue
             work = self._work.get(tp)
-            position = work.commit_offset if work is not None and not work.drained else None
-            if position is None:
+            unfinished = work.commit_offset if work is not None and not work.drained else None
+            if unfinished is not None:
+                position: int = unfinished
+            else:
                 try:
                     position = await asyncio.wait_for(self._consumer.position(tp), timeout_seconds)
                 except (TimeoutError, KafkaError):
