@@ -523,6 +523,9 @@ def test_probes_wait_for_the_services_answer_and_drains_are_not_blocked(
     assert main["readinessProbe"]["httpGet"]["path"] == "/health/ready"
     # Liveness fails when the consumer died (tests/unit/test_health.py in the project shows it).
     assert main["livenessProbe"]["httpGet"]["path"] == "/health/live"
+    # While the lifespan connects to Kafka nothing answers: the startup probe holds the liveness probe off.
+    assert main["startupProbe"]["httpGet"]["path"] == "/health/live"
+    assert main["startupProbe"]["periodSeconds"] * main["startupProbe"]["failureThreshold"] >= 60
     assert "not runner.running" in health
     assert only(resources, "PodDisruptionBudget")["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
 
@@ -1231,3 +1234,23 @@ def test_the_audit_sealer_is_stopped_before_its_replacement_starts(tmp_path: Pat
     (sealer,) = [d for key, d in resources.items() if key.startswith("Deployment/") and key.endswith("-audit-sealer")]
     assert sealer["spec"]["replicas"] == 1
     assert sealer["spec"]["strategy"] == {"type": "Recreate"}
+
+
+def test_keda_scales_on_every_topic_the_consumer_reads_and_falls_back_when_lag_is_unreadable(
+    tmp_path: Path, helm: str
+) -> None:
+    """The data pipelines' consumer reads the CDC change topic too: its lag scales the Deployment as the spec's
+    consumed topics' does. When KEDA cannot read the lag, minReplicas run; scale-down is stabilized, since
+    cooldownPeriod acts only on the way to zero."""
+    project = render(variant_answers("data-pipelines"), tmp_path / "project")
+    resources = helm_template(helm, project, "--api-versions", "keda.sh/v1alpha1")
+    scaled = only(resources, "ScaledObject")
+    topics = {trigger["metadata"]["topic"] for trigger in scaled["spec"]["triggers"]}
+    assert topics == {"shipments", "customers.changes"}
+    values = yaml.safe_load((chart_of(project) / "values.yaml").read_text())
+    assert scaled["spec"]["fallback"]["replicas"] == values["autoscaling"]["minReplicas"]
+    behavior = scaled["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+    assert behavior["scaleDown"]["stabilizationWindowSeconds"] == values["autoscaling"]["keda"]["cooldownPeriod"]
+    for connector in of_kind(resources, "KafkaConnector"):
+        assert connector["spec"]["autoRestart"]["enabled"] is True
+    assert only(resources, "KafkaConnect")["spec"]["resources"]["limits"]["memory"]
