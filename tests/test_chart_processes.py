@@ -621,6 +621,9 @@ def connect_properties(connect: dict[str, Any], cluster: Cluster, home: Path, re
     else:
         client |= {"security.protocol": "SSL" if tls else "PLAINTEXT"}
     lines = {
+        # Strimzi's defaults for what a KafkaConnect's config leaves out (KafkaConnectConfiguration).
+        "key.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "value.converter": "org.apache.kafka.connect.json.JsonConverter",
         "bootstrap.servers": spec["bootstrapServers"],
         "group.id": spec["groupId"],
         "config.storage.topic": spec["configStorageTopic"],
