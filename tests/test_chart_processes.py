@@ -710,7 +710,12 @@ def test_a_scram_chart_with_the_outbox_and_change_data_capture_runs_as_its_proce
                 if doc["kind"] == "KafkaConnector":
                     config = {"connector.class": doc["spec"]["class"], "tasks.max": str(doc["spec"]["tasksMax"])}
                     config |= {key: str(value) for key, value in doc["spec"]["config"].items()}
-                    rest(f"{url}/connectors/{doc['metadata']['name']}/config", "PUT", config)
+                    try:
+                        rest(f"{url}/connectors/{doc['metadata']['name']}/config", "PUT", config)
+                    except OSError as error:  # the leader could not write the config topic
+                        raise AssertionError(
+                            f"creating {doc['metadata']['name']}: {error}\n{connect.output()}"
+                        ) from None
             for doc in release.resources.values():
                 if doc["kind"] == "KafkaConnector":
                     name = doc["metadata"]["name"]

@@ -253,7 +253,13 @@ def test_kafka_user_acls_are_exactly_what_the_service_uses(
     values = yaml.safe_load(values_file.read_text())
     assert values["kafka"]["user"] == answers["k8s_name"]
     assert values["kafka"]["consumerGroup"] == answers["spec"]["consumer_group"]
-    assert [t["name"] for t in values["kafka"]["topics"]] == [t["name"] for t in answers["spec"]["topics"]]
+    spec, chosen = answers["spec"], answers.get("patterns") or []
+    # The change topic of a captured table is consumed too: autoscaling follows its lag as well.
+    changes = (
+        [spec["cdc"].get("topic") or spec["cdc"]["table"].replace("_", "-") + ".changes"] if "cdc" in chosen else []
+    )
+    assert [t["name"] for t in values["kafka"]["topics"]] == [t["name"] for t in spec["topics"]] + changes
+    assert all(t["consumed"] for t in values["kafka"]["topics"] if t["name"] in changes)
 
 
 def test_every_patterns_acls_are_in_the_kafka_user_of_a_secured_service(tmp_path: Path) -> None:
