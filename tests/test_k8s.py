@@ -253,7 +253,13 @@ def test_kafka_user_acls_are_exactly_what_the_service_uses(
     values = yaml.safe_load(values_file.read_text())
     assert values["kafka"]["user"] == answers["k8s_name"]
     assert values["kafka"]["consumerGroup"] == answers["spec"]["consumer_group"]
-    assert [t["name"] for t in values["kafka"]["topics"]] == [t["name"] for t in answers["spec"]["topics"]]
+    spec, chosen = answers["spec"], answers.get("patterns") or []
+    # The change topic of a captured table is consumed too: autoscaling follows its lag as well.
+    changes = (
+        [spec["cdc"].get("topic") or spec["cdc"]["table"].replace("_", "-") + ".changes"] if "cdc" in chosen else []
+    )
+    assert [t["name"] for t in values["kafka"]["topics"]] == [t["name"] for t in spec["topics"]] + changes
+    assert all(t["consumed"] for t in values["kafka"]["topics"] if t["name"] in changes)
 
 
 def test_every_patterns_acls_are_in_the_kafka_user_of_a_secured_service(tmp_path: Path) -> None:
@@ -294,11 +300,10 @@ def chart_of(project: Path) -> Path:
 
 def helm_template(helm: str, project: Path, *args: str) -> dict[str, dict[str, Any]]:
     """`helm template` of the project's chart in NAMESPACE: its resources by "Kind/name"."""
-    from tools.k8s.check import HELM_REQUIRED_VALUES
+    from tools.k8s.check import readme_install_values
 
     chart = chart_of(project)
-    values = yaml.safe_load((chart / "values.yaml").read_text())
-    required = [arg for key, given in HELM_REQUIRED_VALUES.items() if key in values for arg in given]
+    required = readme_install_values(project)  # what the README's install command sets
     proc = subprocess.run(
         [helm, "template", chart.name, str(chart), "--namespace", NAMESPACE, *required, *args],
         capture_output=True,
@@ -524,6 +529,9 @@ def test_probes_wait_for_the_services_answer_and_drains_are_not_blocked(
     assert main["readinessProbe"]["httpGet"]["path"] == "/health/ready"
     # Liveness fails when the consumer died (tests/unit/test_health.py in the project shows it).
     assert main["livenessProbe"]["httpGet"]["path"] == "/health/live"
+    # While the lifespan connects to Kafka nothing answers: the startup probe holds the liveness probe off.
+    assert main["startupProbe"]["httpGet"]["path"] == "/health/live"
+    assert main["startupProbe"]["periodSeconds"] * main["startupProbe"]["failureThreshold"] >= 60
     assert "not runner.running" in health
     assert only(resources, "PodDisruptionBudget")["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
 
@@ -611,18 +619,15 @@ def test_two_generated_charts_live_in_one_umbrella_chart(
     (umbrella / "Chart.yaml").write_text(
         yaml.safe_dump({"apiVersion": "v2", "name": "umbrella", "version": "0.1.0", "type": "application"})
     )
-    from tools.k8s.check import HELM_REQUIRED_VALUES
+    from tools.k8s.check import readme_install_values
 
-    required: list[str] = []  # a subchart's required values, under its name
-    for name, chart in charts.items():
-        shutil.copytree(chart, umbrella / "charts" / name)
-        values = yaml.safe_load((chart / "values.yaml").read_text())
-        required += [
-            f"{name}.{arg}" if "=" in arg else arg
-            for key, given in HELM_REQUIRED_VALUES.items()
-            if key in values
-            for arg in given
-        ]
+    required: list[str] = []  # what each project's README install command sets, under its subchart's name
+    for variant in VARIANTS:
+        chart = chart_of(out / variant)
+        if (umbrella / "charts" / chart.name).exists():
+            continue
+        shutil.copytree(chart, umbrella / "charts" / chart.name)
+        required += [f"{chart.name}.{arg}" if arg != "--set" else arg for arg in readme_install_values(out / variant)]
     proc = subprocess.run(
         [helm, "template", "shop", str(umbrella), "--api-versions", "keda.sh/v1alpha1", *required],
         capture_output=True,
@@ -637,7 +642,7 @@ def test_two_generated_charts_live_in_one_umbrella_chart(
     for deployment in services:
         name = deployment["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"]
         assert deployment["metadata"]["name"] == f"shop-{name}"
-        assert container(deployment)["image"].startswith(f"{name}:")
+        assert container(deployment)["image"].rsplit("/", 1)[-1].startswith(f"{name}:")
 
 
 def test_the_cluster_name_and_kafka_version_are_one_value_each(tmp_path: Path, helm: str) -> None:
@@ -1044,6 +1049,10 @@ def test_kafka_connect_is_built_with_the_debezium_the_stack_runs_and_runs_the_co
     assert role["rules"] == [
         {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["order-pipelines-database"], "verbs": ["get"]}
     ]
+    # Strimzi serves the KafkaConnect's REST API as the Service <KafkaConnect name>-connect-api.
+    assert only(resources, "ConfigMap")["data"]["KAFKA_CONNECT_URL"] == (
+        f"http://{connect['metadata']['name']}-connect-api:8083"
+    )
     service = the_deployment(resources)["spec"]["template"]["spec"]["containers"][0]
     assert {
         "name": "DATABASE_URL",
@@ -1065,8 +1074,189 @@ def test_a_secured_connect_worker_gets_a_user_with_only_what_it_does(tmp_path: P
     assert acls == {
         ("group", "order-pipelines-connect"): {"Read"},
         ("topic", "order-pipelines-connect-"): {"Create", "Describe", "DescribeConfigs", "Read", "Write"},
-        ("transactionalId", "order-pipelines-connect"): {"Describe", "Write"},
+        ("transactionalId", "connect-cluster-order-pipelines-connect"): {"Describe", "Write"},
+        ("transactionalId", "order-pipelines-connect-"): {"Describe", "Write"},
         ("cluster", None): {"Describe", "IdempotentWrite"},
         ("topic", "orders"): {"Describe", "Write"},
         ("topic", "customers.changes"): {"Describe", "Write"},
     }
+
+
+def test_the_connect_user_may_use_every_transactional_id_of_exactly_once_source(tmp_path: Path, helm: str) -> None:
+    """With exactly.once.source.support enabled, Kafka Connect's leader writes the config topic with the
+    transactional id connect-cluster-<group.id> (DistributedConfig.transactionalProducerId) and each source task
+    writes with <group.id>-<connector>-<task> (Worker.taskTransactionalId): the Connect KafkaUser must allow each
+    of them, or the connectors never start (TransactionalIdAuthorizationException)."""
+    for security in ("scram-tls", "mtls"):
+        answers = {**variant_answers("data-pipelines"), "security": security}
+        project = render(answers, tmp_path / security)
+        resources = helm_template(helm, project)
+        connect = only(resources, "KafkaConnect")
+        assert connect["spec"]["config"]["exactly.once.source.support"] == "enabled"
+        group = connect["spec"]["groupId"]
+        used = {f"connect-cluster-{group}"} | {
+            f"{group}-{connector['metadata']['name']}-{task}"
+            for connector in of_kind(resources, "KafkaConnector")
+            for task in range(int(connector["spec"]["tasksMax"]))
+        }
+        user = resources[f"KafkaUser/{connect['metadata']['name']}"]
+        granted = [
+            (acl["resource"]["name"], acl["resource"]["patternType"], set(acl["operations"]))
+            for acl in user["spec"]["authorization"]["acls"]
+            if acl["resource"]["type"] == "transactionalId"
+        ]
+        for transactional_id in used:
+            assert any(
+                {"Write", "Describe"} <= operations
+                and (name == transactional_id if pattern == "literal" else transactional_id.startswith(name))
+                for name, pattern, operations in granted
+            ), (security, transactional_id, granted)
+
+
+# --- every file a pod's environment names is a file its own volumes provide ----------------------------------------
+
+
+def pod_specs(resources: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The pod template of every Deployment and Job, by "Kind/name"."""
+    return {
+        key: doc["spec"]["template"]["spec"]
+        for key, doc in resources.items()
+        if doc["kind"] in ("Deployment", "Job", "StatefulSet", "DaemonSet")
+    }
+
+
+def environment(container: dict[str, Any], resources: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """The plain values a container's environment holds: its ConfigMaps' data, then its own `value`s."""
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        if "configMapRef" in source:
+            env.update(resources[f"ConfigMap/{source['configMapRef']['name']}"]["data"])
+    env.update({item["name"]: item["value"] for item in container.get("env", []) if "value" in item})
+    return env
+
+
+def provided(path: str, container: dict[str, Any], pod: dict[str, Any]) -> bool:
+    """Whether the container sees a file (or, for an emptyDir, a writable folder) at path."""
+    volumes = {volume["name"]: volume for volume in pod.get("volumes", [])}
+    for mount in container.get("volumeMounts", []):
+        root = mount["mountPath"].rstrip("/")
+        if not path.startswith(root + "/"):
+            continue
+        relative = path[len(root) + 1 :]
+        volume = volumes[mount["name"]]
+        source = volume.get("secret") or volume.get("configMap")
+        if source is None:
+            return "emptyDir" in volume
+        items = source.get("items")
+        return items is None or relative in {item["path"] for item in items}
+    return False
+
+
+@pytest.mark.parametrize(
+    ("variant", "security"),
+    [("agent-patterns", "mtls"), ("agent-patterns", "scram-tls"), ("data-pipelines", "mtls"), ("secured", "mtls")],
+)
+def test_every_pod_mounts_every_file_its_environment_names(
+    variant: str, security: str, tmp_path: Path, helm: str
+) -> None:
+    """The shared ConfigMap names the cluster CA and (mTLS) the client certificate and key by path: each pod that
+    reads it, the worker's and every pattern process's as well as the API's, must mount them, or it fails at
+    start-up on a missing file."""
+    project = render({**variant_answers(variant), "security": security}, tmp_path / "project")
+    values = yaml.safe_load((chart_of(project) / "values.yaml").read_text())
+    extra = ["--set", "worker.enabled=true"] if "worker" in values else []
+    resources = helm_template(helm, project, *extra)
+    checked_paths = 0
+    for key, pod in pod_specs(resources).items():
+        for main in pod["containers"]:
+            for name, value in environment(main, resources).items():
+                if not value.startswith("/"):
+                    continue
+                checked_paths += 1
+                assert provided(value, main, pod), f"{key}: {name}={value} is no file its volumeMounts provide"
+    assert checked_paths, "the render names no file: the test checked nothing"
+
+
+# --- a first install as the README says it ---------------------------------------------------------------------
+
+
+def readme_deploy_section(project: Path) -> str:
+    readme = (project / "README.md").read_text()
+    start = readme.index("## Deploy to Kubernetes")
+    end = readme.index("\n## ", start + 1)
+    return readme[start:end]
+
+
+@pytest.mark.parametrize("variant", ["data-pipelines", "agent-patterns", "default"])
+def test_the_readmes_install_command_renders_and_names_every_secret_the_chart_reads(
+    variant: str, tmp_path: Path, helm: str
+) -> None:
+    """`helm upgrade --install` exactly as the README's deploy section writes it renders (a value the chart cannot do
+    without, such as the image Strimzi builds Kafka Connect into, is in the command), and every Secret the chart's
+    pods and hook Jobs read, other than the KafkaUser's that Strimzi writes, is one the section tells how to create,
+    with each key they read."""
+    from tools.k8s.check import readme_install_values
+
+    project = render(variant_answers(variant), tmp_path / "project")
+    section = readme_deploy_section(project)
+    chart = chart_of(project)
+    proc = subprocess.run(
+        [helm, "template", chart.name, str(chart), "--namespace", NAMESPACE, *readme_install_values(project)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, f"the README's install command fails to render:\n{proc.stderr}"
+    resources = {f"{d['kind']}/{d['metadata']['name']}": d for d in yaml.safe_load_all(proc.stdout) if d}
+    values = yaml.safe_load((chart / "values.yaml").read_text())
+    strimzi_secrets = {values["kafka"]["user"]}
+    read: dict[str, set[str]] = {}
+    for pod in pod_specs(resources).values():
+        for main in pod["containers"]:
+            for item in main.get("env", []):
+                ref = item.get("valueFrom", {}).get("secretKeyRef")
+                if ref and ref["name"] not in strimzi_secrets:
+                    read.setdefault(ref["name"], set()).add(ref["key"])
+    for connector in of_kind(resources, "KafkaConnector"):
+        for value in connector["spec"]["config"].values():
+            for name, key in re.findall(r"\$\{secrets:[^/]+/([^:]+):([^}]+)\}", str(value)):
+                read.setdefault(name, set()).add(key)
+    for name, keys in read.items():
+        (create,) = [
+            c for c in re.split(r"\n(?=\S)", section) if c.startswith(f"kubectl create secret generic {name} ")
+        ]
+        assert {key for key in keys if f"--from-literal={key}=" not in create} == set(), (name, create)
+    if variant == "data-pipelines":
+        assert read, "the data pipelines read the database Secret"
+        for requirement in ("wal_level=logical", "REPLICATION", "own the tables"):
+            assert requirement in section, f"the deploy section does not say what PostgreSQL needs: {requirement}"
+
+
+def test_the_audit_sealer_is_stopped_before_its_replacement_starts(tmp_path: Path, helm: str) -> None:
+    """The sealer is a singleton: a rolling update's surge would run two, each fencing the other's transactional
+    ids. Recreate stops the old pod first."""
+    project = render(variant_answers("agent-patterns"), tmp_path / "project")
+    resources = helm_template(helm, project)
+    (sealer,) = [d for key, d in resources.items() if key.startswith("Deployment/") and key.endswith("-audit-sealer")]
+    assert sealer["spec"]["replicas"] == 1
+    assert sealer["spec"]["strategy"] == {"type": "Recreate"}
+
+
+def test_keda_scales_on_every_topic_the_consumer_reads_and_falls_back_when_lag_is_unreadable(
+    tmp_path: Path, helm: str
+) -> None:
+    """The data pipelines' consumer reads the CDC change topic too: its lag scales the Deployment as the spec's
+    consumed topics' does. When KEDA cannot read the lag, minReplicas run; scale-down is stabilized, since
+    cooldownPeriod acts only on the way to zero."""
+    project = render(variant_answers("data-pipelines"), tmp_path / "project")
+    resources = helm_template(helm, project, "--api-versions", "keda.sh/v1alpha1")
+    scaled = only(resources, "ScaledObject")
+    topics = {trigger["metadata"]["topic"] for trigger in scaled["spec"]["triggers"]}
+    assert topics == {"shipments", "customers.changes"}
+    values = yaml.safe_load((chart_of(project) / "values.yaml").read_text())
+    assert scaled["spec"]["fallback"]["replicas"] == values["autoscaling"]["minReplicas"]
+    behavior = scaled["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+    assert behavior["scaleDown"]["stabilizationWindowSeconds"] == values["autoscaling"]["keda"]["cooldownPeriod"]
+    for connector in of_kind(resources, "KafkaConnector"):
+        assert connector["spec"]["autoRestart"]["enabled"] is True
+    assert only(resources, "KafkaConnect")["spec"]["resources"]["limits"]["memory"]

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +17,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import yaml
 
 from tests.conftest import STACK_VARIABLES, stack_command
 from tools.render import render, variant_answers
@@ -286,3 +289,98 @@ def test_an_unknown_piece_is_refused(tmp_path: Path) -> None:
     result = cli(tmp_path / "stack", "up", "--with", "zookeeper")
     assert result.returncode == 1
     assert "Unknown piece(s) zookeeper; choose from" in result.stderr
+
+
+def ready_within(url: str, process: subprocess.Popen[str], bound_seconds: float) -> dict[str, object]:
+    """GET url until it answers {"ready": true}; fails when the process exits first (bound only against a hang)."""
+    deadline = time.monotonic() + bound_seconds
+    answer: dict[str, object] = {}
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "make run exited before it was ready"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                answer = json.loads(response.read())
+        except (OSError, ValueError):
+            answer = {}
+        if answer.get("ready") is True:
+            return answer
+        time.sleep(1)
+    raise AssertionError(f"not ready: {answer}")
+
+
+@pytest.mark.variant
+@pytest.mark.parametrize("variant", ["secured", "mtls"])
+def test_a_secured_services_quick_start_runs_on_one_secured_stack_as_its_own_principal(
+    variant: str, tmp_path: Path
+) -> None:
+    """The README's first steps in a secured render: `make install stack-up run` serves /health/ready true (the
+    service logs in as its own KafkaUser, on the secured stack `stack-up` started), and the tests then run on that
+    one stack (no second `up`), leaving the running service's login working."""
+    project = render(variant_answers(variant), tmp_path / "project")
+    answers = variant_answers(variant)
+    scratch = tmp_path / "tmp"  # the generated tests' own temporary folders, where a second stack would live
+    scratch.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "KAFKA_STACK_DIR", *STACK_VARIABLES}}
+    # uv, which the Makefile runs, beside this Python when it is not on PATH.
+    env |= {"TMPDIR": str(scratch), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"}
+    port = str(launcher().free_port())
+    make = ["make", "--no-print-directory"]
+    with watching_stacks(tmp_path) as seen:
+        try:
+            subprocess.run(["make", "--no-print-directory", "install"], cwd=project, env=env, check=True)
+            up = subprocess.run(
+                [*make, "stack-up"], cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
+            assert up.returncode == 0, up.stdout[-6000:]
+            stack_env = dict(
+                line.removeprefix("export ").split("=", 1)
+                for line in (project / ".stack.env").read_text().splitlines()
+                if line.strip()
+            )
+            # The service's own principal: its KafkaUser's name and credentials, never the admin's.
+            user = yaml.safe_load((project / "deploy" / "strimzi" / "base" / "kafka-user.yaml").read_text())[
+                "metadata"
+            ]["name"]
+            if answers["security"] == "scram-tls":
+                assert stack_env["KAFKA_SASL_USERNAME"] == user
+                assert stack_env["KAFKA_SASL_PASSWORD"] != stack_env["KAFKA_ADMIN_PASSWORD"]
+            else:
+                assert stack_env["KAFKA_BOOTSTRAP_SERVERS"] == stack_env["KAFKA_MTLS_BOOTSTRAP_SERVERS"]
+                assert Path(stack_env["KAFKA_SSL_CERTFILE"]).name == f"{user}.pem"
+            run_log = (tmp_path / "run.log").open("w")
+            service = subprocess.Popen(
+                [*make, "run", f"PORT={port}"],
+                cwd=project,
+                env=env,
+                stdout=run_log,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,
+            )
+            try:
+                ready_within(f"http://127.0.0.1:{port}/health/ready", service, 300)
+                tests = subprocess.run(
+                    [*make, "test", "PYTEST_ARGS=tests/integration/test_security.py"],
+                    cwd=project,
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                )
+                assert tests.returncode == 0, tests.stdout[-6000:]
+                # The test session set up the same principal: the running service still logs in.
+                ready_within(f"http://127.0.0.1:{port}/health/ready", service, 300)
+            finally:
+                os.killpg(service.pid, signal.SIGTERM)
+                service.wait(timeout=120)
+                run_log.close()
+            log = (tmp_path / "run.log").read_text()
+            if answers["security"] == "scram-tls":
+                assert f"Authenticated as {user} via SCRAM-SHA-512" in log, log[-3000:]
+        finally:
+            subprocess.run([*make, "stack-down"], cwd=project, env=env, check=False)
+    own = str((project / ".stack").resolve())
+    assert (own, "kafka") in seen
+    others = {(where, name) for where, name in seen if where != own}
+    assert not others, f"a second stack was started: {sorted(others)}"
+    assert not list(scratch.glob("pytest-of-*/pytest-*/stack*")), "the session fixture started a stack"

@@ -85,9 +85,9 @@ HELM_VALUE_SETS = {
     "hpa-servicemonitor": ["--set", "autoscaling.mode=hpa", "--set", "serviceMonitor.enabled=true"],
     "none-without-budget": ["--set", "autoscaling.mode=none", "--set", "podDisruptionBudget.enabled=false"],
 }
-# Values every render of a chart that has the key in values.yaml is given: the image Strimzi builds Kafka Connect
-# into (connect.image) has no default, as it names the user's registry.
-HELM_REQUIRED_VALUES = {"connect": ["--set", "connect.image=connect-with-debezium:checked"]}
+# Every render is given the values of the project's own README install command (`helm upgrade --install ...
+# --set ...`) and nothing more: a value the chart cannot render without must be in the README's command, as a user
+# follows it (the image Strimzi builds Kafka Connect into, connect.image, names the user's registry).
 # Value sets for charts that have the key they name in values.yaml (a service that consumes has a worker).
 HELM_VALUE_SETS_IF = {
     "worker": (
@@ -98,6 +98,18 @@ HELM_VALUE_SETS_IF = {
         ],
     ),
 }
+
+
+def readme_install_values(project: Path) -> list[str]:
+    """The `--set key=value` arguments of the `helm upgrade --install` command in the project's README."""
+    readme = project / "README.md"
+    text = readme.read_text() if readme.exists() else ""
+    joined = re.sub(r"\\\n\s*", " ", text)  # shell line continuations
+    commands = [line for line in joined.splitlines() if re.match(r"\s*helm upgrade --install ", line)]
+    if not commands:
+        return []
+    # Not shlex: the command holds placeholders such as <the Kafka cluster's namespace>.
+    return [arg for value in re.findall(r"--set\s+(\S+)", commands[0]) for arg in ("--set", value)]
 
 
 class SetupError(Exception):
@@ -378,8 +390,8 @@ def check_project(project: Path, tools: dict[str, Any]) -> dict[str, Any]:
         files = [str(p) for p in [*strimzi, *monitoring]]
         for chart in charts:
             values = yaml.safe_load((chart / "values.yaml").read_text())
-            # Values a chart refuses to render without, which no default can give (an image registry's host).
-            required = [arg for key, args in HELM_REQUIRED_VALUES.items() if key in values for arg in args]
+            # The values the README's install command sets (an image registry's host), and no others.
+            required = readme_install_values(project)
             lint = run([tools["helm"], "lint", "--strict", str(chart), *required], check=False)
             if lint.returncode != 0:
                 result["errors"].append(f"helm lint {chart}:\n{lint.stdout}{lint.stderr}")
