@@ -18,7 +18,18 @@ from tools.render import REPO, render, variant_answers
 DOCS = REPO / "docs"
 LESSONS = sorted((DOCS / "lessons").glob("*.md"))
 # What the seed's progression asks of every lesson.
-LESSON_PARTS = ("## The answers that exercise it", "## See it", "## Break it", "## Skill reflection")
+LESSON_PARTS = (
+    "**You will**",
+    "**Time:**",
+    "**Prerequisites:**",
+    "## The answers that exercise it",
+    "## See it",
+    "## Break it",
+    "## Cleanup",
+    "## Self-check",
+    "## Exercise",
+    "## Skill reflection",
+)
 LESSON_VARIANTS = ("default", "exactly-once", "at-most-once", "agent-patterns")
 
 
@@ -69,6 +80,11 @@ def test_each_lesson_has_its_parts(lesson: Path) -> None:
     for part in LESSON_PARTS:
         assert part in text, f"{lesson.name} lacks {part!r}"
     assert "```mermaid\n" in text, f"{lesson.name} has no diagram"
+    checks = text.split("## Self-check", 1)[1].split("\n## ", 1)[0]
+    assert len(re.findall(r"^\d\. ", checks, re.MULTILINE)) == 3, f"{lesson.name}: three self-check questions"
+    assert checks.count("<summary>Answer</summary>") == 3, f"{lesson.name}: each question with its answer"
+    exercise = text.split("## Exercise", 1)[1].split("\n## ", 1)[0]
+    assert '??? note "Solution"' in exercise, f"{lesson.name}: the exercise has no solution"
     assert re.search(r"\]\(\.\./[a-z-]+\.md\)", text), f"{lesson.name} links no reference page"
 
 
@@ -166,3 +182,11 @@ def test_copier_update_runs_only_in_a_committed_project() -> None:
                 assert "git init" in before, f"{lesson.name}: `copier update` before the render is committed"
         if "copier update" in FENCED.sub("", text):
             assert "git init" in text, f"{lesson.name}: tells to `copier update` without committing the render"
+
+
+def test_every_break_it_runs_or_says_why_it_is_checked_by_hand() -> None:
+    for lesson in LESSONS:
+        section = lesson.read_text().split("## Break it", 1)[1].split("\n## ", 1)[0]
+        runnable = "```sh runnable" in section
+        by_hand = re.search(r"Checked by hand \((?:it |they )?[^)]{10,}\)", section)
+        assert runnable or by_hand, f"{lesson.name}: Break it neither runs in the docs test nor says why not"
