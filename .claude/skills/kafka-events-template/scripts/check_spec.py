@@ -19,7 +19,6 @@ from types import ModuleType
 import yaml
 
 
-
 def find_template() -> Path:
     """The kafka-events checkout: $KAFKA_EVENTS_TEMPLATE, else the first folder holding copier.yml and
     extensions/spec.py above the working directory or above this script (so the skill works copied out)."""
