@@ -31,8 +31,9 @@ test: lint ## Everything CI runs: every variant rendered, checked and tested aga
 	$(PY) -m pytest -n $(TEST_WORKERS) --durations=25
 	$(MAKE) --no-print-directory chaos
 
-render: venv ## Render one variant: make render VARIANT=default DEST=/tmp/agent-tasks
+render: venv ## Render one variant into DEST, replacing what DEST held: make render VARIANT=default DEST=/tmp/agent-tasks
 	@test -n "$(VARIANT)" -a -n "$(DEST)" || { echo "usage: make render VARIANT=<name> DEST=<dir>; variants: $$(ls tests/variants | sed 's/.yml//' | tr '\n' ' ')"; exit 2; }
+	@test ! -e "$(DEST)" || echo "make render: replacing $(DEST) (a fresh render, not a git repository: commit it before copier update)"
 	$(PY) -m tools.render "$(VARIANT)" "$(DEST)"
 
 demo: venv ## Render the default service, start Kafka, POST a task, watch it published and consumed, stop all

@@ -18,7 +18,18 @@ from tools.render import REPO, render, variant_answers
 DOCS = REPO / "docs"
 LESSONS = sorted((DOCS / "lessons").glob("*.md"))
 # What the seed's progression asks of every lesson.
-LESSON_PARTS = ("## The answers that exercise it", "## See it", "## Break it", "## Skill reflection")
+LESSON_PARTS = (
+    "**You will**",
+    "**Time:**",
+    "**Prerequisites:**",
+    "## The answers that exercise it",
+    "## See it",
+    "## Break it",
+    "## Cleanup",
+    "## Self-check",
+    "## Exercise",
+    "## Skill reflection",
+)
 LESSON_VARIANTS = ("default", "exactly-once", "at-most-once", "agent-patterns")
 
 
@@ -69,6 +80,11 @@ def test_each_lesson_has_its_parts(lesson: Path) -> None:
     for part in LESSON_PARTS:
         assert part in text, f"{lesson.name} lacks {part!r}"
     assert "```mermaid\n" in text, f"{lesson.name} has no diagram"
+    checks = text.split("## Self-check", 1)[1].split("\n## ", 1)[0]
+    assert len(re.findall(r"^\d\. ", checks, re.MULTILINE)) == 3, f"{lesson.name}: three self-check questions"
+    assert checks.count("<summary>Answer</summary>") == 3, f"{lesson.name}: each question with its answer"
+    exercise = text.split("## Exercise", 1)[1].split("\n## ", 1)[0]
+    assert '??? note "Solution"' in exercise, f"{lesson.name}: the exercise has no solution"
     assert re.search(r"\]\(\.\./[a-z-]+\.md\)", text), f"{lesson.name} links no reference page"
 
 
@@ -96,3 +112,81 @@ def test_readme_try_it_is_make_demos_output() -> None:
     assert len(shown) == len(steps)
     for prefix, line in zip(steps, shown, strict=True):
         assert line.startswith(prefix), f"README shows {line!r} where make demo says {prefix!r}..."
+
+
+# -- What the docs, the skills and the service's own advice must never say again -----------------------------------
+
+# Every text a reader or an agent follows: the docs, both skills, the runbook and doctor's advice.
+TAUGHT = [
+    *sorted(DOCS.rglob("*.md")),
+    REPO / "README.md",
+    *sorted((REPO / "skills").rglob("*.md")),
+    *sorted((REPO / ".claude" / "skills").rglob("*.md")),
+    *sorted((REPO / "template" / ".claude" / "skills").rglob("*.jinja")),
+    REPO / "template" / "RUNBOOK.md.jinja",
+    REPO / "template" / "deploy" / "strimzi" / "README.md.jinja",
+    *sorted((REPO / "template" / "src" / "{{package_name}}" / "observability").glob("*diagnosis*")),
+    REPO / "template" / "src" / "{{package_name}}" / "api" / "events.py.jinja",
+]
+WRONG = {
+    # The runner polls while handlers run (slow-handlers.md): a smaller batch never cures a storm.
+    r"(?i)lower\W+CONSUMER_MAX_RECORDS": "a storm's cause is a blocked event loop or eager rebalancing",
+    r"(?i)CONSUMER_MAX_RECORDS\W+so a batch fits": "a storm's cause is a blocked event loop or eager rebalancing",
+    # The outbox and CDC are patterns the template renders.
+    r"(?i)as they land|, added later\.|not (?:yet )?landed|^- \*\*Later\.\*\*": "outbox and CDC have landed",
+    # A 503's event may be stored: the producer says so.
+    r"(?i)nothing was published": "an unanswered send may still be stored",
+    # Idempotence dedupes one producer session's own retries, not a client's.
+    r"(?i)retries never\s+duplicate\.": "only within one producer session",
+    # Avro promotes int to long, float, double (and more).
+    r"(?i)a changed type does not\b": "Avro promotes some types",
+    # Followers fetch from the leader.
+    r"L->>F: replicate": "followers pull: they fetch from the leader",
+    # Two of three combined broker-controllers gone is a lost KRaft quorum, not NotEnoughReplicas.
+    r"(?i)when two are gone": "two combined nodes gone loses the KRaft quorum",
+}
+
+
+@pytest.mark.parametrize("path", TAUGHT, ids=lambda path: str(path.relative_to(REPO)))
+def test_nothing_taught_repeats_a_known_error(path: Path) -> None:
+    text = path.read_text()
+    found = [f"{pattern!r}: {why}" for pattern, why in WRONG.items() if re.search(pattern, text, re.MULTILINE)]
+    assert found == [], f"{path.relative_to(REPO)} says what is wrong: {found}"
+
+
+FENCED = re.compile(r"^```[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
+
+
+def test_commands_that_start_several_members_give_each_its_own_port_and_keep_the_api_out() -> None:
+    """Two workers on one machine collide on METRICS_PORT, and `make run` consumes too unless told not to."""
+    for lesson in LESSONS:
+        for block in FENCED.findall(lesson.read_text()):
+            workers = [line for line in block.splitlines() if "make worker" in line]
+            if len(workers) < 2:
+                continue
+            ports = [re.search(r"METRICS_PORT=(\d+)", line) for line in workers]
+            assert all(ports), f"{lesson.name}: a second `make worker` needs its own METRICS_PORT"
+            assert len({port[1] for port in ports if port}) == len(workers), f"{lesson.name}: ports collide"
+            for line in block.splitlines():
+                if "make run" in line:
+                    assert "CONSUMER_ENABLED=false" in line, f"{lesson.name}: `make run` would join the group"
+
+
+def test_copier_update_runs_only_in_a_committed_project() -> None:
+    """Copier refuses to update a folder that is not a clean git repository, and `make render` makes a plain one."""
+    for lesson in LESSONS:
+        text = lesson.read_text()
+        for block in FENCED.findall(text):
+            if "copier update" in block:
+                before = block.split("copier update", 1)[0]
+                assert "git init" in before, f"{lesson.name}: `copier update` before the render is committed"
+        if "copier update" in FENCED.sub("", text):
+            assert "git init" in text, f"{lesson.name}: tells to `copier update` without committing the render"
+
+
+def test_every_break_it_runs_or_says_why_it_is_checked_by_hand() -> None:
+    for lesson in LESSONS:
+        section = lesson.read_text().split("## Break it", 1)[1].split("\n## ", 1)[0]
+        runnable = "```sh runnable" in section
+        by_hand = re.search(r"Checked by hand \((?:it |they )?[^)]{10,}\)", section)
+        assert runnable or by_hand, f"{lesson.name}: Break it neither runs in the docs test nor says why not"

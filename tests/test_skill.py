@@ -1,4 +1,4 @@
-"""The kafka-events skill, in this repo (skills/kafka-events) and as every generated project carries it
+"""The kafka-events skill, in this repo (.claude/skills/kafka-events-template) and as every generated project carries it
 (.claude/skills/kafka-events): its front matter is what agents load, every file, make target, command and code
 symbol it names exists, and every shell block it marks runnable (```sh runnable) runs green, in a fresh render
 against a real stack.
@@ -22,7 +22,7 @@ import yaml
 
 from tools.render import REPO, render, variant_answers
 
-REPO_SKILL = REPO / "skills" / "kafka-events"
+REPO_SKILL = REPO / ".claude" / "skills" / "kafka-events-template"
 PROJECT_SKILL = Path(".claude") / "skills" / "kafka-events"
 # One variant per branch of the templates: consumer or not, each guarantee, the patterns, security.
 VARIANTS = ("default", "producer-only", "exactly-once", "at-most-once", "agent-patterns", "mtls", "data-pipelines")
@@ -69,7 +69,7 @@ def front_matter(skill_md: Path) -> dict[str, object]:
 
 def check_front_matter(skill: Skill) -> None:
     front = front_matter(skill.folder / "SKILL.md")
-    assert front.get("name") == skill.folder.name == "kafka-events"
+    assert front.get("name") == skill.folder.name, "agents find a skill by its folder: the name must match"
     description = front.get("description")
     assert isinstance(description, str), "the front matter needs a description"
     assert 0 < len(description) <= 1024, "a description is at most 1024 characters (what agents load up front)"
@@ -189,6 +189,39 @@ def test_repo_skill_names_only_what_exists(repo_skill: Skill) -> None:
     assert broken_names(repo_skill) == []
 
 
+def test_repo_skill_is_where_agents_look_and_named_apart_from_the_generated_one(repo_skill: Skill) -> None:
+    assert repo_skill.folder.parent == REPO / ".claude" / "skills"
+    assert repo_skill.folder.name != PROJECT_SKILL.name, "two skills of one name: an agent loads the wrong one"
+
+
+def test_repo_skill_works_copied_out(tmp_path: Path) -> None:
+    """Copied to an agent's own skills folder, its references resolve inside it and its script finds the template
+    from the working directory."""
+    copy = shutil.copytree(REPO_SKILL, tmp_path / "skills" / REPO_SKILL.name)
+    text = (copy / "SKILL.md").read_text()
+    for reference in re.findall(r"`((?:references|scripts)/[\w./-]+)`", text):
+        assert (copy / reference).exists(), f"{reference} is not in the skill's folder"
+    answers = REPO / "tests" / "variants" / "default.yml"
+    env = os.environ | {"PATH": f"{REPO / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(
+        ["python", str(copy / "scripts" / "check_spec.py"), str(answers)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok" in result.stdout
+    elsewhere = subprocess.run(
+        ["python", str(copy / "scripts" / "check_spec.py"), str(answers)],
+        cwd=tmp_path,
+        env=env | {"KAFKA_EVENTS_TEMPLATE": str(REPO)},
+        capture_output=True,
+        text=True,
+    )
+    assert elsewhere.returncode == 0, elsewhere.stdout + elsewhere.stderr
+
+
 def test_repo_skill_runnable_commands_pass(repo_skill: Skill) -> None:
     blocks = runnable_blocks(path.read_text() for path in repo_skill.documents())
     assert blocks, "the repo skill marks no command runnable"
@@ -234,6 +267,54 @@ def test_project_skill_leaves_no_trace_of_what_is_off(rendered: Skill) -> None:
         assert (f"## {pattern}\n" in text) == (pattern in chosen), pattern
         if pattern not in chosen:
             assert pattern not in text, f"the skill mentions {pattern}, which is not chosen"
+
+
+STACK_ENV = "if [ -f .stack.env ]; then . ./.stack.env; fi"
+
+
+def test_project_skill_commands_read_the_stack_settings(rendered: Skill) -> None:
+    """An agent runs the skill's commands in a fresh shell: each block reads `.stack.env` first."""
+    blocks = runnable_blocks(path.read_text() for path in rendered.documents())
+    for block in blocks:
+        if "uv run" in block:
+            assert block.startswith(STACK_ENV + "\n"), f"a block does not read .stack.env first:\n{block}"
+    assert STACK_ENV in (rendered.folder / "SKILL.md").read_text(), "SKILL.md must say how commands get the stack"
+
+
+def test_project_skill_storm_advice_matches_the_runner(rendered: Skill) -> None:
+    """The runner polls while handlers run: a storm is a blocked event loop or eager rebalancing, not a batch."""
+    text = rendered.text()
+    assert not re.search(r"(?i)lower\W+CONSUMER_MAX_RECORDS", text)
+    if (rendered.folder / "references" / "consuming.md").exists():
+        assert "blocked event loop" in text
+        assert "eager" in text
+
+
+def test_project_skill_says_what_raising_partitions_costs(rendered: Skill) -> None:
+    for paragraph in re.split(r"\n(?=- |\n)", rendered.text()):
+        if re.search(r"(?i)\b(raise|raising|more) partitions\b", paragraph):
+            assert re.search(r"(?i)key.{0,80}order|order.{0,80}key", paragraph, re.DOTALL), paragraph
+
+
+def test_project_skill_replays_dead_letters_with_the_services_command(rendered: Skill) -> None:
+    consuming = rendered.folder / "references" / "consuming.md"
+    if not consuming.exists():
+        return
+    package = next((rendered.root / "src").iterdir()).name
+    text = consuming.read_text()
+    assert f"`python -m {package} dlq replay" in text, "no replay command: an agent would hand-roll a producer"
+    assert "Replaying dead letters and resetting offsets" in text
+    guarantee = yaml.safe_load((rendered.root / ".copier-answers.yml").read_text())["delivery_guarantee"]
+    if guarantee == "at-least-once":
+        assert "processed-id store" in text, "a replay is skipped as a duplicate unless the store forgets the id"
+
+
+def test_project_skill_lists_the_files_the_user_owns(rendered: Skill) -> None:
+    skill_md = (rendered.folder / "SKILL.md").read_text()
+    assert "Files you own: `spec.yml`" in skill_md
+    if (rendered.folder / "references" / "consuming.md").exists():
+        package = next((rendered.root / "src").iterdir()).name
+        assert f"`src/{package}/handlers.py`" in skill_md.split("Files you own:", 1)[1]
 
 
 # -- Runnable commands, in a fresh render against the session's stack -------------------------------------------------

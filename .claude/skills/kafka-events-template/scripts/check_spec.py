@@ -1,7 +1,7 @@
 """Check answers files before `copier copy`, with the template's own validator: every problem of the spec and of
 the patterns chosen, each with its path and what to type instead.
 
-    python skills/kafka-events/scripts/check_spec.py my-answers.yml [more.yml ...]
+    python .claude/skills/kafka-events-template/scripts/check_spec.py my-answers.yml [more.yml ...]
 
 An answers file holds `spec:` (else copier.yml's default spec is checked) and optionally `patterns:`, like
 tests/variants/*.yml. Exit 1 if any is invalid.
@@ -11,13 +11,29 @@ Needs pydantic, jinja2 and pyyaml (the repo's `make venv` has them).
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
 
 import yaml
 
-TEMPLATE = Path(__file__).resolve().parents[3]
+
+def find_template() -> Path:
+    """The kafka-events checkout: $KAFKA_EVENTS_TEMPLATE, else the first folder holding copier.yml and
+    extensions/spec.py above the working directory or above this script (so the skill works copied out)."""
+    if named := os.environ.get("KAFKA_EVENTS_TEMPLATE"):
+        return Path(named).resolve()
+    for start in (Path.cwd(), Path(__file__).resolve().parent):
+        for folder in (start, *start.parents):
+            if (folder / "copier.yml").is_file() and (folder / "extensions" / "spec.py").is_file():
+                return folder
+    raise SystemExit(
+        "cannot find the kafka-events template: run this from its checkout, or set KAFKA_EVENTS_TEMPLATE to it"
+    )
+
+
+TEMPLATE = find_template()
 SPEC_MODULE = TEMPLATE / "extensions" / "spec.py"
 
 
