@@ -178,14 +178,25 @@ def test_the_rows_cover_every_allowed_pair() -> None:
     assert len(ROWS) < 40
 
 
-def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+def run(command: list[str], cwd: Path, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
     # No stack settings leak in: the unit tests need no broker.
-    env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", *SECURE_STACK_VARIABLES, *STACK_VARIABLES}}
-    return subprocess.run(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    clean = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", *SECURE_STACK_VARIABLES, *STACK_VARIABLES}}
+    return subprocess.run(
+        command, cwd=cwd, env=clean | dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
-def checks(dest: Path) -> Iterator[list[str]]:
-    """What a user's `make lint typecheck test-unit` runs, in order."""
+@pytest.fixture(scope="session")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """What the rows one worker renders one after another share, so that each installs and type-checks only what
+    differs: one virtual environment (`uv sync` makes it exactly the row's, its own package included) and mypy's
+    incremental cache (it re-checks what changed). A user's fresh .venv holds the same packages."""
+    folder = tmp_path_factory.mktemp("shared")
+    return {"UV_PROJECT_ENVIRONMENT": str(folder / "venv"), "MYPY_CACHE_DIR": str(folder / "mypy")}
+
+
+def checks() -> Iterator[list[str]]:
+    """What a user's `make install lint typecheck test-unit` runs, in order."""
     yield ["uv", "sync", "--quiet"]
     yield ["npm", "ci", "--prefix", "tools/asyncapi", "--ignore-scripts", "--no-audit", "--no-fund", "--silent"]
     yield ["uv", "run", "ruff", "format", "--check", "--diff", "."]
@@ -195,15 +206,17 @@ def checks(dest: Path) -> Iterator[list[str]]:
 
 
 @pytest.mark.parametrize("row", KEPT, ids=[row_id(index, row) for index, row in enumerate(KEPT, 1)])
-def test_a_combination_renders_a_project_that_passes_its_checks_and_unit_tests(row: Row, tmp_path: Path) -> None:
+def test_a_combination_renders_a_project_that_passes_its_checks_and_unit_tests(
+    row: Row, tmp_path: Path, shared: dict[str, str]
+) -> None:
     dest = render(answers(row), tmp_path / "order-service")
     failures = []
-    for command in checks(dest):
-        result = run(command, dest)
+    for command in checks():
+        result = run(command, dest, shared)
         if result.returncode != 0:
             tail = "\n".join(result.stdout.splitlines()[-60:])
             failures.append(f"`{' '.join(command)}` exited {result.returncode}:\n{tail}")
-            if command[:2] in (["uv", "sync"], ["npm", "ci"]):
+            if command[0] in {"uv", "npm"} and command[1] in {"sync", "ci"}:
                 break
     assert not failures, "\n\n".join(failures)
 
