@@ -69,14 +69,24 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> WorkGroupSch
     return WorkGroupScheduling(config, log)
 
 
+# The covering array's renders: each its own group (they share nothing), a minute or two apiece.
+COMBINATIONS_MODULE = "test_combinations.py"
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The longest groups first, so that the few-minute variant suites start at once and the other tests fill the
-    gaps: the secured variants (and their stack), then the other variants, then the rest as collected."""
+    gaps: the secured variants (and their stack), then the other variants, then the covering array's renders one by
+    one, then the rest as collected."""
     groups = [work_group(item.nodeid) for item in items]
     first_seen = {group: index for index, group in reversed(list(enumerate(groups)))}
 
     def rank(group: str) -> tuple[int, int]:
-        return (0 if group == SECURED_GROUP else 1 if group.startswith("variant-") else 2), first_seen[group]
+        if group == SECURED_GROUP:
+            return 0, first_seen[group]
+        if group.startswith("variant-"):
+            return 1, first_seen[group]
+        combination = Path(group.partition("::")[0]).name == COMBINATIONS_MODULE and "[" in group
+        return (2 if combination else 3), first_seen[group]
 
     order = sorted(range(len(items)), key=lambda index: rank(groups[index]))
     items[:] = [items[index] for index in order]

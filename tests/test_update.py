@@ -1,7 +1,8 @@
 """`copier update` regenerates what the spec determines and keeps what the user wrote.
 
-Each test renders release 1.0.0 of this repo's committed template into a real git repository, edits the user's
-handlers there as a team would, then changes the spec (the documented command) or the template, and updates.
+Each test renders a release of this repo's committed template into a real git repository (the releases of
+releases.yml, and HEAD as the next one), edits the user's handlers there as a team would, then changes the spec (the
+documented command) or the template, and updates.
 """
 
 from __future__ import annotations
@@ -45,21 +46,28 @@ def git(cwd: Path, *args: str) -> str:
     return run(cwd, "git", *args).stdout
 
 
+# The template's releases (version -> commit) and the version HEAD becomes: tags Copier resolves, made in each clone.
+RELEASES: dict[str, Any] = yaml.safe_load((REPO / "releases.yml").read_text())
+NEXT: str = RELEASES["next"]
+USER_SETTING = '    team_channel: str = "#agent-ops"  # the team\'s own setting\n'
+
+
 @pytest.fixture
 def template_repo(tmp_path: Path) -> Path:
-    """A clone of this repo's committed template, tagged as release 1.0.0."""
+    """A clone of this repo's committed template, each release of releases.yml tagged, and HEAD tagged as NEXT."""
     clone = tmp_path / "template"
     git(tmp_path, "clone", "--quiet", str(REPO), str(clone))
-    git(clone, "tag", "1.0.0")
+    for version, commit in RELEASES["releases"].items():
+        git(clone, "tag", version, commit)
+    git(clone, "tag", NEXT)
     return clone
 
 
-@pytest.fixture
-def project(template_repo: Path, tmp_path: Path) -> Path:
-    """The default service rendered from 1.0.0 in a git repository, with the team's code in one handler. It
-    authenticates (SCRAM over TLS), so that its KafkaUser's ACLs are regenerated too."""
+def copied(template_repo: Path, tmp_path: Path, release: str, *data: str) -> Path:
+    """The default service rendered from `release` (answers `data`, e.g. security=scram-tls) in a git repository,
+    with the team's code in one handler."""
     project = tmp_path / "project"
-    copy = ["copy", "--trust", "--defaults", "--data", "security=scram-tls", "--vcs-ref=1.0.0"]
+    copy = ["copy", "--trust", "--defaults", *(f"--data={answer}" for answer in data), f"--vcs-ref={release}"]
     run(tmp_path, *COPIER, *copy, str(template_repo), str(project))
     git(project, "init", "--quiet")
     git(project, "add", "-A")
@@ -71,6 +79,70 @@ def project(template_repo: Path, tmp_path: Path) -> Path:
     handlers.write_text(text.replace(handler.group(0), handler.group(0) + USER_LOGIC))
     git(project, "commit", "--quiet", "-am", "our handler")
     return project
+
+
+@pytest.fixture
+def project(template_repo: Path, tmp_path: Path) -> Path:
+    """The default service rendered from HEAD (NEXT). It authenticates (SCRAM over TLS), so that its KafkaUser's
+    ACLs are regenerated too."""
+    return copied(template_repo, tmp_path, NEXT, "security=scram-tls")
+
+
+def checks_pass(project: Path) -> None:
+    """What `make install lint typecheck test-unit` runs in the project, each green."""
+    run(project, "uv", "sync", "--quiet")
+    run(project, "npm", "ci", "--prefix", "tools/asyncapi", "--ignore-scripts", "--no-audit", "--no-fund", "--silent")
+    run(project, "uv", "run", "ruff", "format", "--check", ".")
+    run(project, "uv", "run", "ruff", "check", ".")
+    run(project, "uv", "run", "mypy")
+    run(project, "uv", "run", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not integration", "tests/unit")
+
+
+@pytest.mark.parametrize("release", list(RELEASES["releases"]))
+def test_an_update_from_an_earlier_release_keeps_the_users_edits_and_conflicts_nowhere(
+    template_repo: Path, tmp_path: Path, release: str
+) -> None:
+    """A project of an earlier release, a handler and a generated file edited, updated to HEAD as the CHANGELOG says:
+    no conflict anywhere (none in a file the user did not touch), both edits kept, and the project's checks green
+    with no hand work (a release that moved the user's handlers migrates them)."""
+    project = copied(template_repo, tmp_path, release)
+    settings = project / "src" / "agent_tasks" / "settings.py"
+    text = settings.read_text()
+    assert '    log_level: str = "INFO"\n' in text
+    settings.write_text(text.replace('    log_level: str = "INFO"\n', '    log_level: str = "INFO"\n' + USER_SETTING))
+    git(project, "commit", "--quiet", "-am", "our setting")
+
+    run(project, *COPIER, "update", "--trust", "--defaults", "--vcs-ref=HEAD")
+
+    assert_merged_cleanly(project)
+    assert USER_LOGIC in (project / "src" / "agent_tasks" / "handlers.py").read_text(), "the user's handler survives"
+    assert USER_SETTING in settings.read_text(), "the user's edit of a generated file survives"
+    assert f"_commit: {NEXT}" in (project / ".copier-answers.yml").read_text()
+    checks_pass(project)
+
+
+def test_a_spec_field_named_like_the_generated_tests_own_breaks_none_of_them(
+    template_repo: Path, tmp_path: Path, stack_settings: dict[str, str]
+) -> None:
+    """The schema-evolution tests add a field to an event: a spec field of the name they once used (`priority`)
+    must not collide with it, on the unit tests' released snapshot nor on the real registry."""
+    project = copied(template_repo, tmp_path, NEXT)
+
+    def change(spec: dict[str, Any]) -> None:
+        event(spec, "TaskCreated")["fields"].append(
+            {"name": "priority", "type": "int", "optional": True, "doc": "Lower runs first."}
+        )
+
+    change_spec(project, change)
+
+    assert_merged_cleanly(project)
+    assert "priority" in field_names(avsc(project, "TaskCreated"))
+    checks_pass(project)  # tests/unit/test_avro.py among them
+    registry = "tests/integration/test_schema_registry.py"
+    passed = run(project, "uv", "run", "pytest", "-q", "-p", "no:cacheprovider", registry, env=stack_settings)
+    summary = passed.stdout.strip().splitlines()[-1]
+    assert re.search(r"\d+ passed", summary), summary
+    assert "skipped" not in summary, summary
 
 
 def change_spec(project: Path, change: Any) -> dict[str, Any]:

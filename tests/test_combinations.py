@@ -1,0 +1,268 @@
+"""The whole answer space, cheaply: a pairwise covering array of the answers, each row rendered and held to the bar
+of every variant (formatted, lint clean, strictly typed, its unit tests green), no broker.
+
+Every pair of values of any two answers below is in some row; a combination the template cannot serve is refused
+by a validator with advice, and the refusals are proven here too. The array is built by a small deterministic
+greedy algorithm (AETG-like: each row starts from the first pair still uncovered and takes, answer by answer, the
+value that covers most new pairs), so that the rows, their ids and their order are the same on every run.
+
+`COMBINATIONS=N` (the environment, read at collection) keeps the first N rows, which cover the most pairs:
+`make check` runs a few, `make test` all of them.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import os
+import subprocess
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import SECURE_STACK_VARIABLES, STACK_VARIABLES
+from tools.render import render
+
+GUARANTEES = ("at-least-once", "exactly-once", "at-most-once")
+PATTERN_NAMES = ("fanout", "audit", "saga", "outbox", "cdc")
+# Each answer (or shape of the spec) and its values; the first value of each is the template's default.
+FACTORS: dict[str, tuple[Any, ...]] = {
+    "delivery_guarantee": GUARANTEES,
+    "security": ("none", "scram-tls", "mtls"),
+    **dict.fromkeys(PATTERN_NAMES, (False, True)),
+    "schema_subject_strategy": ("topic-record", "record", "topic"),
+    "schema_compatibility": (
+        "BACKWARD",
+        "BACKWARD_TRANSITIVE",
+        "FORWARD",
+        "FORWARD_TRANSITIVE",
+        "FULL",
+        "FULL_TRANSITIVE",
+        "NONE",
+    ),
+    "consumes": (True, False),  # False: a producer-only service, no topic consumed
+    "events": ("several", "one"),  # event types per topic
+}
+Row = dict[str, Any]
+Pair = tuple[tuple[str, Any], tuple[str, Any]]
+
+
+def allowed(row: Mapping[str, Any]) -> bool:
+    """Whether a (partial) row is a combination the template serves; the others are refused (see REFUSALS)."""
+    # The topic strategy gives every type on a topic one subject: one type per topic only.
+    if row.get("schema_subject_strategy") == "topic" and row.get("events") == "several":
+        return False
+    # Change data capture is consumed beside a consumed topic of the spec, through its runner.
+    if row.get("consumes") is False and row.get("cdc") is True:
+        return False
+    # A service that consumes nothing is asked for no delivery guarantee: it renders with the default.
+    return not (row.get("consumes") is False and row.get("delivery_guarantee", GUARANTEES[0]) != GUARANTEES[0])
+
+
+def all_pairs() -> set[Pair]:
+    names = list(FACTORS)
+    return {
+        ((a, x), (b, y))
+        for a, b in itertools.combinations(names, 2)
+        for x in FACTORS[a]
+        for y in FACTORS[b]
+        if allowed({a: x, b: y})
+    }
+
+
+def pairs_of(row: Mapping[str, Any]) -> set[Pair]:
+    names = [name for name in FACTORS if name in row]
+    return {((a, row[a]), (b, row[b])) for a, b in itertools.combinations(names, 2)}
+
+
+def covering_array() -> list[Row]:
+    """Rows that together hold every allowed pair, greedily: few rows, the same ones on every run."""
+    uncovered = all_pairs()
+    order = {pair: index for index, pair in enumerate(sorted(uncovered, key=repr))}
+    rows: list[Row] = []
+    while uncovered:
+        (a, x), (b, y) = min(uncovered, key=order.__getitem__)
+        row: Row = {a: x, b: y}
+        for name in FACTORS:
+            if name in row:
+                continue
+            candidates = [value for value in FACTORS[name] if allowed({**row, name: value})]
+            row[name] = max(candidates, key=lambda value: len(pairs_of({**row, name: value}) & uncovered))
+        rows.append({name: row[name] for name in FACTORS})
+        uncovered -= pairs_of(row)
+    return rows
+
+
+def spec(row: Mapping[str, Any]) -> dict[str, Any]:
+    """One topic of orders (one event type, or three), consumed or not, with what each chosen pattern needs."""
+    events: list[dict[str, Any]] = [
+        {
+            "name": "OrderPlaced",
+            "doc": "A customer placed an order.",
+            "fields": [
+                {"name": "order_id", "type": "string", "doc": "Identifier of the order."},
+                {"name": "amount_cents", "type": "long"},
+                {"name": "placed_at", "type": "timestamp"},
+                {"name": "note", "type": "string", "optional": True},
+            ],
+        }
+    ]
+    if row["events"] == "several":
+        events += [
+            {
+                "name": "OrderShipped",
+                "fields": [{"name": "order_id", "type": "string"}, {"name": "express", "type": "boolean"}],
+            },
+            {
+                "name": "OrderCancelled",
+                "fields": [{"name": "order_id", "type": "string"}, {"name": "refund", "type": "double"}],
+            },
+        ]
+    result: dict[str, Any] = {
+        "consumer_group": "order-workers",
+        "topics": [
+            {"name": "orders", "key": "order_id", "partitions": 3, "consumed": row["consumes"], "events": events}
+        ],
+    }
+    if row["fanout"]:
+        result["fanout"] = {"topic": "orders", "channels": ["email", "sms"]}
+    if row["saga"]:
+        result["saga"] = {
+            "name": "fulfilment",
+            "steps": [{"name": "reserve_stock", "compensation": "release_stock"}, {"name": "charge_card"}],
+        }
+    if row["outbox"]:
+        result["outbox"] = {}
+    if row["cdc"]:
+        result["cdc"] = {
+            "table": "customers",
+            "key": "customer_id",
+            "columns": [{"name": "customer_id", "type": "long"}, {"name": "email", "type": "string"}],
+        }
+    return result
+
+
+def answers(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "project_name": "order-service",
+        **({"delivery_guarantee": row["delivery_guarantee"]} if row["consumes"] else {}),
+        "security": row["security"],
+        "patterns": [name for name in PATTERN_NAMES if row[name]],
+        "schema_subject_strategy": row["schema_subject_strategy"],
+        "schema_compatibility": row["schema_compatibility"],
+        "spec": spec(row),
+    }
+
+
+def row_id(index: int, row: Mapping[str, Any]) -> str:
+    patterns = "+".join(name for name in PATTERN_NAMES if row[name]) or "plain"
+    side = "consumer" if row["consumes"] else "producer"
+    return (
+        f"c{index:02d}-{row['delivery_guarantee']}-{row['security']}-{patterns}-{row['schema_subject_strategy']}-"
+        f"{row['schema_compatibility']}-{side}-{row['events']}"
+    )
+
+
+ROWS = covering_array()
+KEPT = ROWS[: int(os.environ["COMBINATIONS"])] if os.environ.get("COMBINATIONS") else ROWS
+
+
+def test_the_rows_cover_every_allowed_pair() -> None:
+    covered = set().union(*(pairs_of(row) for row in ROWS))
+    assert covered == all_pairs()
+    assert all(allowed(row) for row in ROWS)
+    # Every value of every answer is in some row, and the array is a fraction of the whole space.
+    assert {name: {row[name] for row in ROWS} for name in FACTORS} == {name: set(FACTORS[name]) for name in FACTORS}
+    assert len(ROWS) < 40
+
+
+def run(command: list[str], cwd: Path, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+    # No stack settings leak in: the unit tests need no broker.
+    clean = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", *SECURE_STACK_VARIABLES, *STACK_VARIABLES}}
+    return subprocess.run(
+        command, cwd=cwd, env=clean | dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+@pytest.fixture(scope="session")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """What the rows one worker renders one after another share, so that each installs and type-checks only what
+    differs: one virtual environment (`uv sync` makes it exactly the row's, its own package included) and mypy's
+    incremental cache (it re-checks what changed). A user's fresh .venv holds the same packages."""
+    folder = tmp_path_factory.mktemp("shared")
+    return {"UV_PROJECT_ENVIRONMENT": str(folder / "venv"), "MYPY_CACHE_DIR": str(folder / "mypy")}
+
+
+def checks() -> Iterator[list[str]]:
+    """What a user's `make install lint typecheck test-unit` runs, in order."""
+    yield ["uv", "sync", "--quiet"]
+    yield ["npm", "ci", "--prefix", "tools/asyncapi", "--ignore-scripts", "--no-audit", "--no-fund", "--silent"]
+    yield ["uv", "run", "ruff", "format", "--check", "--diff", "."]
+    yield ["uv", "run", "ruff", "check", "."]
+    yield ["uv", "run", "mypy"]
+    yield ["uv", "run", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not integration", "tests/unit"]
+
+
+@pytest.mark.parametrize("row", KEPT, ids=[row_id(index, row) for index, row in enumerate(KEPT, 1)])
+def test_a_combination_renders_a_project_that_passes_its_checks_and_unit_tests(
+    row: Row, tmp_path: Path, shared: dict[str, str]
+) -> None:
+    dest = render(answers(row), tmp_path / "order-service")
+    failures = []
+    for command in checks():
+        result = run(command, dest, shared)
+        if result.returncode != 0:
+            tail = "\n".join(result.stdout.splitlines()[-60:])
+            failures.append(f"`{' '.join(command)}` exited {result.returncode}:\n{tail}")
+            if command[0] in {"uv", "npm"} and command[1] in {"sync", "ci"}:
+                break
+    assert not failures, "\n\n".join(failures)
+
+
+def several_events_on_the_topic_strategy() -> dict[str, Any]:
+    row = {**ROWS[0], "events": "several", "schema_subject_strategy": "topic"}
+    return answers(row)
+
+
+def pattern_without_its_spec(name: str) -> dict[str, Any]:
+    data = answers({**ROWS[0], **{pattern: pattern == name for pattern in PATTERN_NAMES}})
+    data["spec"].pop(name, None)
+    return data
+
+
+def spec_without_its_pattern(name: str) -> dict[str, Any]:
+    data = answers({**ROWS[0], **{pattern: pattern == name for pattern in PATTERN_NAMES}})
+    data["patterns"] = []
+    if name == "outbox":
+        data["spec"]["outbox"] = {}
+    return data
+
+
+def cdc_without_a_consumed_topic() -> dict[str, Any]:
+    data = answers({**ROWS[0], "cdc": True})
+    data["spec"]["topics"][0]["consumed"] = False
+    return data
+
+
+# The combinations outside `allowed`, or answers that contradict each other: (answers, question, advice).
+REFUSALS = [
+    (several_events_on_the_topic_strategy(), "schema_subject_strategy", "type topic-record (or record) instead"),
+    (pattern_without_its_spec("fanout"), "patterns", "spec.fanout: missing; the fanout pattern needs it"),
+    (pattern_without_its_spec("saga"), "patterns", "spec.saga: missing; the saga pattern needs it"),
+    (pattern_without_its_spec("cdc"), "patterns", "spec.cdc: missing; the cdc pattern needs it"),
+    (spec_without_its_pattern("fanout"), "patterns", "spec.fanout is set but the fanout pattern is not chosen"),
+    (spec_without_its_pattern("outbox"), "patterns", "spec.outbox is set but the outbox pattern is not chosen"),
+    (cdc_without_a_consumed_topic(), "patterns", "no topic is consumed: mark a topic `consumed: true`"),
+]
+
+
+@pytest.mark.parametrize(("data", "question", "advice"), REFUSALS, ids=[r[2][:45] for r in REFUSALS])
+def test_a_combination_the_template_cannot_serve_is_refused_with_advice(
+    data: dict[str, Any], question: str, advice: str, tmp_path: Path
+) -> None:
+    with pytest.raises(ValueError, match=f"question '{question}'") as refused:
+        render(copy.deepcopy(data), tmp_path / "out")
+    assert advice in str(refused.value)
+    assert not (tmp_path / "out" / "src").exists(), "nothing is rendered from a refused answer"
