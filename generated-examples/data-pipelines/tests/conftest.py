@@ -44,7 +44,15 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         # folders above its data, and each pytest session resets /tmp/pytest-of-root to 0700.
         state_dir = Path(tempfile.mkdtemp(prefix="kafka-stack-"))
         up = subprocess.run(
-            [sys.executable, str(STACK), "--state-dir", str(state_dir), "up", "--with", "registry,postgres,connect"],
+            [
+                sys.executable,
+                str(STACK),
+                "--state-dir",
+                str(state_dir),
+                "up",
+                "--with",
+                "registry,postgres,connect",
+            ],
             stdout=subprocess.PIPE,
             text=True,
             check=True,

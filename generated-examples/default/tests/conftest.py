@@ -37,7 +37,15 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     else:
         state_dir = tmp_path_factory.mktemp("stack")
         up = subprocess.run(
-            [sys.executable, str(STACK), "--state-dir", str(state_dir), "up", "--with", "registry"],
+            [
+                sys.executable,
+                str(STACK),
+                "--state-dir",
+                str(state_dir),
+                "up",
+                "--with",
+                "registry",
+            ],
             stdout=subprocess.PIPE,
             text=True,
             check=True,

@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None, tracer_provider: TracerProvider
             lag_watch = asyncio.create_task(metrics.watch_lag(settings, settings.metrics_lag_interval_seconds))
         app.state.settings = settings
         app.state.producer = producer
+        app.state.sealer = sealer  # supervised: readiness and liveness report it
         app.state.runner = runner
         app.state.view = view
         app.state.publisher = EventPublisher(

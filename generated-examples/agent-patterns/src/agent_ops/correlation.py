@@ -44,19 +44,29 @@ def begin(correlation: str | None = None) -> str:
 
 def adopt(headers: Iterable[tuple[str, bytes | None]]) -> None:
     """Continue the work a consumed record belongs to: its correlation id, and its event id as the cause.
-    A record without a correlation id (from an older producer) starts its own work, named by its event id."""
+    A record without a correlation id (from an older producer) starts its own work, named by its event id.
+
+    Headers come from whoever wrote the record: a value that is null, not UTF-8 or not an id is ignored (it would
+    otherwise travel in every log line and every emitted event's headers)."""
     correlation: bytes | None = None
     event_id: bytes | None = None
     # Once per consumed record: only the two headers it needs are decoded.
-    for name, value in headers:
+    for name, value in headers or ():
         if name == CORRELATION_HEADER:
             correlation = value
         elif name == "event-id":
             event_id = value
-    cause = None if event_id is None else event_id.decode("utf-8", "replace")
-    begin(correlation.decode("utf-8", "replace") if correlation else cause)
+    cause = _valid_id(event_id)
+    begin(_valid_id(correlation) or cause)
     if cause is not None:
         _causation.set(cause)
+
+
+def _valid_id(value: bytes | None) -> str | None:
+    if not isinstance(value, bytes) or len(value) > 128:
+        return None
+    text = value.decode("utf-8", "replace")
+    return text if _VALID.fullmatch(text) else None
 
 
 Ids = tuple[str | None, str | None]

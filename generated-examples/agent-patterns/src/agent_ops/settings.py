@@ -67,7 +67,8 @@ class Settings(BaseSettings):
         default=1000, ge=1, description="Sends waiting for the broker at once; past it POST answers 503 at once."
     )
     kafka_transactional_id_prefix: str = Field(
-        default="agent-ops-", description="Starts every transactional id (the KafkaUser's prefix ACL)."
+        default="agent-ops-",
+        description="Starts every transactional id (the KafkaUser's prefix ACL).",
     )
     transaction_timeout_ms: int = Field(
         default=60_000, ge=1000, description="The broker aborts a transaction left open longer (a hung process)."
@@ -90,7 +91,8 @@ class Settings(BaseSettings):
         description="HMAC key of the audit log's hash chain: without it no one can forge a link. Set it in production.",
     )
     audit_transactional_id_prefix: str = Field(
-        default="agent-ops-audit-sealer-", description="The sealer's transactional ids (the KafkaUser's prefix ACL)."
+        default="agent-ops-audit-sealer-",
+        description="The sealer's transactional ids (the KafkaUser's prefix ACL).",
     )
     audit_seal_in_process: bool = Field(
         default=True, description="Run the audit sealer inside this process (development); the chart runs it apart."
@@ -110,6 +112,17 @@ class Settings(BaseSettings):
     )
     saga_retry_backoff_seconds: float = Field(
         default=1.0, ge=0, description="Delay before a compensation's second try; doubles each time."
+    )
+    saga_finished_retention_seconds: float = Field(
+        default=604800.0,
+        ge=0,
+        description="How long a finished saga stays in the state topic (and `saga show`, and a repeated start"
+        " is ignored) before it is tombstoned.",
+    )
+    saga_commands_retention_seconds: float = Field(
+        default=604800.0,
+        gt=0,
+        description="The commands topic's retention.ms, in seconds: a command pending longer is issued again.",
     )
 
     schema_registry_url: str = Field(
@@ -139,7 +152,10 @@ class Settings(BaseSettings):
         default=None,
         description="An OTLP/HTTP collector (e.g. http://otel-collector:4318); tracing is off while unset.",
     )
-    otel_service_name: str = Field(default="agent-ops", description="The service.name of every span.")
+    otel_service_name: str = Field(
+        default="agent-ops",
+        description="The service.name of every span.",
+    )
 
 
 @lru_cache

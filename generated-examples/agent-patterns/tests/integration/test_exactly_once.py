@@ -2,18 +2,26 @@
 read_committed readers never see an aborted write."""
 
 import asyncio
+import functools
+import gc
 from collections import Counter
 from typing import Any
 
 import pytest
+from aiokafka import TopicPartition as Partition
 from aiokafka.errors import KafkaError
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka import KafkaError as LibrdkafkaError
+from confluent_kafka.schema_registry import AsyncSchemaRegistryClient
 from prometheus_client import REGISTRY
 
+from agent_ops.events.avro import AvroSerde
 from agent_ops.events.catalog import AGENT_TASK_HISTORY, CONSUMED_TOPICS, Topic
 from agent_ops.kafka import dead_letters
 from agent_ops.kafka.dead_letters import send_dead_letter
+from agent_ops.kafka.producer import event_headers
+from agent_ops.kafka.transactions import transactional_id
+from agent_ops.settings import Settings
 from tests.samples import ROUTES, sample_event, unique_key
 
 from .kafka_io import committed_offsets, end_offsets, produce_raw, read_topic
@@ -90,12 +98,17 @@ async def test_each_event_emits_its_effect_exactly_once_in_the_consumed_offsets_
     assert sorted(emitted) == sorted(causes), "one emitted event per consumed event, none twice"
 
 
+def librdkafka(bootstrap: str) -> dict[str, Any]:
+    """confluent-kafka's connection settings."""
+    return {"bootstrap.servers": bootstrap}
+
+
 def effects_counted_by_librdkafka(bootstrap: str, topic: Topic) -> Counter[bytes]:
     """How many emitted events on `topic` each cause has, as librdkafka (confluent-kafka) reads them in
     read_committed: a client other than the one under test, so its transaction filtering cannot hide a bug."""
     consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
+        librdkafka(bootstrap)
+        | {
             "group.id": "effects-count",
             "isolation.level": "read_committed",
             "enable.auto.commit": False,
@@ -214,3 +227,83 @@ async def test_two_groups_on_one_input_never_fence_each_other(kafka_bootstrap: s
         await wait_until_committed(kafka_bootstrap, other.kafka_consumer_group)
     counts = await asyncio.to_thread(effects_counted_by_librdkafka, kafka_bootstrap, AGENT_TASK_HISTORY)
     assert effects_of(events, counts) == [2] * len(events)
+
+
+def fence(bootstrap: str, settings: Settings, partition: int) -> None:
+    """What a zombie of the worker, or the partition's next owner, does: initialise a producer with the worker's
+    own transactional id for `partition`. The worker's producer is fenced, its open transaction aborted."""
+    tp = Partition(TOPIC.name, partition)
+    zombie = Producer(librdkafka(bootstrap) | {"transactional.id": transactional_id(settings, tp)})
+    zombie.init_transactions(60)
+
+
+async def committed_total(bootstrap: str, group: str) -> int:
+    partitions = [Partition(TOPIC.name, p) for p in range(TOPIC.partitions)]
+    return sum((await committed_offsets(bootstrap, group, partitions)).values())
+
+
+async def test_producers_fenced_mid_stream_skip_no_record_and_repeat_none_as_librdkafka_counts(
+    kafka_bootstrap: str, unique: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A failed transaction (here its producer fenced, as a zombie or a transaction timeout does) is read again
+    from the committed offset: records fetched while the partition was prepared again are neither skipped as
+    already seen nor handled twice. And every write of the failed transaction is awaited: no delivery failure is
+    left unretrieved."""
+    rounds = 5
+    events = [sample_event(TOPIC, key=unique_key(TOPIC)) for _ in range(rounds * 100)]
+    settings = service_settings(
+        kafka_bootstrap, unique, consumer_max_records=20, transaction_max_records=10, transaction_interval_ms=0
+    )
+    group = settings.kafka_consumer_group
+    unretrieved: list[str] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _, context: unretrieved.append(repr(context)))
+    async with running_service(settings) as client:
+        for chunk in range(rounds):
+            # Fences land while the chunk is fetched and handled, and each fences every partition's producer.
+            progress = await committed_total(kafka_bootstrap, group)
+            await post_all(client, events[chunk * 100 : (chunk + 1) * 100])
+            await eventually(functools.partial(moved_past, kafka_bootstrap, group, progress), within=60)
+            for partition in range(TOPIC.partitions):
+                await asyncio.to_thread(fence, kafka_bootstrap, settings, partition)
+            await wait_until_committed(kafka_bootstrap, group)
+    counts = await asyncio.to_thread(effects_counted_by_librdkafka, kafka_bootstrap, AGENT_TASK_HISTORY)
+    assert effects_of(events, counts) == [1] * len(events), "each event's effect once: none skipped, none repeated"
+    assert transactions_aborted() > 0, "no transaction was made to fail"
+    caplog.clear()  # its records hold the failed transactions' errors, and through them their futures
+    gc.collect()  # a future whose exception nobody retrieved says so when it is collected
+    assert not unretrieved, unretrieved
+
+
+async def moved_past(bootstrap: str, group: str, progress: int) -> bool:
+    return await committed_total(bootstrap, group) > progress
+
+
+def transactions_aborted() -> float:
+    return REGISTRY.get_sample_value("messaging_kafka_transactions_total", {"outcome": "aborted"}) or 0.0
+
+
+async def test_a_transactional_input_is_committed_past_its_commit_markers_so_the_group_lag_is_zero_at_rest(
+    kafka_bootstrap: str, schema_registry_url: str, unique: str
+) -> None:
+    """Inputs written in transactions (another exactly-once service's outputs, say) are each followed by a commit
+    marker: the group commits past it once every record is handled, or its lag reads 1 for ever."""
+    settings = service_settings(kafka_bootstrap, unique)
+    events = [sample_event(TOPIC, key=unique_key(TOPIC)) for _ in range(30)]
+    async with AsyncSchemaRegistryClient({"url": schema_registry_url}) as registry:
+        serde = AvroSerde(registry, settings.schema_subject_strategy, True)
+        values = [await serde.serialize(TOPIC, event) for event in events]
+
+    def produce_in_transactions() -> None:
+        upstream = Producer(librdkafka(kafka_bootstrap) | {"transactional.id": f"upstream-{unique}"})
+        upstream.init_transactions(60)
+        for event, value in zip(events, values, strict=True):
+            upstream.begin_transaction()
+            headers: list[tuple[str, str | bytes | None]] = list(event_headers(event))
+            upstream.produce(TOPIC.name, value, key=TOPIC.key_of(event), headers=headers)
+            upstream.commit_transaction(60)
+
+    await asyncio.to_thread(produce_in_transactions)
+    async with running_service(settings):
+        await wait_until_committed(kafka_bootstrap, settings.kafka_consumer_group)
+    counts = await asyncio.to_thread(effects_counted_by_librdkafka, kafka_bootstrap, AGENT_TASK_HISTORY)
+    assert effects_of(events, counts) == [1] * len(events)

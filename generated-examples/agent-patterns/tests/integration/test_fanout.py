@@ -1,7 +1,10 @@
 """Notification fan-out against the real broker: every channel sees every event; a failing or stopped channel
-leaves the others' progress and lag untouched, and a stopped one replays from its committed offset."""
+leaves the others' progress and lag untouched, and a stopped one replays from its committed offset. Records that are
+not events go to each channel's dead-letter topic and stop no channel; a partition that moves mid-batch is handed
+over cleanly, delivered once; a channel leaves no lag behind a transactional producer."""
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -11,10 +14,14 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import AsyncSchemaRegistryClient
 
 from agent_ops.correlation import HTTP_HEADER
 from agent_ops.events.avro import AvroSerde
+from agent_ops.events.catalog import Topic
 from agent_ops.kafka.producer import create_producer, stop_producer
 from agent_ops.patterns.fanout.channel import ChannelRunner
 from agent_ops.patterns.fanout.channels import CHANNELS, TOPIC
@@ -22,6 +29,7 @@ from agent_ops.patterns.topics import ensure_pattern_topics
 from agent_ops.settings import Settings
 from tests.samples import ROUTES, sample_event, unique_key
 
+from .hostile_records import dead_letters, lag, write_hostile
 from .kafka_io import committed_offsets, end_offsets, find_record
 from .service import eventually, running_service, service_settings
 
@@ -89,8 +97,8 @@ async def caught_up(bootstrap: str, group: str) -> bool:
     return all(committed[tp] >= end for tp, end in ends.items())
 
 
-def fanout_settings(bootstrap: str, unique: str) -> Settings:
-    overrides: dict[str, Any] = {"fanout_poll_timeout_ms": 100, "fanout_retry_backoff_seconds": 0.01}
+def fanout_settings(bootstrap: str, unique: str, **more: Any) -> Settings:
+    overrides: dict[str, Any] = {"fanout_poll_timeout_ms": 100, "fanout_retry_backoff_seconds": 0.01} | more
     overrides["consumer_enabled"] = False  # the channels alone read the topic here
     return service_settings(bootstrap, unique, **overrides)
 
@@ -171,3 +179,179 @@ async def test_a_stopped_channel_replays_from_its_committed_offset_while_the_oth
         finally:
             await asyncio.gather(*(each.stop() for each in runners.values()))
     assert sorted(recorder.seen[paused]) == sorted(before + during), "resumed where it stopped: nothing twice"
+
+
+async def own_topic(bootstrap: str, unique: str) -> Topic:
+    """The fanned-out topic's events, on a topic of the test's own: what it writes there reaches no other test."""
+    topic = replace(TOPIC, name=f"test.fanout.{unique}")
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(topic.name, topic.partitions, 1)]
+            + [NewTopic(f"{topic.name}.{name}.dlq", topic.partitions, 1) for name in NAMES]
+        )
+    finally:
+        await admin.close()
+    return topic
+
+
+def own_runner(
+    name: str, topic: Topic, recorder: Recorder, serde: AvroSerde, producer: Any, settings: Settings, group: str
+) -> ChannelRunner:
+    channel = replace(
+        CHANNELS[name], group=group, dead_letter=f"{topic.name}.{name}.dlq", deliver=recorder.deliver_for(name)
+    )
+    return ChannelRunner(channel, topic, serde, producer, settings)
+
+
+async def encoded(serde: AvroSerde, keys: list[str]) -> list[tuple[str, bytes]]:
+    """Each key's event as the service writes it (the fanned-out topic's schema, registered)."""
+    return [(key, await serde.serialize(TOPIC, sample_event(TOPIC, key=key))) for key in keys]
+
+
+def write_events(
+    bootstrap: str,
+    topic: str,
+    events: list[tuple[str, bytes]],
+    transactional_id: str | None = None,
+    headers: list[tuple[str, Any]] | None = None,
+) -> None:
+    """Write encoded events with librdkafka, keyed as the service keys them; in one transaction when given an id."""
+    config: dict[str, Any] = {"bootstrap.servers": bootstrap, "enable.idempotence": True}
+    writer = Producer(config | ({"transactional.id": transactional_id} if transactional_id else {}))
+    if transactional_id:
+        writer.init_transactions(30)
+        writer.begin_transaction()
+    for key, value in events:
+        writer.produce(topic, value, key=key.encode(), headers=headers or [])
+    if transactional_id:
+        writer.commit_transaction(30)
+    assert writer.flush(30) == 0
+
+
+async def no_lag(bootstrap: str, group: str, topic: Topic) -> bool:
+    behind = await asyncio.to_thread(lag, bootstrap, group, topic.name, topic.partitions)
+    return set(behind.values()) == {0}
+
+
+async def test_records_that_are_not_events_are_dead_lettered_by_every_channel_which_goes_on(
+    kafka_bootstrap: str, unique: str
+) -> None:
+    settings = fanout_settings(kafka_bootstrap, unique)
+    topic = await own_topic(kafka_bootstrap, unique)
+    keys = [unique_key(TOPIC) for _ in range(2 * TOPIC.partitions)]
+    recorder = Recorder(set(keys))
+    async with channel_clients(settings) as (serde, producer):
+        events = await encoded(serde, keys)
+        written: list[str] = []
+        for partition in range(topic.partitions):
+            written += await asyncio.to_thread(write_hostile, kafka_bootstrap, topic.name, partition)
+        truncated = events[0][1][:-4]
+        await asyncio.to_thread(write_events, kafka_bootstrap, topic.name, [("truncated body", truncated)])
+        # Valid events with headers no producer of ours writes: not UTF-8, or without a value.
+        odd_headers = [("correlation-id", b"\xff\xfe"), ("event-id", None)]
+        await asyncio.to_thread(write_events, kafka_bootstrap, topic.name, events, None, odd_headers)
+        groups = {name: f"test-{unique}-{name}" for name in NAMES}
+        runners = [own_runner(name, topic, recorder, serde, producer, settings, groups[name]) for name in NAMES]
+        for each in runners:
+            await each.start()
+        try:
+            await eventually(partial(recorder.saw_all, NAMES, keys), within=90)
+            for name in NAMES:
+                await eventually(partial(no_lag, kafka_bootstrap, groups[name], topic), within=60)
+            assert all(each.running for each in runners), "no record stops a channel"
+        finally:
+            await asyncio.gather(*(each.stop() for each in runners))
+    for name in NAMES:
+        assert sorted(recorder.seen[name]) == sorted(keys), f"{name} delivered each event once"
+        dead = await asyncio.to_thread(dead_letters, kafka_bootstrap, f"{topic.name}.{name}.dlq", topic.partitions)
+        kinds = sorted(key.decode() if key else "null key and value" for key, _ in dead)
+        assert kinds == sorted([*written, "truncated body"]), f"{name} dead-lettered each hostile record once"
+        for _, headers in dead:
+            assert headers["dlq.channel"] == name.encode()
+            assert headers["dlq.original.topic"] == topic.name.encode()
+            assert headers["dlq.error.type"] == b"DeserializationError"
+
+
+async def test_a_channel_leaves_no_lag_behind_a_transactional_producer(kafka_bootstrap: str, unique: str) -> None:
+    """Kafka Connect's exactly-once sources, or another service's transactions, end each with a commit marker:
+    the channel commits past it, so the lag alert and `doctor` read 0 at rest, not 1."""
+    settings = fanout_settings(kafka_bootstrap, unique)
+    topic = await own_topic(kafka_bootstrap, unique)
+    keys = [unique_key(TOPIC) for _ in range(2 * TOPIC.partitions)]
+    recorder = Recorder(set(keys))
+    name = NAMES[0]
+    group = f"test-{unique}-{name}"
+    async with channel_clients(settings) as (serde, producer):
+        events = await encoded(serde, keys)
+        await asyncio.to_thread(write_events, kafka_bootstrap, topic.name, events, f"test-{unique}-source")
+        runner = own_runner(name, topic, recorder, serde, producer, settings, group)
+        await runner.start()
+        try:
+            await eventually(partial(recorder.saw_all, [name], keys), within=90)
+            await eventually(partial(no_lag, kafka_bootstrap, group, topic), within=60)
+        finally:
+            await runner.stop()
+
+
+def group_state(bootstrap: str, group: str) -> str:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    (described,) = admin.describe_consumer_groups([group]).values()
+    return str(described.result().state.name)
+
+
+async def test_a_partition_that_moves_mid_batch_is_handed_over_and_delivered_once(
+    kafka_bootstrap: str, unique: str
+) -> None:
+    """A second instance of a channel joins while the first has deliveries in hand: the first lets them finish,
+    commits them and hands the partitions over; it goes on with the others, and nothing is delivered twice."""
+    settings = fanout_settings(kafka_bootstrap, unique, consumer_revoke_wait_seconds=60.0)
+    topic = await own_topic(kafka_bootstrap, unique)
+    keys = [unique_key(TOPIC) for _ in range(5 * TOPIC.partitions)]
+    name = NAMES[0]
+    group = f"test-{unique}-{name}"
+    gate = asyncio.Event()
+    delivered: Counter[str] = Counter()
+    in_hand: set[str] = set()
+
+    class Gated(Recorder):
+        def deliver_for(self, channel: str) -> Callable[[Any], Awaitable[None]]:
+            async def deliver(event: Any) -> None:
+                key = str(getattr(event, TOPIC.key_field))
+                in_hand.add(key)
+                await gate.wait()
+                delivered[key] += 1
+                self.seen[channel].append(key)
+
+            return deliver
+
+    recorder = Gated(set(keys))
+    async with channel_clients(settings) as (serde, producer):
+        await asyncio.to_thread(write_events, kafka_bootstrap, topic.name, await encoded(serde, keys))
+        first = own_runner(name, topic, recorder, serde, producer, settings, group)
+        await first.start()
+        second = own_runner(name, topic, recorder, serde, producer, settings, group)
+        try:
+
+            async def holding() -> bool:
+                return bool(in_hand)
+
+            await eventually(holding, within=60)
+            await second.start()
+
+            async def rebalancing() -> bool:
+                state = await asyncio.to_thread(group_state, kafka_bootstrap, group)
+                return state in {"PREPARING_REBALANCE", "COMPLETING_REBALANCE"} or bool(second._consumer.assignment())
+
+            await eventually(rebalancing, within=60, interval=0.05)
+            gate.set()
+            await eventually(partial(recorder.saw_all, [name], keys), within=90)
+            await eventually(partial(no_lag, kafka_bootstrap, group, topic), within=60)
+            assert first.running, "the first instance went on after its partitions moved"
+            assert second.running
+        finally:
+            gate.set()
+            await asyncio.gather(first.stop(), second.stop())
+    assert set(delivered) == set(keys)
+    assert {key: count for key, count in delivered.items() if count > 1} == {}, "no event delivered twice"

@@ -1,13 +1,18 @@
 """The task_run saga against the real broker: every step once in order; a failure at each step compensates
 exactly the steps before it, in reverse; a step past its timeout fails the saga; an orchestrator killed with SIGKILL
-mid-saga resumes from the state topic and runs no step twice to completion (counted by librdkafka)."""
+mid-saga resumes from the state topic and runs no step twice to completion (counted by librdkafka). Records that are
+not commands are dead-lettered; a step's deadline counts from when its command commits; a saga finished long ago is
+tombstoned, and one whose command is older than the commands' retention gets it again; a send that fails aborts the
+transaction; the group has no lag at rest."""
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -18,16 +23,17 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource  # type: ignore[attr-defined]  # no __all__
 
 from agent_ops.patterns.saga import cli, names
 from agent_ops.patterns.saga.definition import STEPS
-from agent_ops.patterns.saga.machine import TERMINAL, SagaState
+from agent_ops.patterns.saga.machine import TERMINAL, Command, SagaState, StepCall
 from agent_ops.patterns.saga.orchestrator import SagaOrchestrator, read_states
 from agent_ops.patterns.saga.start import start_saga
 from agent_ops.settings import Settings
 
+from .hostile_records import dead_letters, lag, write_hostile
 from .saga_steps import RecordingSteps
 from .service import eventually, running_service, service_settings
 
@@ -46,6 +52,7 @@ async def saga_topics(kafka_bootstrap: str, unique: str, monkeypatch: pytest.Mon
         "commands": f"test.saga.{unique}.commands",
         "state": f"test.saga.{unique}.state",
         "effects": f"test.saga.{unique}.effects",
+        "dead_letters": f"test.saga.{unique}.commands.dlq",
     }
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     await admin.start()
@@ -55,6 +62,7 @@ async def saga_topics(kafka_bootstrap: str, unique: str, monkeypatch: pytest.Mon
                 NewTopic(topics["commands"], PARTITIONS, 1),
                 NewTopic(topics["state"], PARTITIONS, 1, topic_configs={"cleanup.policy": "compact"}),
                 NewTopic(topics["effects"], PARTITIONS, 1),
+                NewTopic(topics["dead_letters"], PARTITIONS, 1),
             ]
         )
     finally:
@@ -62,6 +70,7 @@ async def saga_topics(kafka_bootstrap: str, unique: str, monkeypatch: pytest.Mon
     monkeypatch.setattr(names, "COMMANDS_TOPIC", topics["commands"])
     monkeypatch.setattr(names, "STATE_TOPIC", topics["state"])
     monkeypatch.setattr(names, "GROUP", f"test-{unique}-saga")
+    monkeypatch.setattr(names, "DEAD_LETTER_TOPIC", topics["dead_letters"])
     return topics
 
 
@@ -103,7 +112,9 @@ async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
     await started.stop()
 
 
-def read_with_librdkafka(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes | None]]:
+def read_with_librdkafka(
+    bootstrap: str, topic: str, partitions: int = PARTITIONS
+) -> list[tuple[bytes | None, bytes | None]]:
     """Every committed (key, value) of `topic`, read by librdkafka: a client we did not write."""
     consumer = Consumer(
         {
@@ -114,11 +125,11 @@ def read_with_librdkafka(bootstrap: str, topic: str) -> list[tuple[bytes | None,
             "enable.partition.eof": True,
         }
     )
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(PARTITIONS)])
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
     records: list[tuple[bytes | None, bytes | None]] = []
     at_end: set[int] = set()
     try:
-        while len(at_end) < PARTITIONS:
+        while len(at_end) < partitions:
             for message in consumer.consume(num_messages=1000, timeout=1.0):
                 error = message.error()
                 if error is not None and error.code() == KafkaError._PARTITION_EOF:
@@ -279,3 +290,230 @@ async def test_an_orchestrator_killed_mid_saga_resumes_and_runs_no_step_twice_to
     assert {key: count for key, count in done.items() if key[0] in ids} == {
         (saga_id, step): 1 for saga_id in ids for step in RUNS
     }, "each step completed exactly once, as a read_committed librdkafka reader counts"
+
+
+async def test_records_that_are_not_commands_are_dead_lettered_and_the_sagas_go_on(
+    kafka_bootstrap: str, unique: str, saga_topics: dict[str, str], producer: AIOKafkaProducer
+) -> None:
+    settings = saga_settings(kafka_bootstrap, unique)
+    orchestrator = SagaOrchestrator(settings, RecordingSteps())
+    await orchestrator.start()
+    written: list[str] = []
+    try:
+        for partition in range(PARTITIONS):
+            written += await asyncio.to_thread(write_hostile, kafka_bootstrap, saga_topics["commands"], partition)
+        ids = [f"after-{index}-{unique}" for index in range(2 * PARTITIONS)]
+        for saga_id in ids:
+            await start_saga(producer, {}, saga_id)
+        found = await settled(settings, ids)
+
+        async def all_dead_lettered() -> bool:
+            dead = await asyncio.to_thread(dead_letters, kafka_bootstrap, saga_topics["dead_letters"], PARTITIONS)
+            return len(dead) >= len(written)
+
+        await eventually(all_dead_lettered, within=60, interval=0.5)
+        assert orchestrator.running, "no record stops the orchestrator"
+    finally:
+        await orchestrator.stop()
+    assert {found[saga_id].status for saga_id in ids} == {"completed"}
+    dead = dead_letters(kafka_bootstrap, saga_topics["dead_letters"], PARTITIONS)
+    kinds = sorted(key.decode() if key else "null key and value" for key, _ in dead)
+    assert kinds == sorted(written), "each hostile record dead-lettered once"
+    for _, headers in dead:
+        assert headers["dlq.original.topic"] == saga_topics["commands"].encode()
+        assert headers["dlq.error.type"] == b"ValueError"
+        assert headers["dlq.error.message"]
+
+
+async def test_the_group_has_no_lag_once_every_saga_finished(
+    kafka_bootstrap: str, unique: str, saga_topics: dict[str, str], producer: AIOKafkaProducer
+) -> None:
+    """The orchestrator's own commands are transactional: committing past their commit markers, not to the last
+    offset + 1, is what leaves lag 0 at rest (what the lag alert and `doctor` read)."""
+    settings = saga_settings(kafka_bootstrap, unique)
+    orchestrator = SagaOrchestrator(settings, RecordingSteps())
+    await orchestrator.start()
+    try:
+        ids = [f"rest-{index}-{unique}" for index in range(2 * PARTITIONS)]
+        for saga_id in ids:
+            await start_saga(producer, {}, saga_id)
+        await settled(settings, ids)
+
+        async def no_lag() -> bool:
+            behind = await asyncio.to_thread(lag, kafka_bootstrap, names.GROUP, saga_topics["commands"], PARTITIONS)
+            return set(behind.values()) == {0}
+
+        await eventually(no_lag, within=60, interval=0.5)
+    finally:
+        await orchestrator.stop()
+
+
+class Clock:
+    """Epoch seconds that a step can move on, as a slow step takes time."""
+
+    def __init__(self) -> None:
+        self.ahead = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.ahead
+
+
+async def start_on(producer: AIOKafkaProducer, saga_id: str, partition: int, input: dict[str, Any]) -> None:
+    command = Command(saga_id, "start", input=input)
+    await producer.send_and_wait(names.COMMANDS_TOPIC, command.to_bytes(), key=saga_id.encode(), partition=partition)
+
+
+async def test_a_slow_step_in_the_batch_leaves_the_next_step_of_another_saga_its_whole_timeout(
+    kafka_bootstrap: str, unique: str, saga_topics: dict[str, str], producer: AIOKafkaProducer
+) -> None:
+    """Two sagas' first steps run in one batch and commit together; the slow one takes 1000 s (of the clock the
+    orchestrator reads). The fast saga's second command becomes visible only then: its 60 s count from then."""
+    clock = Clock()
+    first_done = asyncio.Event()
+    fast, slow = f"fast-{unique}", f"slow-{unique}"
+
+    class Steps(RecordingSteps):
+        async def _do(self, call: StepCall) -> dict[str, Any] | None:
+            if call.handler == RUNS[0] and call.saga_id == fast:
+                first_done.set()
+            if call.handler == RUNS[0] and call.saga_id == slow:
+                # Bounded: were the two steps in batches of their own, the fast one would come only after.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(first_done.wait(), 30)
+                clock.ahead += 1000
+            return await super()._do(call)
+
+    settings = saga_settings(kafka_bootstrap, unique)
+    plan = tuple(replace(step, timeout_seconds=60) for step in STEPS)
+    for saga_id in (fast, slow):  # both before the orchestrator starts: one batch, on one partition
+        await start_on(producer, saga_id, 0, {})
+    orchestrator = SagaOrchestrator(settings, Steps(), plan, clock=clock)
+    await orchestrator.start()
+    try:
+        found = await settled(settings, [fast, slow])
+    finally:
+        await orchestrator.stop()
+    assert found[fast].status == "completed", found[fast].error
+    assert found[slow].status == "completed", found[slow].error
+
+
+async def test_a_step_past_its_timeout_is_compensated_as_its_effect_may_exist(
+    kafka_bootstrap: str, unique: str, saga_topics: dict[str, str], producer: AIOKafkaProducer
+) -> None:
+    timed = next(name for name in RUNS if COMPENSATIONS[name])
+    index = RUNS.index(timed)
+    settings = saga_settings(kafka_bootstrap, unique)
+    plan = tuple(replace(step, timeout_seconds=1) if step.name == timed else step for step in STEPS)
+    steps = RecordingSteps()
+    orchestrator = SagaOrchestrator(settings, steps, plan)
+    await orchestrator.start()
+    try:
+        await start_saga(producer, {"sleep": {timed: 30}}, f"late-{unique}")
+        state = (await settled(settings, [f"late-{unique}"], within=60))[f"late-{unique}"]
+    finally:
+        await orchestrator.stop()
+    undo_earlier = [name for name in reversed(RUNS[:index]) if COMPENSATIONS[name]]
+    assert state.status == "compensated", state
+    assert state.timed_out == (timed,)
+    assert state.compensated == (timed, *undo_earlier), "the cut-short step first, then the completed ones"
+    calls = [handler for called, handler in steps.calls if called == f"late-{unique}"]
+    assert calls == [*RUNS[: index + 1], COMPENSATIONS[timed], *(COMPENSATIONS[name] for name in undo_earlier)]
+
+
+def write_states(bootstrap: str, states: list[SagaState], partition: int) -> None:
+    """Put sagas in the state topic as an earlier orchestrator left them, with librdkafka."""
+    writer = Producer({"bootstrap.servers": bootstrap})
+    for state in states:
+        writer.produce(names.STATE_TOPIC, state.to_bytes(), key=state.saga_id.encode(), partition=partition)
+    assert writer.flush(30) == 0
+
+
+def latest_by_key(bootstrap: str, topic: str) -> dict[bytes, bytes | None]:
+    latest: dict[bytes, bytes | None] = {}
+    for key, value in read_with_librdkafka(bootstrap, topic):
+        if key is not None:
+            latest[key] = value
+    return latest
+
+
+async def test_a_saga_finished_longer_ago_than_the_retention_is_tombstoned(
+    kafka_bootstrap: str, unique: str, saga_topics: dict[str, str]
+) -> None:
+    settings = saga_settings(kafka_bootstrap, unique, saga_finished_retention_seconds=86400)
+    now = time.time()
+    old = SagaState(f"old-{unique}", "completed", {}, completed=tuple(RUNS), updated_at=now - 30 * 86400)
+    recent = SagaState(f"recent-{unique}", "completed", {}, completed=tuple(RUNS), updated_at=now - 60)
+    await asyncio.to_thread(write_states, kafka_bootstrap, [old, recent], 1)
+    orchestrator = SagaOrchestrator(settings, RecordingSteps())
+    await orchestrator.start()
+    try:
+
+        async def tombstoned() -> bool:
+            latest = await asyncio.to_thread(latest_by_key, kafka_bootstrap, saga_topics["state"])
+            return latest.get(old.saga_id.encode(), b"") is None
+
+        await eventually(tombstoned, within=60, interval=0.5)
+    finally:
+        await orchestrator.stop()
+    latest = latest_by_key(kafka_bootstrap, saga_topics["state"])
+    assert latest[recent.saga_id.encode()] is not None, "a saga finished within the retention stays"
+    loaded = await read_states(settings, 1)
+    assert old.saga_id not in loaded, "the loader takes a tombstone for a deleted saga"
+    assert loaded[recent.saga_id].status == "completed"
+
+
+async def test_a_saga_whose_command_is_older_than_the_commands_retention_gets_it_again(
+    kafka_bootstrap: str, unique: str, saga_topics: dict[str, str]
+) -> None:
+    """An orchestrator down for longer than the commands topic keeps records: the pending command is gone."""
+    settings = saga_settings(kafka_bootstrap, unique, saga_commands_retention_seconds=86400)
+    issued = time.time() - 30 * 86400
+    pending = Command(f"stuck-{unique}", "run", RUNS[0], 1, issued + 60)
+    stuck = SagaState(pending.saga_id, "running", {}, pending=pending, updated_at=issued)
+    await asyncio.to_thread(write_states, kafka_bootstrap, [stuck], 2)
+    orchestrator = SagaOrchestrator(settings, RecordingSteps())
+    await orchestrator.start()
+    try:
+        state = (await settled(settings, [stuck.saga_id], within=90))[stuck.saga_id]
+    finally:
+        await orchestrator.stop()
+    assert state.status == "completed"
+    assert state.completed == tuple(RUNS)
+
+
+async def test_a_send_that_fails_aborts_its_transaction_and_the_step_runs_again(
+    kafka_bootstrap: str, unique: str, saga_topics: dict[str, str], producer: AIOKafkaProducer
+) -> None:
+    """aiokafka commits a transaction even when one of its sends failed; the orchestrator must not."""
+    limited = f"test.saga.{unique}.limited"
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:  # the broker refuses a record over 1 KiB here: a produce error no retry cures
+        await admin.create_topics([NewTopic(limited, 1, 1, topic_configs={"max.message.bytes": "1024"})])
+    finally:
+        await admin.close()
+    saga_id = f"refused-{unique}"
+    tries: list[int] = []
+
+    class Steps(RecordingSteps):
+        async def _do(self, call: StepCall) -> dict[str, Any] | None:
+            if call.handler == RUNS[0]:
+                tries.append(len(tries) + 1)
+                size = 4096 if len(tries) == 1 else 16
+                call.send(limited, b"x" * size, key=call.saga_id.encode())
+            return await super()._do(call)
+
+    settings = saga_settings(kafka_bootstrap, unique)
+    orchestrator = SagaOrchestrator(settings, Steps(saga_topics["effects"]))
+    await orchestrator.start()
+    try:
+        await start_saga(producer, {}, saga_id)
+        state = (await settled(settings, [saga_id]))[saga_id]
+    finally:
+        await orchestrator.stop()
+    assert state.status == "completed"
+    assert len(tries) >= 2, "the step whose record was refused ran again"
+    stored = [value for key, value in read_with_librdkafka(kafka_bootstrap, limited, 1) if key == saga_id.encode()]
+    assert stored == [b"x" * 16], "the refused record's transaction aborted; its retry's committed"
+    done = effects(kafka_bootstrap, saga_topics["effects"])
+    assert done[saga_id, RUNS[0]] == 1, "the step's other records committed once, with the retry"

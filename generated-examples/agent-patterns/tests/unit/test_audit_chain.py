@@ -2,7 +2,10 @@
 
 import json
 
+import pytest
+
 from agent_ops.patterns.audit.chain import GENESIS, canonical, first_break, seal
+from agent_ops.patterns.audit.sealer import NotAnEntryError, entry_of
 
 KEY = b"chain-key"
 
@@ -70,3 +73,13 @@ def test_the_wrong_key_verifies_nothing() -> None:
     found = first_break(sealed_log(3), b"another key", from_genesis=True)
     assert found is not None
     assert found.offset == 0
+
+
+@pytest.mark.parametrize("value", [None, b"", b"\xff\xfe", b"not json", b"[1, 2]", b'"a string"', b"null"])
+def test_an_intake_record_that_is_not_an_entry_is_refused_for_the_dead_letter_topic(value: bytes | None) -> None:
+    with pytest.raises(NotAnEntryError, match="not an audit entry"):
+        entry_of(value)
+
+
+def test_an_entry_is_the_json_object_the_record_holds() -> None:
+    assert entry_of(canonical({"action": "published", "key": "k"})) == {"action": "published", "key": "k"}

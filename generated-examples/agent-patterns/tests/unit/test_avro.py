@@ -33,6 +33,16 @@ LOGICAL: dict[str, type] = {"uuid": UUID, "timestamp-millis": datetime}
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 
 
+def unused_field_name(schema: dict[str, Any]) -> str:
+    """A name for a field the tests add to `schema`, derived so that no field of the spec can already hold it."""
+    taken = {field["name"] for field in schema["fields"]}
+    return next(name for name in (f"added_field_{n}" for n in range(len(taken) + 1)) if name not in taken)
+
+
+# The field the evolution tests add to the first event type.
+NEW_FIELD = unused_field_name(load_schema(TOPICS[0].event_types[0], SCHEMAS))
+
+
 def avro_to_python(avro_type: Any) -> tuple[type, bool]:
     """The Python type an Avro field type maps to, and whether it is optional (a union with null)."""
     optional = isinstance(avro_type, list)
@@ -127,12 +137,13 @@ async def test_a_newer_writer_schema_is_read_into_the_local_model() -> None:
     topic = TOPICS[0]
     event = sample_event(topic)
     newer = load_schema(type(event), SCHEMAS)
-    newer["fields"].append({"name": "added_later", "type": "string", "default": ""})
+    added = unused_field_name(newer)
+    newer["fields"].append({"name": added, "type": "string", "default": ""})
     subject = avro.subject(topic, type(event))
     schema_id = await registry.register_schema(subject, Schema(json.dumps(newer), "AVRO"))
     out = BytesIO()
     out.write(b"\x00" + schema_id.to_bytes(4, "big"))
-    schemaless_writer(out, parse_schema(newer), event.__dict__ | {"added_later": "surprise"})
+    schemaless_writer(out, parse_schema(newer), event.__dict__ | {added: "surprise"})
     assert await avro.deserialize(topic, out.getvalue()) == event
 
 
@@ -219,19 +230,19 @@ def evolve(directory: Path, change: dict[str, Any]) -> Path:
 
 
 def test_the_released_snapshot_accepts_a_new_field_with_a_default(tmp_path: Path) -> None:
-    directory = evolve(tmp_path, {"add": {"name": "priority", "type": ["null", "int"], "default": None}})
+    directory = evolve(tmp_path, {"add": {"name": NEW_FIELD, "type": ["null", "int"], "default": None}})
     for level in ("BACKWARD", "FORWARD", "FULL_TRANSITIVE"):
         settings = Settings(schema_compatibility=level)
         assert check_released(settings, directory, directory / "released") == []
 
 
 def test_the_released_snapshot_refuses_a_new_field_without_a_default_under_backward(tmp_path: Path) -> None:
-    directory = evolve(tmp_path, {"add": {"name": "priority", "type": "int"}})
+    directory = evolve(tmp_path, {"add": {"name": NEW_FIELD, "type": "int"}})
     problems = check_released(Settings(schema_compatibility="BACKWARD"), directory, directory / "released")
     assert len(problems) == 1
     first = TOPICS[0].event_types[0]
     assert problems[0].startswith(subject_name(Settings().schema_subject_strategy, TOPICS[0].name, full_name(first)))
-    assert "BACKWARD broken: field `priority` was added without a default" in problems[0]
+    assert f"BACKWARD broken: field `{NEW_FIELD}` was added without a default" in problems[0]
     assert check_released(Settings(schema_compatibility="FORWARD"), directory, directory / "released") == []
 
 

@@ -9,8 +9,10 @@ from aiokafka import ConsumerRecord
 
 from agent_ops.events.catalog import CONSUMED_TOPICS, Topic
 from agent_ops.events.models import Event
-from agent_ops.events.serde import DeserializationError, RegistryUnavailableError
+from agent_ops.events.serde import DeserializationError, RegistryUnavailableError, SchemaRefusedError
+from agent_ops.kafka import dead_letters
 from agent_ops.kafka.consumer import ConsumerRunner, Failed, Handled
+from agent_ops.kafka.outcomes import OutputTooLargeError
 from agent_ops.settings import Settings
 from tests.samples import sample_event
 
@@ -37,8 +39,24 @@ class FlakySerde:
         return self.event
 
 
-def record(value: bytes) -> ConsumerRecord[bytes, bytes]:
-    return ConsumerRecord(TOPIC.name, 0, 7, 0, 0, b"key", value, None, len(b"key"), len(value), [])
+def record(
+    value: bytes | None, key: bytes | None = b"key", headers: list[tuple[str, bytes | None]] | None = None
+) -> ConsumerRecord[bytes, bytes]:
+    return ConsumerRecord(TOPIC.name, 0, 7, 0, 0, key, value, None, len(key or b""), len(value or b""), headers or [])
+
+
+class OutputSerde(FlakySerde):
+    """Decodes every record to `event`; encodes what handlers emit as `encode` says, counting the attempts."""
+
+    def __init__(self, event: Event, encode: Any) -> None:
+        super().__init__(event)
+        self.encode = encode
+        self.encodings = 0
+
+    async def serialize(self, topic: Topic, event: Event) -> bytes:
+        self.encodings += 1
+        encoded: bytes = self.encode(self.encodings)
+        return encoded
 
 
 def runner(serde: FlakySerde, handler: Any) -> ConsumerRunner:
@@ -114,3 +132,96 @@ async def test_a_cancellation_from_outside_stays_a_cancellation_not_a_failed_att
     handling.cancel()
     with pytest.raises(asyncio.CancelledError):
         await handling
+
+
+class Exploding(FlakySerde):
+    """A serde tripping over bytes it never expected, with an error that is not a DeserializationError."""
+
+    async def deserialize(self, topic: Topic, data: bytes) -> Event:
+        raise IndexError("index out of range")
+
+
+@pytest.mark.parametrize(
+    ("serde", "hostile"),
+    [
+        (FlakySerde(sample_event(TOPIC)), record(None)),
+        (FlakySerde(sample_event(TOPIC)), record(None, key=None)),
+        (Exploding(sample_event(TOPIC)), record(b"\x00\x00\x00\x00\x01")),
+        (
+            FlakySerde(sample_event(TOPIC)),
+            record(b"poison", headers=[("correlation-id", b"\xff\xfe"), ("event-id", None), ("traceparent", b"\xff")]),
+        ),
+    ],
+    ids=["tombstone", "null key and value", "any decoding error", "garbage headers"],
+)
+async def test_a_record_that_is_not_an_event_is_dead_letter_material_whatever_it_is(
+    serde: FlakySerde, hostile: ConsumerRecord[bytes, bytes]
+) -> None:
+    async def handler(topic: Topic, received: Event) -> Sequence[Event]:
+        raise AssertionError("a record that is not an event must not reach the handler")
+
+    outcome = await runner(serde, handler)._handle(hostile)
+    assert isinstance(outcome, Failed)
+    assert outcome.attempts == 0
+
+
+def test_a_dead_letter_is_always_a_record_a_producer_writes() -> None:
+    key, value, headers = dead_letters.dead_letter(record(None, key=None), DeserializationError("tombstone"), 0)
+    assert (key, value) == (None, b"")  # aiokafka refuses a record with neither a key nor a value
+    assert ("dlq.original.value", b"null") in headers
+
+    huge = record(b"x" * dead_letters.MAX_REQUEST_SIZE, headers=[("event-id", None)])
+    key, value, headers = dead_letters.dead_letter(huge, DeserializationError("garbage"), 0)
+    assert dead_letters.record_size(key, value, headers) <= dead_letters.MAX_REQUEST_SIZE
+    assert dict(headers)["dlq.original.value"] == f"dropped: {dead_letters.MAX_REQUEST_SIZE} bytes".encode()
+    assert ("event-id", None) in headers  # a null header stays null
+
+
+def raising(error: Exception) -> Any:
+    def encode(attempt: int) -> bytes:
+        raise error
+
+    return encode
+
+
+@pytest.mark.parametrize(
+    ("encode", "error"),
+    [
+        (raising(SchemaRefusedError("s-value", "incompatible")), SchemaRefusedError),
+        (lambda attempt: b"\x00" * (dead_letters.MAX_REQUEST_SIZE + 1), OutputTooLargeError),
+        (raising(RegistryUnavailableError("down")), RegistryUnavailableError),
+    ],
+    ids=["refused by the registry", "over the producer's max request size", "registry outage"],
+)
+async def test_an_output_that_cannot_be_written_is_retried_then_dead_letters_its_input(
+    encode: Any, error: type[Exception]
+) -> None:
+    event = sample_event(TOPIC)
+
+    async def handler(topic: Topic, received: Event) -> Sequence[Event]:
+        return [sample_event(TOPIC)]
+
+    serde = OutputSerde(event, encode)
+    outcome = await runner(serde, handler)._handle(record(b"fine"))
+    assert isinstance(outcome, Failed)
+    assert isinstance(outcome.error, error)
+    assert outcome.attempts == serde.encodings == SETTINGS.handler_max_attempts
+
+
+async def test_an_output_encoded_on_a_retry_is_handled_with_its_bytes_ready_to_send() -> None:
+    event = sample_event(TOPIC)
+    emitted = sample_event(TOPIC)
+
+    async def handler(topic: Topic, received: Event) -> Sequence[Event]:
+        return [emitted]
+
+    def encode(attempt: int) -> bytes:
+        if attempt == 1:
+            raise RegistryUnavailableError("down")
+        return b"\x00encoded"
+
+    outcome = await runner(OutputSerde(event, encode), handler)._handle(record(b"fine"))
+    assert isinstance(outcome, Handled)
+    [ready] = outcome.emitted
+    assert (ready.topic, ready.key, ready.value) == (TOPIC.name, TOPIC.key_of(emitted), b"\x00encoded")
+    assert ("event-id", str(emitted.event_id).encode()) in ready.headers

@@ -5,6 +5,7 @@ import time
 from typing import Any
 
 import httpx
+from aiokafka import TopicPartition
 
 from agent_ops.app import create_app
 from agent_ops.kafka.consumer import ConsumerRunner
@@ -38,6 +39,28 @@ class SlowLag(ConsumerRunner):
     async def lag(self, timeout_seconds: float) -> dict[str, int]:
         await asyncio.Event().wait()
         return {}
+
+
+class PausedSinceItsLastFetch:
+    """An assigned partition paused (its queue full) since its last fetch: the highwater that fetch saw is stale,
+    and the broker has far more records by now."""
+
+    partition = TopicPartition("orders", 0)
+
+    def assignment(self) -> set[TopicPartition]:
+        return {self.partition}
+
+    def paused(self) -> set[TopicPartition]:
+        return {self.partition}
+
+    def highwater(self, tp: TopicPartition) -> int:
+        return 10
+
+    async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return dict.fromkeys(partitions, 50)
+
+    async def position(self, tp: TopicPartition) -> int:
+        return 10
 
 
 class Metadata:
@@ -102,3 +125,40 @@ async def test_readiness_answers_within_twice_its_timeout() -> None:
     assert response.json()["ready"] is False
     # The Helm chart's readiness timeoutSeconds is 2 x READY_TIMEOUT_SECONDS + 1: the probe must get this answer.
     assert elapsed < 2 * SETTINGS.ready_timeout_seconds + 0.5
+
+
+async def test_a_paused_partitions_lag_is_its_end_now_not_at_its_last_fetch() -> None:
+    runner = ConsumerRunner(PausedSinceItsLastFetch(), None, None, SETTINGS)  # type: ignore[arg-type]
+    assert await runner.lag(1.0) == {"orders[0]": 40}
+
+
+class FakeSealer:
+    def __init__(self, up: bool, running: bool = True) -> None:
+        self.up = up
+        self.running = running
+
+
+async def get_with_sealer(sealer: FakeSealer, path: str) -> httpx.Response:
+    app = create_app(SETTINGS)  # lifespan not entered: the state is set here instead
+    app.state.settings = SETTINGS
+    app.state.producer = FakeProducer()
+    app.state.runner = None
+    app.state.sealer = sealer
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        return await client.get(path)
+
+
+async def test_readiness_waits_for_the_audit_sealer_to_seal() -> None:
+    down = await get_with_sealer(FakeSealer(up=False), "/health/ready")
+    assert down.status_code == 503
+    assert down.json()["sealer"] is False
+    up = await get_with_sealer(FakeSealer(up=True), "/health/ready")
+    assert up.status_code == 200, up.json()
+    assert up.json()["sealer"] is True
+
+
+async def test_liveness_fails_once_the_audit_sealer_stopped() -> None:
+    response = await get_with_sealer(FakeSealer(up=False, running=False), "/health/live")
+    assert response.status_code == 503
+    assert response.json() == {"status": "audit sealer stopped"}
+    assert (await get_with_sealer(FakeSealer(up=False), "/health/live")).status_code == 200, "backing off is alive"

@@ -1,6 +1,8 @@
 """How a saga's state moves on each outcome, without Kafka: the order of steps and compensations, repeats, and a
 compensation that keeps failing."""
 
+import pytest
+
 from agent_ops.patterns.saga.machine import (
     COMPENSATED,
     COMPLETED,
@@ -12,6 +14,7 @@ from agent_ops.patterns.saga.machine import (
     Succeeded,
     advance,
     begin,
+    restamped,
 )
 
 PLAN = (StepSpec("reserve", "release", 30), StepSpec("act", None, 5), StepSpec("store", "delete", 10))
@@ -85,3 +88,46 @@ def test_state_and_commands_survive_their_encoding() -> None:
     assert SagaState.from_bytes(state.to_bytes()) == state
     assert state.pending is not None
     assert Command.from_bytes(state.pending.to_bytes()) == state.pending
+
+
+def test_a_step_that_timed_out_is_compensated_first_as_its_effect_may_exist() -> None:
+    state = run(started(), Succeeded(), Succeeded(), Failed("store timed out after 10 s", timed_out=True))
+    assert state.timed_out == ("store",)
+    assert state.pending is not None
+    assert (state.pending.action, state.pending.step) == ("compensate", "store"), "the cut-short step first"
+    state = run(state, Succeeded())
+    assert state.pending is not None
+    assert (state.pending.action, state.pending.step) == ("compensate", "reserve")
+    state = run(state, Succeeded())
+    assert state.status == COMPENSATED
+    assert state.compensated == ("store", "reserve")
+    assert SagaState.from_bytes(state.to_bytes()) == state
+
+
+def test_a_next_command_restamped_counts_its_deadline_from_then() -> None:
+    state = run(started(), Succeeded(), now=100.0)
+    assert state.pending is not None
+    assert state.pending.deadline == 105.0, "act's 5 s from when reserve's outcome was known"
+    later = restamped(state, PLAN, now=160.0)
+    assert later.pending is not None
+    assert later.pending.deadline == 165.0, "from when its transaction commits"
+    assert later.pending.same_as(state.pending), "the same command"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        b"",
+        b"\x00\x00\x00\x00\x07garbage",
+        b"\xff\xfe",
+        b"[]",
+        b'{"action": "run"',
+        b'{"action": "run", "saga_id": "s-1", "unknown": 1}',
+        b'{"action": "run", "saga_id": 7}',
+        b'{"action": "run", "saga_id": "s-1", "input": "not a mapping"}',
+    ],
+)
+def test_anything_but_a_command_is_refused_with_a_value_error(value: bytes | None) -> None:
+    with pytest.raises(ValueError, match="not a saga command"):
+        Command.from_bytes(value)

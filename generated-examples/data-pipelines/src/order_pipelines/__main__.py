@@ -1,6 +1,6 @@
 """Command line: `worker` runs the consumer without the HTTP API, `schemas` registers and checks the Avro schemas,
 `migrate` creates the database tables, `connect` registers the Debezium connectors,
-`doctor` diagnoses lag, replication and rebalancing storms.
+`dlq replay` puts dead letters back on their topic, `doctor` diagnoses lag, replication and rebalancing storms.
 
 `python -m order_pipelines schemas register|check|check-released|release` is `python -m order_pipelines.schemas`;
 the Helm chart's hook Job runs `schemas register` before each install and upgrade.
@@ -21,6 +21,7 @@ from .app import create_app
 from .database.connectors import main as connect_main
 from .database.migrations import main as migrate_main
 from .kafka.consumer import ConsumerRunner
+from .kafka.dlq_replay import main as dlq_main
 from .observability.doctor import main as doctor_main
 from .schemas import main as schemas_main
 from .settings import get_settings
@@ -59,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         return schemas_main(argv[1:], prog="python -m order_pipelines schemas")
     if argv[:1] == ["doctor"]:
         return doctor_main(argv[1:], prog="python -m order_pipelines doctor")
+    if argv[:1] == ["dlq"]:
+        return dlq_main(argv[1:], prog="python -m order_pipelines dlq")
 
     if argv[:1] == ["migrate"]:
         return migrate_main(argv[1:], prog="python -m order_pipelines migrate")
@@ -67,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m order_pipelines", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("worker", help="consume and process events until SIGTERM, without HTTP")
+    commands.add_parser("dlq", help="replay dead letters onto their topic, each once (`dlq --help`)")
     commands.add_parser("schemas", help="register or check the Avro schemas (`schemas --help` for more)")
     commands.add_parser("doctor", help="diagnose the cluster and the consumer group (`doctor --help`)")
     commands.add_parser("migrate", help="apply the database migrations not applied yet (a deploy step)")

@@ -27,7 +27,14 @@ class ProcessedEvents(Protocol):
 
 
 class CheckThenRecord:
-    """`once` for stores private to this process: nobody else handles the same event at the same time."""
+    """`once` for stores private to this process: nobody else handles the same event at the same time.
+
+    Within the process, an id is claimed from `once` until its record: the runner lets the next record of a key
+    start while the previous one waits for its acknowledgements, and a client's retry of the same event (same id,
+    same key) must wait to see it recorded rather than be handled a second time."""
+
+    def __init__(self) -> None:
+        self._claimed: dict[UUID, asyncio.Event] = {}
 
     async def contains(self, event_id: UUID) -> bool:
         raise NotImplementedError
@@ -37,6 +44,22 @@ class CheckThenRecord:
 
     def once(self, event_id: UUID) -> "_Once":
         return _Once(self, event_id)
+
+    async def claim(self, event_id: UUID) -> bool:
+        """Wait until no other `once` holds `event_id`, then hold it; whether it is yet to be processed."""
+        while (holder := self._claimed.get(event_id)) is not None:
+            await holder.wait()
+        self._claimed[event_id] = asyncio.Event()
+        try:
+            return not await self.contains(event_id)
+        except BaseException:
+            self.unclaim(event_id)
+            raise
+
+    def unclaim(self, event_id: UUID) -> None:
+        holder = self._claimed.pop(event_id, None)
+        if holder is not None:
+            holder.set()
 
     async def open(self) -> None:
         pass
@@ -56,12 +79,15 @@ class _Once:
         self._first = False
 
     async def __aenter__(self) -> bool:
-        self._first = not await self._store.contains(self._event_id)
+        self._first = await self._store.claim(self._event_id)
         return self._first
 
     async def __aexit__(self, error_type: type[BaseException] | None, *_: object) -> None:
-        if error_type is None and self._first:
-            await self._store.add(self._event_id)
+        try:
+            if error_type is None and self._first:
+                await self._store.add(self._event_id)
+        finally:
+            self._store.unclaim(self._event_id)
 
 
 class InMemoryProcessedEvents(CheckThenRecord):
@@ -72,6 +98,7 @@ class InMemoryProcessedEvents(CheckThenRecord):
     """
 
     def __init__(self, capacity: int = 100_000) -> None:
+        super().__init__()
         self._seen: OrderedDict[UUID, None] = OrderedDict()
         self._capacity = capacity
 
@@ -90,6 +117,7 @@ class SqliteProcessedEvents(CheckThenRecord):
     process that owns the file sees them."""
 
     def __init__(self, path: str) -> None:
+        super().__init__()
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")

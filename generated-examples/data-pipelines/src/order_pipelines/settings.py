@@ -121,7 +121,10 @@ class Settings(BaseSettings):
         default=None,
         description="An OTLP/HTTP collector (e.g. http://otel-collector:4318); tracing is off while unset.",
     )
-    otel_service_name: str = Field(default="order-pipelines", description="The service.name of every span.")
+    otel_service_name: str = Field(
+        default="order-pipelines",
+        description="The service.name of every span.",
+    )
 
 
 @lru_cache

@@ -10,6 +10,7 @@ its Avro deserializer and the registry: neither is the service's code. Without i
 import asyncio
 import socket
 import time
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 
@@ -169,3 +170,103 @@ async def test_without_its_database_post_answers_503_within_its_bound_and_the_se
             assert ready.status_code == 503
             assert ready.json()["database"] is False
             assert ready.json()["broker"] is True
+
+
+class CommitReplyLost:
+    """A TCP proxy in front of PostgreSQL that, once armed, passes one COMMIT on and loses every reply of the server
+    on that connection from then on: the transaction commits, and the service never hears of it (a network cut, a
+    proxy or a pod dying at the worst moment)."""
+
+    def __init__(self, database_url: str) -> None:
+        self.target = urllib.parse.urlsplit(database_url)
+        self.armed = False
+        self.lost = 0
+
+    async def start(self) -> str:
+        """Listen; the database URL that goes through the proxy."""
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        credentials = self.target.netloc.rsplit("@", 1)[0]
+        return urllib.parse.urlunsplit(self.target._replace(netloc=f"{credentials}@127.0.0.1:{port}"))
+
+    async def _serve(self, client_in: asyncio.StreamReader, client_out: asyncio.StreamWriter) -> None:
+        server_in, server_out = await asyncio.open_connection(self.target.hostname, self.target.port)
+        cut = asyncio.Event()
+
+        async def to_server() -> None:
+            while data := await client_in.read(65536):
+                if self.armed and b"COMMIT" in data:
+                    self.armed = False
+                    self.lost += 1
+                    cut.set()  # before the COMMIT goes: its reply must not get through
+                server_out.write(data)
+                await server_out.drain()
+
+        async def to_client() -> None:
+            while data := await server_in.read(65536):
+                if not cut.is_set():
+                    client_out.write(data)
+                    await client_out.drain()
+
+        await asyncio.gather(to_server(), to_client(), return_exceptions=True)
+        for writer in (client_out, server_out):
+            writer.close()
+
+    async def stop(self) -> None:
+        self.server.close()
+
+
+def records_up_to(bootstrap: str, topic: str, marker_id: str, within: float = 90) -> list[Message]:
+    """Every record on `topic` up to the one whose event-id header is `marker_id`, read with librdkafka."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"probe-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    found: list[Message] = []
+    deadline = time.monotonic() + within
+    try:
+        while time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None or message.error() is not None:
+                continue
+            found.append(message)
+            if dict(message.headers() or []).get("event-id") == marker_id.encode():
+                return found
+    finally:
+        consumer.close()
+    raise AssertionError(f"event {marker_id} not on {topic} after {within:g} s")
+
+
+async def test_a_commit_whose_reply_is_lost_is_not_answered_unwritten_and_its_retry_writes_no_second_event(
+    connectors: None, kafka_bootstrap: str, local_stack: dict[str, str], unique: str
+) -> None:
+    """The bound runs out while the COMMIT is under way: the answer may not say "nothing written" (the commit may
+    have happened), and the client's retry with the same event_id must not put the event on its topic twice."""
+    proxy = CommitReplyLost(local_stack["DATABASE_URL"])
+    settings = service_settings(
+        kafka_bootstrap, unique, consumer_enabled=False, database_url=await proxy.start(), database_timeout_seconds=2
+    )
+    event = sample_event(TOPIC, key=unique_key(TOPIC))
+    # The same key, so the same partition: written after the event and its retry, it arrives after them.
+    marker = sample_event(TOPIC, TOPIC.event_types[-1], key=str(getattr(event, TOPIC.key_field)))
+    try:
+        async with running_service(settings) as client:
+            proxy.armed = True
+            first = await client.post(ROUTE, json=event.model_dump(mode="json"))
+            assert proxy.lost == 1, "the COMMIT's reply was not lost"
+            if first.status_code != 202:
+                assert first.status_code == 503, first.text
+                assert "may have been written" in first.json()["detail"], "the outcome is unknown, not nothing"
+            retried = await client.post(ROUTE, json=event.model_dump(mode="json"))  # as a client may, either way
+            assert retried.status_code == 202, retried.text
+            assert (await client.post(ROUTE, json=marker.model_dump(mode="json"))).status_code == 202
+    finally:
+        await proxy.stop()
+    records = await asyncio.to_thread(records_up_to, kafka_bootstrap, TOPIC.name, str(marker.event_id))
+    written = [r for r in records if dict(r.headers() or []).get("event-id") == str(event.event_id).encode()]
+    assert len(written) == 1, f"the event is on {TOPIC.name} {len(written)} times"

@@ -54,12 +54,18 @@ def test_an_invalid_body_gets_422_and_never_reaches_kafka() -> None:
     assert publisher.published == []
 
 
-def test_an_unacknowledged_publish_gets_503_with_retry_after() -> None:
+def test_an_unacknowledged_publish_gets_503_with_retry_after_and_the_event_id_to_retry_with() -> None:
     client = client_with(RecordingPublisher(fail=True))
     topic = TOPICS[0]
-    response = client.post(ROUTES[topic.name], json=sample_event(topic).model_dump(mode="json"))
+    event = sample_event(topic).model_dump(mode="json")
+    del event["event_id"]  # the service picks one: the client learns it only from the answer
+    response = client.post(ROUTES[topic.name], json=event)
     assert response.status_code == 503
     assert int(response.headers["Retry-After"]) > 0
+    event_id = response.json()["event_id"]
+    retry = client_with(RecordingPublisher()).post(ROUTES[topic.name], json=event | {"event_id": event_id})
+    assert retry.status_code == 202, retry.text
+    assert retry.json()["event_id"] == event_id
 
 
 def test_liveness_does_not_need_kafka() -> None:

@@ -5,6 +5,7 @@ import time
 from typing import Any
 
 import httpx
+from aiokafka import TopicPartition
 
 from order_pipelines.app import create_app
 from order_pipelines.kafka.consumer import ConsumerRunner
@@ -38,6 +39,28 @@ class SlowLag(ConsumerRunner):
     async def lag(self, timeout_seconds: float) -> dict[str, int]:
         await asyncio.Event().wait()
         return {}
+
+
+class PausedSinceItsLastFetch:
+    """An assigned partition paused (its queue full) since its last fetch: the highwater that fetch saw is stale,
+    and the broker has far more records by now."""
+
+    partition = TopicPartition("orders", 0)
+
+    def assignment(self) -> set[TopicPartition]:
+        return {self.partition}
+
+    def paused(self) -> set[TopicPartition]:
+        return {self.partition}
+
+    def highwater(self, tp: TopicPartition) -> int:
+        return 10
+
+    async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return dict.fromkeys(partitions, 50)
+
+    async def position(self, tp: TopicPartition) -> int:
+        return 10
 
 
 class Metadata:
@@ -110,3 +133,8 @@ async def test_readiness_answers_within_twice_its_timeout() -> None:
     assert response.json()["ready"] is False
     # The Helm chart's readiness timeoutSeconds is 2 x READY_TIMEOUT_SECONDS + 1: the probe must get this answer.
     assert elapsed < 2 * SETTINGS.ready_timeout_seconds + 0.5
+
+
+async def test_a_paused_partitions_lag_is_its_end_now_not_at_its_last_fetch() -> None:
+    runner = ConsumerRunner(PausedSinceItsLastFetch(), None, None, SETTINGS)  # type: ignore[arg-type]
+    assert await runner.lag(1.0) == {"orders[0]": 40}

@@ -1,5 +1,5 @@
 """Command line: `worker` runs the consumer without the HTTP API, `schemas` registers and checks the Avro schemas,
-`doctor` diagnoses lag, replication and rebalancing storms.
+`dlq replay` puts dead letters back on their topic, `doctor` diagnoses lag, replication and rebalancing storms.
 
 `python -m agent_tasks schemas register|check|check-released|release` is `python -m agent_tasks.schemas`;
 the Helm chart's hook Job runs `schemas register` before each install and upgrade.
@@ -18,6 +18,7 @@ from prometheus_client import start_http_server
 
 from .app import create_app
 from .kafka.consumer import ConsumerRunner
+from .kafka.dlq_replay import main as dlq_main
 from .observability.doctor import main as doctor_main
 from .schemas import main as schemas_main
 from .settings import get_settings
@@ -56,9 +57,12 @@ def main(argv: list[str] | None = None) -> int:
         return schemas_main(argv[1:], prog="python -m agent_tasks schemas")
     if argv[:1] == ["doctor"]:
         return doctor_main(argv[1:], prog="python -m agent_tasks doctor")
+    if argv[:1] == ["dlq"]:
+        return dlq_main(argv[1:], prog="python -m agent_tasks dlq")
     parser = argparse.ArgumentParser(prog="python -m agent_tasks", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("worker", help="consume and process events until SIGTERM, without HTTP")
+    commands.add_parser("dlq", help="replay dead letters onto their topic, each once (`dlq --help`)")
     commands.add_parser("schemas", help="register or check the Avro schemas (`schemas --help` for more)")
     commands.add_parser("doctor", help="diagnose the cluster and the consumer group (`doctor --help`)")
     parser.parse_args(argv)

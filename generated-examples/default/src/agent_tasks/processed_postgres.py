@@ -4,6 +4,8 @@ to another pod (a rebalance, a crash) does not hand it events it cannot recognis
 Each event is handled inside a database transaction that first inserts its id. The insert of an id another pod
 is still handling waits for that pod's transaction: committed, this pod skips the event; rolled back (the pod
 died), this pod handles it. The id commits once the handler returned and its emitted events were acknowledged.
+That wait is bounded by `lock_timeout_seconds` at a time (then logged and tried again, so a shutdown or a revoke
+can end it), and the pod holding the row waits a bounded time for its acknowledgements (the runner's bound).
 A handler whose own writes go to this database can make them in `current_transaction()`: then they commit
 together with the id, once, whatever crashes.
 """
@@ -41,8 +43,11 @@ def current_transaction() -> Any:
 
 
 class PostgresProcessedEvents:
-    def __init__(self, url: str, consumer_group: str, retention_hours: float, pool_size: int) -> None:
+    def __init__(
+        self, url: str, consumer_group: str, retention_hours: float, pool_size: int, lock_timeout_seconds: float = 10.0
+    ) -> None:
         self._url = url
+        self._lock_timeout_ms = max(1, int(lock_timeout_seconds * 1000))
         self._group = consumer_group
         self._retention_seconds = retention_hours * 3600
         self._pool_size = pool_size
@@ -66,18 +71,43 @@ class PostgresProcessedEvents:
 
     @asynccontextmanager
     async def once(self, event_id: UUID) -> AsyncIterator[bool]:
-        async with self._pool.acquire() as connection, connection.transaction():
-            first = await connection.fetchval(
-                "INSERT INTO processed_events (consumer_group, event_id) VALUES ($1, $2) "
-                "ON CONFLICT DO NOTHING RETURNING true",
-                self._group,
-                event_id,
-            )
+        async with self._pool.acquire() as connection:
+            transaction, first = await self._insert(connection, event_id)
             token = _transaction.set(connection)
             try:
-                yield first is True
+                yield first
+            except BaseException:
+                await transaction.rollback()
+                raise
+            else:
+                await transaction.commit()
             finally:
                 _transaction.reset(token)
+
+    async def _insert(self, connection: Any, event_id: UUID) -> tuple[Any, bool]:
+        """Begin the event's transaction with its id inserted; whether this is its first processing. Waits for a
+        pod still processing it, `lock_timeout_seconds` at a time."""
+        while True:
+            transaction = connection.transaction()
+            await transaction.start()
+            try:
+                # The bound applies to the handler's own writes in `current_transaction()` too: a failed attempt.
+                await connection.execute(f"SET LOCAL lock_timeout = {self._lock_timeout_ms}")
+                first = await connection.fetchval(
+                    "INSERT INTO processed_events (consumer_group, event_id) VALUES ($1, $2) "
+                    "ON CONFLICT DO NOTHING RETURNING true",
+                    self._group,
+                    event_id,
+                )
+            except asyncpg.exceptions.LockNotAvailableError:
+                await transaction.rollback()
+                # Another pod still processes this event (or died holding it, until its connection drops).
+                log.warning("event %s is still being processed elsewhere; waiting for it", event_id)
+                continue
+            except BaseException:
+                await transaction.rollback()
+                raise
+            return transaction, first is True
 
     async def contains(self, event_id: UUID) -> bool:
         found = await self._pool.fetchval(

@@ -92,6 +92,45 @@ async def test_another_pod_waits_for_an_event_in_hand_then_skips_it(
         await other_pod.close()
 
 
+async def test_the_wait_for_another_pods_row_lock_is_bounded_and_said_then_resumed(
+    database_url: str, store: PostgresProcessedEvents, unique: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A pod cut off from Kafka keeps its row locked until its bounded wait for acks ends: the new owner of the
+    partition waits `lock_timeout` at a time, says so, and goes on once the row is free."""
+    other_pod = PostgresProcessedEvents(
+        database_url, f"test-{unique}", retention_hours=1, pool_size=2, lock_timeout_seconds=0.2
+    )
+    await other_pod.open()
+    event_id = uuid.uuid4()
+    handling = asyncio.Event()
+    finish = asyncio.Event()
+
+    async def first_pod() -> bool:
+        async with store.once(event_id) as first:
+            handling.set()
+            await finish.wait()
+            return first
+
+    async def second_pod() -> bool:
+        await handling.wait()
+        async with other_pod.once(event_id) as first:
+            return first
+
+    async def waiting_said() -> bool:
+        return any("still being processed elsewhere" in message for message in caplog.messages)
+
+    try:
+        with caplog.at_level("WARNING"):
+            first, second = asyncio.create_task(first_pod()), asyncio.create_task(second_pod())
+            await eventually(waiting_said, within=30)
+            assert not second.done()
+            finish.set()
+            assert await first is True
+            assert await second is False
+    finally:
+        await other_pod.close()
+
+
 async def test_a_failed_handling_leaves_the_id_free_for_the_retry(store: PostgresProcessedEvents) -> None:
     event_id = uuid.uuid4()
 

@@ -74,7 +74,9 @@ def test_a_body_past_the_limit_gets_413_and_is_not_read() -> None:
     publisher = RecordingPublisher()
     client = client_with(publisher, max_request_bytes=4096)
     topic = TOPICS[0]
-    text_field = next(name for t, _, name in fields_of_type(str) if t is topic and name != topic.key_field)
+    # Any text field will do, the key when the topic has no other: the size is refused before the body is read.
+    others = [name for t, _, name in fields_of_type(str) if t is topic and name != topic.key_field]
+    text_field = others[0] if others else topic.key_field
     big = sample_event(topic).model_dump(mode="json") | {text_field: "x" * 5000}
     response = client.post(ROUTES[topic.name], json=big)
     assert response.status_code == 413

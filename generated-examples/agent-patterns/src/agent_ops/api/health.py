@@ -17,6 +17,11 @@ async def live(request: Request, response: Response) -> dict[str, str]:
         # back, and readiness alone would keep the pod unready, yet alive, for ever.
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
         return {"status": "consumer stopped"}
+    sealer = getattr(request.app.state, "sealer", None)
+    if sealer is not None and not sealer.running:
+        # Its supervisor restarts it on any error; stopped, only a restart of the process brings it back.
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+        return {"status": "audit sealer stopped"}
     return {"status": "ok"}
 
 
@@ -31,12 +36,18 @@ async def ready(request: Request, response: Response) -> dict[str, object]:
             readiness = await check_readiness(state.producer, state.runner, bound)
     except TimeoutError:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-        return {"ready": False, "broker": False, "consumer": False, "lag": {}}
-    if not readiness.ready:
+        return {"ready": False, "broker": False, "consumer": False, "sealer": False, "lag": {}}
+    ready = readiness.ready
+    # The in-process audit sealer, when there is one, is sealing (not starting, nor backing off to start over).
+    sealer = getattr(state, "sealer", None)
+    sealing = sealer is None or bool(sealer.up)
+    ready = ready and sealing
+    if not ready:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     return {
-        "ready": readiness.ready,
+        "ready": ready,
         "broker": readiness.broker,
         "consumer": readiness.consumer,
+        "sealer": sealing,
         "lag": readiness.lag,
     }

@@ -5,16 +5,30 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+from collections.abc import Iterable
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    CommitFailedError,
+    CorruptRecordException,
+    InvalidProducerEpoch,
+    InvalidTimestampError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    ProducerFenced,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    TopicAuthorizationFailedError,
+    UnsupportedForMessageFormatError,
+)
 
 from .. import correlation
 from ..events.serde import EventSerde
 from ..observability import metrics, tracing
 from ..settings import Settings
 from .connection import connection_options
-from .consumer import ConsumerRunner, Handler, Outcome
+from .consumer import ConsumerRunner, Failed, Handler, Outcome, where
 from .outcomes import send_outcome
 from .partition_work import PartitionWork
 from .producer import stop_producer
@@ -24,6 +38,51 @@ log = logging.getLogger(__name__)
 
 HandledIn = contextvars.Context | correlation.Ids
 """What a record was handled under, for sending its outcome: its context, or, when not tracing, its correlation."""
+
+RECORD_ERRORS = (
+    CorruptRecordException,
+    InvalidTimestampError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    TopicAuthorizationFailedError,
+    UnsupportedForMessageFormatError,
+)
+"""Errors of one record's write that no retry fixes (unlike a fence, a timeout or a lost leader, which fail the
+transaction, not the record)."""
+
+UNDELIVERABLE_ABORTS = 2
+"""Transactions one record's undeliverable writes may abort: its outcome's, then its dead letter's."""
+
+FENCED = (ProducerFenced, InvalidProducerEpoch)
+"""Another producer took the partition's transactional id, or the coordinator aborted a transaction that outlived
+its timeout."""
+
+
+class UndeliverableOutcome(Exception):
+    """What handling the record at `offset` came to cannot be written: its transaction is aborted."""
+
+    def __init__(self, offset: int, error: BaseException) -> None:
+        super().__init__(f"offset {offset}: {error!r}")
+        self.offset = offset
+        self.error = error
+
+
+def retrieve_exceptions(futures: Iterable["asyncio.Future[Any]"]) -> None:
+    """Mark the exceptions of futures nobody awaits any more as seen: the transaction they were part of failed,
+    and that is logged once, not once per future when it is garbage collected."""
+    for future in futures:
+        future.add_done_callback(lambda done: done.cancelled() or done.exception())
+
+
+def abandon_transaction(producer: AIOKafkaProducer, deliveries: Iterable["asyncio.Future[Any]"]) -> None:
+    """The failed transaction's writes, and what a fenced producer's sender fails without anyone waiting for it
+    (the transaction's end, each batch's drain; aiokafka has no public handle on them): their failure is the one
+    logged. Called once the producer stopped, when its sender has failed all it will."""
+    accumulator = producer._message_accumulator
+    batches = [*(batch for queue in accumulator._batches.values() for batch in queue), *accumulator._pending_batches]
+    internals = [producer._txn_manager.wait_for_transaction_end(), *(batch._drain_waiter for batch in batches)]
+    retrieve_exceptions([*deliveries, *(future for future in internals if future is not None)])
 
 
 def transactional_id(settings: Settings, tp: TopicPartition) -> str:
@@ -79,6 +138,18 @@ class TransactionalProcessor(ConsumerRunner):
         # partition mid-way; partitions' transactions do not wait for each other.
         self._locks: dict[TopicPartition, asyncio.Lock] = {}
         self._generation = 0
+        # Each partition's position after the last poll handed its records over: past a commit marker that follows
+        # the last record too. Committed once every record below it is finished, so the group's lag reads 0 at rest.
+        self._read_to: dict[TopicPartition, int] = {}
+        # Partitions whose producer was fenced: re-initialising their transactional id waits until this member
+        # proved it still belongs to the group (a stale member would fence the partition's real owner back).
+        self._fenced: set[TopicPartition] = set()
+        # Partitions whose fenced producer the group coordinator then refused to vouch for: until the rejoin it
+        # asked for revokes them, nothing of them is handled.
+        self._rejoining: set[TopicPartition] = set()
+        # Records whose outcome could not be written, per partition and offset, with the last error and how many
+        # transactions it aborted: handled again, they are dead-lettered instead; a second abort stops the runner.
+        self._undeliverable: dict[TopicPartition, dict[int, tuple[BaseException, int]]] = {}
         quiet_verification_retries()
 
     def _lock(self, tp: TopicPartition) -> asyncio.Lock:
@@ -100,6 +171,8 @@ class TransactionalProcessor(ConsumerRunner):
         """The partition's fenced producer, and its position moved to the committed offset; once per assignment."""
         producer = self._producers.get(tp)
         if producer is None:
+            if tp in self._fenced:
+                await self._prove_membership(tp)
             producer = await self._fenced_producer(tp)
             try:
                 await self._resume_from_committed(tp, uncommitted_from)
@@ -119,7 +192,27 @@ class TransactionalProcessor(ConsumerRunner):
             committed = uncommitted_from
         if committed is not None:
             self._committed[tp] = committed
-            self._consumer.seek(tp, committed)
+            self._seek(tp, committed)
+
+    def _seek(self, tp: TopicPartition, offset: int) -> None:
+        """Move `tp`'s position. Every batch polled before is stale from now on: a batch polled while the partition
+        was being prepared comes from the old position, and accepting it would make its records look handed over
+        while the records between `offset` and it, fetched again, would look like repeats."""
+        self._consumer.seek(tp, offset)
+        self.positions_reset({tp})
+        self._read_to.pop(tp, None)
+
+    async def _prove_membership(self, tp: TopicPartition) -> None:
+        """After a fence, commit the group's own committed offset of `tp` again, as this member: the coordinator
+        refuses it (CommitFailedError) when the group has moved on without this member, which then rejoins instead
+        of taking the transactional id back from the partition's new owner."""
+        committed = await self._consumer.committed(tp)
+        if committed is not None:
+            try:
+                await asyncio.wait_for(self._consumer.commit({tp: committed}), self._settings.publish_timeout_seconds)
+            except TimeoutError as error:
+                raise KafkaError(f"no answer from the group coordinator for {tp}") from error
+        self._fenced.discard(tp)
 
     async def _partitions_leaving(self, leaving: dict[TopicPartition, PartitionWork]) -> None:
         # What was handled before the partitions move is written now, so the next owner starts after it.
@@ -136,6 +229,10 @@ class TransactionalProcessor(ConsumerRunner):
                 self._committed.pop(tp, None)
                 self._outcomes.pop(tp, None)
                 self._last_began.pop(tp, None)
+                self._read_to.pop(tp, None)
+                self._fenced.discard(tp)  # a new assignment is proof enough of membership
+                self._rejoining.discard(tp)
+                self._undeliverable.pop(tp, None)
         await self._stop_producers(revoked)
 
     async def _settle(self) -> None:
@@ -175,6 +272,8 @@ class TransactionalProcessor(ConsumerRunner):
         return producer
 
     async def _accept(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        if tp in self._rejoining:
+            return  # refused by the group coordinator: the rejoin it asked for assigns positions afresh
         if tp in self._producers and not self._stale(tp):
             # The common case, without waiting for the partition's open transaction: new records only queue.
             await self._accept_fresh(tp, records)
@@ -204,17 +303,39 @@ class TransactionalProcessor(ConsumerRunner):
         self.positions_reset({tp})
         try:
             await self._prepare(tp, uncommitted_from=first)
+        except CommitFailedError as error:
+            # Not a member of the group's current generation any more: aiokafka rejoins, and the partition is
+            # revoked (and maybe assigned again, positions afresh). Until then nothing of it is handled.
+            log.warning("%s[%d]: fenced, and the group has moved on (%r); rejoining", *tp, error)
+            self._rejoining.add(tp)
         except KafkaError as error:
             log.warning("%s[%d] not ready for transactions: %r; reading again from offset %d", *tp, error, first)
-            self._consumer.seek(tp, first)
+            self._seek(tp, first)
 
     async def _complete(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes], outcome: Outcome) -> None:
         # Copying the whole context is cheap; sending under it takes a task of its own, so only when tracing.
         handled_in = contextvars.copy_context() if tracing.enabled() else correlation.current()
+        outcome = self._deliverable(tp, record, outcome)
         outcomes = self._outcomes.setdefault(tp, {})
         outcomes[record.offset] = (record, outcome, handled_in)
         if len(outcomes) >= self._settings.transaction_max_records and (ready := self._batch_ready.get(tp)):
             ready.set()
+
+    def _deliverable(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes], outcome: Outcome) -> Outcome:
+        """`outcome`, or, when writing it already aborted a transaction for good, the record's dead letter."""
+        failed = self._undeliverable.get(tp, {}).get(record.offset)
+        if failed is None:
+            return outcome
+        error, aborted = failed
+        if aborted >= UNDELIVERABLE_ABORTS:
+            # Neither its outcome nor its dead letter can be written: stop rather than abort transactions for ever.
+            log.error("%s: nothing of it can be written (%r); the runner stops", where(record), error)
+            raise error
+        if isinstance(outcome, Failed):
+            return outcome  # already its dead letter: tried once more
+        log.error("%s: what it emitted cannot be written (%r); dead-lettered", where(record), error)
+        metrics.consumed(record.topic, "dead_lettered")
+        return Failed(error if isinstance(error, Exception) else RuntimeError(repr(error)), 1)
 
     def _full(self, tp: TopicPartition, work: PartitionWork) -> bool:
         # Handled records wait in memory until their transaction: a partition whose transactions fall behind its
@@ -261,29 +382,45 @@ class TransactionalProcessor(ConsumerRunner):
         producer = self._producers.get(tp)
         outcomes = self._outcomes.get(tp, {})
         ready = sorted(offset for offset in outcomes if upto is not None and offset < upto)
-        if producer is None or upto is None or not ready:
+        if producer is None or upto is None:
             return False
         if len(ready) > self._settings.transaction_max_records:
             ready = ready[: self._settings.transaction_max_records]
             upto = ready[-1] + 1  # every record below it is written: by this transaction or an earlier one
+        elif work.drained and (read_to := self._read_to.get(tp)) is not None and read_to > upto:
+            # Every record handed over is finished: commit past what the last poll skipped after them too (a
+            # transactional input's commit marker), or the group's lag reads 1 for ever.
+            upto = read_to
+        if not ready and upto <= self._committed.get(tp, -1):
+            return False
+        deliveries: list[tuple[int, asyncio.Future[Any]]] = []  # each write, with the offset it is the outcome of
         try:
             async with producer.transaction():
                 for offset in ready:
                     record, outcome, handled_in = outcomes[offset]
-                    if isinstance(handled_in, contextvars.Context):
-                        sending = send_outcome(producer, self._serde, record, outcome)
-                        await asyncio.create_task(sending, context=handled_in)
-                    else:
-                        correlation.resume(handled_in)
-                        await send_outcome(producer, self._serde, record, outcome)
+                    try:
+                        if isinstance(handled_in, contextvars.Context):
+                            sending = send_outcome(producer, self._serde, record, outcome)
+                            sent = await asyncio.create_task(sending, context=handled_in)
+                        else:
+                            correlation.resume(handled_in)
+                            sent = await send_outcome(producer, self._serde, record, outcome)
+                    except FENCED:
+                        raise
+                    except (*RECORD_ERRORS, ValueError, TypeError) as error:
+                        raise UndeliverableOutcome(offset, error) from error
+                    deliveries.extend((offset, delivery) for delivery in sent)
+                await self._delivered(deliveries)
                 await producer.send_offsets_to_transaction({tp: upto}, self._settings.kafka_consumer_group)
-        except KafkaError as error:
+        except (KafkaError, UndeliverableOutcome) as error:
             # The outcome may be unknown (a commit can fail after the coordinator took it): the next producer of
             # this transactional id fences this one, which completes the transaction either way.
+            self._note_failure(tp, error)
             log.warning("transaction for %s[%d] failed: %r; resuming from the committed offset", *tp, error)
             metrics.transaction("aborted")
             del self._producers[tp]
             await stop_producer(producer, self._settings.shutdown_timeout_seconds)
+            abandon_transaction(producer, (delivery for _, delivery in deliveries))
             return False
         metrics.transaction("committed")
         for offset in ready:
@@ -293,12 +430,51 @@ class TransactionalProcessor(ConsumerRunner):
             self._resume_if_room(tp, work)
         return True
 
+    @staticmethod
+    async def _delivered(deliveries: list[tuple[int, "asyncio.Future[Any]"]]) -> None:
+        """Wait for every write of the transaction; raise the first failure (aiokafka fails only the record's
+        future on a produce error and would commit the rest: Java's commitTransaction throws here)."""
+        results = await asyncio.gather(*(delivery for _, delivery in deliveries), return_exceptions=True)
+        failures = [(offset, result) for (offset, _), result in zip(deliveries, results, strict=True)]
+        for offset, result in failures:
+            if isinstance(result, RECORD_ERRORS):
+                raise UndeliverableOutcome(offset, result) from result
+            if isinstance(result, BaseException):
+                raise result
+
+    def _note_failure(self, tp: TopicPartition, error: BaseException) -> None:
+        """Remember why a transaction failed where it matters to the partition's next one."""
+        if isinstance(error, FENCED):
+            self._fenced.add(tp)
+        elif isinstance(error, UndeliverableOutcome):
+            undeliverable = self._undeliverable.setdefault(tp, {})
+            _, aborted = undeliverable.get(error.offset, (error.error, 0))
+            undeliverable[error.offset] = (error.error, aborted + 1)
+
+    async def _polled(self) -> None:
+        """Note where each partition was read to; one whose records are all finished but whose committed offset is
+        behind that (a commit marker after its last record) gets an offsets-only transaction."""
+        for tp, work in list(self._work.items()):
+            if tp not in self._producers or self._stale(tp):
+                continue
+            try:
+                position = await self._consumer.position(tp)
+            except KafkaError:  # no longer assigned
+                self._read_to.pop(tp, None)
+                continue
+            if self._stale(tp) or self._work.get(tp) is not work:
+                continue  # moved while this asked: a batch polled before that is fetched again
+            self._read_to[tp] = position
+            if work.drained and position > self._committed.get(tp, -1):
+                self._finished(tp, work)
+
     async def _restart(self, tp: TopicPartition, work: PartitionWork) -> None:
         """After a failed transaction: drop what `tp` holds (cancelling its handlers) and read it again from
         whatever offset the transaction left committed."""
         self.positions_reset({tp})
         self._work.pop(tp, None)
         self._outcomes.pop(tp, None)
+        self._read_to.pop(tp, None)
         tasks = self._handling.pop(tp, set())
         for task in tasks:
             task.cancel()

@@ -207,13 +207,16 @@ def group_finding(
         why = (
             "The same consumers leave and rejoin under new member ids: a member that does not poll again within "
             f"max.poll.interval.ms ({max_poll_interval_ms} ms) is expelled, and so is one whose heartbeats stop "
-            f"for session.timeout.ms ({session_timeout_ms} ms). Here a batch of up to {max_records} records must be "
-            f"handled in under {max_poll_interval_ms / max_records / 1000:g} s per record."
+            f"for session.timeout.ms ({session_timeout_ms} ms). This service's runner polls while handlers run "
+            f"(up to {max_records} records per partition wait in memory), so a slow handler does not do it: a "
+            "blocked event loop does, or a stalled process, or a consumer of the group that handles a batch "
+            "before polling again. Each rejoin revokes every member's partitions (eager rebalancing)."
         )
         do = (
-            "Lower CONSUMER_MAX_RECORDS so a batch fits in max.poll.interval.ms, or make the handler faster (a slow "
-            "dependency: add a timeout). If processes stall (CPU throttling, long GC), raise "
-            "CONSUMER_SESSION_TIMEOUT_MS."
+            "Find what blocks the event loop: a synchronous call in a handler (a blocking HTTP or database client, "
+            "time.sleep, CPU-heavy work) must become an awaited async call or run in asyncio.to_thread. If "
+            "processes stall (CPU throttling, long GC), raise CONSUMER_SESSION_TIMEOUT_MS. Another program in the "
+            "group that polls only between batches must poll while it works, or leave the group."
         )
     return Finding(
         "group",

@@ -18,14 +18,15 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from ..settings import Settings
 
-Headers = list[tuple[str, bytes]]
+Headers = list[tuple[str, bytes | None]]
 
 
 class HeaderGetter(Getter[Headers]):
     """Reads W3C trace context from Kafka record headers."""
 
     def get(self, carrier: Headers, key: str) -> list[str] | None:
-        values = [value.decode(errors="replace") for name, value in carrier if name == key and value is not None]
+        # Whoever wrote the record chose its headers: a null or non-UTF-8 value is no trace context, not an error.
+        values = [value.decode(errors="replace") for name, value in carrier if name == key and isinstance(value, bytes)]
         return values or None
 
     def keys(self, carrier: Headers) -> list[str]:
@@ -76,7 +77,11 @@ def continue_trace(headers: Headers) -> None:
     Not detached on purpose: the runner sends the events a message caused, and its dead letter, after the
     handler returned; they belong to the message's trace. Each record replaces the context of the one before."""
     if _tracing:
-        context.attach(propagate.extract(headers, getter=HEADERS))
+        try:
+            extracted = propagate.extract(headers, getter=HEADERS)
+        except Exception:  # a propagator meeting garbage it does not expect: the record starts a trace of its own
+            extracted = context.Context()
+        context.attach(extracted)
 
 
 def continue_in(span: trace.Span) -> None:

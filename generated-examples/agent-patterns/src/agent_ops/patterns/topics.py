@@ -34,8 +34,12 @@ PATTERN_TOPICS: tuple[PatternTopic, ...] = (
     ),
     # What the service hands the sealer; sealed entries live on in the audit log itself.
     PatternTopic("agent.tasks.audit.intake", 3, {"retention.ms": "604800000"}),
+    # Where intake records that are not audit entries wait for a human.
+    PatternTopic("agent.tasks.audit.intake.dlq", 3, {"retention.ms": "2592000000"}),
     # The task_run saga's steps to run; a command is done once its outcome is in the state topic.
     PatternTopic("saga.task-run.commands", 3, {"retention.ms": "604800000"}),
+    # Where records on the commands topic that are not commands wait for a human.
+    PatternTopic("saga.task-run.commands.dlq", 3, {"retention.ms": "2592000000"}),
     # Every saga's latest state, keyed by saga id: compacted, never expired, so the orchestrator can rebuild it.
     PatternTopic(
         "saga.task-run.state",

@@ -34,8 +34,9 @@ async def ready(request: Request, response: Response) -> dict[str, object]:
     except TimeoutError:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
         return {"ready": False, "broker": False, "consumer": False, "database": False, "lag": {}}
+    ready = readiness.ready
     # POST on an outbox topic needs the database: without it the service cannot take those requests.
-    ready = readiness.ready and database
+    ready = ready and database
     if not ready:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     return {

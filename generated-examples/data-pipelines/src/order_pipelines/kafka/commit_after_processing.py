@@ -45,6 +45,8 @@ class CommitAfterProcessing(ConsumerRunner):
         # One commit at a time, so a partition's offsets reach the broker in order.
         self._commit_lock = asyncio.Lock()
         self._committing: asyncio.Task[None] | None = None
+        # aiokafka gives up on a batch after its request timeout; a retry or two may follow before that.
+        self._ack_bound_seconds = 3 * settings.publish_timeout_seconds
 
     async def start(self) -> None:
         await self._processed.open()
@@ -76,7 +78,9 @@ class CommitAfterProcessing(ConsumerRunner):
         if deliveries:
             # The partition's next records go on in a lane of their own while this one waits for the acks.
             self._release(tp, record)
-            await asyncio.gather(*deliveries)
+            # Bounded: the event's id stays claimed meanwhile (a shared store's row lock, which the partition's
+            # next owner waits for). Past the bound the id is left unrecorded and the runner stops, unacknowledged.
+            await asyncio.wait_for(asyncio.gather(*deliveries), self._ack_bound_seconds)
 
     def _finished(self, tp: TopicPartition, work: PartitionWork) -> None:
         # Commit what finished without waiting for the next poll, which may wait its whole timeout for records;

@@ -4,6 +4,7 @@ retries, timeouts and dead letters. Subclasses decide when offsets are committed
 the service gives."""
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
@@ -19,7 +20,7 @@ from ..observability import metrics, tracing
 from ..settings import Settings
 from .connection import connection_options
 from .deadlines import Deadlines
-from .outcomes import Failed, Handled, Outcome
+from .outcomes import Failed, Handled, Outcome, encode
 from .partition_work import PartitionWork
 
 log = logging.getLogger(__name__)
@@ -153,18 +154,27 @@ class ConsumerRunner:
         return self._task is not None and not self._task.done()
 
     async def lag(self, timeout_seconds: float) -> dict[str, int]:
-        """Records not yet handled in each assigned partition: highwater minus the lowest record not finished (or
-        the position, when all are finished: past a transaction's commit marker too), as of the last fetch.
+        """Records not yet handled in each assigned partition: the end of the partition minus the lowest record not
+        finished (or the position, when all are finished: past a transaction's commit marker too).
 
-        Partitions not fetched from yet, or without a position within the timeout, are left out."""
+        The end is the highwater of the last fetch; a paused partition is not fetched, so its end is asked of the
+        broker instead (its lag is what keeps growing). Partitions without an end or a position within the
+        timeout are left out."""
         lag: dict[str, int] = {}
-        for tp in sorted(self._consumer.assignment()):
-            highwater = self._consumer.highwater(tp)
+        assigned = self._consumer.assignment()
+        ends: dict[TopicPartition, int] = {}
+        if paused := self._consumer.paused() & assigned:
+            with contextlib.suppress(TimeoutError, KafkaError):
+                ends = await asyncio.wait_for(self._consumer.end_offsets(sorted(paused)), timeout_seconds)
+        for tp in sorted(assigned):
+            highwater: int | None = ends.get(tp) if tp in paused else self._consumer.highwater(tp)
             if highwater is None:
                 continue
             work = self._work.get(tp)
-            position = work.commit_offset if work is not None and not work.drained else None
-            if position is None:
+            unfinished = work.commit_offset if work is not None and not work.drained else None
+            if unfinished is not None:
+                position: int = unfinished
+            else:
                 try:
                     position = await asyncio.wait_for(self._consumer.position(tp), timeout_seconds)
                 except (TimeoutError, KafkaError):
@@ -349,12 +359,16 @@ class ConsumerRunner:
         return await self._call_handler(record, *decoded)
 
     async def _decode_record(self, record: ConsumerRecord[bytes, bytes]) -> tuple[Topic, Event] | Failed:
+        """The record's event, or dead-letter material: whatever its bytes and headers, a record that is not an
+        event of its topic never stops the runner. Only a registry outage is waited out (the record is fine)."""
         topic = topic_named(record.topic)
         tracing.continue_trace(record.headers)
         correlation.adopt(record.headers)  # the handler's logs and what it emits continue the record's work
         try:
             return topic, await self._decode(topic, record)
-        except DeserializationError as poison:
+        except Interrupted:
+            raise
+        except Exception as poison:  # a DeserializationError, or a serde tripping over bytes it never expected
             log.error("%s is not a %s event; dead-lettered: %r", where(record), topic.name, poison)
             metrics.consumed(record.topic, "dead_lettered")
             return Failed(poison, 0)
@@ -367,7 +381,7 @@ class ConsumerRunner:
         while True:
             attempts += 1
             try:
-                return Handled(event, await self._deadlines.run(self._handler(topic, event)))
+                return await self._deadlines.run(self._attempt(topic, event))
             except Exception as failure:  # a timeout too: the attempt is cancelled, then retried
                 if attempts >= self._settings.handler_max_attempts:
                     log.error("%s dead-lettered after %d attempt(s): %r", where(record), attempts, failure)
@@ -380,8 +394,16 @@ class ConsumerRunner:
                 await asyncio.sleep(backoff)
                 backoff *= 2
 
+    async def _attempt(self, topic: Topic, event: Event) -> Handled:
+        """Run the handler and encode what it emitted: an output that cannot be written (refused by the registry,
+        too large, the registry away) fails the attempt, so it is retried, then dead-lettered with the input."""
+        emitted = await self._handler(topic, event)
+        return Handled(event, await encode(self._serde, event, emitted))
+
     async def _decode(self, topic: Topic, record: ConsumerRecord[bytes, bytes]) -> Event:
         """Decode, waiting out a registry outage: the message is fine, so it must neither fail nor be skipped."""
+        if record.value is None:
+            raise DeserializationError(f"not a {topic.name} event: a null value (a tombstone)")
         backoff = self._settings.handler_retry_backoff_seconds
         while True:
             try:

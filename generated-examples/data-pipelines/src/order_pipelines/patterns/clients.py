@@ -1,8 +1,9 @@
 """What the patterns' own Kafka clients share."""
 
 import asyncio
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 
 async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
@@ -16,3 +17,38 @@ async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
         if task is not None and task.cancelling():
             raise
         await consumer._client.close()
+
+
+def dead_letter_headers(
+    record: ConsumerRecord[Any, Any], error: BaseException, extra: tuple[tuple[str, bytes], ...] = ()
+) -> list[tuple[str, bytes]]:
+    """The record's own headers (a header without a value kept, empty), where it came from and why it failed."""
+    return [
+        *((name, value if value is not None else b"") for name, value in record.headers or ()),
+        ("dlq.original.topic", record.topic.encode()),
+        ("dlq.original.partition", str(record.partition).encode()),
+        ("dlq.original.offset", str(record.offset).encode()),
+        *extra,
+        ("dlq.error.type", type(error).__name__.encode()),
+        ("dlq.error.message", str(error)[:1000].encode()),
+    ]
+
+
+async def send_dead_letter(
+    producer: AIOKafkaProducer,
+    topic: str,
+    record: ConsumerRecord[Any, Any],
+    error: BaseException,
+    extra: tuple[tuple[str, bytes], ...] = (),
+) -> "asyncio.Future[Any]":
+    """Queue `record` on `topic` as it came, same key and value, with `dead_letter_headers`; its delivery future.
+
+    A record with neither key nor value (Kafka stores one; aiokafka refuses to send one) becomes an empty value and a
+    `dlq.original.null` header saying so."""
+    headers = dead_letter_headers(record, error, extra)
+    value: bytes | None = record.value
+    if record.key is None and value is None:
+        value = b""
+        headers.append(("dlq.original.null", b"key,value"))
+    delivery: asyncio.Future[Any] = await producer.send(topic, value, key=record.key, headers=headers)
+    return delivery

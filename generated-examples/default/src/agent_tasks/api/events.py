@@ -5,6 +5,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, status
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from ..events.catalog import AGENT_TASKS, topic_for
@@ -32,6 +33,9 @@ class Problem(BaseModel):
     """Why the request was not served."""
 
     detail: str
+    # On a 503: the id of the event that may or may not be stored. Retrying with it in the body makes the retry
+    # the same event, which consumers de-duplicate by event_id.
+    event_id: str | None = None
 
 
 # Every answer a route can give besides its success and FastAPI's own 422, so the OpenAPI document holds them all.
@@ -41,20 +45,24 @@ PUBLISH_RESPONSES: dict[int | str, dict[str, Any]] = {
     500: {"model": Problem, "description": "The schema registry refused the event's schema: a deployment fault."},
     503: {
         "model": Problem,
-        "description": "The broker or the registry did not answer in time; nothing was published.",
+        "description": "The broker or the registry did not answer in time, or too many "
+        "sends wait: the event may still be stored. Retry after Retry-After with the body's event_id in the event, "
+        "so a stored first attempt and the retry are one event to consumers.",
         "headers": {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}},
     },
 }
 
 
-async def _publish(publisher: Publisher, event: Event) -> Accepted:
+async def _publish(publisher: Publisher, event: Event) -> Accepted | JSONResponse:
     try:
         published: Published = await publisher.publish(event)
     except (PublishError, RegistryUnavailableError) as error:
+        # An unanswered send may still have been stored: the client gets the event_id to retry with.
         metrics.unavailable(topic_for(event).name, error)
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(error), headers={"Retry-After": RETRY_AFTER_SECONDS}
-        ) from error
+        problem = Problem(detail=str(error), event_id=str(event.event_id))
+        return JSONResponse(
+            problem.model_dump(), status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": RETRY_AFTER_SECONDS}
+        )
     except SchemaRefusedError as error:
         # The registry will not take this event's schema: a deployment fault no retry fixes. Never a silent drop.
         log.error("event %s refused: %s", event.event_id, error)
@@ -72,13 +80,14 @@ async def _publish(publisher: Publisher, event: Event) -> Accepted:
 @router.post(
     "/tasks",
     status_code=status.HTTP_202_ACCEPTED,
+    response_model=Accepted,
     tags=[AGENT_TASKS.name],
     responses=PUBLISH_RESPONSES,
 )
 async def publish_agent_tasks(
     event: Annotated[AgentTasksEvent, Body()],
     publisher: Publisher,
-) -> Accepted:
+) -> Accepted | JSONResponse:
     """Publish an event on `agent.tasks`; answers once the broker acknowledged it."""
     return await _publish(publisher, event)
 

@@ -32,10 +32,11 @@ async def ready(request: Request, response: Response) -> dict[str, object]:
     except TimeoutError:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
         return {"ready": False, "broker": False, "consumer": False, "lag": {}}
-    if not readiness.ready:
+    ready = readiness.ready
+    if not ready:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     return {
-        "ready": readiness.ready,
+        "ready": ready,
         "broker": readiness.broker,
         "consumer": readiness.consumer,
         "lag": readiness.lag,

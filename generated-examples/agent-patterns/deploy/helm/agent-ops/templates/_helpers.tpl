@@ -71,6 +71,44 @@ Whether the client speaks TLS / SASL to the brokers.
 {{- end }}
 
 {{/*
+The files the shared ConfigMap names (KAFKA_SSL_CAFILE, KAFKA_SSL_CERTFILE, KAFKA_SSL_KEYFILE), mounted where it
+names them: every pod that reads the ConfigMap and talks to Kafka mounts these, or it fails on a missing file.
+*/}}
+{{- define "agent-ops.kafkaVolumeMounts" -}}
+{{- if include "agent-ops.kafkaTls" . }}
+- name: cluster-ca
+  mountPath: /etc/kafka/cluster-ca
+  readOnly: true
+{{- end }}
+{{- if include "agent-ops.kafkaClientCertificate" . }}
+- name: kafka-user
+  mountPath: /etc/kafka/user
+  readOnly: true
+{{- end }}
+{{- end }}
+{{- define "agent-ops.kafkaVolumes" -}}
+{{- if include "agent-ops.kafkaTls" . }}
+- name: cluster-ca
+  secret:
+    secretName: {{ include "agent-ops.clusterCaSecret" . }}
+    items:
+      - key: ca.crt
+        path: ca.crt
+{{- end }}
+{{- if include "agent-ops.kafkaClientCertificate" . }}
+# Strimzi's User Operator writes the KafkaUser's certificate and key into this Secret.
+- name: kafka-user
+  secret:
+    secretName: {{ .Values.kafka.user }}
+    items:
+      - key: user.crt
+        path: user.crt
+      - key: user.key
+        path: user.key
+{{- end }}
+{{- end }}
+
+{{/*
 Settings that come from Secrets, never from the ConfigMap: the KafkaUser's password.
 */}}
 {{- define "agent-ops.secretEnv" -}}

@@ -6,6 +6,8 @@ import json
 import logging
 import signal
 import sys
+import time
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -20,32 +22,51 @@ from .chain import Break, first_break
 from .sealer import AuditSealer
 
 
-async def partition_records(settings: Settings, partition: int) -> tuple[bool, list[ConsumerRecord[bytes, bytes]]]:
-    """Whether the partition still starts at offset 0, and its committed records up to now, in order."""
+@dataclass(frozen=True)
+class Unsealed:
+    """Entries of an intake partition the sealer has not committed past, the oldest older than the bound."""
+
+    count: int
+    offset: int
+    age_seconds: float
+
+
+async def read_partition(
+    settings: Settings, topic: str, partition: int, start: int | None = None
+) -> tuple[int, int, list[ConsumerRecord[bytes, bytes]]]:
+    """The partition's first and end offsets, and its committed records from `start` (its first) up to now."""
     reader = AIOKafkaConsumer(
         **connection_options(settings), isolation_level="read_committed", enable_auto_commit=False
     )
     await reader.start()
     try:
-        tp = TopicPartition(names.AUDIT_TOPIC, partition)
+        tp = TopicPartition(topic, partition)
         reader.assign([tp])
         begin = (await reader.beginning_offsets([tp]))[tp]
         end = (await reader.end_offsets([tp]))[tp]
-        await reader.seek_to_beginning(tp)
+        # An explicit offset: seek_to_beginning() right after assign() may lose to assign()'s own reset to the end,
+        # and the partition would read as empty.
+        reader.seek(tp, max(begin, start or begin))
         records: list[ConsumerRecord[bytes, bytes]] = []
         while await reader.position(tp) < end:
             records.extend(r for r in (await reader.getmany(tp, timeout_ms=500)).get(tp, []) if r.offset < end)
-        return begin == 0, records
+        return begin, end, records
     finally:
         await reader.stop()
 
 
-async def partitions(settings: Settings) -> list[int]:
-    """The audit log's partitions; none while the topic does not exist."""
+async def partition_records(settings: Settings, partition: int) -> tuple[bool, list[ConsumerRecord[bytes, bytes]]]:
+    """Whether the partition still starts at offset 0, and its committed records up to now, in order."""
+    begin, _, records = await read_partition(settings, names.AUDIT_TOPIC, partition)
+    return begin == 0, records
+
+
+async def partitions(settings: Settings, topic: str | None = None) -> list[int]:
+    """The partitions of `topic` (the audit log's by default); none while the topic does not exist."""
     admin = AIOKafkaAdminClient(**connection_options(settings))
     await admin.start()
     try:
-        (described,) = await admin.describe_topics([names.AUDIT_TOPIC])
+        (described,) = await admin.describe_topics([topic or names.AUDIT_TOPIC])
         return sorted(partition["partition"] for partition in described["partitions"])
     finally:
         await admin.close()
@@ -56,11 +77,34 @@ async def verify(settings: Settings) -> dict[int, Break]:
     key = settings.audit_chain_key.get_secret_value().encode()
     breaks: dict[int, Break] = {}
     for partition in await partitions(settings):
-        from_genesis, records = await partition_records(settings, partition)
-        found = first_break([(r.offset, r.value) for r in records], key, from_genesis)
+        begin, end, records = await read_partition(settings, names.AUDIT_TOPIC, partition)
+        if not records and end > begin:
+            # Offsets up to `end` hold records, yet none was read: nothing was checked, so nothing holds.
+            breaks[partition] = Break(begin, f"nothing could be read, though the log holds offsets up to {end}")
+            continue
+        found = first_break([(r.offset, r.value) for r in records], key, begin == 0)
         if found is not None:
             breaks[partition] = found
     return breaks
+
+
+async def unsealed(settings: Settings, older_than_seconds: float) -> dict[int, Unsealed]:
+    """The intake partitions holding entries the sealer has not sealed for longer than `older_than_seconds`: a
+    sealer that is down, or stuck; intake retention deletes such entries unsealed."""
+    reader = AIOKafkaConsumer(**connection_options(settings), group_id=names.SEALER_GROUP, enable_auto_commit=False)
+    await reader.start()
+    try:
+        intake = await partitions(settings, names.INTAKE_TOPIC)
+        committed = {p: await reader.committed(TopicPartition(names.INTAKE_TOPIC, p)) for p in intake}
+    finally:
+        await reader.stop()
+    now = time.time()
+    found: dict[int, Unsealed] = {}
+    for partition in intake:
+        _, _, records = await read_partition(settings, names.INTAKE_TOPIC, partition, committed[partition])
+        if records and (age := now - records[0].timestamp / 1000) > older_than_seconds:
+            found[partition] = Unsealed(len(records), records[0].offset, age)
+    return found
 
 
 async def history(settings: Settings, key: str) -> list[dict[str, Any]]:
@@ -97,7 +141,17 @@ def main(argv: list[str], prog: str) -> int:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0] if __doc__ else None)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("seal", help="append the service's audit entries to the chained log until SIGTERM")
-    commands.add_parser("verify", help="check every partition's chain; exit 1 naming the first broken record")
+    check = commands.add_parser(
+        "verify",
+        help="check every partition's chain, and that no intake entry waits unsealed; exit 1 naming what fails",
+    )
+    check.add_argument(
+        "--unsealed-after",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="fail when an intake entry has waited longer than this unsealed (default: %(default)s)",
+    )
     show = commands.add_parser("show", help="print one entity's audit history, one JSON line per entry")
     show.add_argument("--key", required=True, help="the entity's key, e.g. a task_id")
     args = parser.parse_args(argv)
@@ -114,7 +168,14 @@ def main(argv: list[str], prog: str) -> int:
             print(f"{names.AUDIT_TOPIC}[{partition}]@{found.offset}: chain broken: {found.reason}", file=sys.stderr)
         if not breaks:
             print(f"{names.AUDIT_TOPIC}: every partition's chain holds")
-        return 1 if breaks else 0
+        waiting = asyncio.run(unsealed(settings, args.unsealed_after))
+        for partition, left in sorted(waiting.items()):
+            print(
+                f"{names.INTAKE_TOPIC}[{partition}]@{left.offset}: {left.count} entries unsealed, the oldest for "
+                f"{left.age_seconds:.0f} s: is the sealer running?",
+                file=sys.stderr,
+            )
+        return 1 if breaks or waiting else 0
     for entry in asyncio.run(history(settings, args.key)):
         print(json.dumps(entry, sort_keys=True))
     return 0

@@ -3,23 +3,49 @@ the same partition of agent.tasks.audit.
 
 One transactional producer per partition: the sealed records and the intake offset commit together, so an entry
 is sealed exactly once, and a new owner of the partition fences the old one before reading the last hash. The
-chain of a partition therefore has one writer at a time and never forks."""
+chain of a partition therefore has one writer at a time and never forks.
+
+A record on the intake that is not an audit entry (a tombstone, other bytes) is dead-lettered in the same transaction,
+with why in its headers. The sealer is supervised: whatever escapes its loop (a broker away at start, a topic not
+there yet) is logged and counted, and it starts over after a backoff, doubling up to 30 s; `up` and the
+`audit_sealer_up` gauge say whether it is sealing now."""
 
 import asyncio
 import json
 import logging
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
 from ...kafka.connection import connection_options
 from ...kafka.producer import stop_producer
+from ...observability import metrics
 from ...settings import Settings
-from ..clients import stop_consumer
+from ..clients import send_dead_letter, stop_consumer
 from . import names
 from .chain import GENESIS, canonical, seal
 
 log = logging.getLogger(__name__)
+
+MAX_RESTART_BACKOFF_SECONDS = 30.0
+
+
+class NotAnEntryError(ValueError):
+    """An intake record that is not an audit entry: a JSON object."""
+
+
+def entry_of(value: bytes | None) -> dict[str, Any]:
+    """The audit entry an intake record holds; NotAnEntryError when it holds none."""
+    if not value:
+        raise NotAnEntryError("no value: not an audit entry")
+    try:
+        entry = json.loads(value)
+    except ValueError as error:  # not JSON, or not UTF-8
+        raise NotAnEntryError(f"not an audit entry: {error}") from error
+    if not isinstance(entry, dict):
+        raise NotAnEntryError(f"not an audit entry: a JSON {type(entry).__name__}, not an object")
+    return entry
 
 
 async def last_hash(settings: Settings, partition: int) -> str:
@@ -64,34 +90,34 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 class AuditSealer:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, restart_backoff_seconds: float = 1.0) -> None:
         self._settings = settings
         self._key = settings.audit_chain_key.get_secret_value().encode()
-        self._consumer = AIOKafkaConsumer(
-            **(connection_options(settings) | {"client_id": f"{settings.kafka_client_id}-audit-sealer"}),
-            group_id=names.SEALER_GROUP,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            isolation_level="read_committed",
-        )
+        self._restart_backoff_seconds = restart_backoff_seconds
+        self._consumer: AIOKafkaConsumer | None = None
         self._producers: dict[TopicPartition, AIOKafkaProducer] = {}
         self._prev: dict[TopicPartition, str] = {}
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.up = False
+        """Whether the sealer is in its loop now: false before it joined, and while it backs off to restart."""
+        self.restarts = 0
 
     async def start(self) -> None:
-        self._consumer.subscribe([names.INTAKE_TOPIC], listener=_Rebalance(self))
-        await self._consumer.start()
-        self._task = asyncio.create_task(self._run(), name="audit-sealer")
+        self._task = asyncio.create_task(self._supervise(), name="audit-sealer")
+
+    @property
+    def running(self) -> bool:
+        """Whether the supervisor is alive (it is until `stop`): sealing, or backing off to start over."""
+        return self._task is not None and not self._task.done()
 
     async def stop(self) -> None:
         self._stopping.set()
         if self._task is not None:
             self._task.cancel()  # a transaction cut short aborts; its entries are sealed again by the next owner
             await asyncio.gather(self._task, return_exceptions=True)
-        await self.release(set(self._producers))
-        await stop_consumer(self._consumer)
+        await self._close()
 
     async def release(self, partitions: set[TopicPartition]) -> None:
         async with self._lock:
@@ -101,19 +127,60 @@ class AuditSealer:
                 if producer is not None:
                     await stop_producer(producer, self._settings.shutdown_timeout_seconds)
 
-    async def _run(self) -> None:
+    async def _supervise(self) -> None:
+        backoff = self._restart_backoff_seconds
         while not self._stopping.is_set():
-            batch = await self._consumer.getmany(timeout_ms=500)
+            try:
+                await self._run()
+            except Exception:  # whatever it is, a sealer that stops leaves the intake to expire unsealed
+                log.exception("the audit sealer stopped on an error; it starts over in %.1f s", backoff)
+            finally:
+                self._set_up(False)
+                await self._close()
+            if self._stopping.is_set():
+                return
+            self.restarts += 1
+            metrics.sealer_restarted()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, MAX_RESTART_BACKOFF_SECONDS)
+
+    def _set_up(self, up: bool) -> None:
+        self.up = up
+        metrics.sealer_up(up)
+
+    async def _close(self) -> None:
+        """Give every partition up and leave the group: a restart begins afresh."""
+        await self.release(set(self._producers))
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await stop_consumer(consumer)
+
+    async def _run(self) -> None:
+        consumer = self._consumer = AIOKafkaConsumer(
+            **(connection_options(self._settings) | {"client_id": f"{self._settings.kafka_client_id}-audit-sealer"}),
+            group_id=names.SEALER_GROUP,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+        )
+        consumer.subscribe([names.INTAKE_TOPIC], listener=_Rebalance(self))
+        await consumer.start()
+        self._set_up(True)
+        while not self._stopping.is_set():
+            batch = await consumer.getmany(timeout_ms=500)
             for tp, records in batch.items():
                 async with self._lock:
-                    if tp not in self._consumer.assignment():
+                    if tp not in consumer.assignment():
                         continue
                     if tp not in self._producers:
-                        await self._prepare(tp)  # moves the position: these records come again
+                        await self._prepare(consumer, tp)  # moves the position: these records come again
                         continue
-                    await self._seal(tp, records)
+                    # Past the last record handed over and past the commit marker after it: committed, the
+                    # group has no lag of 1 at rest behind a transactional intake.
+                    read_to = await consumer.position(tp)
+                    await self._seal(consumer, tp, records, read_to)
 
-    async def _prepare(self, tp: TopicPartition) -> None:
+    async def _prepare(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> None:
         """Fence the partition's previous sealer, then resume from the committed intake offset and last hash."""
         producer = AIOKafkaProducer(
             **connection_options(self._settings),
@@ -126,36 +193,52 @@ class AuditSealer:
             await producer.begin_transaction()
             await producer.commit_transaction()
             self._prev[tp] = await last_hash(self._settings, tp.partition)
-            committed = await self._consumer.committed(tp)
+            committed = await consumer.committed(tp)
         except BaseException:
             await stop_producer(producer, self._settings.shutdown_timeout_seconds)
             raise
         if committed is None:
-            await self._consumer.seek_to_beginning(tp)
-        else:
-            self._consumer.seek(tp, committed)
+            committed = (await consumer.beginning_offsets([tp]))[tp]
+        consumer.seek(tp, committed)  # an offset, not seek_to_beginning(), whose reset may come too late
         self._producers[tp] = producer
 
-    async def _seal(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+    async def _seal(
+        self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]], read_to: int
+    ) -> None:
         producer = self._producers[tp]
         prev = self._prev[tp]
+        sealed_count = dead_count = 0
         try:
             async with producer.transaction():
+                sent: list[asyncio.Future[Any]] = []
                 for record in records:
                     try:
-                        entry = json.loads(record.value)
-                    except ValueError:
-                        entry = {"unreadable": record.value.hex()}
-                    sealed = seal(self._key, prev, entry if isinstance(entry, dict) else {"value": entry})
-                    await producer.send(names.AUDIT_TOPIC, canonical(sealed), key=record.key, partition=tp.partition)
+                        entry = entry_of(record.value)
+                    except NotAnEntryError as error:
+                        log.error("%s[%d]@%d dead-lettered: %s", *tp, record.offset, error)
+                        sent.append(await send_dead_letter(producer, names.DEAD_LETTER_TOPIC, record, error))
+                        dead_count += 1
+                        continue
+                    sealed = seal(self._key, prev, entry)
+                    sent.append(
+                        await producer.send(
+                            names.AUDIT_TOPIC, canonical(sealed), key=record.key, partition=tp.partition
+                        )
+                    )
                     prev = sealed["hash"]
-                await producer.send_offsets_to_transaction({tp: records[-1].offset + 1}, names.SEALER_GROUP)
+                    sealed_count += 1
+                # aiokafka commits a transaction whose sends failed: only the futures tell. Any failure aborts, or
+                # the chain would link to a record that is not in the log.
+                await asyncio.gather(*sent)
+                await producer.send_offsets_to_transaction({tp: read_to}, names.SEALER_GROUP)
         except KafkaError as error:
             # Aborted, or its outcome unknown: fence and start over from what is committed.
             log.warning("sealing %s[%d] failed: %r; resuming from the committed offset", *tp, error)
+            metrics.sealer_aborted()
             self._producers.pop(tp)
             self._prev.pop(tp)
             await stop_producer(producer, self._settings.shutdown_timeout_seconds)
-            self._consumer.seek(tp, records[0].offset)
+            consumer.seek(tp, records[0].offset)
         else:
             self._prev[tp] = prev
+            metrics.sealer_sealed(sealed_count, dead_count)

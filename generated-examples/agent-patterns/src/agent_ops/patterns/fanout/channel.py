@@ -2,29 +2,35 @@
 
 At-least-once per channel: a record's offset is committed once the channel delivered it or dead-lettered it, so a
 channel that was stopped (paused) or crashed replays from its last commit. Deliver idempotently by event_id.
+
+A channel is the service's consumer runner (`kafka/consumer.py`) with the channel's own group and settings: it
+polls while deliveries run, so a slow provider never costs the group membership; on a rebalance it lets the
+deliveries in hand finish (up to CONSUMER_REVOKE_WAIT_SECONDS) and commits them before the partitions move; and
+bytes that are not an event (a tombstone, another format, an unknown schema) go to the channel's dead-letter topic.
 """
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
 
 from ... import correlation
 from ...events.catalog import Topic
+from ...events.models import Event
 from ...events.serde import DeserializationError, EventSerde, RegistryUnavailableError
 from ...kafka.connection import connection_options
+from ...kafka.consumer import ConsumerRunner, Failed, Interrupted, Outcome, Rebalance, where
+from ...kafka.partition_work import PartitionWork
+from ...observability import metrics
 from ...settings import Settings
 from ..audit.intake import record_processed
-from ..clients import stop_consumer
+from ..clients import send_dead_letter
 
 log = logging.getLogger(__name__)
-
-
-class _Stopped(Exception):
-    """Shutdown came while the record in hand waited for the schema registry: it stays uncommitted."""
 
 
 Deliver = Callable[[Any], Awaitable[None]]
@@ -39,123 +45,148 @@ class Channel:
     deliver: Deliver
 
 
-class ChannelRunner:
-    """Reads the topic as `channel.group`, delivers each event, commits after each batch; stops between records."""
+def channel_settings(settings: Settings) -> Settings:
+    """The runner's settings as a channel's: its poll timeout, batch size, attempts and backoff."""
+    return settings.model_copy(
+        update={
+            "consumer_poll_timeout_ms": settings.fanout_poll_timeout_ms,
+            "consumer_max_records": settings.fanout_max_records,
+            "handler_max_attempts": settings.fanout_max_attempts,
+            "handler_retry_backoff_seconds": settings.fanout_retry_backoff_seconds,
+        }
+    )
+
+
+class ChannelRunner(ConsumerRunner):
+    """Reads the topic as `channel.group`, delivers each event, and commits each partition up to its lowest
+    undelivered record, past the last commit marker once all is delivered."""
 
     def __init__(
         self, channel: Channel, topic: Topic, serde: EventSerde, producer: AIOKafkaProducer, settings: Settings
     ) -> None:
-        self.channel = channel
-        self._topic = topic
-        self._serde = serde
-        self._producer = producer
-        self._settings = settings
-        self._consumer = AIOKafkaConsumer(
-            topic.name,
+        settings = channel_settings(settings)
+        consumer = AIOKafkaConsumer(
             **(connection_options(settings) | {"client_id": f"{settings.kafka_client_id}-{channel.name}"}),
             group_id=channel.group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
-            max_poll_records=settings.fanout_max_records,
+            max_poll_records=settings.consumer_max_records,
+            max_poll_interval_ms=settings.consumer_max_poll_interval_ms,
+            session_timeout_ms=settings.consumer_session_timeout_ms,
+            heartbeat_interval_ms=settings.consumer_heartbeat_interval_ms,
+            rebalance_timeout_ms=settings.consumer_session_timeout_ms
+            + int(settings.consumer_revoke_wait_seconds * 1000),
         )
-        self._stopping = asyncio.Event()
-        self._polling = False
-        self._task: asyncio.Task[None] | None = None
+
+        async def deliver(_topic: Topic, event: Event) -> Sequence[Event]:
+            await channel.deliver(event)
+            return ()
+
+        super().__init__(consumer, serde, deliver, settings)
+        self.channel = channel
+        self._topic = topic
+        self._producer = producer
+        self._committed: dict[TopicPartition, int] = {}
+        # Each partition's position after the last poll handed its records over: past its last record, and past
+        # the commit marker a transactional producer wrote after it.
+        self._read_to: dict[TopicPartition, int] = {}
+        self._commit_lock = asyncio.Lock()
+        self._committing: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        self._consumer.subscribe([self._topic.name], listener=Rebalance(self))
         await self._consumer.start()
         self._task = asyncio.create_task(self._run(), name=f"fanout-{self.channel.name}")
 
-    async def stop(self) -> None:
-        """Finish the record in hand, commit what was delivered, leave the group."""
-        self._stopping.set()
-        if self._task is not None:
-            if self._polling:
-                self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        await stop_consumer(self._consumer)
-
-    async def finished(self) -> None:
-        if self._task is not None:
-            await asyncio.wait([self._task])
-
-    async def _run(self) -> None:
-        while not self._stopping.is_set():
-            self._polling = True
-            batch = await self._consumer.getmany(timeout_ms=self._settings.fanout_poll_timeout_ms)
-            self._polling = False
-            for tp, records in batch.items():
-                await self._process(tp, records)
-
-    async def _process(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]) -> None:
-        deliveries: list[asyncio.Future[Any]] = []
-        done: int | None = None
-        try:
-            for record in records:
-                if self._stopping.is_set():
-                    break
-                try:
-                    deliveries.extend(await self._deliver(record))
-                except _Stopped:
-                    break
-                done = record.offset + 1
-        finally:
-            # Dead letters (and audit entries) are stored before the offset moves past their records.
-            await asyncio.gather(*deliveries)
-            if done is not None:
-                await self._consumer.commit({tp: done})
-
-    async def _deliver(self, record: ConsumerRecord[bytes, bytes]) -> list["asyncio.Future[Any]"]:
+    async def _decode_record(self, record: ConsumerRecord[bytes, bytes]) -> tuple[Topic, Event] | Failed:
         correlation.adopt(record.headers)
-        outcome = "delivered"
+        try:
+            return self._topic, await self._decode(self._topic, record)
+        except DeserializationError as poison:
+            name, topic = self.channel.name, self._topic.name
+            log.error("%s: %s is not a %s event; dead-lettered: %r", name, where(record), topic, poison)
+            metrics.consumed(record.topic, "dead_lettered")
+            return Failed(poison, 0)
+
+    async def _decode(self, topic: Topic, record: ConsumerRecord[bytes, bytes]) -> Event:
+        """Any bytes that do not decode are poison, whatever the exception says (a registry outage excepted: the
+        runner waits it out)."""
+        try:
+            return await super()._decode(topic, record)
+        except (DeserializationError, RegistryUnavailableError, Interrupted):
+            raise
+        except Exception as error:
+            raise DeserializationError(f"not a {topic.name} event: {error!r}") from error
+
+    async def _complete(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes], outcome: Outcome) -> None:
         sent: list[asyncio.Future[Any]] = []
-        error = await self._attempt(record)
-        if error is not None:
-            outcome = "dead-lettered"
-            sent.append(await self._dead_letter(record, error))
-        sent.append(await record_processed(self._producer, record, outcome, by=self.channel.name))
-        return sent
+        if isinstance(outcome, Failed):
+            name = self.channel.name
+            extra = (("dlq.channel", name.encode()), ("dlq.attempts", str(outcome.attempts).encode()))
+            sent.append(await send_dead_letter(self._producer, self.channel.dead_letter, record, outcome.error, extra))
+        result = "dead-lettered" if isinstance(outcome, Failed) else "delivered"
+        sent.append(await record_processed(self._producer, record, result, by=self.channel.name))
+        if sent:
+            # The partition's next records go on while these wait for their acknowledgement.
+            self._release(tp, record)
+            await asyncio.gather(*sent)
 
-    async def _attempt(self, record: ConsumerRecord[bytes, bytes]) -> Exception | None:
-        """None once delivered; the last error when retries are exhausted or the bytes are not an event."""
-        backoff = self._settings.fanout_retry_backoff_seconds
-        attempts = 0
-        while True:
-            try:
-                event = await self._serde.deserialize(self._topic, record.value)
-            except DeserializationError as poison:
-                return poison
-            except RegistryUnavailableError as outage:
-                # The record is fine: wait out the registry, unless stopping (the record is then replayed).
-                if self._stopping.is_set():
-                    raise _Stopped from outage
-                await asyncio.sleep(backoff)
-                continue
-            attempts += 1
-            try:
-                await self.channel.deliver(event)
-                return None
-            except Exception as failure:  # any delivery failure is retried, then dead-lettered
-                if attempts >= self._settings.fanout_max_attempts:
-                    name = self.channel.name
-                    log.error("%s: %s dead-lettered after %d attempts: %r", name, event.event_id, attempts, failure)
-                    return failure
-                log.warning("%s: %s attempt %d failed: %r", self.channel.name, event.event_id, attempts, failure)
-                await asyncio.sleep(backoff)
-                backoff *= 2
+    def _finished(self, tp: TopicPartition, work: PartitionWork) -> None:
+        self._commit_soon()
 
-    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], error: Exception) -> "asyncio.Future[Any]":
-        headers = [
-            *record.headers,
-            ("dlq.original.topic", record.topic.encode()),
-            ("dlq.original.partition", str(record.partition).encode()),
-            ("dlq.original.offset", str(record.offset).encode()),
-            ("dlq.channel", self.channel.name.encode()),
-            ("dlq.error.type", type(error).__name__.encode()),
-            ("dlq.error.message", str(error)[:1000].encode()),
-        ]
-        delivery: asyncio.Future[Any] = await self._producer.send(
-            self.channel.dead_letter, record.value, key=record.key, headers=headers
-        )
-        return delivery
+    def _commit_soon(self) -> None:
+        if self._committing is None or self._committing.done():
+            self._committing = asyncio.create_task(self._commit_while_finishing(), name="commit delivered records")
+
+    async def _commit_while_finishing(self) -> None:
+        while await self._commit(self._work):
+            pass
+
+    async def _polled(self) -> None:
+        for tp in list(self._work):
+            try:
+                self._read_to[tp] = await self._consumer.position(tp)
+            except KafkaError:  # no longer assigned
+                self._read_to.pop(tp, None)
+        self._commit_soon()
+
+    async def _partitions_leaving(self, leaving: dict[TopicPartition, PartitionWork]) -> None:
+        # Commit what was delivered before the partitions move, so the new owner does not deliver it again.
+        await self._commit(leaving)
+        for tp in leaving:
+            self._committed.pop(tp, None)
+            self._read_to.pop(tp, None)
+
+    async def _settle(self) -> None:
+        if self._committing is not None:
+            await asyncio.gather(self._committing, return_exceptions=True)
+        await self._commit(self._work)
+
+    def _commit_offset(self, tp: TopicPartition, work: PartitionWork) -> int | None:
+        """Up to the lowest undelivered record; once all is delivered, up to where the last poll read (past a commit
+        marker too: the group's lag then reads 0, not 1)."""
+        offset = work.commit_offset
+        read_to = self._read_to.get(tp)
+        if offset is not None and read_to is not None and work.drained and read_to > offset:
+            return read_to
+        return offset
+
+    async def _commit(self, works: dict[TopicPartition, PartitionWork]) -> bool:
+        """Commit each partition up to its lowest undelivered record; whether there was anything new to commit."""
+        async with self._commit_lock:
+            offsets = {
+                tp: offset
+                for tp, work in works.items()
+                if (offset := self._commit_offset(tp, work)) is not None and self._committed.get(tp) != offset
+            }
+            if not offsets:
+                return False
+            try:
+                await self._consumer.commit(offsets)
+            except KafkaError as error:
+                # The partition moved: its new owner delivers again what this commit would have covered.
+                log.warning("%s: commit of %s failed: %r", self.channel.name, offsets, error)
+                return False
+            self._committed.update(offsets)
+            return True

@@ -47,11 +47,32 @@ class Command:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":")).encode()
 
     @classmethod
-    def from_bytes(cls, value: bytes) -> "Command":
-        data = json.loads(value)
+    def from_bytes(cls, value: bytes | None) -> "Command":
+        """The command `value` holds; ValueError when it holds none (a tombstone, other bytes, a wrong field)."""
+        if not value:
+            raise ValueError("not a saga command: no value")
+        try:
+            data = json.loads(value)
+        except ValueError as error:  # not JSON, or not UTF-8
+            raise ValueError(f"not a saga command: {error}") from error
         if not isinstance(data, dict) or data.get("action") not in {"start", "run", "compensate"}:
             raise ValueError("not a saga command")
-        return cls(**data)
+        try:
+            command = cls(**data)
+        except TypeError as error:
+            raise ValueError(f"not a saga command: {error}") from error
+        fields_ok = (
+            isinstance(command.saga_id, str)
+            and command.saga_id
+            and isinstance(command.step, str)
+            and isinstance(command.attempt, int)
+            and isinstance(command.deadline, int | float | None)
+            and isinstance(command.input, dict | None)
+            and isinstance(command.command_id, str)
+        )
+        if not fields_ok:
+            raise ValueError("not a saga command: a field of the wrong type")
+        return command
 
     def same_as(self, other: "Command") -> bool:
         """Whether `other` asks for the same thing: a repeat of this command, whatever its command id."""
@@ -71,6 +92,8 @@ class SagaState:
     status: Status
     input: dict[str, Any]
     completed: tuple[str, ...] = ()
+    timed_out: tuple[str, ...] = ()
+    """Steps whose run timed out: their effect may exist, so they are compensated too (first, as the latest)."""
     compensated: tuple[str, ...] = ()
     results: dict[str, Any] = field(default_factory=dict)
     pending: Command | None = None
@@ -89,6 +112,7 @@ class SagaState:
             **data
             | {
                 "completed": tuple(data["completed"]),
+                "timed_out": tuple(data.get("timed_out", ())),
                 "compensated": tuple(data["compensated"]),
                 "pending": Command(**pending) if pending is not None else None,
             }
@@ -130,6 +154,8 @@ class Succeeded:
 @dataclass(frozen=True)
 class Failed:
     error: str
+    timed_out: bool = False
+    """The handler was cut short at its deadline: what it did so far may have taken effect."""
 
 
 Outcome = Succeeded | Failed
@@ -137,6 +163,15 @@ Outcome = Succeeded | Failed
 
 def _command(saga_id: str, action: Action, step: StepSpec, now: float, attempt: int = 1) -> Command:
     return Command(saga_id, action, step.name, attempt, now + step.timeout_seconds)
+
+
+def restamped(state: SagaState, steps: tuple[StepSpec, ...], now: float) -> SagaState:
+    """`state` with its pending command's deadline counted from `now`: when the command becomes visible (its
+    transaction commits), not when its step was planned, which may be a slow batch earlier."""
+    if state.pending is None:
+        return state
+    step = next(step for step in steps if step.name == state.pending.step)
+    return replace(state, pending=replace(state.pending, deadline=now + step.timeout_seconds))
 
 
 def begin(command: Command, steps: tuple[StepSpec, ...], now: float, correlation_id: str | None = None) -> SagaState:
@@ -153,7 +188,7 @@ def begin(command: Command, steps: tuple[StepSpec, ...], now: float, correlation
 
 def _compensate_next(state: SagaState, steps: tuple[StepSpec, ...], now: float) -> SagaState:
     by_name = {step.name: step for step in steps}
-    for name in reversed(state.completed):
+    for name in reversed((*state.completed, *state.timed_out)):
         step = by_name[name]
         if step.compensation is not None and name not in state.compensated:
             return replace(
@@ -172,7 +207,10 @@ def advance(
     names = [step.name for step in steps]
     if pending.action == "run":
         if isinstance(outcome, Failed):
-            return _compensate_next(replace(state, error=f"{pending.step}: {outcome.error}"), steps, now)
+            failed = replace(state, error=f"{pending.step}: {outcome.error}")
+            if outcome.timed_out:
+                failed = replace(failed, timed_out=(*state.timed_out, pending.step))
+            return _compensate_next(failed, steps, now)
         done = replace(
             state,
             completed=(*state.completed, pending.step),

@@ -4,13 +4,20 @@ state, its next command and the consumed offsets in one Kafka transaction per pa
 Commands and states of one saga share a partition number (both topics have the same partition count, and the
 orchestrator writes to the partition it read from), so the owner of a commands partition owns those sagas alone.
 When it gets a partition it fences the partition's previous owner with the partition's transactional id, then
-reads the state partition to its end: the latest state of every saga there, as last committed."""
+reads the state partition to its end: the latest state of every saga there, as last committed.
+
+Now and then (and on taking a partition) it sweeps the partition's sagas: a saga finished longer than
+SAGA_FINISHED_RETENTION_SECONDS ago is tombstoned from the compacted state topic, and a saga whose pending command
+is older than the commands topic's retention (SAGA_COMMANDS_RETENTION_SECONDS) gets it issued again: its record may
+be gone. A record on the commands topic that is not a command goes to the dead-letter topic, with why in its headers."""
 
 import asyncio
 import functools
 import logging
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
@@ -19,12 +26,27 @@ from ... import correlation
 from ...kafka.connection import connection_options
 from ...kafka.producer import stop_producer
 from ...settings import Settings
-from ..clients import stop_consumer
+from ..clients import send_dead_letter, stop_consumer
 from . import names
 from .definition import STEPS, Steps
-from .machine import TERMINAL, Command, Failed, Outcome, SagaState, StepCall, StepSpec, Succeeded, advance, begin
+from .machine import (
+    TERMINAL,
+    Command,
+    Failed,
+    Outcome,
+    SagaState,
+    StepCall,
+    StepSpec,
+    Succeeded,
+    advance,
+    begin,
+    restamped,
+)
 
 log = logging.getLogger(__name__)
+
+SWEEP_INTERVAL_SECONDS = 60.0
+"""How often an owned partition's sagas are swept (tombstones, commands issued again) while it is idle."""
 
 
 async def read_states(settings: Settings, partition: int) -> dict[str, SagaState]:
@@ -48,10 +70,14 @@ async def read_states(settings: Settings, partition: int) -> dict[str, SagaState
             for record in (await reader.getmany(tp, timeout_ms=500)).get(tp, []):
                 if record.offset >= end or record.key is None:
                     continue
+                saga_id = record.key.decode("utf-8", "replace")
                 if record.value is None:
-                    states.pop(record.key.decode(), None)  # a tombstone: the saga was deleted
-                else:
-                    states[record.key.decode()] = SagaState.from_bytes(record.value)
+                    states.pop(saga_id, None)  # a tombstone: the saga finished long ago and was deleted
+                    continue
+                try:
+                    states[saga_id] = SagaState.from_bytes(record.value)
+                except (ValueError, TypeError, KeyError) as error:
+                    log.error("%s[%d]@%d is not a saga state, skipped: %r", *tp, record.offset, error)
         return states
     finally:
         await reader.stop()
@@ -82,9 +108,17 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 class SagaOrchestrator:
-    def __init__(self, settings: Settings, steps: Steps, plan: tuple[StepSpec, ...] = STEPS) -> None:
-        """`steps` holds the handlers; `plan` is the spec's steps (a test may shorten their timeouts)."""
+    def __init__(
+        self,
+        settings: Settings,
+        steps: Steps,
+        plan: tuple[StepSpec, ...] = STEPS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """`steps` holds the handlers; `plan` is the spec's steps (a test may shorten their timeouts); `clock` tells
+        the epoch seconds deadlines are counted in."""
         self._settings = settings
+        self._clock = clock
         self._steps = steps
         self._plan = plan
         self._by_name = {step.name: step for step in plan}
@@ -99,6 +133,7 @@ class SagaOrchestrator:
         self._owned: dict[TopicPartition, _Partition] = {}
         self._gate = asyncio.Semaphore(settings.saga_concurrency)
         self._busy: dict[TopicPartition, asyncio.Task[None]] = {}
+        self._swept: dict[TopicPartition, float] = {}
         self._failure: BaseException | None = None
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -107,6 +142,10 @@ class SagaOrchestrator:
         self._consumer.subscribe([names.COMMANDS_TOPIC], listener=_Rebalance(self))
         await self._consumer.start()
         self._task = asyncio.create_task(self._run(), name="saga-orchestrator")
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
 
     async def finished(self) -> None:
         """Returns (or raises) when the orchestrator stopped on its own."""
@@ -129,6 +168,7 @@ class SagaOrchestrator:
             task.cancel()
         await asyncio.gather(*cancelled, return_exceptions=True)
         for tp in partitions:
+            self._swept.pop(tp, None)
             owned = self._owned.pop(tp, None)
             if owned is not None:
                 await stop_producer(owned.producer, self._settings.shutdown_timeout_seconds)
@@ -143,10 +183,26 @@ class SagaOrchestrator:
             for tp, records in batch.items():
                 if tp in self._busy or tp not in self._consumer.assignment():
                     continue
-                self._consumer.pause(tp)
-                task = asyncio.create_task(self._partition_batch(tp, records), name=f"saga-{tp.partition}")
-                self._busy[tp] = task
-                task.add_done_callback(functools.partial(self._batch_done, tp))
+                # Past the last record handed over, and past the commit marker of the transaction that wrote it:
+                # committing this position, not the last offset + 1, leaves the group no lag of 1 at rest.
+                read_to = await self._consumer.position(tp)
+                self._in_turn(tp, self._partition_batch(tp, records, read_to))
+            now = asyncio.get_running_loop().time()
+            for tp in self._consumer.assignment():
+                if tp in self._busy:
+                    continue
+                if tp not in self._owned:
+                    # Taken before any command comes: its sagas are swept too, whether or not one is under way.
+                    self._in_turn(tp, self._take(tp))
+                elif now - self._swept.get(tp, now) >= SWEEP_INTERVAL_SECONDS:
+                    self._in_turn(tp, self._sweep(tp))
+
+    def _in_turn(self, tp: TopicPartition, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` as the partition's one task at a time, the partition paused until it is done."""
+        self._consumer.pause(tp)
+        task = asyncio.create_task(work, name=f"saga-{tp.partition}")
+        self._busy[tp] = task
+        task.add_done_callback(functools.partial(self._batch_done, tp))
 
     def _batch_done(self, tp: TopicPartition, task: "asyncio.Task[None]") -> None:
         if self._busy.get(tp) is task:
@@ -156,11 +212,17 @@ class SagaOrchestrator:
         if not task.cancelled() and task.exception() is not None:
             self._failure = task.exception()
 
-    async def _partition_batch(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+    async def _partition_batch(
+        self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]], read_to: int
+    ) -> None:
         if tp not in self._owned:
-            await self._prepare(tp)  # moves the position: these records come again
+            await self._take(tp)  # moves the position: these records come again
             return
-        await self._process(tp, records)
+        await self._process(tp, records, read_to)
+
+    async def _take(self, tp: TopicPartition) -> None:
+        await self._prepare(tp)
+        await self._sweep(tp)
 
     async def _prepare(self, tp: TopicPartition) -> None:
         """Fence the partition's previous owner, then load its sagas and resume from the committed offset."""
@@ -186,26 +248,33 @@ class SagaOrchestrator:
         waiting = sum(1 for state in states.values() if state.status not in TERMINAL)
         log.info("saga partition %d: %d sagas, %d under way; resuming", tp.partition, len(states), waiting)
 
-    async def _process(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+    async def _process(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]], read_to: int) -> None:
         owned = self._owned[tp]
         commands: dict[str, list[tuple[Command, ConsumerRecord[bytes, bytes]]]] = {}
+        unreadable: list[tuple[ConsumerRecord[bytes, bytes], Exception]] = []
         for record in records:
             try:
                 command = Command.from_bytes(record.value)
-            except (ValueError, TypeError) as error:
-                log.error("%s[%d]@%d is not a saga command, skipped: %r", *tp, record.offset, error)
+            except Exception as error:  # whatever the bytes: dead-lettered, never a stop
+                log.error("%s[%d]@%d is not a saga command; dead-lettered: %r", *tp, record.offset, error)
+                unreadable.append((record, error))
                 continue
             commands.setdefault(command.saga_id, []).append((command, record))
         changes = await asyncio.gather(
             *(self._saga(owned.states.get(saga_id), queued) for saga_id, queued in commands.items())
         )
-        changed = [change for change in changes if change is not None]
+        # Every step of the batch has ended: the next commands' deadlines count from here, not from their own step.
+        now = self._clock()
+        changed = [replace(change, state=restamped(change.state, self._plan, now)) for change in changes if change]
         producer = owned.producer
         try:
             async with producer.transaction():
+                sent = [await send_dead_letter(producer, names.DEAD_LETTER_TOPIC, *bad) for bad in unreadable]
                 for change in changed:
-                    await self._write(producer, tp.partition, change)
-                await producer.send_offsets_to_transaction({tp: records[-1].offset + 1}, names.GROUP)
+                    sent.extend(await self._write(producer, tp.partition, change))
+                # aiokafka commits a transaction whose sends failed: only the futures tell. Any failure aborts.
+                await asyncio.gather(*sent)
+                await producer.send_offsets_to_transaction({tp: read_to}, names.GROUP)
         except KafkaError as error:
             # Aborted, or its outcome unknown: fence and start over from what is committed.
             log.warning("committing sagas of %s[%d] failed: %r; resuming from the committed state", *tp, error)
@@ -216,13 +285,14 @@ class SagaOrchestrator:
         for change in changed:
             owned.states[change.state.saga_id] = change.state
 
-    async def _write(self, producer: AIOKafkaProducer, partition: int, change: _Change) -> None:
-        """The saga's new state, its next command and its step's records, all caused by the command just handled."""
+    async def _write(self, producer: AIOKafkaProducer, partition: int, change: _Change) -> list["asyncio.Future[Any]"]:
+        """The saga's new state, its next command and its step's records, all caused by the command just handled;
+        their delivery futures."""
         state, cause = change.state, change.cause.command_id
         key = state.saga_id.encode()
         correlation.begin(state.correlation_id)
         headers = [("event-type", b"SagaState"), *correlation.outgoing(cause, cause)]
-        await producer.send(names.STATE_TOPIC, state.to_bytes(), key=key, partition=partition, headers=headers)
+        sent = [await producer.send(names.STATE_TOPIC, state.to_bytes(), key=key, partition=partition, headers=headers)]
         if state.pending is not None:
             command_id = state.pending.command_id
             headers = [
@@ -230,11 +300,67 @@ class SagaOrchestrator:
                 ("event-id", command_id.encode()),
                 *correlation.outgoing(command_id, cause),
             ]
-            await producer.send(
-                names.COMMANDS_TOPIC, state.pending.to_bytes(), key=key, partition=partition, headers=headers
+            sent.append(
+                await producer.send(
+                    names.COMMANDS_TOPIC, state.pending.to_bytes(), key=key, partition=partition, headers=headers
+                )
             )
         for topic, record_key, value in change.records:
-            await producer.send(topic, value, key=record_key, headers=correlation.outgoing(cause, cause))
+            sent.append(await producer.send(topic, value, key=record_key, headers=correlation.outgoing(cause, cause)))
+        return sent
+
+    async def _sweep(self, tp: TopicPartition) -> None:
+        """Tombstone the partition's sagas finished longer than the retention ago, and issue again the pending
+        command of those that waited longer than the commands topic keeps a record: nothing else would run it."""
+        owned = self._owned.get(tp)
+        if owned is None:
+            return
+        self._swept[tp] = asyncio.get_running_loop().time()
+        now = self._clock()
+        finished_before = now - self._settings.saga_finished_retention_seconds
+        issued_before = now - self._settings.saga_commands_retention_seconds
+        expired = [
+            saga_id
+            for saga_id, state in owned.states.items()
+            if state.status in TERMINAL and state.updated_at <= finished_before
+        ]
+        lost = [
+            restamped(replace(state, updated_at=now), self._plan, now)
+            for state in owned.states.values()
+            if state.status not in TERMINAL and state.pending is not None and state.updated_at <= issued_before
+        ]
+        if not expired and not lost:
+            return
+        producer = owned.producer
+        try:
+            async with producer.transaction():
+                sent = [
+                    await producer.send(names.STATE_TOPIC, None, key=saga_id.encode(), partition=tp.partition)
+                    for saga_id in expired
+                ]
+                for state in lost:
+                    assert state.pending is not None
+                    log.warning(
+                        "saga %s: its pending %s is older than the commands' retention; issued again",
+                        state.saga_id,
+                        state.pending.step,
+                    )
+                    sent.extend(await self._write(producer, tp.partition, _Change(state, state.pending)))
+                await asyncio.gather(*sent)
+        except KafkaError as error:
+            # The producer is fenced or failing: the next batch's transaction finds out and starts over.
+            log.warning("sweeping sagas of %s[%d] failed: %r; tried again later", *tp, error)
+            return
+        for saga_id in expired:
+            owned.states.pop(saga_id, None)
+        for state in lost:
+            owned.states[state.saga_id] = state
+        log.info(
+            "saga partition %d: %d finished sagas tombstoned, %d commands issued again",
+            tp.partition,
+            len(expired),
+            len(lost),
+        )
 
     async def _saga(
         self, state: SagaState | None, queued: list[tuple[Command, ConsumerRecord[bytes, bytes]]]
@@ -243,7 +369,7 @@ class SagaOrchestrator:
         change: _Change | None = None
         for command, record in queued:
             correlation.adopt(record.headers)
-            now = time.time()
+            now = self._clock()
             if command.action == "start":
                 if state is not None:
                     log.info("saga %s exists already; start ignored", command.saga_id)
@@ -265,7 +391,7 @@ class SagaOrchestrator:
             )
             async with self._gate:
                 outcome = await self._call(call, command)
-            state = advance(state, self._plan, outcome, time.time(), self._settings.saga_compensation_max_attempts)
+            state = advance(state, self._plan, outcome, self._clock(), self._settings.saga_compensation_max_attempts)
             # A failed step's records are dropped with it: only a completed step has effects on Kafka.
             change = _Change(state, command, call.records if isinstance(outcome, Succeeded) else [])
             if isinstance(outcome, Failed):
@@ -282,7 +408,7 @@ class SagaOrchestrator:
     async def _call(self, call: StepCall, command: Command) -> Outcome:
         if command.attempt > 1:  # a compensation tried again: back off, doubling
             await asyncio.sleep(self._settings.saga_retry_backoff_seconds * 2 ** (command.attempt - 2))
-        left = (command.deadline or float("inf")) - time.time()
+        left = (command.deadline or float("inf")) - self._clock()
         timeout = self._by_name[command.step].timeout_seconds
         handler = getattr(self._steps, call.handler)
         try:
@@ -291,7 +417,8 @@ class SagaOrchestrator:
             async with asyncio.timeout(left):
                 result = await handler(call)
         except TimeoutError:
-            return Failed(f"{call.handler} timed out after {timeout:g} s")
+            # Cut short: what the handler did so far may have taken effect, so a step is compensated too.
+            return Failed(f"{call.handler} timed out after {timeout:g} s", timed_out=command.action == "run")
         except Exception as error:
             return Failed(f"{call.handler} raised {error!r}")
         return Succeeded(result)

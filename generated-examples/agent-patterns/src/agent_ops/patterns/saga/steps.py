@@ -4,7 +4,10 @@ The orchestrator calls each handler with a StepCall. A handler may run more than
 killed before the outcome was committed), so make its effects idempotent by `call.idempotency_key` (saga id and
 step): pass it to the system you call, or write to Kafka with `call.send(...)`, which commits together with the
 step's outcome. Raise to fail the step: the saga then compensates the steps completed before it, in reverse order.
-A compensation that raises is tried again (SAGA_COMPENSATION_MAX_ATTEMPTS times) before the saga is marked failed.
+A step that runs past its timeout is cut short, and what it did so far may have taken effect: it is compensated
+too, first, with no result of its own in `call.results`, so a compensation must cope with an effect that may not
+exist. A compensation that raises is tried again (SAGA_COMPENSATION_MAX_ATTEMPTS times) before the saga is marked
+failed.
 """
 
 import logging
@@ -22,7 +25,7 @@ class TaskRunSteps:
         return {"reserve_credits": call.idempotency_key}
 
     async def release_credits(self, call: StepCall) -> dict[str, Any] | None:
-        """Undoes reserve_credits, whose result is call.results["reserve_credits"]."""
+        """Undoes reserve_credits, whose result is call.results.get("reserve_credits"): absent when it timed out."""
         log.info("%s: %s for saga %s", call.action, call.handler, call.saga_id)
         return None
 
@@ -32,7 +35,7 @@ class TaskRunSteps:
         return {"run_agent": call.idempotency_key}
 
     async def discard_run(self, call: StepCall) -> dict[str, Any] | None:
-        """Undoes run_agent, whose result is call.results["run_agent"]."""
+        """Undoes run_agent, whose result is call.results.get("run_agent"): absent when it timed out."""
         log.info("%s: %s for saga %s", call.action, call.handler, call.saga_id)
         return None
 
@@ -42,7 +45,7 @@ class TaskRunSteps:
         return {"store_result": call.idempotency_key}
 
     async def delete_result(self, call: StepCall) -> dict[str, Any] | None:
-        """Undoes store_result, whose result is call.results["store_result"]."""
+        """Undoes store_result, whose result is call.results.get("store_result"): absent when it timed out."""
         log.info("%s: %s for saga %s", call.action, call.handler, call.saga_id)
         return None
 

@@ -71,6 +71,44 @@ Whether the client speaks TLS / SASL to the brokers.
 {{- end }}
 
 {{/*
+The files the shared ConfigMap names (KAFKA_SSL_CAFILE, KAFKA_SSL_CERTFILE, KAFKA_SSL_KEYFILE), mounted where it
+names them: every pod that reads the ConfigMap and talks to Kafka mounts these, or it fails on a missing file.
+*/}}
+{{- define "order-pipelines.kafkaVolumeMounts" -}}
+{{- if include "order-pipelines.kafkaTls" . }}
+- name: cluster-ca
+  mountPath: /etc/kafka/cluster-ca
+  readOnly: true
+{{- end }}
+{{- if include "order-pipelines.kafkaClientCertificate" . }}
+- name: kafka-user
+  mountPath: /etc/kafka/user
+  readOnly: true
+{{- end }}
+{{- end }}
+{{- define "order-pipelines.kafkaVolumes" -}}
+{{- if include "order-pipelines.kafkaTls" . }}
+- name: cluster-ca
+  secret:
+    secretName: {{ include "order-pipelines.clusterCaSecret" . }}
+    items:
+      - key: ca.crt
+        path: ca.crt
+{{- end }}
+{{- if include "order-pipelines.kafkaClientCertificate" . }}
+# Strimzi's User Operator writes the KafkaUser's certificate and key into this Secret.
+- name: kafka-user
+  secret:
+    secretName: {{ .Values.kafka.user }}
+    items:
+      - key: user.crt
+        path: user.crt
+      - key: user.key
+        path: user.key
+{{- end }}
+{{- end }}
+
+{{/*
 Settings that come from Secrets, never from the ConfigMap: the KafkaUser's password, and the URL of the
 processed-event store that every pod of the group shares.
 */}}

@@ -1,7 +1,8 @@
 {{/*
 A Deployment running one of the patterns' processes: `python -m <package> <args>`, without HTTP.
 Its pods carry a name of their own (<chart>-<component>), so no other Deployment, Service or PDB selects them.
-Called with (dict "root" $ "component" "..." "args" (list ...) "replicas" N "chainKey" bool).
+Called with (dict "root" $ "component" "..." "args" (list ...) "replicas" N "chainKey" bool), and "singleton" true
+for a process of which two must never overlap: it is stopped before its replacement starts (strategy Recreate).
 */}}
 {{- define "order-pipelines.patternDeployment" -}}
 {{- $root := .root -}}
@@ -19,6 +20,10 @@ metadata:
     app.kubernetes.io/managed-by: {{ $root.Release.Service }}
 spec:
   replicas: {{ .replicas }}
+  {{- if .singleton }}
+  strategy:
+    type: Recreate
+  {{- end }}
   selector:
     matchLabels:
       app.kubernetes.io/name: {{ $name }}
@@ -82,20 +87,13 @@ spec:
           volumeMounts:
             - name: tmp
               mountPath: /tmp
-            {{- if include "order-pipelines.kafkaTls" $root }}
-            - name: cluster-ca
-              mountPath: /etc/kafka/cluster-ca
-              readOnly: true
+            {{- with include "order-pipelines.kafkaVolumeMounts" $root | trim }}
+            {{- . | nindent 12 }}
             {{- end }}
       volumes:
         - name: tmp
           emptyDir: {}
-        {{- if include "order-pipelines.kafkaTls" $root }}
-        - name: cluster-ca
-          secret:
-            secretName: {{ include "order-pipelines.clusterCaSecret" $root }}
-            items:
-              - key: ca.crt
-                path: ca.crt
+        {{- with include "order-pipelines.kafkaVolumes" $root | trim }}
+        {{- . | nindent 8 }}
         {{- end }}
 {{- end }}

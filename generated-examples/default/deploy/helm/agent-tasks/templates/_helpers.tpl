@@ -71,6 +71,44 @@ Whether the client speaks TLS / SASL to the brokers.
 {{- end }}
 
 {{/*
+The files the shared ConfigMap names (KAFKA_SSL_CAFILE, KAFKA_SSL_CERTFILE, KAFKA_SSL_KEYFILE), mounted where it
+names them: every pod that reads the ConfigMap and talks to Kafka mounts these, or it fails on a missing file.
+*/}}
+{{- define "agent-tasks.kafkaVolumeMounts" -}}
+{{- if include "agent-tasks.kafkaTls" . }}
+- name: cluster-ca
+  mountPath: /etc/kafka/cluster-ca
+  readOnly: true
+{{- end }}
+{{- if include "agent-tasks.kafkaClientCertificate" . }}
+- name: kafka-user
+  mountPath: /etc/kafka/user
+  readOnly: true
+{{- end }}
+{{- end }}
+{{- define "agent-tasks.kafkaVolumes" -}}
+{{- if include "agent-tasks.kafkaTls" . }}
+- name: cluster-ca
+  secret:
+    secretName: {{ include "agent-tasks.clusterCaSecret" . }}
+    items:
+      - key: ca.crt
+        path: ca.crt
+{{- end }}
+{{- if include "agent-tasks.kafkaClientCertificate" . }}
+# Strimzi's User Operator writes the KafkaUser's certificate and key into this Secret.
+- name: kafka-user
+  secret:
+    secretName: {{ .Values.kafka.user }}
+    items:
+      - key: user.crt
+        path: user.crt
+      - key: user.key
+        path: user.key
+{{- end }}
+{{- end }}
+
+{{/*
 Settings that come from Secrets, never from the ConfigMap: the KafkaUser's password, and the URL of the
 processed-event store that every pod of the group shares.
 */}}
