@@ -603,10 +603,16 @@ def pattern_problems(patterns: Any, spec: Any) -> list[str]:
             found.append(f"spec.{name}: missing; the {name} pattern needs it, e.g. `{example}`; or unselect {name}.")
         if name not in chosen and configured:
             found.append(f"spec.{name} is set but the {name} pattern is not chosen: choose it, or drop spec.{name}.")
-    if "cdc" in chosen and not any(topic.get("consumed", True) for topic in spec["topics"]):
+    consumes = any(topic.get("consumed", True) for topic in spec["topics"])
+    if "cdc" in chosen and not consumes:
         found.append(
             "patterns: cdc consumes its change topic through the runner of the spec's consumed topics, and no topic "
             "is consumed: mark a topic `consumed: true`, or unselect cdc."
+        )
+    if "fanout" in chosen and not consumes:
+        found.append(
+            "patterns: fanout's channels run on the consumer runner of the spec's consumed topics, and no topic is "
+            "consumed: mark a topic `consumed: true` (the fanned-out one will do), or unselect fanout."
         )
     if "audit" in chosen:
         parsed = Spec.model_validate(spec)

@@ -54,8 +54,8 @@ def allowed(row: Mapping[str, Any]) -> bool:
     # The topic strategy gives every type on a topic one subject: one type per topic only.
     if row.get("schema_subject_strategy") == "topic" and row.get("events") == "several":
         return False
-    # Change data capture is consumed beside a consumed topic of the spec, through its runner.
-    if row.get("consumes") is False and row.get("cdc") is True:
+    # Change data capture and the fan-out channels run on the runner of the spec's consumed topics.
+    if row.get("consumes") is False and (row.get("cdc") is True or row.get("fanout") is True):
         return False
     # A service that consumes nothing is asked for no delivery guarantee: it renders with the default.
     return not (row.get("consumes") is False and row.get("delivery_guarantee", GUARANTEES[0]) != GUARANTEES[0])
@@ -240,8 +240,8 @@ def spec_without_its_pattern(name: str) -> dict[str, Any]:
     return data
 
 
-def cdc_without_a_consumed_topic() -> dict[str, Any]:
-    data = answers({**ROWS[0], "cdc": True})
+def without_a_consumed_topic(pattern: str) -> dict[str, Any]:
+    data = answers({**ROWS[0], pattern: True})
     data["spec"]["topics"][0]["consumed"] = False
     return data
 
@@ -254,7 +254,8 @@ REFUSALS = [
     (pattern_without_its_spec("cdc"), "patterns", "spec.cdc: missing; the cdc pattern needs it"),
     (spec_without_its_pattern("fanout"), "patterns", "spec.fanout is set but the fanout pattern is not chosen"),
     (spec_without_its_pattern("outbox"), "patterns", "spec.outbox is set but the outbox pattern is not chosen"),
-    (cdc_without_a_consumed_topic(), "patterns", "no topic is consumed: mark a topic `consumed: true`"),
+    (without_a_consumed_topic("cdc"), "patterns", "cdc consumes its change topic through the runner of the spec"),
+    (without_a_consumed_topic("fanout"), "patterns", "fanout's channels run on the consumer runner of the spec"),
 ]
 
 

@@ -135,9 +135,11 @@ def expected_acls(answers: dict[str, Any]) -> set[tuple[str, str, str, frozenset
             grant("topic", topic["emits_to"], "literal", "Write", "Describe")  # the handlers' emitted events
         if topic.get("consumed", True):
             grant("topic", topic["name"], "literal", "Read", "Describe")
-            grant("topic", topic["name"] + ".dlq", "literal", "Write", "Describe")
+            # `dlq replay` reads the dead letters back, in a group of its own.
+            grant("topic", topic["name"] + ".dlq", "literal", "Read", "Write", "Describe")
     if any(topic.get("consumed", True) for topic in topics):
         grant("group", answers["spec"]["consumer_group"], "literal", "Read")
+        grant("group", answers["spec"]["consumer_group"] + ".dlq-replay", "literal", "Read")
     if answers.get("delivery_guarantee") == "exactly-once":  # not asked when nothing is consumed
         grant("transactionalId", answers["k8s_name"] + "-", "prefix", "Write", "Describe")
     for kind, name, pattern, ops in pattern_acls(answers):
@@ -159,9 +161,11 @@ def pattern_topics(answers: dict[str, Any]) -> dict[str, dict[str, Any]]:
         # Append-only: deleted by age only (forever by default), never compacted.
         topics[name] = {"cleanup.policy": "delete", "retention.ms": days * 86_400_000 if days else -1}
         topics[name + ".intake"] = {}
+        topics[name + ".intake.dlq"] = {}  # intake records the sealer cannot read
     if "saga" in chosen:
         saga = spec["saga"]["name"].replace("_", "-")
         topics[f"saga.{saga}.commands"] = {}
+        topics[f"saga.{saga}.commands.dlq"] = {}  # records the orchestrator cannot read
         # The orchestrator rebuilds every saga from the latest state per saga id: compacted, never deleted by age.
         topics[f"saga.{saga}.state"] = {"cleanup.policy": "compact"}
     if "cdc" in chosen:
@@ -185,12 +189,14 @@ def pattern_acls(answers: dict[str, Any]) -> list[tuple[str, str, str, tuple[str
         audit = spec.get("audit") or {}
         name = audit.get("topic") or spec["topics"][0]["name"] + ".audit"
         acls.append(("topic", name + ".intake", "literal", ("Read", "Write", "Describe")))
+        acls.append(("topic", name + ".intake.dlq", "literal", ("Write", "Describe")))
         acls.append(("topic", name, "literal", ("Read", "Write", "Describe")))
         acls.append(("group", f"{spec['consumer_group']}.audit-sealer", "literal", ("Read",)))
         acls.append(("transactionalId", answers["k8s_name"] + "-audit-sealer-", "prefix", ("Write", "Describe")))
     if "saga" in chosen:
         saga = spec["saga"]["name"].replace("_", "-")
         acls.append(("topic", f"saga.{saga}.commands", "literal", ("Read", "Write", "Describe")))
+        acls.append(("topic", f"saga.{saga}.commands.dlq", "literal", ("Write", "Describe")))
         acls.append(("topic", f"saga.{saga}.state", "literal", ("Read", "Write", "Describe")))
         acls.append(("group", f"{spec['consumer_group']}.saga-{saga}", "literal", ("Read",)))
         acls.append(("transactionalId", f"{answers['k8s_name']}-saga-{saga}-", "prefix", ("Write", "Describe")))
@@ -217,7 +223,10 @@ def check_kafka_user(user_file: Path, answers: dict[str, Any]) -> None:
     readable = {name for kind, name, _, ops in rendered if kind == "topic" and "Read" in ops}
     consumed = {topic["name"] for topic in answers["spec"]["topics"] if topic.get("consumed", True)}
     by_patterns = {name for kind, name, _, ops in pattern_acls(answers) if kind == "topic" and "Read" in ops}
-    assert readable == consumed | by_patterns, "Read only on what is consumed: never on a DLQ or a topic only produced"
+    replayed = {name + ".dlq" for name in consumed}
+    assert readable == consumed | by_patterns | replayed, (
+        "Read only on what is consumed and on its dead letters (`dlq replay`): never on a topic only produced"
+    )
     for acl in user["spec"]["authorization"]["acls"]:
         assert acl.get("type", "allow") == "allow"
         assert "host" not in acl
