@@ -7,6 +7,9 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
+MAX_REQUEST_SIZE = 1_048_576
+"""aiokafka's default max_request_size, which the patterns' producers keep."""
+
 HOSTILE: dict[str, tuple[bytes | None, list[tuple[str, str | bytes | None]]]] = {
     "tombstone": (None, []),
     "empty value": (b"", []),
@@ -14,6 +17,8 @@ HOSTILE: dict[str, tuple[bytes | None, list[tuple[str, str | bytes | None]]]] = 
     "unknown schema id": (b"\x00\x7f\xff\xff\xfe\x02ab", []),
     "truncated": (b"\x00\x00\x00", []),
     "garbage headers": (b"\xff\xfe\xfd", [("event-type", b"\xff\xfe"), ("correlation-id", None), ("\u00e9", b"\x80")]),
+    # Too large to be written again beside the dead-letter headers: its dead letter goes without the value.
+    "near the size limit": (b"\x00" + b"\x7f" * (MAX_REQUEST_SIZE - 150), []),
 }
 """Each kind's value and headers, written with its kind as key; one more record has neither key nor value."""
 
@@ -26,7 +31,9 @@ def write_hostile(bootstrap: str, topic: str, partition: int) -> list[str]:
     def noted(kind: str) -> Callable[[Any, Any], None]:
         return lambda error, _message: (failed if error else delivered).append(kind)
 
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "message.max.bytes": 2 * MAX_REQUEST_SIZE}
+    )
     for kind, (value, headers) in HOSTILE.items():
         producer.produce(topic, value, key=kind.encode(), partition=partition, headers=headers, on_delivery=noted(kind))
     producer.produce(topic, None, key=None, partition=partition, on_delivery=noted("null key and value"))

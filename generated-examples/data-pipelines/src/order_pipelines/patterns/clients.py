@@ -1,9 +1,15 @@
 """What the patterns' own Kafka clients share."""
 
 import asyncio
+import inspect
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
+
+MAX_REQUEST_SIZE: int = inspect.signature(AIOKafkaProducer).parameters["max_request_size"].default
+"""The largest record the patterns' producers send (aiokafka's default): aiokafka refuses a larger one, and in a
+transaction that refusal aborts everything else the transaction holds."""
 
 
 async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
@@ -44,11 +50,15 @@ async def send_dead_letter(
     """Queue `record` on `topic` as it came, same key and value, with `dead_letter_headers`; its delivery future.
 
     A record with neither key nor value (Kafka stores one; aiokafka refuses to send one) becomes an empty value and a
-    `dlq.original.null` header saying so."""
+    `dlq.original.null` header saying so. A value too large to write again beside those headers goes without it
+    (`dlq.original.value: dropped: N bytes`; the original stays at its topic, partition and offset until retention)."""
     headers = dead_letter_headers(record, error, extra)
     value: bytes | None = record.value
     if record.key is None and value is None:
         value = b""
         headers.append(("dlq.original.null", b"key,value"))
+    if value and DefaultRecordBatchBuilder.estimate_size_in_bytes(record.key, value, headers) > MAX_REQUEST_SIZE:
+        headers.append(("dlq.original.value", f"dropped: {len(value)} bytes".encode()))
+        value = b""
     delivery: asyncio.Future[Any] = await producer.send(topic, value, key=record.key, headers=headers)
     return delivery
