@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -16,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from agent_ops.app import create_app
 from agent_ops.events.catalog import CONSUMED_TOPICS
+from agent_ops.kafka.connection import connection_options
 from agent_ops.observability import tracing
 from tests.samples import ROUTES, sample_event, unique_key
 
@@ -128,6 +130,30 @@ async def test_one_trace_runs_from_the_http_request_through_kafka_to_the_handler
     (send_emitted,) = [span for span in same_trace if span.name == emitted]
     assert send_emitted.parent is not None
     assert send_emitted.parent.span_id == process.context.span_id
+
+
+async def test_a_record_with_a_garbled_traceparent_stops_no_traced_runner(
+    kafka_bootstrap: str, unique: str, spans: tuple[TracerProvider, InMemorySpanExporter]
+) -> None:
+    provider, _ = spans
+    key = unique_key(TOPIC)
+    settings = service_settings(kafka_bootstrap, unique)
+    app = create_app(settings, tracer_provider=provider)
+    try:
+        async with running_service(settings, app) as client:
+            producer = AIOKafkaProducer(**connection_options(settings))
+            await producer.start()
+            try:
+                # Read while polling, before any handler sees the record: then dead-lettered as no event at all.
+                garbled = [("traceparent", b"\xff\xfe not utf-8")]
+                await producer.send_and_wait(TOPIC.name, b"\x00", key=key.encode(), headers=garbled)
+            finally:
+                await producer.stop()
+            event = sample_event(TOPIC, key=key)  # same key, so the same partition, after the garbled record
+            assert (await client.post(ROUTE, json=event.model_dump(mode="json"))).status_code == 202
+            await eventually(lambda: consumed(client, key))
+    finally:
+        tracing.uninstrument(app)
 
 
 def free_port() -> int:

@@ -6,6 +6,7 @@ import re
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
@@ -24,11 +25,15 @@ TOPIC = next(topic for topic in CONSUMED_TOPICS if topic.name in ROUTES)
 ROUTE = ROUTES[TOPIC.name]
 
 
+def librdkafka(bootstrap: str) -> dict[str, Any]:
+    return {"bootstrap.servers": bootstrap}
+
+
 def records_with_key(bootstrap: str, topic: str, key: bytes) -> list[list[tuple[str, bytes]]]:
     """The headers of every committed record on `topic` with `key`, read by librdkafka up to the topic's end."""
     consumer = Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **librdkafka(bootstrap),
             "group.id": f"count-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
             "isolation.level": "read_committed",

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from opentelemetry import context, propagate, trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.instrumentation.aiokafka import AIOKafkaInstrumentor
+from opentelemetry.instrumentation.aiokafka import utils as aiokafka_instrumentation
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.sdk.resources import Resource
@@ -53,6 +54,10 @@ def instrument(app: FastAPI, provider: TracerProvider) -> None:
     kafka = AIOKafkaInstrumentor()
     if not kafka.is_instrumented_by_opentelemetry:
         kafka.instrument(tracer_provider=provider)
+    # Its receive span reads each polled record's trace context with a getter that decodes header values as UTF-8,
+    # inside `getmany`: one record with a garbled `traceparent` would fail every poll and stop the runner. Ours
+    # takes such a header for no context.
+    aiokafka_instrumentation._aiokafka_getter = HEADERS  # type: ignore[assignment]
     _tracing = True
 
 
