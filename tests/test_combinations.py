@@ -21,27 +21,31 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.conftest import SECURE_STACK_VARIABLES, STACK_VARIABLES
-from tools.render import render
+from tools.render import REPO, render
+
+QUESTIONS: dict[str, Any] = yaml.safe_load((REPO / "copier.yml").read_text())
+
+
+def choices(question: str) -> tuple[str, ...]:
+    """The values copier.yml offers for `question`, its default first: a choice added there is covered here."""
+    offered = tuple(QUESTIONS[question]["choices"].values())
+    default = QUESTIONS[question]["default"]
+    return (default, *(value for value in offered if value != default))
+
 
 GUARANTEES = ("at-least-once", "exactly-once", "at-most-once")
-PATTERN_NAMES = ("fanout", "audit", "saga", "outbox", "cdc")
+"""The order the rows were built and proven in; `test_the_factors_are_the_answers_copier_offers` keeps it whole."""
+PATTERN_NAMES = tuple(QUESTIONS["patterns"]["choices"].values())
 # Each answer (or shape of the spec) and its values; the first value of each is the template's default.
 FACTORS: dict[str, tuple[Any, ...]] = {
     "delivery_guarantee": GUARANTEES,
-    "security": ("none", "scram-tls", "mtls"),
+    "security": choices("security"),
     **dict.fromkeys(PATTERN_NAMES, (False, True)),
-    "schema_subject_strategy": ("topic-record", "record", "topic"),
-    "schema_compatibility": (
-        "BACKWARD",
-        "BACKWARD_TRANSITIVE",
-        "FORWARD",
-        "FORWARD_TRANSITIVE",
-        "FULL",
-        "FULL_TRANSITIVE",
-        "NONE",
-    ),
+    "schema_subject_strategy": choices("schema_subject_strategy"),
+    "schema_compatibility": choices("schema_compatibility"),
     "consumes": (True, False),  # False: a producer-only service, no topic consumed
     "events": ("several", "one"),  # event types per topic
 }
@@ -167,6 +171,11 @@ def row_id(index: int, row: Mapping[str, Any]) -> str:
 
 ROWS = covering_array()
 KEPT = ROWS[: int(os.environ["COMBINATIONS"])] if os.environ.get("COMBINATIONS") else ROWS
+
+
+def test_the_factors_are_the_answers_copier_offers() -> None:
+    assert set(GUARANTEES) == set(choices("delivery_guarantee"))
+    assert GUARANTEES[0] == QUESTIONS["delivery_guarantee"]["default"]
 
 
 def test_the_rows_cover_every_allowed_pair() -> None:
