@@ -1,21 +1,25 @@
 """One real local stack for the whole test session, started from the very launcher every generated project carries.
 
-Under pytest-xdist (`make test` runs `-n 2`) every worker has a session of its own, so a stack of
+Under pytest-xdist (`make test` runs `-n 3`) every worker has a session of its own, so a stack of
 its own: the variants' suites write fixed topic names (agent.tasks) and some assert what a topic gained during a
 test, which a variant running at the same time on a shared broker would break.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
 from xdist.scheduler import LoadScopeScheduling
 
 from tools.render import variant_answers
@@ -71,22 +75,28 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> WorkGroupSch
 
 # The covering array's renders: each its own group (they share nothing), a minute or two apiece.
 COMBINATIONS_MODULE = "test_combinations.py"
+# The chaos lanes, a quarter of an hour each, and the tests of a few minutes each: started before the short ones.
+CHAOS_MODULE = "test_chaos.py"
+LONG_MODULES = {"test_chart_processes.py", "test_update.py", "test_stack.py"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The longest groups first, so that the few-minute variant suites start at once and the other tests fill the
-    gaps: the secured variants (and their stack), then the other variants, then the covering array's renders one by
-    one, then the rest as collected."""
+    """The longest groups first, so that the chaos lanes and the few-minute variant suites start at once and the
+    other tests fill the gaps: the chaos lanes and the secured variants (and their stack), then the other variants,
+    then the tests of a few minutes, then the covering array's renders one by one, then the rest as collected."""
     groups = [work_group(item.nodeid) for item in items]
     first_seen = {group: index for index, group in reversed(list(enumerate(groups)))}
 
     def rank(group: str) -> tuple[int, int]:
-        if group == SECURED_GROUP:
+        module = Path(group.partition("::")[0]).name
+        if module == CHAOS_MODULE or group == SECURED_GROUP:
             return 0, first_seen[group]
         if group.startswith("variant-"):
             return 1, first_seen[group]
-        combination = Path(group.partition("::")[0]).name == COMBINATIONS_MODULE and "[" in group
-        return (2 if combination else 3), first_seen[group]
+        if module in LONG_MODULES:
+            return 2, first_seen[group]
+        combination = module == COMBINATIONS_MODULE and "[" in group
+        return (3 if combination else 4), first_seen[group]
 
     order = sorted(range(len(items)), key=lambda index: rank(groups[index]))
     items[:] = [items[index] for index in order]
@@ -130,6 +140,41 @@ def secure_stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         yield start_stack(state_dir, "--secure")
     finally:
         subprocess.run([*stack_command(state_dir), "down"], check=True)
+
+
+def admin_client(settings: dict[str, str]) -> AdminClient:
+    """A librdkafka admin of the stack `settings` name: as its super user on a secured stack."""
+    config: dict[str, str | int | float | bool] = {"bootstrap.servers": settings["KAFKA_BOOTSTRAP_SERVERS"]}
+    if settings.get("KAFKA_ADMIN_USERNAME"):
+        config |= {
+            "security.protocol": "SASL_SSL",
+            "sasl.mechanism": "SCRAM-SHA-512",
+            "sasl.username": settings["KAFKA_ADMIN_USERNAME"],
+            "sasl.password": settings["KAFKA_ADMIN_PASSWORD"],
+            "ssl.ca.location": settings["KAFKA_SSL_CAFILE"],
+        }
+    return AdminClient(config)
+
+
+def clean_slate(settings: dict[str, str]) -> None:
+    """Delete every topic and consumer group on the stack, so that the next variant's suite meets the broker a fresh
+    project's `make test` meets. Variants share topic names (agent.tasks) but not schemas: another service's records
+    on a topic are poison to this one, and each test's new group would dead-letter all of them first."""
+    admin = admin_client(settings)
+    topics = [name for name in admin.list_topics(timeout=30).topics if not name.startswith("_")]
+    if topics:
+        for future in admin.delete_topics(topics, operation_timeout=60).values():
+            future.result()
+    groups = [group.group_id for group in admin.list_consumer_groups(request_timeout=30).result().valid]
+    if groups:
+        for future in admin.delete_consumer_groups(groups, request_timeout=30).values():
+            # A group with members left (none should be) is refused; it keeps no offsets of a deleted topic.
+            with contextlib.suppress(KafkaException):
+                future.result()
+    deadline = time.monotonic() + 60
+    while set(topics) & set(admin.list_topics(timeout=30).topics):
+        assert time.monotonic() < deadline, "deleted topics are still listed after a minute"
+        time.sleep(0.5)
 
 
 @pytest.fixture(scope="session")

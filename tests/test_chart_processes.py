@@ -534,10 +534,11 @@ def run_agent_patterns(project: Path, secured_stack: Cluster, tmp_path: Path) ->
         (saga_route,) = re.findall(r"Start one with `POST (/\S+)`", readme)
         post(base + saga_route, {"saga_id": f"chart-{uuid.uuid4().hex[:8]}", "input": {}})
         (user,) = [doc for doc in release.strimzi if doc["kind"] == "KafkaUser"]
+        # The replay group is an operator's (`dlq replay`, run by hand), not a Deployment's: nothing runs it here.
         groups = {
             acl["resource"]["name"]: None
             for acl in user["spec"]["authorization"]["acls"]
-            if acl["resource"]["type"] == "group"
+            if acl["resource"]["type"] == "group" and not acl["resource"]["name"].endswith(".dlq-replay")
         }
         read_topics = group_topics(release)
         for group in groups:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import SECURE_STACK_VARIABLES
+from tests.conftest import SECURE_STACK_VARIABLES, clean_slate
 from tools.render import render, variant_answers, variant_names
 
 pytestmark = pytest.mark.variant
@@ -75,6 +75,8 @@ def test_rendered_test_suite_passes_against_the_real_broker(
     # A service that authenticates runs on a broker that enforces its ACLs (started only if such a variant runs).
     secured = variant_answers(variant).get("security", "none") != "none"
     stack: dict[str, str] = request.getfixturevalue("secure_stack_settings" if secured else "stack_settings")
+    if stack.get("KAFKA_BOOTSTRAP_SERVERS") != os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):  # never a caller's stack
+        clean_slate(stack)
     result = run(["uv", "run", "pytest", "-q", "-p", "no:cacheprovider"], project(variant), env=stack)
     assert_ok(result)
     summary = result.stdout.strip().splitlines()[-1]

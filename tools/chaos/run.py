@@ -1,10 +1,11 @@
 """`make chaos`: render the delivery-guarantee variants, install them, and break their processes on purpose
 against a real local broker; print one row per scenario and exit non-zero if a guarantee did not hold.
 
-    python -m tools.chaos.run [--inputs 10000] [--kills 5] [--lanes 2] [--keep]
+    python -m tools.chaos.run [--inputs 10000] [--kills 5] [--lanes 2 [--lane K]] [--keep]
 
 Rows run in lanes side by side (two by default), each lane on a local stack of its own, one row at a time: a row
-that restarts its broker or kills its Connect worker disturbs no other.
+that restarts its broker or kills its Connect worker disturbs no other. `--lane K` runs lane K alone: `make test`
+runs each lane as a test of tests/test_chaos.py, beside the variant suites.
 
 Scenarios (each on its own consumer groups, inputs published through the service's own EventPublisher, half as a
 backlog before the workers start and the rest while they run; the last tenth only after every planned kill):
@@ -396,6 +397,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="comma-separated scenario names to run (default: all)")
     parser.add_argument("--repeat", type=int, default=1, help="run each scenario this many times")
     parser.add_argument("--lanes", type=int, default=2, help="rows run side by side, each lane on a stack of its own")
+    parser.add_argument(
+        "--lane", type=int, default=0, help="run only this lane (1 to --lanes), e.g. one per process of a test runner"
+    )
     args = parser.parse_args(argv)
     if shutil.which("uv") is None:
         say("uv is not on PATH (pip install uv)")
@@ -419,10 +423,16 @@ def main(argv: list[str] | None = None) -> int:
             if only & {name for name, guarantee, _ in plan if guarantee == "data-pipelines"}:
                 raise SystemExit(f"the outbox rows need the data-pipelines variant ({DATA_PIPELINES} is missing)")
             runs = [run for run in runs if run[1] != "data-pipelines"]
+        chosen = list(enumerate(lanes_of(runs, args.lanes)))
+        if args.lane:
+            if not 1 <= args.lane <= len(chosen):
+                raise SystemExit(f"--lane {args.lane}: the rows make {len(chosen)} lane(s); choose 1 to {len(chosen)}")
+            chosen = [chosen[args.lane - 1]]
+            runs = chosen[0][1]
         needed = {guarantee for name, guarantee, _ in runs if name not in NO_PROJECT}
         if DATA_PIPELINES.exists() and any(name == "cdc" for name, _, _ in runs):
             needed.add("data-pipelines")  # the cdc row captures the variant's table with its connector
-        lanes = [Lane(index, lane) for index, lane in enumerate(lanes_of(runs, args.lanes))]
+        lanes = [Lane(index, rows) for index, rows in chosen]
         say(f"rendering and installing {', '.join(sorted(needed))} under {root}; starting {len(lanes)} stack(s)")
         with ThreadPoolExecutor(max_workers=1) as stacks:
             # One stack after another (each picks free ports), while the projects are rendered and installed.

@@ -76,6 +76,23 @@ async def read_topic(
         await consumer.stop()
 
 
+async def start_group_at_the_end(bootstrap: str, group: str, topic: str, partitions: int) -> None:
+    """Commit `group`'s offsets at the current end of `topic`: its first member starts after whatever earlier tests
+    and earlier runs on the same stack wrote there, not at the earliest record, so what it handles is the test's."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        assigned = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(assigned)
+        await consumer.commit(dict(await consumer.end_offsets(assigned)))
+    finally:
+        await consumer.stop()
+
+
 async def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[TopicPartition, int]:
     """The offset the next record of each partition of `topic` will get."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)

@@ -24,7 +24,7 @@ from agent_ops.kafka.transactions import transactional_id
 from agent_ops.settings import Settings
 from tests.samples import ROUTES, sample_event, unique_key
 
-from .kafka_io import committed_offsets, end_offsets, produce_raw, read_topic
+from .kafka_io import committed_offsets, end_offsets, produce_raw, read_topic, start_group_at_the_end
 from .service import eventually, running_service, service_settings
 
 pytestmark = pytest.mark.integration
@@ -160,7 +160,9 @@ async def test_a_new_group_on_a_backlog_emits_one_effect_per_event_as_librdkafka
     kafka_bootstrap: str, unique: str
 ) -> None:
     events = [sample_event(TOPIC, key=unique_key(TOPIC)) for _ in range(200)]
-    async with running_service(service_settings(kafka_bootstrap, unique, consumer_enabled=False)) as client:
+    publisher = service_settings(kafka_bootstrap, unique, consumer_enabled=False)
+    async with running_service(publisher) as client:
+        await start_group_at_the_end(kafka_bootstrap, publisher.kafka_consumer_group, TOPIC.name, TOPIC.partitions)
         await post_all(client, events)
     settings = service_settings(kafka_bootstrap, unique)
     async with running_service(settings):
@@ -184,7 +186,10 @@ async def test_a_backlog_commits_in_transactions_shared_by_many_records_and_boun
     transaction per record), no transaction holds more than `transaction_max_records`, and each effect is still
     written once."""
     events = [sample_event(TOPIC, key=unique_key(TOPIC)) for _ in range(200)]
-    async with running_service(service_settings(kafka_bootstrap, unique, consumer_enabled=False)) as client:
+    publisher = service_settings(kafka_bootstrap, unique, consumer_enabled=False)
+    async with running_service(publisher) as client:
+        # The backlog is these 200 events alone, whatever the topic held before.
+        await start_group_at_the_end(kafka_bootstrap, publisher.kafka_consumer_group, TOPIC.name, TOPIC.partitions)
         await post_all(client, events)
     settings = service_settings(
         kafka_bootstrap, unique, transaction_interval_ms=interval_ms, transaction_max_records=max_records

@@ -109,10 +109,8 @@ def headers_of(message: Message) -> Headers:
     return cast(Headers, message.headers() or [])
 
 
-def dead_letters(bootstrap: str) -> dict[tuple[int, int], Message]:
-    """Every committed dead letter of the topic up to its current end, by the (partition, offset) of the record it
-    stands for."""
-    consumer = Consumer(
+def dead_letter_consumer(bootstrap: str) -> Consumer:
+    return Consumer(
         {
             **librdkafka(bootstrap),
             "group.id": f"probe-{uuid.uuid4().hex}",
@@ -121,15 +119,35 @@ def dead_letters(bootstrap: str) -> dict[tuple[int, int], Message]:
             "fetch.max.bytes": 4 * MAX_REQUEST_SIZE,
         }
     )
+
+
+def dead_letter_ends(bootstrap: str) -> dict[int, int]:
+    """The end of each partition of the topic's dead-letter topic now: where this test's dead letters start, after
+    whatever earlier runs on the same stack left."""
+    consumer = dead_letter_consumer(bootstrap)
+    try:
+        metadata = consumer.list_topics(TOPIC.dead_letter, timeout=10).topics[TOPIC.dead_letter]
+        partitions = [TopicPartition(TOPIC.dead_letter, p) for p in metadata.partitions]
+        return {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions}
+    finally:
+        consumer.close()
+
+
+def dead_letters(bootstrap: str, since: dict[int, int]) -> dict[tuple[int, int], Message]:
+    """Every committed dead letter of the topic from `since` up to its current end, by the (partition, offset) of
+    the record it stands for."""
+    consumer = dead_letter_consumer(bootstrap)
     try:
         metadata = consumer.list_topics(TOPIC.dead_letter, timeout=10).topics[TOPIC.dead_letter]
         partitions = [TopicPartition(TOPIC.dead_letter, p) for p in metadata.partitions]
         ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions}
-        consumer.assign([TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING) for tp in partitions])
+        consumer.assign(
+            [TopicPartition(tp.topic, tp.partition, since.get(tp.partition, OFFSET_BEGINNING)) for tp in partitions]
+        )
         found: dict[tuple[int, int], Message] = {}
         for _ in range(600):
             read_to = {tp.partition: tp.offset for tp in consumer.position(partitions)}
-            if all(ends[p] == 0 or read_to[p] >= ends[p] for p in ends):
+            if all(ends[p] == since.get(p, 0) or read_to[p] >= ends[p] for p in ends):
                 break
             message = consumer.poll(0.1)
             if message is None or message.error() is not None:
@@ -157,6 +175,7 @@ async def test_every_hostile_record_is_dead_lettered_between_processed_events_an
         first_key = unique_key(TOPIC)
         _, partition, offset = await post(first_key)
         valid_value = await asyncio.to_thread(read_at, kafka_bootstrap, partition, offset)
+        since = await asyncio.to_thread(dead_letter_ends, kafka_bootstrap)
         kinds = hostile_records(valid_value)
 
         # Each hostile record right between two valid events of one key, so on one partition: the event after it is
@@ -181,7 +200,7 @@ async def test_every_hostile_record_is_dead_lettered_between_processed_events_an
         found: dict[tuple[int, int], Message] = {}
 
         async def all_dead_lettered() -> bool:
-            found.update(await asyncio.to_thread(dead_letters, kafka_bootstrap))
+            found.update(await asyncio.to_thread(dead_letters, kafka_bootstrap, since))
             return all(where in found for where in written.values())
 
         await eventually(all_dead_lettered, within=60, interval=0.5)
