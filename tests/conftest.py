@@ -142,8 +142,8 @@ def secure_stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         subprocess.run([*stack_command(state_dir), "down"], check=True)
 
 
-def admin_client(settings: dict[str, str]) -> AdminClient:
-    """A librdkafka admin of the stack `settings` name: as its super user on a secured stack."""
+def admin_config(settings: dict[str, str]) -> dict[str, str | int | float | bool]:
+    """librdkafka settings for the stack `settings` name: as its super user on a secured stack."""
     config: dict[str, str | int | float | bool] = {"bootstrap.servers": settings["KAFKA_BOOTSTRAP_SERVERS"]}
     if settings.get("KAFKA_ADMIN_USERNAME"):
         config |= {
@@ -153,7 +153,11 @@ def admin_client(settings: dict[str, str]) -> AdminClient:
             "sasl.password": settings["KAFKA_ADMIN_PASSWORD"],
             "ssl.ca.location": settings["KAFKA_SSL_CAFILE"],
         }
-    return AdminClient(config)
+    return config
+
+
+def admin_client(settings: dict[str, str]) -> AdminClient:
+    return AdminClient(admin_config(settings))
 
 
 def clean_slate(settings: dict[str, str]) -> None:

@@ -54,6 +54,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     UserScramCredentialUpsertion,
 )
 
+from tests.conftest import admin_config
 from tools.render import render, variant_answers
 from tools.stack import kafka_stack
 
@@ -83,14 +84,7 @@ class Cluster:
     secrets: dict[str, dict[str, bytes]] = field(default_factory=dict)
 
     def admin(self) -> dict[str, Any]:
-        return {
-            "bootstrap.servers": self.settings["KAFKA_BOOTSTRAP_SERVERS"],
-            "security.protocol": "SASL_SSL",
-            "sasl.mechanism": "SCRAM-SHA-512",
-            "sasl.username": self.settings["KAFKA_ADMIN_USERNAME"],
-            "sasl.password": self.settings["KAFKA_ADMIN_PASSWORD"],
-            "ssl.ca.location": self.settings["KAFKA_SSL_CAFILE"],
-        }
+        return admin_config(self.settings)
 
 
 def apply_topics(cluster: Cluster, docs: list[dict[str, Any]]) -> list[str]:
