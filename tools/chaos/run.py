@@ -30,7 +30,7 @@ backlog before the workers start and the rest while they run; the last tenth onl
   saga                     1,000 sagas of the agent-patterns service's saga (a fifth failing at each step in turn,
                            a fifth at none), its orchestrator killed -9: every saga completed or compensated, none
                            stuck, each step and compensation once (its effects counted by librdkafka), compensations
-                           in reverse order of the completed steps
+                           in reverse order of the completed steps (a step that timed out undone first)
   cdc                      a Debezium source on a table of the stack's PostgreSQL: 500 rows snapshotted, then
                            10,000 inserts, updates and deletes written while the Connect worker is killed -9 three
                            times at planned counts of committed changes; every change on the topic (0 lost, counted by
@@ -487,7 +487,7 @@ def table(rows: list[tuple[str, str, dict[str, Any], list[str]]]) -> str:
             notes.append(
                 f"{r['completed']} completed, {r['compensated']} compensated, {r['stuck']} stuck, "
                 f"{r['doubled']} doubled, {r['step_effects']} step effects (librdkafka) of {r['handler_calls']} "
-                f"handler calls, {r['unplanned']} unplanned"
+                f"handler calls, {r['unplanned']} unplanned ({r['timed_out']} with a step timed out)"
             )
         if "accepted" in r:
             notes.append(f"{r['accepted']} answered 202 ({r['unavailable']} answers 503 retried)")

@@ -30,6 +30,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError
 from confluent_kafka import TopicPartition as Partition
+from saga_judgement import saga_verdict  # beside this script
 
 
 def log(message: str) -> None:
@@ -679,25 +680,11 @@ async def run_saga(args: dict[str, Any]) -> dict[str, Any]:
         saga_id for saga_id in ids if tail.latest.get(saga_id, {}).get("status") not in {"completed", "compensated"}
     ]
     doubled = sum(1 for (saga_id, _), count in effects.items() if saga_id in plan and count > 1)
-    inconsistent = 0  # a saga whose state and committed effects disagree, or whose compensations are not its steps'
-    unplanned = 0  # ended otherwise than planned (a step timed out while the orchestrator was down)
-    for saga_id, fail_at in plan.items():
-        state = tail.latest.get(saga_id)
-        if state is None:
-            continue
-        completed, compensated = list(state["completed"]), list(state["compensated"])
-        done = {handler for (sid, handler), _ in effects.items() if sid == saga_id}
-        expected_effects = set(completed) | {undo[name] for name in compensated if undo[name]}
-        ordered = completed == runs[: len(completed)]
-        if state["status"] == "compensated":
-            ordered = ordered and compensated == [name for name in reversed(completed) if undo[name]]
-        elif state["status"] == "completed":
-            ordered = ordered and completed == runs and not compensated
-        if done != expected_effects or not ordered:
-            inconsistent += 1
-        wanted = "completed" if fail_at is None else "compensated"
-        if state["status"] != wanted or (fail_at is not None and completed != runs[: runs.index(fail_at)]):
-            unplanned += 1
+    verdicts = Counter(
+        saga_verdict(state, {h for (sid, h) in effects if sid == saga_id}, runs, undo, fail_at)
+        for saga_id, fail_at in plan.items()
+        if (state := tail.latest.get(saga_id)) is not None
+    )
     statuses = Counter(tail.latest.get(saga_id, {}).get("status", "missing") for saga_id in ids)
     return {
         "inputs": n,
@@ -709,8 +696,9 @@ async def run_saga(args: dict[str, Any]) -> dict[str, Any]:
         "compensated": statuses["compensated"],
         "stuck": len(stuck),
         "doubled": doubled,
-        "inconsistent": inconsistent,
-        "unplanned": unplanned,
+        "inconsistent": sum(n for (consistent, _, _), n in verdicts.items() if not consistent),
+        "unplanned": sum(n for (_, planned, _), n in verdicts.items() if not planned),
+        "timed_out": sum(n for (_, _, timed_out), n in verdicts.items() if timed_out),
         "step_effects": sum(count for (saga_id, _), count in effects.items() if saga_id in plan),
         "transitions": tail.transitions,
         "expected_transitions": sum(transitions(fail_at) for fail_at in plan.values()),
