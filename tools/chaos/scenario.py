@@ -485,7 +485,8 @@ async def run_broker_restart(args: dict[str, Any]) -> dict[str, Any]:
 
 class StateTail:
     """Follows the saga state topic as a read_committed reader: the latest state per saga, and how many committed
-    transitions there were (one per command the orchestrator handled)."""
+    transitions there were (one per command the orchestrator handled). A state whose pending command has a deadline
+    only records that the command was taken, before its handler ran: not a transition."""
 
     def __init__(self, bootstrap: str, topic: str, partitions: int) -> None:
         self.tps = [TopicPartition(topic, p) for p in range(partitions)]
@@ -508,8 +509,9 @@ class StateTail:
     async def poll(self) -> None:
         for records in (await self.consumer.getmany(timeout_ms=200)).values():
             for record in records:
-                self.transitions += 1
-                self.latest[record.key.decode()] = json.loads(record.value)
+                state = json.loads(record.value)
+                self.transitions += (state["pending"] or {}).get("deadline") is None
+                self.latest[record.key.decode()] = state
 
     def settled(self, ids: list[str]) -> int:
         return sum(1 for saga_id in ids if self.latest.get(saga_id, {}).get("status") in TERMINAL_STATUSES)

@@ -1,9 +1,9 @@
 """The task_run saga against the real broker: every step once in order; a failure at each step compensates
 exactly the steps before it, in reverse; a step past its timeout fails the saga; an orchestrator killed with SIGKILL
 mid-saga resumes from the state topic and runs no step twice to completion (counted by librdkafka). Records that are
-not commands are dead-lettered; a step's deadline counts from when its command commits; a saga finished long ago is
-tombstoned, and one whose command is older than the commands' retention gets it again; a send that fails aborts the
-transaction; the group has no lag at rest."""
+not commands are dead-lettered; a step's time counts from when an orchestrator takes its command, once; a saga
+finished long ago is tombstoned, and one whose command is older than the commands' retention gets it again; a send
+that fails aborts the transaction; the group has no lag at rest."""
 
 import asyncio
 import contextlib
@@ -174,11 +174,16 @@ async def test_a_saga_started_over_http_runs_every_step_once_in_order(
     assert state.input == {"task_id": unique}, "the first start's input, not the retry's"
     assert set(state.results) == set(RUNS)
 
-    # The state topic, read by librdkafka: keyed by saga id, one state per committed transition.
+    # The state topic, read by librdkafka: keyed by saga id, one state per committed transition, and between two
+    # the next command taken (its deadline set) before its handler ran.
     records = read_with_librdkafka(kafka_bootstrap, saga_topics["state"])
     ours = [json.loads(value) for key, value in records if key == f"saga-{unique}".encode() and value is not None]
-    assert [record["status"] for record in ours] == ["running"] * len(RUNS) + ["completed"]
-    assert [len(record["completed"]) for record in ours] == list(range(len(RUNS) + 1))
+    moved = [record for record in ours if record["pending"] is None or record["pending"]["deadline"] is None]
+    taken = [record for record in ours if record not in moved]
+    assert [record["status"] for record in moved] == ["running"] * len(RUNS) + ["completed"]
+    assert [len(record["completed"]) for record in moved] == list(range(len(RUNS) + 1))
+    assert ours == [*(state for pair in zip(moved, taken, strict=False) for state in pair), moved[-1]]
+    assert [record["pending"]["command_id"] for record in taken] == [r["pending"]["command_id"] for r in moved[:-1]]
     # The service's own state topic, as its start-up created it, is compacted: the latest state per saga stays.
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     resource = ConfigResource(ConfigResource.Type.TOPIC, "saga.task-run.state")
@@ -395,6 +400,72 @@ async def test_a_slow_step_in_the_batch_leaves_the_next_step_of_another_saga_its
         await orchestrator.stop()
     assert found[fast].status == "completed", found[fast].error
     assert found[slow].status == "completed", found[slow].error
+
+
+async def test_a_command_waiting_behind_a_backlog_keeps_its_steps_whole_time(
+    kafka_bootstrap: str, unique: str, saga_topics: dict[str, str], producer: AIOKafkaProducer
+) -> None:
+    """A batch of one command at a time: the waiting saga's first command is issued before the slow saga's step
+    runs for 1000 s (of the orchestrator's clock), and is taken only after it. Its 60 s count from then."""
+    clock = Clock()
+    slow, waiting = f"slow-{unique}", f"waiting-{unique}"
+
+    class Steps(RecordingSteps):
+        async def _do(self, call: StepCall) -> dict[str, Any] | None:
+            if call.handler == RUNS[0] and call.saga_id == slow:
+                clock.ahead += 1000
+            return await super()._do(call)
+
+    settings = saga_settings(kafka_bootstrap, unique, saga_max_records=1)
+    plan = tuple(replace(step, timeout_seconds=60) for step in STEPS)
+    for saga_id in (slow, waiting):  # in this order, on one partition, before the orchestrator starts
+        await start_on(producer, saga_id, 0, {})
+    steps = Steps()
+    orchestrator = SagaOrchestrator(settings, steps, plan, clock=clock)
+    await orchestrator.start()
+    try:
+        found = await settled(settings, [slow, waiting])
+    finally:
+        await orchestrator.stop()
+    assert found[waiting].status == "completed", found[waiting].error
+    assert [handler for saga_id, handler in steps.calls if saga_id == waiting] == RUNS
+
+
+async def test_a_step_cut_off_by_a_restart_gets_only_what_was_left_of_its_time(
+    kafka_bootstrap: str, unique: str, saga_topics: dict[str, str], producer: AIOKafkaProducer
+) -> None:
+    """The first orchestrator takes the first step and stops mid-step; 1000 s later (of the clock both read) the next
+    one finds the step's 60 s spent: timed out without calling its handler again, and compensated."""
+    clock = Clock()
+    saga_id = f"cut-{unique}"
+    entered = asyncio.Event()
+
+    class Hanging(RecordingSteps):
+        async def _do(self, call: StepCall) -> dict[str, Any] | None:
+            entered.set()
+            await asyncio.Event().wait()  # until the orchestrator stops
+            return None
+
+    settings = saga_settings(kafka_bootstrap, unique)
+    plan = tuple(replace(step, timeout_seconds=60) for step in STEPS)
+    first = SagaOrchestrator(settings, Hanging(), plan, clock=clock)
+    await first.start()
+    try:
+        await start_saga(producer, {}, saga_id)
+        await asyncio.wait_for(entered.wait(), 60)
+    finally:
+        await first.stop()
+    clock.ahead += 1000
+    steps = RecordingSteps()
+    second = SagaOrchestrator(settings, steps, plan, clock=clock)
+    await second.start()
+    try:
+        state = (await settled(settings, [saga_id]))[saga_id]
+    finally:
+        await second.stop()
+    assert state.status == "compensated", state
+    assert state.error == f"{RUNS[0]}: {RUNS[0]} timed out after 60 s"
+    assert (saga_id, RUNS[0]) not in steps.calls, "its handler was not called again"
 
 
 async def test_a_step_past_its_timeout_is_compensated_as_its_effect_may_exist(

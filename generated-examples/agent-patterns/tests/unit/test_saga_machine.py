@@ -1,6 +1,8 @@
 """How a saga's state moves on each outcome, without Kafka: the order of steps and compensations, repeats, and a
 compensation that keeps failing."""
 
+from dataclasses import replace
+
 import pytest
 
 from agent_ops.patterns.saga.machine import (
@@ -14,7 +16,7 @@ from agent_ops.patterns.saga.machine import (
     Succeeded,
     advance,
     begin,
-    restamped,
+    taken,
 )
 
 PLAN = (StepSpec("reserve", "release", 30), StepSpec("act", None, 5), StepSpec("store", "delete", 10))
@@ -34,7 +36,7 @@ def test_a_started_saga_waits_for_its_first_step_within_its_timeout() -> None:
     state = started()
     assert state.status == "running"
     assert state.pending is not None
-    assert (state.pending.action, state.pending.step, state.pending.deadline) == ("run", "reserve", 130.0)
+    assert (state.pending.action, state.pending.step, state.pending.deadline) == ("run", "reserve", None)
     assert state.input == {"n": 1}
     assert state.correlation_id == "c-1"
 
@@ -104,14 +106,26 @@ def test_a_step_that_timed_out_is_compensated_first_as_its_effect_may_exist() ->
     assert SagaState.from_bytes(state.to_bytes()) == state
 
 
-def test_a_next_command_restamped_counts_its_deadline_from_then() -> None:
+def test_a_command_gets_its_steps_time_when_taken_and_keeps_it() -> None:
     state = run(started(), Succeeded(), now=100.0)
     assert state.pending is not None
-    assert state.pending.deadline == 105.0, "act's 5 s from when reserve's outcome was known"
-    later = restamped(state, PLAN, now=160.0)
-    assert later.pending is not None
-    assert later.pending.deadline == 165.0, "from when its transaction commits"
-    assert later.pending.same_as(state.pending), "the same command"
+    assert state.pending.deadline is None, "issued, not taken: waiting in a backlog costs the step nothing"
+    first = taken(state, PLAN, now=160.0)
+    assert first.pending is not None
+    assert first.pending.deadline == 165.0, "act's 5 s from when it was taken"
+    assert first.pending.same_as(state.pending), "the same command"
+    again = taken(first, PLAN, now=300.0)
+    assert again == first, "taken again after a restart mid-step: only what was left"
+    assert taken(replace(first, pending=None), PLAN, now=300.0).pending is None
+
+
+def test_a_compensation_tried_again_gets_its_back_off_before_its_time() -> None:
+    state = run(started(), Succeeded(), Succeeded(), Failed("boom"), Failed("undo failed"))
+    assert state.pending is not None
+    assert (state.pending.action, state.pending.attempt) == ("compensate", 2)
+    retry = taken(state, PLAN, now=200.0, backoff_seconds=4.0)
+    assert retry.pending is not None
+    assert retry.pending.deadline == 234.0, "4 s of back-off, then release's 30 s"
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -40,7 +40,7 @@ from .machine import (
     Succeeded,
     advance,
     begin,
-    restamped,
+    taken,
 )
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,14 @@ class _Change:
     state: SagaState
     cause: Command
     records: list[tuple[str, bytes | None, bytes]] = field(default_factory=list)
+    issues: bool = True
+    """Whether the state's pending command is sent: not when the state only records that it was taken."""
+
+
+def _taking(state: SagaState) -> _Change:
+    """The change that records a saga's pending command as taken: its state, with the deadline, and nothing sent."""
+    assert state.pending is not None
+    return _Change(state, state.pending, issues=False)
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -260,12 +268,43 @@ class SagaOrchestrator:
                 unreadable.append((record, error))
                 continue
             commands.setdefault(command.saga_id, []).append((command, record))
+        # Each saga's step time counts from now, committed before any handler runs: not from when its command was
+        # issued (it may have waited behind a backlog), and only once (a restart mid-step gets what is left).
+        now = self._clock()
+        starting = [
+            taken(state, self._plan, now, self._backoff(state.pending))
+            for saga_id, queued in commands.items()
+            if (state := owned.states.get(saga_id)) is not None
+            and state.pending is not None
+            and state.pending.deadline is None
+            and any(state.expects(command) for command, _ in queued)
+        ]
+        if starting and not await self._commit(tp, records[0].offset, [_taking(state) for state in starting]):
+            return
         changes = await asyncio.gather(
             *(self._saga(owned.states.get(saga_id), queued) for saga_id, queued in commands.items())
         )
-        # Every step of the batch has ended: the next commands' deadlines count from here, not from their own step.
-        now = self._clock()
-        changed = [replace(change, state=restamped(change.state, self._plan, now)) for change in changes if change]
+        changed = [change for change in changes if change]
+        await self._commit(tp, records[0].offset, changed, unreadable, read_to)
+
+    def _backoff(self, command: Command | None) -> float:
+        """The pause before a compensation is tried again, doubling with each attempt."""
+        if command is None or command.attempt <= 1:
+            return 0.0
+        return float(self._settings.saga_retry_backoff_seconds * 2 ** (command.attempt - 2))
+
+    async def _commit(
+        self,
+        tp: TopicPartition,
+        first: int,
+        changed: list[_Change],
+        unreadable: Sequence[tuple[ConsumerRecord[bytes, bytes], Exception]] = (),
+        read_to: int | None = None,
+    ) -> bool:
+        """Commit the sagas' new states (their commands and records, the dead letters, the position `read_to` when
+        given) in one transaction; whether it committed. When it did not, the partition starts over from what is
+        committed, at offset `first` of the batch."""
+        owned = self._owned[tp]
         producer = owned.producer
         try:
             async with producer.transaction():
@@ -274,16 +313,18 @@ class SagaOrchestrator:
                     sent.extend(await self._write(producer, tp.partition, change))
                 # aiokafka commits a transaction whose sends failed: only the futures tell. Any failure aborts.
                 await asyncio.gather(*sent)
-                await producer.send_offsets_to_transaction({tp: read_to}, names.GROUP)
+                if read_to is not None:
+                    await producer.send_offsets_to_transaction({tp: read_to}, names.GROUP)
         except KafkaError as error:
             # Aborted, or its outcome unknown: fence and start over from what is committed.
             log.warning("committing sagas of %s[%d] failed: %r; resuming from the committed state", *tp, error)
             self._owned.pop(tp)
             await stop_producer(producer, self._settings.shutdown_timeout_seconds)
-            self._consumer.seek(tp, records[0].offset)
-            return
+            self._consumer.seek(tp, first)
+            return False
         for change in changed:
             owned.states[change.state.saga_id] = change.state
+        return True
 
     async def _write(self, producer: AIOKafkaProducer, partition: int, change: _Change) -> list["asyncio.Future[Any]"]:
         """The saga's new state, its next command and its step's records, all caused by the command just handled;
@@ -293,7 +334,7 @@ class SagaOrchestrator:
         correlation.begin(state.correlation_id)
         headers = [("event-type", b"SagaState"), *correlation.outgoing(cause, cause)]
         sent = [await producer.send(names.STATE_TOPIC, state.to_bytes(), key=key, partition=partition, headers=headers)]
-        if state.pending is not None:
+        if state.pending is not None and change.issues:
             command_id = state.pending.command_id
             headers = [
                 ("event-type", b"SagaCommand"),
@@ -324,8 +365,8 @@ class SagaOrchestrator:
             for saga_id, state in owned.states.items()
             if state.status in TERMINAL and state.updated_at <= finished_before
         ]
-        lost = [
-            restamped(replace(state, updated_at=now), self._plan, now)
+        lost = [  # issued as new: its step's time counts again from when it is taken
+            replace(state, pending=replace(state.pending, deadline=None), updated_at=now)
             for state in owned.states.values()
             if state.status not in TERMINAL and state.pending is not None and state.updated_at <= issued_before
         ]
@@ -389,8 +430,9 @@ class SagaOrchestrator:
                 dict(state.input),
                 dict(state.results),
             )
+            assert state.pending is not None, "a saga that expects a command has one pending"
             async with self._gate:
-                outcome = await self._call(call, command)
+                outcome = await self._call(call, state.pending)
             state = advance(state, self._plan, outcome, self._clock(), self._settings.saga_compensation_max_attempts)
             # A failed step's records are dropped with it: only a completed step has effects on Kafka.
             change = _Change(state, command, call.records if isinstance(outcome, Succeeded) else [])
@@ -406,8 +448,8 @@ class SagaOrchestrator:
         return step.name
 
     async def _call(self, call: StepCall, command: Command) -> Outcome:
-        if command.attempt > 1:  # a compensation tried again: back off, doubling
-            await asyncio.sleep(self._settings.saga_retry_backoff_seconds * 2 ** (command.attempt - 2))
+        """Run the handler of `command` (the saga's pending one, as taken: with its deadline)."""
+        await asyncio.sleep(self._backoff(command))
         left = (command.deadline or float("inf")) - self._clock()
         timeout = self._by_name[command.step].timeout_seconds
         handler = getattr(self._steps, call.handler)

@@ -38,8 +38,9 @@ class Command:
     step: str = ""
     attempt: int = 1
     deadline: float | None = None
-    """Epoch seconds by which the step's handler must have finished, set when the command was first issued: a
-    process restarted mid-step gets only what is left of it."""
+    """Epoch seconds by which the step's handler must have finished; None until an orchestrator takes the command
+    (see `taken`). A command waiting behind a backlog waits for free; a process restarted mid-step gets only what
+    is left of its step's time."""
     input: dict[str, Any] | None = None
     command_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
@@ -161,17 +162,19 @@ class Failed:
 Outcome = Succeeded | Failed
 
 
-def _command(saga_id: str, action: Action, step: StepSpec, now: float, attempt: int = 1) -> Command:
-    return Command(saga_id, action, step.name, attempt, now + step.timeout_seconds)
+def _command(saga_id: str, action: Action, step: StepSpec, attempt: int = 1) -> Command:
+    return Command(saga_id, action, step.name, attempt)
 
 
-def restamped(state: SagaState, steps: tuple[StepSpec, ...], now: float) -> SagaState:
-    """`state` with its pending command's deadline counted from `now`: when the command becomes visible (its
-    transaction commits), not when its step was planned, which may be a slow batch earlier."""
-    if state.pending is None:
+def taken(state: SagaState, steps: tuple[StepSpec, ...], now: float, backoff_seconds: float = 0.0) -> SagaState:
+    """`state` as an orchestrator takes its pending command at `now`: the step's time (after `backoff_seconds`, a
+    retry's pause) counts from here. The orchestrator commits this state before the handler runs, so a command
+    taken before keeps its deadline: the process that took it may have died mid-step."""
+    if state.pending is None or state.pending.deadline is not None:
         return state
     step = next(step for step in steps if step.name == state.pending.step)
-    return replace(state, pending=replace(state.pending, deadline=now + step.timeout_seconds))
+    deadline = now + backoff_seconds + step.timeout_seconds
+    return replace(state, pending=replace(state.pending, deadline=deadline))
 
 
 def begin(command: Command, steps: tuple[StepSpec, ...], now: float, correlation_id: str | None = None) -> SagaState:
@@ -180,7 +183,7 @@ def begin(command: Command, steps: tuple[StepSpec, ...], now: float, correlation
         command.saga_id,
         RUNNING,
         command.input or {},
-        pending=_command(command.saga_id, "run", steps[0], now),
+        pending=_command(command.saga_id, "run", steps[0]),
         correlation_id=correlation_id,
         updated_at=now,
     )
@@ -192,7 +195,7 @@ def _compensate_next(state: SagaState, steps: tuple[StepSpec, ...], now: float) 
         step = by_name[name]
         if step.compensation is not None and name not in state.compensated:
             return replace(
-                state, status=COMPENSATING, pending=_command(state.saga_id, "compensate", step, now), updated_at=now
+                state, status=COMPENSATING, pending=_command(state.saga_id, "compensate", step), updated_at=now
             )
     return replace(state, status=COMPENSATED, pending=None, updated_at=now)
 
@@ -219,13 +222,11 @@ def advance(
         index = names.index(pending.step) + 1
         if index == len(steps):
             return replace(done, status=COMPLETED, pending=None, updated_at=now)
-        return replace(done, pending=_command(state.saga_id, "run", steps[index], now), updated_at=now)
+        return replace(done, pending=_command(state.saga_id, "run", steps[index]), updated_at=now)
     if isinstance(outcome, Failed):
         if pending.attempt >= max_compensation_attempts:
             message = f"compensating {pending.step} failed {pending.attempt} times: {outcome.error}"
             return replace(state, status=FAILED, pending=None, error=message, updated_at=now)
         step = steps[names.index(pending.step)]
-        return replace(
-            state, pending=_command(state.saga_id, "compensate", step, now, pending.attempt + 1), updated_at=now
-        )
+        return replace(state, pending=_command(state.saga_id, "compensate", step, pending.attempt + 1), updated_at=now)
     return _compensate_next(replace(state, compensated=(*state.compensated, pending.step)), steps, now)
