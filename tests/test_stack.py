@@ -19,7 +19,7 @@ from types import ModuleType
 import pytest
 import yaml
 
-from tests.conftest import STACK_VARIABLES, stack_command
+from tests.conftest import STACK_VARIABLES, TEST_STACK_JAVA_OPTIONS, stack_command
 from tools.render import render, variant_answers
 from tools.stack import kafka_stack
 
@@ -40,6 +40,18 @@ def pid_alive(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
 
 
+def test_java_options_from_the_environment_follow_ours_and_their_collector_replaces_ours(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ours = ["-Xmx1g", "-XX:+UseG1GC"]
+    monkeypatch.setenv("KAFKA_STACK_JAVA_OPTIONS", "")
+    assert launcher().java_options(ours) == ours
+    monkeypatch.setenv("KAFKA_STACK_JAVA_OPTIONS", "-XX:TieredStopAtLevel=1 '-Dname=a b'")
+    assert launcher().java_options(ours) == [*ours, "-XX:TieredStopAtLevel=1", "-Dname=a b"]
+    monkeypatch.setenv("KAFKA_STACK_JAVA_OPTIONS", "-XX:+UseSerialGC -Xmx2g")
+    assert launcher().java_options(ours) == ["-Xmx1g", "-XX:+UseSerialGC", "-Xmx2g"], "a JVM refuses two collectors"
+
+
 def test_up_is_idempotent_and_down_stops_what_it_started(tmp_path: Path) -> None:
     state_dir = tmp_path / "stack"
     first = cli(state_dir, "up")
@@ -51,6 +63,10 @@ def test_up_is_idempotent_and_down_stops_what_it_started(tmp_path: Path) -> None
     try:
         host, port = bootstrap.split("=", 1)[1].split(":")
         assert launcher().metadata_broker_count(host, int(port)) == 1
+        # The session's KAFKA_STACK_JAVA_OPTIONS (conftest) reach the broker, its collector in place of ours.
+        java = Path(f"/proc/{pid}/cmdline").read_text().split("\0")
+        assert set(TEST_STACK_JAVA_OPTIONS.split()) <= set(java)
+        assert "-XX:+UseG1GC" not in java
 
         again = cli(state_dir, "up")
         assert again.returncode == 0, again.stderr
