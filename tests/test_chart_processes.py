@@ -40,7 +40,7 @@ from typing import Any
 
 import pytest
 import yaml
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import (  # type: ignore[attr-defined]
     AclBinding,
     AclOperation,
@@ -528,7 +528,7 @@ def run_agent_patterns(project: Path, secured_stack: Cluster, tmp_path: Path) ->
         (saga_route,) = re.findall(r"Start one with `POST (/\S+)`", readme)
         post(base + saga_route, {"saga_id": f"chart-{uuid.uuid4().hex[:8]}", "input": {}})
         (user,) = [doc for doc in release.strimzi if doc["kind"] == "KafkaUser"]
-        # The replay group is an operator's (`dlq replay`, run by hand), not a Deployment's: nothing runs it here.
+        # The replay group is an operator's (`dlq replay`, run by hand), not a Deployment's: it commits only below.
         groups = {
             acl["resource"]["name"]: None
             for acl in user["spec"]["authorization"]["acls"]
@@ -542,12 +542,50 @@ def run_agent_patterns(project: Path, secured_stack: Cluster, tmp_path: Path) ->
                 lambda group=group, topic=topic: committed(secured_stack, group, topic) > 0,
                 release.pods,
             )
+        replay_in_the_worker_pod(release, secured_stack)
         for pod in release.pods:
             assert pod.process is not None
             assert pod.process.poll() is None, f"{pod.key} exited:\n{pod.output()}"
     finally:
         for pod in release.pods:
             pod.stop()
+
+
+def replay_in_the_worker_pod(release: Release, cluster: Cluster) -> None:
+    """`kubectl exec deploy/<worker> -- python -m <package> dlq replay`, as an operator runs it: a record the worker
+    cannot decode is dead-lettered; the replay, run with the worker pod's environment and files (its principal and
+    ACLs, the replay group's among them), puts it back on its topic and commits its group past it."""
+    spec = yaml.safe_load((release.project / "spec.yml").read_text())["spec"]
+    topic = next(t["name"] for t in spec["topics"] if t.get("consumed", True))
+    key = f"chart-replay-{uuid.uuid4().hex[:8]}".encode()
+    (worker,) = [pod for pod in release.pods if pod.command[-1] == "worker"]
+    producer = Producer(cluster.admin())
+    producer.produce(topic, value=b"not an event", key=key)
+    assert producer.flush(30) == 0
+    dead = f"{topic}.dlq"
+    wait_until(
+        f"{worker.key} dead-letters the record",
+        lambda: any(message.key() == key for message in records(cluster, dead)),
+        release.pods,
+    )
+    replay = subprocess.run(
+        [*worker.command[:-1], "dlq", "replay"],
+        cwd=worker.cwd,
+        env=worker.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=HANG_SECONDS,
+        check=False,
+    )
+    assert replay.returncode == 0, f"dlq replay in {worker.key} exited {replay.returncode}:\n{replay.stdout[-4000:]}"
+    replayed = [
+        message
+        for message in records(cluster, topic)
+        if message.key() == key and any(name == "dlq.replayed.from" for name, _ in message.headers() or [])
+    ]
+    assert replayed, f"no replayed copy of the dead letter on {topic}:\n{replay.stdout[-4000:]}"
+    assert committed(cluster, f"{spec['consumer_group']}.dlq-replay", dead) > 0
 
 
 def group_topics(release: Release) -> dict[str, str]:

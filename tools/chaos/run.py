@@ -74,13 +74,14 @@ def say(message: str) -> None:
 
 
 def projects() -> dict[str, dict[str, Any]]:
-    """Answers per guarantee. At-least-once reuses the exactly-once variant's spec (it emits events to count); the
+    """Answers per guarantee. At-least-once reuses the exactly-once variant's spec (it emits events to count), and
+    at-most-once its variant without the audit log (a row counts the worker's outputs, not its audit notes); the
     saga row runs the variant with every pattern."""
     ledger = variant_answers("exactly-once")
     answers = {
         "exactly-once": ledger,
         "at-least-once": ledger | {"delivery_guarantee": "at-least-once"},
-        "at-most-once": variant_answers("at-most-once"),
+        "at-most-once": variant_answers("at-most-once") | {"patterns": []},
         "saga": variant_answers("agent-patterns"),
     }
     if DATA_PIPELINES.exists():
