@@ -25,7 +25,7 @@ lint: venv ## Lint and type-check the repo's own code
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet
 
 # pytest workers: each runs whole variants (or modules, or a chaos lane) on a stack of its own. The suites wait on
-# Kafka, kills and rebalances much of the time: three workers left a fifth of two cores idle (79% busy), four fill it.
+# Kafka, kills and rebalances much of the time: with three, two cores were 79% busy over a run; with four, 88%.
 TEST_WORKERS ?= 4
 
 test: lint ## Everything CI runs: every variant rendered, checked and tested against real Kafka, and the chaos lanes

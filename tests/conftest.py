@@ -1,6 +1,6 @@
 """One real local stack for the whole test session, started from the very launcher every generated project carries.
 
-Under pytest-xdist (`make test` runs `-n 3`) every worker has a session of its own, so a stack of
+Under pytest-xdist (`make test` runs `-n $(TEST_WORKERS)`) every worker has a session of its own, so a stack of
 its own: the variants' suites write fixed topic names (agent.tasks) and some assert what a topic gained during a
 test, which a variant running at the same time on a shared broker would break.
 """
