@@ -88,6 +88,42 @@ def test_each_lesson_has_its_parts(lesson: Path) -> None:
     assert re.search(r"\]\(\.\./[a-z-]+\.md\)", text), f"{lesson.name} links no reference page"
 
 
+COURSE_SKILL_V0 = re.compile(r"^```markdown skill\n(.*?)^```", re.MULTILINE | re.DOTALL)
+COURSE_SKILL_DIFF = re.compile(r"^```diff skill\n(.*?)^```", re.MULTILINE | re.DOTALL)
+
+
+def skill_reflection(lesson: Path) -> str:
+    """A lesson's last part (its skill, in fenced blocks, has headings of its own)."""
+    return lesson.read_text().split("\n## Skill reflection\n", 1)[1]
+
+
+def test_the_course_skill_starts_at_v0_and_each_lesson_deepens_it(tmp_path: Path) -> None:
+    """The seed's method: the learner writes a v0 skill in lesson 1, and each lesson gives the prompt to try it
+    with, the answer expected, and the diff that captures the lesson. Applied in order with `git apply`, as the
+    learner would, every diff fits the skill the lessons before it made, and the skill at the end names only what
+    the default render has."""
+    folder = tmp_path / ".claude" / "skills" / "agent-tasks-kafka"
+    folder.mkdir(parents=True)
+    (v0,) = COURSE_SKILL_V0.findall(skill_reflection(LESSONS[0]))
+    (folder / "SKILL.md").write_text(v0)
+    for lesson in LESSONS:
+        reflection = skill_reflection(lesson)
+        assert "**Prompt**" in reflection, f"{lesson.name}: no prompt to try the skill with"
+        assert "**Expected:**" in reflection, f"{lesson.name}: no answer expected of the prompt"
+        (diff,) = COURSE_SKILL_DIFF.findall(reflection)
+        added = [line for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")]
+        assert added, f"{lesson.name}: its skill diff adds nothing"
+        applied = subprocess.run(["git", "apply", "-"], cwd=folder, input=diff, capture_output=True, text=True)
+        assert applied.returncode == 0, f"{lesson.name}: its skill diff does not apply: {applied.stderr}"
+        after = (folder / "SKILL.md").read_text()
+        assert all(line[1:] in after.splitlines() for line in added), f"{lesson.name}: its lines are not in the skill"
+    front = yaml.safe_load((folder / "SKILL.md").read_text().split("---\n")[1])
+    assert front["name"] == folder.name
+    assert len(front["description"]) > 50
+    project = render(variant_answers("default"), tmp_path / "default")
+    assert broken_names(Skill(folder, (project,))) == []
+
+
 def test_lessons_name_only_what_exists(tmp_path: Path) -> None:
     """Files, make targets, commands, settings and symbols the lessons name: in this repo or in the projects the
     lessons render (one per guarantee, and the patterns)."""
@@ -154,7 +190,8 @@ def test_nothing_taught_repeats_a_known_error(path: Path) -> None:
     assert found == [], f"{path.relative_to(REPO)} says what is wrong: {found}"
 
 
-FENCED = re.compile(r"^```[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
+FENCED = re.compile(r"^```(?![a-z]+ skill\n)[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
+"""A fenced block of commands: the course skill's blocks (```markdown skill, ```diff skill) are text, not steps."""
 
 
 def test_commands_that_start_several_members_give_each_its_own_port_and_keep_the_api_out() -> None:
