@@ -663,11 +663,19 @@ def _avro_field(field: SpecField) -> dict[str, Any]:
 
 
 POSTGRES_CONNECTOR = "io.debezium.connector.postgresql.PostgresConnector"
+HEARTBEAT_TABLE = "debezium_heartbeat"
+"""Made by the migration 0003_debezium_heartbeat.sql: one row, which each connector's heartbeat updates."""
+HEARTBEAT_PREFIX = "debezium-heartbeat"
 
 
 def _capture(name: str, table: str) -> dict[str, str]:
     """What every Debezium source of the service says: pgoutput (built into PostgreSQL), its own replication slot and
-    a publication of its one table, and records and source offsets written in one Kafka transaction (KIP-618)."""
+    a publication of its one table, and records and source offsets written in one Kafka transaction (KIP-618).
+
+    `migrate` (the migration hook Job) makes the publication and the slot before the service takes traffic, so that
+    the WAL keeps every row written before the connector first starts: the connector creates neither. A heartbeat
+    every 10 s updates the row of HEARTBEAT_TABLE (in every publication, in no table.include.list), so the connector
+    confirms the slot's position though its own table is quiet and the slot holds back no WAL of the database."""
     return {
         "connector.class": POSTGRES_CONNECTOR,
         "tasks.max": "1",
@@ -676,7 +684,10 @@ def _capture(name: str, table: str) -> dict[str, str]:
         "table.include.list": f"public.{table}",
         "slot.name": name,
         "publication.name": name,
-        "publication.autocreate.mode": "filtered",
+        "publication.autocreate.mode": "disabled",
+        "heartbeat.interval.ms": "10000",
+        "topic.heartbeat.prefix": HEARTBEAT_PREFIX,
+        "heartbeat.action.query": f"UPDATE {HEARTBEAT_TABLE} SET beat = now()",
         "tombstones.on.delete": "false",
         "exactly.once.support": "required",
         # No __debezium.context.* headers on the records: consumers see the service's headers only.
@@ -705,13 +716,21 @@ def _outbox_connector(package_name: str) -> dict[str, str]:
         "key.converter": "org.apache.kafka.connect.storage.StringConverter",
         # The payload column holds the Confluent-framed Avro the service's serializer made: written as it is.
         "value.converter": "io.debezium.converters.BinaryDataConverter",
+        # A heartbeat record is a struct, not payload bytes: written as JSON.
+        "value.converter.delegate.converter.type": "org.apache.kafka.connect.json.JsonConverter",
+        "value.converter.delegate.converter.type.schemas.enable": "false",
     }
 
 
 def _cdc_connector(package_name: str, cdc: SpecCdc) -> dict[str, str]:
+    capture = _capture(f"{package_name}_cdc", cdc.table)
+    del capture["heartbeat.action.query"]
     return {
-        **_capture(f"{package_name}_cdc", cdc.table),
-        # The rows already there first (op "r"), then every change from the slot.
+        **capture,
+        # The rows already there first (op "r"), then every change from the slot. The connector makes its slot and
+        # publication at its first start, right before its snapshot: a slot made earlier would stream again the rows
+        # the snapshot reads. Its heartbeat confirms the slot's position on its own (no row to update).
+        "publication.autocreate.mode": "filtered",
         "snapshot.mode": "initial",
         "transforms": "topic",
         "transforms.topic.type": "org.apache.kafka.connect.transforms.RegexRouter",
@@ -735,6 +754,7 @@ def _derive_patterns(spec: Spec, patterns: Sequence[str], package_name: str = "s
         "outbox": None,
         "cdc": None,
         "database": "outbox" in patterns or "cdc" in patterns,
+        "heartbeat_table": HEARTBEAT_TABLE if "outbox" in patterns or "cdc" in patterns else None,
     }
     if "outbox" in patterns:
         chosen = (spec.outbox.topics if spec.outbox is not None else None) or [topic.name for topic in spec.topics]
@@ -747,6 +767,7 @@ def _derive_patterns(spec: Spec, patterns: Sequence[str], package_name: str = "s
             ],
             "connector": f"{package_name.replace('_', '-')}-outbox",
             "config": _outbox_connector(package_name),
+            "heartbeat_topic": f"{HEARTBEAT_PREFIX}.{_outbox_connector(package_name)['topic.prefix']}",
         }
     if "cdc" in patterns and spec.cdc is not None:
         cdc = spec.cdc
@@ -773,6 +794,7 @@ def _derive_patterns(spec: Spec, patterns: Sequence[str], package_name: str = "s
             ],
             "connector": f"{package_name.replace('_', '-')}-cdc",
             "config": _cdc_connector(package_name, cdc),
+            "heartbeat_topic": f"{HEARTBEAT_PREFIX}.{_cdc_connector(package_name, cdc)['topic.prefix']}",
         }
     if "fanout" in patterns and spec.fanout is not None:
         source = next(topic for topic in spec.topics if topic.name == spec.fanout.topic)

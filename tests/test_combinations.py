@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import SECURE_STACK_VARIABLES, STACK_VARIABLES
+from tests.conftest import SECURE_STACK_VARIABLES, STACK_VARIABLES, install_asyncapi_parser
 from tools.render import REPO, render, variant_answers, variant_names
 
 QUESTIONS: dict[str, Any] = yaml.safe_load((REPO / "copier.yml").read_text())
@@ -205,9 +205,8 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 def checks() -> Iterator[list[str]]:
-    """What a user's `make install lint typecheck test-unit` runs, in order."""
-    yield ["uv", "sync", "--quiet"]
-    yield ["npm", "ci", "--prefix", "tools/asyncapi", "--ignore-scripts", "--no-audit", "--no-fund", "--silent"]
+    """What a user's `make install lint typecheck test-unit` runs after `uv sync` and the AsyncAPI parser's install,
+    in order."""
     yield ["uv", "run", "ruff", "format", "--check", "--diff", "."]
     yield ["uv", "run", "ruff", "check", "."]
     yield ["uv", "run", "mypy"]
@@ -216,17 +215,18 @@ def checks() -> Iterator[list[str]]:
 
 @pytest.mark.parametrize("row", KEPT, ids=[row_id(index, row) for index, row in enumerate(KEPT, 1)])
 def test_a_combination_renders_a_project_that_passes_its_checks_and_unit_tests(
-    row: Row, tmp_path: Path, shared: dict[str, str]
+    row: Row, tmp_path: Path, shared: dict[str, str], installed_parsers: Path
 ) -> None:
     dest = render(answers(row), tmp_path / "order-service")
+    synced = run(["uv", "sync", "--quiet"], dest, shared)
+    assert synced.returncode == 0, f"`uv sync` exited {synced.returncode}:\n{synced.stdout}"
+    install_asyncapi_parser(dest, installed_parsers)
     failures = []
     for command in checks():
         result = run(command, dest, shared)
         if result.returncode != 0:
             tail = "\n".join(result.stdout.splitlines()[-60:])
             failures.append(f"`{' '.join(command)}` exited {result.returncode}:\n{tail}")
-            if command[0] in {"uv", "npm"} and command[1] in {"sync", "ci"}:
-                break
     assert not failures, "\n\n".join(failures)
 
 
@@ -279,50 +279,24 @@ def test_a_combination_the_template_cannot_serve_is_refused_with_advice(
 
 
 # Where a pair of (guarantee, security, pattern) values runs against the real broker other than in a variant's own
-# suite, or why it does not yet. A value added to copier.yml makes new pairs: each must land in a variant or here.
-CHART_PROCESSES = "tests/test_chart_processes.py runs the chart's Deployments and hooks as processes"
+# suite. A value added to copier.yml makes new pairs: each must land in a variant's suite or here.
+CHART_PROCESSES = "tests/test_chart_processes.py runs the chart's Deployments, hooks and KafkaConnect as processes"
+SECURED_PIPELINES = {
+    "scram-tls": f"{CHART_PROCESSES} (data-pipelines, scram-tls, at-most-once)",
+    "mtls": f"{CHART_PROCESSES} (data-pipelines, mtls, exactly-once)",
+}
 REAL_STACK_ELSEWHERE: dict[frozenset[tuple[str, Any]], str] = {
+    frozenset({("security", "mtls"), ("audit", True)}): f"{CHART_PROCESSES} (agent-patterns, mtls)",
+    frozenset({("delivery_guarantee", "exactly-once"), ("security", "mtls")}): f"{CHART_PROCESSES} (agent-patterns)",
     **{
-        frozenset({("security", "mtls"), (pattern, True)}): f"{CHART_PROCESSES} (agent-patterns, mtls)"
-        for pattern in ("fanout", "audit", "saga")
-    },
-    **{
-        frozenset({("security", "scram-tls"), (pattern, True)}): f"{CHART_PROCESSES} (data-pipelines, scram-tls)"
+        frozenset({("security", security), (pattern, True)}): where
+        for security, where in SECURED_PIPELINES.items()
         for pattern in ("outbox", "cdc")
     },
-    frozenset({("delivery_guarantee", "exactly-once"), ("security", "mtls")}): f"{CHART_PROCESSES} (agent-patterns)",
-}
-NOT_YET: dict[frozenset[tuple[str, Any]], str] = {
     **{
-        frozenset({("security", security), (pattern, True)}): "the patterns' suites create topics and clients as "
-        "a plaintext admin; on the secured stack they need the stack's admin and the principal's credentials"
-        for security, pattern in [
-            ("scram-tls", "fanout"),
-            ("scram-tls", "audit"),
-            ("scram-tls", "saga"),
-            ("mtls", "outbox"),
-            ("mtls", "cdc"),
-        ]
-    },
-    **{
-        frozenset({("delivery_guarantee", guarantee), (pattern, True)}): "one suite more per pair in CI time"
-        for guarantee, pattern in [
-            ("at-least-once", "saga"),
-            ("exactly-once", "outbox"),
-            ("exactly-once", "cdc"),
-            ("at-most-once", "fanout"),
-            ("at-most-once", "saga"),
-            ("at-most-once", "outbox"),
-            ("at-most-once", "cdc"),
-        ]
-    },
-    **{
-        frozenset({("delivery_guarantee", guarantee), ("security", security)}): "one suite more in CI time"
-        for guarantee, security in [
-            ("at-least-once", "scram-tls"),
-            ("at-least-once", "mtls"),
-            ("at-most-once", "scram-tls"),
-        ]
+        frozenset({("delivery_guarantee", guarantee), (pattern, True)}): SECURED_PIPELINES[security]
+        for security, guarantee in [("scram-tls", "at-most-once"), ("mtls", "exactly-once")]
+        for pattern in ("outbox", "cdc")
     },
 }
 
@@ -343,9 +317,6 @@ def test_every_pair_of_guarantee_security_and_pattern_runs_on_the_real_stack_or_
     values += [("security", s) for s in choices("security")] + [(pattern, True) for pattern in PATTERN_NAMES]
     wanted = {frozenset(pair) for pair in itertools.combinations(values, 2) if len({name for name, _ in pair}) == 2}
     wanted = {pair for pair in wanted if not {name for name, _ in pair} <= set(PATTERN_NAMES)}
-    in_suites = set().union(*(variant_pairs(variant_answers(name)) for name in variant_names()))
-    in_suites &= wanted
-    accounted = in_suites | set(REAL_STACK_ELSEWHERE) | set(NOT_YET)
-    assert wanted - accounted == set(), "pairs no variant runs and no entry names"
-    assert not in_suites & set(NOT_YET), "a pair a variant now runs is still listed as not yet"
-    assert not set(REAL_STACK_ELSEWHERE) & set(NOT_YET)
+    in_suites = set().union(*(variant_pairs(variant_answers(name)) for name in variant_names())) & wanted
+    assert wanted - in_suites - set(REAL_STACK_ELSEWHERE) == set(), "pairs that run nowhere on the real broker"
+    assert not in_suites & set(REAL_STACK_ELSEWHERE), "a pair a variant's suite runs is still listed as elsewhere"

@@ -131,12 +131,13 @@ def expected_acls(answers: dict[str, Any]) -> set[tuple[str, str, str, frozenset
     topics = answers["spec"]["topics"]
     for topic in topics:
         grant("topic", topic["name"], "literal", "Write", "Describe")  # POST publishes to it
+        grant("topic", topic["name"], "literal", "DescribeConfigs")  # doctor reads its min.insync.replicas
         if topic.get("emits_to"):
             grant("topic", topic["emits_to"], "literal", "Write", "Describe")  # the handlers' emitted events
         if topic.get("consumed", True):
             grant("topic", topic["name"], "literal", "Read", "Describe")
             # `dlq replay` reads the dead letters back, in a group of its own.
-            grant("topic", topic["name"] + ".dlq", "literal", "Read", "Write", "Describe")
+            grant("topic", topic["name"] + ".dlq", "literal", "Read", "Write", "Describe", "DescribeConfigs")
     if any(topic.get("consumed", True) for topic in topics):
         grant("group", answers["spec"]["consumer_group"], "literal", "Read")
         grant("group", answers["spec"]["consumer_group"] + ".dlq-replay", "literal", "Read")
@@ -333,6 +334,14 @@ def only(resources: dict[str, dict[str, Any]], kind: str) -> dict[str, Any]:
     return doc
 
 
+def service_config(resources: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The service's ConfigMap (not the Kafka Connect metrics rules of the data pipelines)."""
+    (doc,) = [
+        doc for doc in of_kind(resources, "ConfigMap") if not doc["metadata"]["name"].endswith("-connect-metrics")
+    ]
+    return doc
+
+
 # Pods of the chosen agent patterns (fan-out channels, the audit sealer, the saga orchestrator) run Deployments of
 # their own.
 PATTERN_COMPONENTS = ("fanout-", "audit-", "saga-")
@@ -451,7 +460,7 @@ def test_keda_reaches_kafka_by_its_fully_qualified_name_and_only_where_keda_is(
         assert trigger["metadata"]["bootstrapServers"] == bootstrap
         # As the service's consumer: a new group's backlog is lag to scale on.
         assert trigger["metadata"]["offsetResetPolicy"] == "earliest"
-    assert only(with_keda, "ConfigMap")["data"]["KAFKA_BOOTSTRAP_SERVERS"] == bootstrap
+    assert service_config(with_keda)["data"]["KAFKA_BOOTSTRAP_SERVERS"] == bootstrap
     assert "replicas" not in the_deployment(with_keda)["spec"], "KEDA owns the replica count"
 
     without_keda = helm_template(helm, project, "--set", "autoscaling.mode=keda")
@@ -476,7 +485,7 @@ def test_a_hook_job_registers_the_schemas_before_the_pods_start(
     assert main["command"] == ["python", "-m", answers["package_name"], "schemas", "register"]
     assert main["image"] == container(the_deployment(resources))["image"]
     env = {item["name"]: item["value"] for item in main["env"]}
-    config = only(resources, "ConfigMap")["data"]
+    config = service_config(resources)["data"]
     assert config["SCHEMA_AUTO_REGISTER"] == "false"
     # The service and the Job agree on where the schemas live and how they evolve: the project's answers.
     for name in ("SCHEMA_REGISTRY_URL", "SCHEMA_SUBJECT_STRATEGY", "SCHEMA_COMPATIBILITY"):
@@ -509,7 +518,7 @@ def test_pods_stop_within_their_grace_period(
     assert timeouts["shutdownSeconds"] == settings_default(project, "shutdown_timeout_seconds")
     for shutdown in (timeouts["shutdownSeconds"], 60):
         resources = helm_template(helm, project, "--set", f"timeouts.shutdownSeconds={shutdown}")
-        config = only(resources, "ConfigMap")["data"]
+        config = service_config(resources)["data"]
         assert config["SHUTDOWN_TIMEOUT_SECONDS"] == str(shutdown)
         assert config["PUBLISH_TIMEOUT_SECONDS"] == str(timeouts["publishSeconds"])
         pod = the_deployment(resources)["spec"]["template"]["spec"]
@@ -530,7 +539,7 @@ def test_probes_wait_for_the_services_answer_and_drains_are_not_blocked(
     answers = answers_of(project)
     resources = helm_template(helm, project)
     main = container(the_deployment(resources))
-    ready_timeout = float(only(resources, "ConfigMap")["data"]["READY_TIMEOUT_SECONDS"])
+    ready_timeout = float(service_config(resources)["data"]["READY_TIMEOUT_SECONDS"])
     # GET /health/ready answers within twice READY_TIMEOUT_SECONDS (api/health.py); the probe waits longer.
     health = (project / "src" / answers["package_name"] / "api" / "health.py").read_text()
     assert "asyncio.timeout(2 * bound)" in health
@@ -671,7 +680,7 @@ def test_the_cluster_name_and_kafka_version_are_one_value_each(tmp_path: Path, h
     assert "orders-kafka-kafka-bootstrap:9093" in text
     assert "orders-kafka-cluster-ca-cert" in text
     resources = helm_template(helm, project, "--api-versions", "keda.sh/v1alpha1")
-    assert only(resources, "ConfigMap")["data"]["KAFKA_BOOTSTRAP_SERVERS"].startswith("orders-kafka-kafka-bootstrap.")
+    assert service_config(resources)["data"]["KAFKA_BOOTSTRAP_SERVERS"].startswith("orders-kafka-kafka-bootstrap.")
     volumes = the_deployment(resources)["spec"]["template"]["spec"]["volumes"]
     assert {"secretName": "orders-kafka-cluster-ca-cert"}.items() <= volumes[-1]["secret"].items()
     # Both cluster profiles run the Kafka version the local stack runs, which the tests prove against.
@@ -778,12 +787,12 @@ def test_the_configmap_sets_every_setting_of_the_service(
     project = out / variant
     settings = setting_names(project)
     assert {"PUBLISH_MAX_IN_FLIGHT", "LOG_LEVEL", "OTEL_SERVICE_NAME"} <= settings
-    config = only(helm_template(helm, project, "--set", "tracing.otlpEndpoint=http://collector:4318"), "ConfigMap")
+    config = service_config(helm_template(helm, project, "--set", "tracing.otlpEndpoint=http://collector:4318"))
     missing = settings - NOT_IN_CONFIGMAP - set(config["data"])
     assert not missing, f"settings the chart cannot set: {sorted(missing)}"
     unknown = set(config["data"]) - settings
     assert not unknown, f"ConfigMap keys the service ignores: {sorted(unknown)}"
-    plain = only(helm_template(helm, project), "ConfigMap")["data"]
+    plain = service_config(helm_template(helm, project))["data"]
     assert not OPTIONAL_IN_CONFIGMAP & set(plain), "tracing stays off unless an endpoint is given"
 
 
@@ -816,7 +825,7 @@ def test_the_worker_runs_as_its_own_deployment_that_autoscaling_scales(
     worker = deployments[f"{api_name}-worker"]
     main = container(worker)
     assert main["command"] == ["python", "-m", package, "worker"]
-    config = only(resources, "ConfigMap")["data"]
+    config = service_config(resources)["data"]
     (metrics_port,) = [p["containerPort"] for p in main["ports"] if p["name"] == "metrics"]
     assert str(metrics_port) == config["METRICS_PORT"]
     # The API pods publish only; the worker's pods are never behind the API's Service.
@@ -849,7 +858,8 @@ def test_prometheus_scrapes_the_api_and_the_worker_where_they_serve_metrics(
     assert (endpoint["port"], endpoint["path"]) == ("http", "/metrics")
     assert monitor["spec"]["selector"]["matchLabels"].items() <= only(resources, "Service")["spec"]["selector"].items()
     if consumes(project):
-        pod_monitor = only(resources, "PodMonitor")
+        # (the data pipelines' Kafka Connect has its own: test_kafka_connect_is_built_with_...)
+        (pod_monitor,) = [d for d in of_kind(resources, "PodMonitor") if not d["metadata"]["name"].endswith("-connect")]
         (pod_endpoint,) = pod_monitor["spec"]["podMetricsEndpoints"]
         assert (pod_endpoint["port"], pod_endpoint["path"]) == ("metrics", "/metrics")
         (worker,) = [d for d in of_kind(resources, "Deployment") if d["metadata"]["name"].endswith("-worker")]
@@ -957,7 +967,7 @@ def test_the_chart_reads_the_kafka_users_secret_as_the_answer_says(
     answers = answers_of(project)
     security = answers.get("security", "none")
     resources = helm_template(helm, project)
-    config = only(resources, "ConfigMap")["data"]
+    config = service_config(resources)["data"]
     (deployment,) = [d for d in of_kind(resources, "Deployment") if d["metadata"]["name"].endswith(answers["k8s_name"])]
     main = container(deployment)
     secret_keys = {
@@ -1027,6 +1037,23 @@ def test_kafka_connect_is_built_with_the_debezium_the_stack_runs_and_runs_the_co
     }
     assert connect["spec"]["version"] == kafka
     assert connect["spec"]["config"]["exactly.once.source.support"] == "enabled"
+    # Metrics: Strimzi's JMX exporter with the rules of a ConfigMap of the chart (which tests/test_chart_processes.py
+    # runs), scraped by a PodMonitor of the Connect pods where the chart makes monitors.
+    reference = connect["spec"]["metricsConfig"]["valueFrom"]["configMapKeyRef"]
+    rules = yaml.safe_load(resources[f"ConfigMap/{reference['name']}"]["data"][reference["key"]])
+    assert {"kafka_connect_connector_status", "kafka_connect_connector_task_status"} <= {
+        rule["name"] for rule in rules["rules"]
+    }
+    assert not of_kind(resources, "PodMonitor"), "monitors only with serviceMonitor.enabled"
+    monitored = helm_template(
+        helm, project, "--set", "connect.image=registry.invalid/connect:1", "--set", "serviceMonitor.enabled=true"
+    )
+    (monitor,) = [doc for doc in of_kind(monitored, "PodMonitor") if doc["metadata"]["name"].endswith("-connect")]
+    assert monitor["spec"]["selector"]["matchLabels"] == {
+        "strimzi.io/cluster": connect["metadata"]["name"],
+        "strimzi.io/kind": "KafkaConnect",
+    }
+    assert monitor["spec"]["podMetricsEndpoints"][0]["port"] == "tcp-prometheus"
     # The same configs as `python -m <package> connect register` PUTs, the database read from its Secret.
     package = answers_of(project)["package_name"]
     source = (project / "src" / package / "database" / "connectors.py").read_text()
@@ -1059,7 +1086,7 @@ def test_kafka_connect_is_built_with_the_debezium_the_stack_runs_and_runs_the_co
         {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["order-pipelines-database"], "verbs": ["get"]}
     ]
     # Strimzi serves the KafkaConnect's REST API as the Service <KafkaConnect name>-connect-api.
-    assert only(resources, "ConfigMap")["data"]["KAFKA_CONNECT_URL"] == (
+    assert service_config(resources)["data"]["KAFKA_CONNECT_URL"] == (
         f"http://{connect['metadata']['name']}-connect-api:8083"
     )
     service = the_deployment(resources)["spec"]["template"]["spec"]["containers"][0]
@@ -1088,6 +1115,16 @@ def test_a_secured_connect_worker_gets_a_user_with_only_what_it_does(tmp_path: P
         ("cluster", None): {"Describe", "IdempotentWrite"},
         ("topic", "orders"): {"Describe", "Write"},
         ("topic", "customers.changes"): {"Describe", "Write"},
+        # Each connector's heartbeat records (heartbeat.interval.ms), on a KafkaTopic of the chart.
+        ("topic", "debezium-heartbeat.order-pipelines-outbox"): {"Describe", "Write"},
+        ("topic", "debezium-heartbeat.order-pipelines-cdc"): {"Describe", "Write"},
+    }
+    heartbeats = {
+        doc["spec"]["topicName"] for doc in of_kind(resources, "KafkaTopic") if "heartbeat" in doc["spec"]["topicName"]
+    }
+    assert heartbeats == {
+        f"{connector['spec']['config']['topic.heartbeat.prefix']}.{connector['spec']['config']['topic.prefix']}"
+        for connector in of_kind(resources, "KafkaConnector")
     }
 
 
@@ -1269,3 +1306,74 @@ def test_keda_scales_on_every_topic_the_consumer_reads_and_falls_back_when_lag_i
     for connector in of_kind(resources, "KafkaConnector"):
         assert connector["spec"]["autoRestart"]["enabled"] is True
     assert only(resources, "KafkaConnect")["spec"]["resources"]["limits"]["memory"]
+
+
+# --- the schema registry's disruption budget and network policy; the app pods' spread ----------------------------
+
+
+def matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    return all(labels.get(key) == value for key, value in selector.get("matchLabels", {}).items())
+
+
+def pod_reads_registry(pod: dict[str, Any], configmaps: set[str]) -> bool:
+    """A container names SCHEMA_REGISTRY_URL itself or reads a ConfigMap of the chart (which holds it)."""
+    for container in pod["containers"]:
+        if any(env["name"] == "SCHEMA_REGISTRY_URL" for env in container.get("env", [])):
+            return True
+        if any(ref.get("configMapRef", {}).get("name") in configmaps for ref in container.get("envFrom", [])):
+            return True
+    return False
+
+
+def test_the_registry_survives_a_drain_and_admits_only_the_services_pods(tmp_path: Path, helm: str) -> None:
+    """Two registry replicas spread over zones and nodes under a PDB that lets one go at a time; its NetworkPolicy
+    admits on 8080 exactly the pods that carry the client label, and every pod of the chart that reads the registry's
+    URL carries it (the API, the worker, each pattern process, the schema Job); the migration Job does not need it."""
+    answers = variant_answers("agent-patterns") | {"security": "mtls"}
+    project = render(answers, tmp_path / "project")
+    registry = {
+        doc["kind"]: doc
+        for path in ("deployment.yaml", "poddisruptionbudget.yaml", "networkpolicy.yaml")
+        for doc in strimzi_docs(project, f"schema-registry/{path}")
+    }
+    deployment, pdb, policy = registry["Deployment"], registry["PodDisruptionBudget"], registry["NetworkPolicy"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert deployment["spec"]["replicas"] >= 2
+    assert matches(pdb["spec"]["selector"], labels)
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+    keys = {c["topologyKey"] for c in deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]}
+    assert keys == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}
+    assert matches(policy["spec"]["podSelector"], labels)
+    (api_rule,) = [rule for rule in policy["spec"]["ingress"] if {"port": 8080, "protocol": "TCP"} in rule["ports"]]
+    (client,) = api_rule["from"]
+    assert set(client) == {"podSelector"}, "from pods of this namespace only"
+
+    resources = helm_template(helm, project, "--set", "worker.enabled=true")
+    configmaps = {doc["metadata"]["name"] for doc in of_kind(resources, "ConfigMap")}
+    pods = [(key, doc["spec"]["template"]) for key, doc in resources.items() if doc["kind"] in ("Deployment", "Job")]
+    readers = [key for key, pod in pods if pod_reads_registry(pod["spec"], configmaps)]
+    assert len(readers) >= 5, readers  # API, worker, fan-out channels, sealer, orchestrator, schema Job
+    for key, pod in pods:
+        admitted = matches(client["podSelector"], pod["metadata"].get("labels", {}))
+        assert admitted == (key in readers), f"{key}: admitted {admitted}, reads the registry {key in readers}"
+
+
+def test_app_pods_spread_over_zones_and_nodes_by_default(tmp_path: Path, helm: str) -> None:
+    """The API and the worker each spread their own pods (their selector labels), over zones then nodes, without ever
+    staying Pending for it; topologySpreadConstraints replaces the default."""
+    project = render(variant_answers("default"), tmp_path / "project")
+    resources = helm_template(helm, project, "--set", "worker.enabled=true")
+    deployments = service_deployments(resources)
+    assert len(deployments) == 2
+    for deployment in deployments:
+        spec = deployment["spec"]["template"]["spec"]
+        constraints = {c["topologyKey"]: c for c in spec["topologySpreadConstraints"]}
+        assert set(constraints) == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}
+        for constraint in constraints.values():
+            assert constraint["whenUnsatisfiable"] == "ScheduleAnyway"
+            assert constraint["labelSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+            assert constraint["matchLabelKeys"] == ["pod-template-hash"]
+    own = [{"maxSkew": 2, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule"}]
+    overridden = helm_template(helm, project, "--set-json", f"topologySpreadConstraints={json.dumps(own)}")
+    assert the_deployment(overridden)["spec"]["template"]["spec"]["topologySpreadConstraints"] == own

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.conftest import install_asyncapi_parser
 from tools.render import REPO
 
 GIT_IDENTITY = {
@@ -88,19 +89,25 @@ def project(template_repo: Path, tmp_path: Path) -> Path:
     return copied(template_repo, tmp_path, NEXT, "security=scram-tls")
 
 
-def checks_pass(project: Path) -> None:
+@pytest.fixture(scope="session")
+def mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One mypy cache for the projects a worker checks: it re-checks each project's own modules."""
+    return str(tmp_path_factory.mktemp("mypy-cache"))
+
+
+def checks_pass(project: Path, installed_parsers: Path, mypy_cache: str) -> None:
     """What `make install lint typecheck test-unit` runs in the project, each green."""
     run(project, "uv", "sync", "--quiet")
-    run(project, "npm", "ci", "--prefix", "tools/asyncapi", "--ignore-scripts", "--no-audit", "--no-fund", "--silent")
+    install_asyncapi_parser(project, installed_parsers)
     run(project, "uv", "run", "ruff", "format", "--check", ".")
     run(project, "uv", "run", "ruff", "check", ".")
-    run(project, "uv", "run", "mypy")
+    run(project, "uv", "run", "mypy", env={"MYPY_CACHE_DIR": mypy_cache})
     run(project, "uv", "run", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not integration", "tests/unit")
 
 
 @pytest.mark.parametrize("release", list(RELEASES["releases"]))
 def test_an_update_from_an_earlier_release_keeps_the_users_edits_and_conflicts_nowhere(
-    template_repo: Path, tmp_path: Path, release: str
+    template_repo: Path, tmp_path: Path, release: str, installed_parsers: Path, mypy_cache: str
 ) -> None:
     """A project of an earlier release, a handler and a generated file edited, updated to HEAD as the CHANGELOG says:
     no conflict anywhere (none in a file the user did not touch), both edits kept, and the project's checks green
@@ -118,11 +125,11 @@ def test_an_update_from_an_earlier_release_keeps_the_users_edits_and_conflicts_n
     assert USER_LOGIC in (project / "src" / "agent_tasks" / "handlers.py").read_text(), "the user's handler survives"
     assert USER_SETTING in settings.read_text(), "the user's edit of a generated file survives"
     assert f"_commit: {NEXT}" in (project / ".copier-answers.yml").read_text()
-    checks_pass(project)
+    checks_pass(project, installed_parsers, mypy_cache)
 
 
 def test_a_spec_field_named_like_the_generated_tests_own_breaks_none_of_them(
-    template_repo: Path, tmp_path: Path, stack_settings: dict[str, str]
+    template_repo: Path, tmp_path: Path, stack_settings: dict[str, str], installed_parsers: Path, mypy_cache: str
 ) -> None:
     """The schema-evolution tests add a field to an event: a spec field of the name they once used (`priority`)
     must not collide with it, on the unit tests' released snapshot nor on the real registry."""
@@ -137,7 +144,7 @@ def test_a_spec_field_named_like_the_generated_tests_own_breaks_none_of_them(
 
     assert_merged_cleanly(project)
     assert "priority" in field_names(avsc(project, "TaskCreated"))
-    checks_pass(project)  # tests/unit/test_avro.py among them
+    checks_pass(project, installed_parsers, mypy_cache)  # tests/unit/test_avro.py among them
     registry = "tests/integration/test_schema_registry.py"
     passed = run(project, "uv", "run", "pytest", "-q", "-p", "no:cacheprovider", registry, env=stack_settings)
     summary = passed.stdout.strip().splitlines()[-1]

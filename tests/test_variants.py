@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import SECURE_STACK_VARIABLES, clean_slate
+from tests.conftest import SECURE_STACK_VARIABLES, clean_slate, install_asyncapi_parser
 from tools.render import render, variant_answers, variant_names
 
 pytestmark = pytest.mark.variant
@@ -35,22 +35,26 @@ def assert_ok(result: subprocess.CompletedProcess[str]) -> None:
 
 
 @pytest.fixture(scope="session")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
-    """Render a variant and install it (once per session); return its folder."""
+def project(tmp_path_factory: pytest.TempPathFactory, installed_parsers: Path) -> Callable[[str], Path]:
+    """Render a variant and install it as `make install` does (once per session); return its folder."""
     installed: dict[str, Path] = {}
 
     def get(variant: str) -> Path:
         if variant not in installed:
             dest = render(variant_answers(variant), tmp_path_factory.mktemp("variants") / variant)
             assert_ok(run(["uv", "sync", "--quiet"], dest))
-            # What `make install` adds: the official AsyncAPI parser, which the suite runs on asyncapi.yaml.
-            assert_ok(
-                run(["npm", "ci", "--prefix", "tools/asyncapi", "--ignore-scripts", "--no-audit", "--no-fund"], dest)
-            )
+            install_asyncapi_parser(dest, installed_parsers)
             installed[variant] = dest
         return installed[variant]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One mypy cache for the variants a worker checks: mypy re-checks what differs (each project's own modules) and
+    reuses what is the same (the libraries every variant imports), as it would in a user's project between runs."""
+    return str(tmp_path_factory.mktemp("mypy-cache"))
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -64,8 +68,8 @@ def test_rendered_code_is_lint_clean(project: Callable[[str], Path], variant: st
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_rendered_code_type_checks_strictly(project: Callable[[str], Path], variant: str) -> None:
-    assert_ok(run(["uv", "run", "mypy"], project(variant)))
+def test_rendered_code_type_checks_strictly(project: Callable[[str], Path], variant: str, mypy_cache: str) -> None:
+    assert_ok(run(["uv", "run", "mypy"], project(variant), env={"MYPY_CACHE_DIR": mypy_cache}))
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

@@ -75,13 +75,14 @@ def say(message: str) -> None:
 
 def projects() -> dict[str, dict[str, Any]]:
     """Answers per guarantee. At-least-once reuses the exactly-once variant's spec (it emits events to count), and
-    at-most-once its variant without the audit log (a row counts the worker's outputs, not its audit notes); the
-    saga row runs the variant with every pattern."""
+    at-most-once its variant without its patterns (a row counts the worker's outputs, not its audit notes or its
+    channels' sends); the saga row runs the variant with every pattern."""
     ledger = variant_answers("exactly-once")
+    sampler = variant_answers("at-most-once")
     answers = {
         "exactly-once": ledger,
         "at-least-once": ledger | {"delivery_guarantee": "at-least-once"},
-        "at-most-once": variant_answers("at-most-once") | {"patterns": []},
+        "at-most-once": sampler | {"patterns": [], "spec": without_patterns(sampler["spec"])},
         "saga": variant_answers("agent-patterns"),
     }
     if DATA_PIPELINES.exists():
@@ -90,6 +91,13 @@ def projects() -> dict[str, dict[str, Any]]:
 
 
 DATA_PIPELINES = Path(__file__).resolve().parents[2] / "tests" / "variants" / "data-pipelines.yml"
+
+
+def without_patterns(spec: dict[str, Any]) -> dict[str, Any]:
+    """`spec` without the sections only a pattern reads (the answers refuse a section whose pattern is off)."""
+    return {key: value for key, value in spec.items() if key not in {"fanout", "audit", "saga", "outbox", "cdc"}}
+
+
 """The outbox and CDC service the outbox and PostgreSQL restart rows drive."""
 
 

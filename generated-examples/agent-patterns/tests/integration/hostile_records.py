@@ -1,5 +1,6 @@
 """Records no well-behaved producer writes, written with librdkafka (a client the service does not use), for the
-tests of the patterns' consumers: each must reach a dead-letter topic, and its consumer must go on."""
+tests of the patterns' consumers: each must reach a dead-letter topic, and its consumer must go on. librdkafka
+reads and writes here."""
 
 import uuid
 from collections.abc import Callable
@@ -23,6 +24,11 @@ HOSTILE: dict[str, tuple[bytes | None, list[tuple[str, str | bytes | None]]]] = 
 """Each kind's value and headers, written with its kind as key; one more record has neither key nor value."""
 
 
+def librdkafka(bootstrap: str) -> dict[str, Any]:
+    """confluent-kafka's connection settings."""
+    return {"bootstrap.servers": bootstrap}
+
+
 def write_hostile(bootstrap: str, topic: str, partition: int) -> list[str]:
     """Write every hostile kind to `partition` of `topic`; the kinds written, in order ("null key and value" last)."""
     delivered: list[str] = []
@@ -31,9 +37,7 @@ def write_hostile(bootstrap: str, topic: str, partition: int) -> list[str]:
     def noted(kind: str) -> Callable[[Any, Any], None]:
         return lambda error, _message: (failed if error else delivered).append(kind)
 
-    producer = Producer(
-        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "message.max.bytes": 2 * MAX_REQUEST_SIZE}
-    )
+    producer = Producer(librdkafka(bootstrap) | {"enable.idempotence": True, "message.max.bytes": 2 * MAX_REQUEST_SIZE})
     for kind, (value, headers) in HOSTILE.items():
         producer.produce(topic, value, key=kind.encode(), partition=partition, headers=headers, on_delivery=noted(kind))
     producer.produce(topic, None, key=None, partition=partition, on_delivery=noted("null key and value"))
@@ -45,8 +49,8 @@ def write_hostile(bootstrap: str, topic: str, partition: int) -> list[str]:
 def dead_letters(bootstrap: str, topic: str, partitions: int) -> list[tuple[bytes | None, dict[str, bytes]]]:
     """Every committed record of `topic` as (key, headers), read by librdkafka to each partition's end."""
     consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
+        librdkafka(bootstrap)
+        | {
             "group.id": f"test-dlq-{uuid.uuid4().hex}",
             "isolation.level": "read_committed",
             "enable.auto.commit": False,
@@ -78,7 +82,7 @@ def dead_letters(bootstrap: str, topic: str, partitions: int) -> list[tuple[byte
 def lag(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:
     """Each partition's end offset minus `group`'s committed offset (no commit counts as 0), as librdkafka reads
     them."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    consumer = Consumer(librdkafka(bootstrap) | {"group.id": group, "enable.auto.commit": False})
     try:
         committed = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=30)
         behind: dict[int, int] = {}

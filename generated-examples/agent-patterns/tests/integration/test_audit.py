@@ -10,8 +10,7 @@ import time
 from typing import Any
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.admin import NewTopic
 from aiokafka.errors import KafkaError
 from confluent_kafka import Producer
 from prometheus_client import REGISTRY
@@ -25,23 +24,14 @@ from agent_ops.patterns.audit.sealer import AuditSealer
 from agent_ops.settings import Settings, get_settings
 from tests.samples import ROUTES, sample_event, unique_key
 
-from .hostile_records import dead_letters, lag, write_hostile
-from .kafka_io import read_topic
+from .hostile_records import dead_letters, lag, librdkafka, write_hostile
+from .kafka_io import alter_topic_config, create_topics, read_topic
 from .service import eventually, running_service, service_settings
 
 pytestmark = pytest.mark.integration
 
 TOPIC = TOPICS[0]
 PARTITIONS = 3
-
-
-async def create_topics(bootstrap: str, *topics: NewTopic) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics(list(topics))
-    finally:
-        await admin.close()
 
 
 async def own_audit(
@@ -138,7 +128,7 @@ async def test_verify_names_the_offset_of_a_record_forged_by_another_client(
         "hash": "f" * 64,
     }
     delivered: list[int | None] = []
-    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    producer = Producer(librdkafka(kafka_bootstrap))
     producer.produce(
         audit_topics,
         json.dumps(forged).encode(),
@@ -198,7 +188,7 @@ async def test_under_exactly_once_an_aborted_transaction_leaves_no_audit_entry(
 
 def write_entries(bootstrap: str, entries: list[tuple[str, int, bytes]], transactional_id: str | None = None) -> None:
     """Write (key, partition, value) records to the intake with librdkafka, in one transaction when given an id."""
-    config = {"bootstrap.servers": bootstrap, "enable.idempotence": True}
+    config = librdkafka(bootstrap) | {"enable.idempotence": True}
     writer = Producer(config | ({"transactional.id": transactional_id} if transactional_id else {}))
     if transactional_id:
         writer.init_transactions(30)
@@ -313,7 +303,7 @@ async def test_verify_fails_while_the_intake_holds_entries_left_unsealed(
 ) -> None:
     """No sealer ran: the log's chain holds (it is empty), but an entry two hours old waits in the intake."""
     key = f"waiting-{unique}"
-    writer = Producer({"bootstrap.servers": kafka_bootstrap})
+    writer = Producer(librdkafka(kafka_bootstrap))
     two_hours_ago = int((time.time() - 7200) * 1000)
     writer.produce(names.INTAKE_TOPIC, an_entry(key), key=key.encode(), partition=2, timestamp=two_hours_ago)
     assert writer.flush(30) == 0
@@ -345,13 +335,8 @@ async def test_a_record_the_broker_refuses_aborts_the_seal_and_the_chain_never_l
             return sample("audit_sealer_aborted_transactions_total") > aborts
 
         await eventually(aborted, within=90, interval=0.5)
-        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-        await admin.start()
-        try:  # the operator raises the limit: the entry goes through on the next try
-            resource = ConfigResource(ConfigResourceType.TOPIC, audit, {"max.message.bytes": "1048588"})
-            await admin.alter_configs([resource])
-        finally:
-            await admin.close()
+        # The operator raises the limit: the entry goes through on the next try.
+        await alter_topic_config(kafka_bootstrap, audit, {"max.message.bytes": "1048588"})
 
         async def both_sealed() -> bool:
             return await sealed_keys(kafka_bootstrap) >= {big.encode(), small.encode()}

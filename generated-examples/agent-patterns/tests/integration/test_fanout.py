@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import AsyncSchemaRegistryClient
@@ -29,8 +29,8 @@ from agent_ops.patterns.topics import ensure_pattern_topics
 from agent_ops.settings import Settings
 from tests.samples import ROUTES, sample_event, unique_key
 
-from .hostile_records import dead_letters, lag, write_hostile
-from .kafka_io import committed_offsets, end_offsets, find_record
+from .hostile_records import dead_letters, lag, librdkafka, write_hostile
+from .kafka_io import committed_offsets, create_topics, end_offsets, find_record
 from .service import eventually, running_service, service_settings
 
 pytestmark = pytest.mark.integration
@@ -63,7 +63,8 @@ class Recorder:
 
 @asynccontextmanager
 async def channel_clients(settings: Settings) -> AsyncIterator[tuple[AvroSerde, Any]]:
-    await ensure_pattern_topics(settings)
+    if settings.kafka_create_topics:  # as the service's start-up does
+        await ensure_pattern_topics(settings)
     registry = AsyncSchemaRegistryClient({"url": settings.schema_registry_url})
     producer = create_producer(settings)
     await producer.start()
@@ -78,7 +79,7 @@ def runner(
     name: str, unique: str, recorder: Recorder, serde: AvroSerde, producer: Any, settings: Settings
 ) -> ChannelRunner:
     """The channel as generated, in a consumer group of this test's own, delivering to `recorder`."""
-    channel = replace(CHANNELS[name], group=f"{CHANNELS[name].group}-{unique}", deliver=recorder.deliver_for(name))
+    channel = replace(CHANNELS[name], group=f"test-{unique}-{name}", deliver=recorder.deliver_for(name))
     return ChannelRunner(channel, TOPIC, serde, producer, settings)
 
 
@@ -184,15 +185,12 @@ async def test_a_stopped_channel_replays_from_its_committed_offset_while_the_oth
 async def own_topic(bootstrap: str, unique: str) -> Topic:
     """The fanned-out topic's events, on a topic of the test's own: what it writes there reaches no other test."""
     topic = replace(TOPIC, name=f"test.fanout.{unique}")
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [NewTopic(topic.name, topic.partitions, 1)]
-            + [NewTopic(f"{topic.name}.{name}.dlq", topic.partitions, 1) for name in NAMES]
-        )
-    finally:
-        await admin.close()
+    dlqs = {name: f"{topic.name}.{name}.dlq" for name in NAMES}
+    await create_topics(
+        bootstrap,
+        NewTopic(topic.name, topic.partitions, 1),
+        *(NewTopic(dlq, topic.partitions, 1) for dlq in dlqs.values()),
+    )
     return topic
 
 
@@ -218,7 +216,7 @@ def write_events(
     headers: list[tuple[str, Any]] | None = None,
 ) -> None:
     """Write encoded events with librdkafka, keyed as the service keys them; in one transaction when given an id."""
-    config: dict[str, Any] = {"bootstrap.servers": bootstrap, "enable.idempotence": True}
+    config: dict[str, Any] = librdkafka(bootstrap) | {"enable.idempotence": True}
     writer = Producer(config | ({"transactional.id": transactional_id} if transactional_id else {}))
     if transactional_id:
         writer.init_transactions(30)
@@ -296,7 +294,7 @@ async def test_a_channel_leaves_no_lag_behind_a_transactional_producer(kafka_boo
 
 
 def group_state(bootstrap: str, group: str) -> str:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(librdkafka(bootstrap))
     (described,) = admin.describe_consumer_groups([group]).values()
     return str(described.result().state.name)
 

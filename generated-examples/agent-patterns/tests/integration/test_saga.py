@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource  # type: ignore[attr-defined]  # no __all__
 
@@ -33,7 +33,8 @@ from agent_ops.patterns.saga.orchestrator import SagaOrchestrator, read_states
 from agent_ops.patterns.saga.start import start_saga
 from agent_ops.settings import Settings
 
-from .hostile_records import dead_letters, lag, write_hostile
+from .hostile_records import dead_letters, lag, librdkafka, write_hostile
+from .kafka_io import create_topics
 from .saga_steps import RecordingSteps
 from .service import eventually, running_service, service_settings
 
@@ -43,6 +44,7 @@ PARTITIONS = 3
 ROUTE = "/sagas/task-run"
 RUNS = [step.name for step in STEPS]
 COMPENSATIONS = {step.name: step.compensation for step in STEPS}
+INPUT_KEY = "task_id"
 
 
 @pytest.fixture
@@ -54,19 +56,13 @@ async def saga_topics(kafka_bootstrap: str, unique: str, monkeypatch: pytest.Mon
         "effects": f"test.saga.{unique}.effects",
         "dead_letters": f"test.saga.{unique}.commands.dlq",
     }
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [
-                NewTopic(topics["commands"], PARTITIONS, 1),
-                NewTopic(topics["state"], PARTITIONS, 1, topic_configs={"cleanup.policy": "compact"}),
-                NewTopic(topics["effects"], PARTITIONS, 1),
-                NewTopic(topics["dead_letters"], PARTITIONS, 1),
-            ]
-        )
-    finally:
-        await admin.close()
+    await create_topics(
+        kafka_bootstrap,
+        NewTopic(topics["commands"], PARTITIONS, 1),
+        NewTopic(topics["state"], PARTITIONS, 1, topic_configs={"cleanup.policy": "compact"}),
+        NewTopic(topics["effects"], PARTITIONS, 1),
+        NewTopic(topics["dead_letters"], PARTITIONS, 1),
+    )
     monkeypatch.setattr(names, "COMMANDS_TOPIC", topics["commands"])
     monkeypatch.setattr(names, "STATE_TOPIC", topics["state"])
     monkeypatch.setattr(names, "GROUP", f"test-{unique}-saga")
@@ -117,8 +113,8 @@ def read_with_librdkafka(
 ) -> list[tuple[bytes | None, bytes | None]]:
     """Every committed (key, value) of `topic`, read by librdkafka: a client we did not write."""
     consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
+        librdkafka(bootstrap)
+        | {
             "group.id": f"test-count-{uuid.uuid4().hex}",
             "isolation.level": "read_committed",
             "enable.auto.commit": False,
@@ -159,7 +155,7 @@ async def test_a_saga_started_over_http_runs_every_step_once_in_order(
 ) -> None:
     settings = saga_settings(kafka_bootstrap, unique)
     async with running_service(settings) as client:
-        response = await client.post(ROUTE, json={"saga_id": f"saga-{unique}", "input": {"task_id": unique}})
+        response = await client.post(ROUTE, json={"saga_id": f"saga-{unique}", "input": {INPUT_KEY: unique}})
         assert response.status_code == 202, response.text
         assert response.json()["saga_id"] == f"saga-{unique}"
         assert response.json()["topic"] == names.COMMANDS_TOPIC
@@ -171,7 +167,7 @@ async def test_a_saga_started_over_http_runs_every_step_once_in_order(
     assert state.status == "completed"
     assert state.completed == tuple(RUNS)
     assert state.compensated == ()
-    assert state.input == {"task_id": unique}, "the first start's input, not the retry's"
+    assert state.input == {INPUT_KEY: unique}, "the first start's input, not the retry's"
     assert set(state.results) == set(RUNS)
 
     # The state topic, read by librdkafka: keyed by saga id, one state per committed transition, and between two
@@ -185,7 +181,7 @@ async def test_a_saga_started_over_http_runs_every_step_once_in_order(
     assert ours == [*(state for pair in zip(moved, taken, strict=False) for state in pair), moved[-1]]
     assert [record["pending"]["command_id"] for record in taken] == [r["pending"]["command_id"] for r in moved[:-1]]
     # The service's own state topic, as its start-up created it, is compacted: the latest state per saga stays.
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    admin = AdminClient(librdkafka(kafka_bootstrap))
     resource = ConfigResource(ConfigResource.Type.TOPIC, "saga.task-run.state")
     (described,) = admin.describe_configs([resource]).values()
     assert described.result()["cleanup.policy"].value == "compact"
@@ -493,7 +489,7 @@ async def test_a_step_past_its_timeout_is_compensated_as_its_effect_may_exist(
 
 def write_states(bootstrap: str, states: list[SagaState], partition: int) -> None:
     """Put sagas in the state topic as an earlier orchestrator left them, with librdkafka."""
-    writer = Producer({"bootstrap.servers": bootstrap})
+    writer = Producer(librdkafka(bootstrap))
     for state in states:
         writer.produce(names.STATE_TOPIC, state.to_bytes(), key=state.saga_id.encode(), partition=partition)
     assert writer.flush(30) == 0
@@ -557,12 +553,8 @@ async def test_a_send_that_fails_aborts_its_transaction_and_the_step_runs_again(
 ) -> None:
     """aiokafka commits a transaction even when one of its sends failed; the orchestrator must not."""
     limited = f"test.saga.{unique}.limited"
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:  # the broker refuses a record over 1 KiB here: a produce error no retry cures
-        await admin.create_topics([NewTopic(limited, 1, 1, topic_configs={"max.message.bytes": "1024"})])
-    finally:
-        await admin.close()
+    # The broker refuses a record over 1 KiB here: a produce error no retry cures.
+    await create_topics(kafka_bootstrap, NewTopic(limited, 1, 1, topic_configs={"max.message.bytes": "1024"}))
     saga_id = f"refused-{unique}"
     tries: list[int] = []
 

@@ -3,7 +3,8 @@ worker: `python -m order_pipelines connect register` (a deploy step, and `make c
 each one's config to KAFKA_CONNECT_URL, which creates it or updates it in place, so it can run again at any time.
 On Kubernetes the KafkaConnector resources in deploy/strimzi/connect/ carry the same configs.
 
-Run `python -m order_pipelines migrate` first: the connectors capture tables the migrations create."""
+Run `python -m order_pipelines migrate` first: the connectors capture tables the migrations create, through the
+publication and the replication slot `migrate` makes for each (the connectors create neither)."""
 
 import argparse
 import asyncio
@@ -14,7 +15,10 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
 from ..kafka.admin import ensure_topics
+from ..kafka.connection import connection_options
 from ..patterns.topics import ensure_pattern_topics
 from ..settings import Settings, get_settings
 
@@ -28,7 +32,10 @@ CONNECTORS: dict[str, dict[str, str]] = {
         "table.include.list": "public.outbox",
         "slot.name": "order_pipelines_outbox",
         "publication.name": "order_pipelines_outbox",
-        "publication.autocreate.mode": "filtered",
+        "publication.autocreate.mode": "disabled",
+        "heartbeat.interval.ms": "10000",
+        "topic.heartbeat.prefix": "debezium-heartbeat",
+        "heartbeat.action.query": "UPDATE debezium_heartbeat SET beat = now()",
         "tombstones.on.delete": "false",
         "exactly.once.support": "required",
         "extended.headers.enabled": "false",
@@ -47,6 +54,8 @@ CONNECTORS: dict[str, dict[str, str]] = {
         "transforms.dropRouterId.headers": "id",
         "key.converter": "org.apache.kafka.connect.storage.StringConverter",
         "value.converter": "io.debezium.converters.BinaryDataConverter",
+        "value.converter.delegate.converter.type": "org.apache.kafka.connect.json.JsonConverter",
+        "value.converter.delegate.converter.type.schemas.enable": "false",
     },
     # Change data capture of customers: a snapshot of its rows first, then every change.
     "order-pipelines-cdc": {
@@ -58,6 +67,8 @@ CONNECTORS: dict[str, dict[str, str]] = {
         "slot.name": "order_pipelines_cdc",
         "publication.name": "order_pipelines_cdc",
         "publication.autocreate.mode": "filtered",
+        "heartbeat.interval.ms": "10000",
+        "topic.heartbeat.prefix": "debezium-heartbeat",
         "tombstones.on.delete": "false",
         "exactly.once.support": "required",
         "extended.headers.enabled": "false",
@@ -73,6 +84,34 @@ CONNECTORS: dict[str, dict[str, str]] = {
         "value.converter.schemas.enable": "false",
     },
 }
+
+# The table each connector's heartbeat query writes: in every publication, captured by none.
+HEARTBEAT_TABLE = "debezium_heartbeat"
+
+
+def captures() -> dict[str, list[str]]:
+    """The replication slot (named as its publication) and the publication's tables of each connector that `migrate`
+    prepares: those that create neither themselves (the outbox, whose rows are gone before any snapshot could read
+    them). The CDC connector makes its own at its first start, right before its initial snapshot."""
+    captured: dict[str, list[str]] = {}
+    for config in CONNECTORS.values():
+        if config["slot.name"] != config["publication.name"]:
+            raise ValueError("each connector's publication is named as its slot")
+        if config["publication.autocreate.mode"] != "disabled":
+            continue
+        tables = [table.strip() for table in config["table.include.list"].split(",")]
+        captured[config["slot.name"]] = [*tables, f"public.{HEARTBEAT_TABLE}"]
+    return captured
+
+
+def slots() -> list[str]:
+    """Every connector's replication slot, named as its publication."""
+    return [config["slot.name"] for config in CONNECTORS.values()]
+
+
+def heartbeat_topics() -> list[str]:
+    """The topics the connectors' heartbeat records go to, one each."""
+    return [f"{config['topic.heartbeat.prefix']}.{config['topic.prefix']}" for config in CONNECTORS.values()]
 
 
 def database_options(url: str) -> dict[str, str]:
@@ -144,6 +183,19 @@ def await_running(connect_url: str, names: list[str], timeout_seconds: float) ->
 async def create_topics(settings: Settings) -> None:
     await ensure_topics(settings)
     await ensure_pattern_topics(settings)
+    admin = AIOKafkaAdminClient(**connection_options(settings))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [
+            NewTopic(name, 1, settings.kafka_topic_replication_factor, topic_configs={"retention.ms": "86400000"})
+            for name in heartbeat_topics()
+            if name not in existing
+        ]
+        if wanted:
+            await admin.create_topics(wanted)
+    finally:
+        await admin.close()
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:

@@ -1,5 +1,6 @@
-"""`python -m order_pipelines doctor [lag|describe|group]`: reads the Kafka cluster and this service's consumer group,
-and says what is wrong, why, and what to do. Exit status: 0 healthy, 1 something is wrong, 2 the cluster is unreachable.
+"""`python -m order_pipelines doctor [lag|describe|group]`: reads the Kafka cluster and this service's consumer
+group, and says what is wrong, why, and what to do. Exit status: 0 healthy, 1 something is wrong, 2 the cluster is
+unreachable.
 
     doctor            everything below, over one window
     doctor lag        lag per partition over the window (Burrow's OK / WARNING / STALL / STOP), hot keys

@@ -194,11 +194,11 @@ class AuditSealer:
             await producer.commit_transaction()
             self._prev[tp] = await last_hash(self._settings, tp.partition)
             committed = await consumer.committed(tp)
+            if committed is None:
+                committed = (await consumer.beginning_offsets([tp]))[tp]
         except BaseException:
             await stop_producer(producer, self._settings.shutdown_timeout_seconds)
             raise
-        if committed is None:
-            committed = (await consumer.beginning_offsets([tp]))[tp]
         consumer.seek(tp, committed)  # an offset, not seek_to_beginning(), whose reset may come too late
         self._producers[tp] = producer
 

@@ -2,5 +2,6 @@
 through a consumer group of its own, with its own retries and dead-letter topic: a failing, slow or paused
 channel never holds the others back.
 
-`python -m agent_ops fanout CHANNEL...` runs channels until SIGTERM; each channel's code is in `to_<channel>.py`.
+`python -m agent_ops fanout CHANNEL...` runs channels until SIGTERM; each channel's code is in
+`to_<channel>.py`.
 """

@@ -24,6 +24,9 @@ from .orchestrator import SagaOrchestrator, read_states
 from .start import start_saga
 from .steps import TaskRunSteps
 
+INPUT_EXAMPLE = '{"task_id": "t-1"}'
+"""What --input takes: a JSON object, whatever the saga's steps read from it."""
+
 
 async def run_until_stopped(settings: Settings, steps: Steps) -> int:
     """Orchestrate with `steps` until SIGTERM or SIGINT; 1 when the orchestrator stopped on its own."""
@@ -79,7 +82,7 @@ def main(argv: list[str], prog: str) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="run the task_run saga orchestrator until SIGTERM")
     begin = commands.add_parser("start", help="start a task_run saga; prints its id")
-    begin.add_argument("--input", default="{}", help='the saga\'s input as a JSON object, e.g. \'{"task_id": "t-1"}\'')
+    begin.add_argument("--input", default="{}", help=f"the saga's input as a JSON object, e.g. '{INPUT_EXAMPLE}'")
     begin.add_argument("--id", help="the saga's id (a retry with the same id starts nothing new); default: new")
     show = commands.add_parser("show", help="print a saga's state as JSON; exit 1 if there is no such saga")
     show.add_argument("--id", required=True)
@@ -97,7 +100,7 @@ def main(argv: list[str], prog: str) -> int:
         except ValueError as error:
             parser.error(f"--input is not JSON: {error}")
         if not isinstance(input, dict):
-            parser.error('--input must be a JSON object, e.g. \'{"task_id": "t-1"}\'')
+            parser.error(f"--input must be a JSON object, e.g. '{INPUT_EXAMPLE}'")
         try:
             print(asyncio.run(start(settings, input, args.id)))
         except ValueError as error:

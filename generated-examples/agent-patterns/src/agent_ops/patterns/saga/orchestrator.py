@@ -246,11 +246,11 @@ class SagaOrchestrator:
             await producer.commit_transaction()
             states = await read_states(self._settings, tp.partition)
             committed = await self._consumer.committed(tp)
+            if committed is None:
+                committed = (await self._consumer.beginning_offsets([tp]))[tp]
         except BaseException:
             await stop_producer(producer, self._settings.shutdown_timeout_seconds)
             raise
-        if committed is None:
-            committed = (await self._consumer.beginning_offsets([tp]))[tp]
         self._consumer.seek(tp, committed)  # an offset, not seek_to_beginning(), whose reset may come too late
         self._owned[tp] = _Partition(producer, states)
         waiting = sum(1 for state in states.values() if state.status not in TERMINAL)

@@ -37,6 +37,8 @@ spec:
         app.kubernetes.io/instance: {{ $root.Release.Name }}
         app.kubernetes.io/part-of: {{ include "order-pipelines.name" $root }}
         app.kubernetes.io/component: {{ .component }}
+        # The schema registry's NetworkPolicy (deploy/strimzi/schema-registry) admits pods with this label.
+        kafka-events.io/schema-registry-client: "true"
     spec:
       {{- with $root.Values.imagePullSecrets }}
       imagePullSecrets:

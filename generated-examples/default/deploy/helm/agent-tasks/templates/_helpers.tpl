@@ -51,6 +51,28 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{/*
+A pod's topologySpreadConstraints: topologySpreadConstraints as it is, or over zones then nodes for the pods the
+selector labels (a YAML map) pick. Called with (list . <selector labels>).
+*/}}
+{{- define "agent-tasks.topologySpread" -}}
+{{- $root := index . 0 }}
+{{- if $root.Values.topologySpreadConstraints }}
+{{- toYaml $root.Values.topologySpreadConstraints }}
+{{- else }}
+{{- range $key := list "topology.kubernetes.io/zone" "kubernetes.io/hostname" }}
+- maxSkew: 1
+  topologyKey: {{ $key }}
+  whenUnsatisfiable: ScheduleAnyway
+  labelSelector:
+    matchLabels:
+      {{- index $ 1 | nindent 6 }}
+  matchLabelKeys:
+    - pod-template-hash
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
 The Secret holding the Kafka cluster's CA certificate (Strimzi: <cluster>-cluster-ca-cert).
 */}}
 {{- define "agent-tasks.clusterCaSecret" -}}
