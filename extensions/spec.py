@@ -734,7 +734,8 @@ def _cdc_connector(package_name: str, cdc: SpecCdc) -> dict[str, str]:
         "snapshot.mode": "initial",
         "transforms": "topic",
         "transforms.topic.type": "org.apache.kafka.connect.transforms.RegexRouter",
-        "transforms.topic.regex": ".*",
+        # Only the table's records: the heartbeat records keep their own topic.
+        "transforms.topic.regex": f"{capture['topic.prefix']}\\.public\\.{cdc.table}",
         "transforms.topic.replacement": cdc_topic(cdc),
         # Plain JSON change events, whatever the worker's defaults: {"before", "after", "op", "source", ...}.
         "key.converter": "org.apache.kafka.connect.json.JsonConverter",

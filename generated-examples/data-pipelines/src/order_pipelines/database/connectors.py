@@ -76,7 +76,7 @@ CONNECTORS: dict[str, dict[str, str]] = {
         "snapshot.mode": "initial",
         "transforms": "topic",
         "transforms.topic.type": "org.apache.kafka.connect.transforms.RegexRouter",
-        "transforms.topic.regex": ".*",
+        "transforms.topic.regex": "order-pipelines-cdc\\.public\\.customers",
         "transforms.topic.replacement": "customers.changes",
         "key.converter": "org.apache.kafka.connect.json.JsonConverter",
         "key.converter.schemas.enable": "false",

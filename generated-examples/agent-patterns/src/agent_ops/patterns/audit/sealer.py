@@ -196,10 +196,10 @@ class AuditSealer:
             committed = await consumer.committed(tp)
             if committed is None:
                 committed = (await consumer.beginning_offsets([tp]))[tp]
+            consumer.seek(tp, committed)  # an offset, not seek_to_beginning(), whose reset may come too late
         except BaseException:
             await stop_producer(producer, self._settings.shutdown_timeout_seconds)
             raise
-        consumer.seek(tp, committed)  # an offset, not seek_to_beginning(), whose reset may come too late
         self._producers[tp] = producer
 
     async def _seal(

@@ -112,6 +112,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         await self._orchestrator.release(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._orchestrator.assigned(assigned)
         log.info("orchestrating saga partitions %s", sorted(tp.partition for tp in assigned))
 
 
@@ -139,6 +140,9 @@ class SagaOrchestrator:
             max_poll_records=settings.saga_max_records,
         )
         self._owned: dict[TopicPartition, _Partition] = {}
+        # The partitions the group gave it, none from a revocation until the next assignment: the consumer's own
+        # assignment() still lists the revoked ones meanwhile, which must not be taken again as they are released.
+        self._assigned: set[TopicPartition] = set()
         self._gate = asyncio.Semaphore(settings.saga_concurrency)
         self._busy: dict[TopicPartition, asyncio.Task[None]] = {}
         self._swept: dict[TopicPartition, float] = {}
@@ -168,9 +172,14 @@ class SagaOrchestrator:
         await self.release(set(self._owned) | set(self._busy))
         await stop_consumer(self._consumer)
 
+    def assigned(self, partitions: set[TopicPartition]) -> None:
+        """The group gave it `partitions`: each is taken (fenced, loaded) before its first batch."""
+        self._assigned = set(partitions)
+
     async def release(self, partitions: set[TopicPartition]) -> None:
         """Give partitions up: their batches in hand are cancelled (a transaction cut short aborts, so their commands
         come again to the next owner), then their producers closed."""
+        self._assigned -= partitions
         cancelled = [self._busy.pop(tp) for tp in partitions if tp in self._busy]
         for task in cancelled:
             task.cancel()
@@ -189,14 +198,15 @@ class SagaOrchestrator:
                 raise self._failure
             batch = await self._consumer.getmany(timeout_ms=500)
             for tp, records in batch.items():
-                if tp in self._busy or tp not in self._consumer.assignment():
+                if tp in self._busy or tp not in self._assigned:
                     continue
                 # Past the last record handed over, and past the commit marker of the transaction that wrote it:
                 # committing this position, not the last offset + 1, leaves the group no lag of 1 at rest.
                 read_to = await self._consumer.position(tp)
-                self._in_turn(tp, self._partition_batch(tp, records, read_to))
+                if tp in self._assigned:  # not revoked meanwhile
+                    self._in_turn(tp, self._partition_batch(tp, records, read_to))
             now = asyncio.get_running_loop().time()
-            for tp in self._consumer.assignment():
+            for tp in list(self._assigned):
                 if tp in self._busy:
                     continue
                 if tp not in self._owned:
@@ -248,10 +258,10 @@ class SagaOrchestrator:
             committed = await self._consumer.committed(tp)
             if committed is None:
                 committed = (await self._consumer.beginning_offsets([tp]))[tp]
+            self._consumer.seek(tp, committed)  # an offset, not seek_to_beginning(), whose reset may come too late
         except BaseException:
             await stop_producer(producer, self._settings.shutdown_timeout_seconds)
             raise
-        self._consumer.seek(tp, committed)  # an offset, not seek_to_beginning(), whose reset may come too late
         self._owned[tp] = _Partition(producer, states)
         waiting = sum(1 for state in states.values() if state.status not in TERMINAL)
         log.info("saga partition %d: %d sagas, %d under way; resuming", tp.partition, len(states), waiting)
