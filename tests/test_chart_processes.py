@@ -304,12 +304,23 @@ def make_pod(
 def http_ready(pod: Pod) -> bool:
     probe = pod.spec.get("readinessProbe", {}).get("httpGet")
     assert probe is not None
-    port = pod.spec["ports"][0]["containerPort"] if probe["port"] == "http" else int(probe["port"])
+    named = {port["name"]: port["containerPort"] for port in pod.spec.get("ports", []) if "name" in port}
+    port = named[probe["port"]] if isinstance(probe["port"], str) else int(probe["port"])
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{pod.ports[port]}{probe['path']}", timeout=10) as answer:
             return bool(answer.status == 200)
     except OSError:
         return False
+
+
+def api_pod(release: Release) -> Pod:
+    """The API's pod: the one whose readiness is the service's own /health/ready."""
+    (api,) = [
+        pod
+        for pod in release.pods
+        if pod.spec.get("readinessProbe", {}).get("httpGet", {}).get("path") == "/health/ready"
+    ]
+    return api
 
 
 def wait_until(what: str, condition: Any, pods: list[Pod]) -> None:
@@ -521,7 +532,7 @@ def test_an_mtls_chart_with_a_worker_and_every_pattern_runs_as_its_processes(tmp
 def run_agent_patterns(project: Path, secured_stack: Cluster, tmp_path: Path) -> None:
     release = install(project, secured_stack, tmp_path, "--set", "worker.enabled=true")
     try:
-        (api,) = [pod for pod in release.pods if "readinessProbe" in pod.spec]
+        api = api_pod(release)
         wait_until(f"{api.key} ready", lambda: http_ready(api), release.pods)
         readme = (project / "README.md").read_text()
         route, body = curl_example(readme)
@@ -544,6 +555,7 @@ def run_agent_patterns(project: Path, secured_stack: Cluster, tmp_path: Path) ->
                 lambda group=group, topic=topic: committed(secured_stack, group, topic) > 0,
                 release.pods,
             )
+        pattern_processes_serve_their_metrics(release)
         replay_in_the_worker_pod(release, secured_stack)
         for pod in release.pods:
             assert pod.process is not None
@@ -551,6 +563,37 @@ def run_agent_patterns(project: Path, secured_stack: Cluster, tmp_path: Path) ->
     finally:
         for pod in release.pods:
             pod.stop()
+
+
+# A series of each pattern process's own work, by its container's name (the Deployment's component).
+PATTERN_SERIES = {
+    "audit-sealer": r"^audit_sealer_up 1\.0$",
+    "saga-orchestrator": r'^saga_transactions_total\{outcome="committed"\} [1-9]',
+    "fanout-": r"^messaging_kafka_consumer_assigned_partitions\{",
+}
+
+
+def pattern_processes_serve_their_metrics(release: Release) -> None:
+    """Each pattern process serves /metrics on its pod's metrics port once its consumer has started: what its
+    readiness probe asks and its PodMonitor scrapes, with a series of its own work."""
+    pods = {pod.spec["name"]: pod for pod in release.pods}
+    found = {prefix: [name for name in pods if name.startswith(prefix)] for prefix in PATTERN_SERIES}
+    assert all(found.values()), f"a Deployment per pattern process: {sorted(pods)}"
+    for prefix, names in found.items():
+        for name in names:
+            pod = pods[name]
+            wait_until(f"{pod.key} ready", lambda pod=pod: http_ready(pod), release.pods)
+            wait_until(
+                f"{pod.key} exports {PATTERN_SERIES[prefix]}",
+                lambda pod=pod, prefix=prefix: re.search(PATTERN_SERIES[prefix], scrape(pod), re.MULTILINE),
+                release.pods,
+            )
+
+
+def scrape(pod: Pod) -> str:
+    (port,) = [port["containerPort"] for port in pod.spec["ports"] if port["name"] == "metrics"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{pod.ports[port]}/metrics", timeout=10) as answer:
+        return str(answer.read().decode())
 
 
 def replay_in_the_worker_pod(release: Release, cluster: Cluster) -> None:
@@ -786,7 +829,7 @@ def test_a_secured_chart_with_the_outbox_and_change_data_capture_runs_as_its_pro
         assert slots == sorted(
             str(row[0]) for row in database_rows(cluster, "SELECT slot_name FROM pg_replication_slots")
         )
-        (api,) = [pod for pod in release.pods if "readinessProbe" in pod.spec]
+        api = api_pod(release)
         wait_until(f"{api.key} ready", lambda: http_ready(api), release.pods)
         spec = yaml.safe_load((project / "spec.yml").read_text())["spec"]
         (outbox_topic,) = [t for t in spec["topics"] if t["name"] in spec["outbox"]["topics"]]
@@ -839,6 +882,14 @@ def test_a_secured_chart_with_the_outbox_and_change_data_capture_runs_as_its_pro
                 assert (
                     f'kafka_connect_connector_task_status{{connector="{name}",status="running",task="0"}} 1.0'
                     in scraped
+                ), scraped
+                # What DebeziumStreamingBehind reads: Debezium's streaming MBean, named by the connector's prefix.
+                prefix = doc["spec"]["config"]["topic.prefix"]
+                assert f'debezium_streaming_connected{{connector="{prefix}",plugin="postgres"}} 1.0' in scraped, scraped
+                assert re.search(
+                    rf'^debezium_streaming_millisecondsbehindsource{{connector="{prefix}",plugin="postgres"}} \d',
+                    scraped,
+                    re.MULTILINE,
                 ), scraped
         finally:
             for pod in pods:

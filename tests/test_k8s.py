@@ -846,7 +846,7 @@ def test_the_worker_runs_as_its_own_deployment_that_autoscaling_scales(
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_prometheus_scrapes_the_api_and_the_worker_where_they_serve_metrics(
+def test_prometheus_scrapes_the_api_the_worker_and_the_pattern_processes_where_they_serve_metrics(
     variant: str, checked: tuple[Path, subprocess.CompletedProcess[str], dict[str, Any]], helm: str
 ) -> None:
     out, _, _ = checked
@@ -857,14 +857,17 @@ def test_prometheus_scrapes_the_api_and_the_worker_where_they_serve_metrics(
     (endpoint,) = monitor["spec"]["endpoints"]
     assert (endpoint["port"], endpoint["path"]) == ("http", "/metrics")
     assert monitor["spec"]["selector"]["matchLabels"].items() <= only(resources, "Service")["spec"]["selector"].items()
-    if consumes(project):
-        # (the data pipelines' Kafka Connect has its own: test_kafka_connect_is_built_with_...)
-        (pod_monitor,) = [d for d in of_kind(resources, "PodMonitor") if not d["metadata"]["name"].endswith("-connect")]
+    # Every Deployment without the HTTP API (the worker, each pattern process) serves a metrics port, and exactly one
+    # PodMonitor scrapes it there (the data pipelines' Kafka Connect has its own: test_kafka_connect_is_built_with_...).
+    pod_monitors = [d for d in of_kind(resources, "PodMonitor") if not d["metadata"]["name"].endswith("-connect")]
+    headless = [d for d in of_kind(resources, "Deployment") if "http" not in {p["name"] for p in container(d)["ports"]}]
+    assert len(headless) == len(pod_monitors) == consumes(project) + len(pattern_components(project))
+    for deployment in headless:
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        (pod_monitor,) = [d for d in pod_monitors if d["spec"]["selector"]["matchLabels"].items() <= labels.items()]
         (pod_endpoint,) = pod_monitor["spec"]["podMetricsEndpoints"]
         assert (pod_endpoint["port"], pod_endpoint["path"]) == ("metrics", "/metrics")
-        (worker,) = [d for d in of_kind(resources, "Deployment") if d["metadata"]["name"].endswith("-worker")]
-        labels = worker["spec"]["template"]["metadata"]["labels"]
-        assert pod_monitor["spec"]["selector"]["matchLabels"].items() <= labels.items()
+        assert [p["name"] for p in container(deployment)["ports"]] == ["metrics"]
     assert not of_kind(helm_template(helm, project), "ServiceMonitor"), "off by default: it needs the operator's CRDs"
 
 
@@ -878,6 +881,17 @@ def test_the_monitoring_manifests_are_validated(
     assert project["kinds"].get("PodMonitor", 0) >= 1, "the brokers' PodMonitor in deploy/monitoring"
 
 
+def pattern_components(project: Path) -> list[str]:
+    """The components of the pattern processes the answers choose: a fan-out channel each, the sealer, the saga's
+    orchestrator."""
+    answers = answers_of(project)
+    chosen = answers.get("patterns") or []
+    components = (
+        [f"fanout-{channel}" for channel in answers["spec"]["fanout"]["channels"]] if "fanout" in chosen else []
+    )
+    return components + ["audit-sealer"] * ("audit" in chosen) + ["saga-orchestrator"] * ("saga" in chosen)
+
+
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_each_pattern_process_has_a_deployment_that_no_other_object_selects(
     variant: str, checked: tuple[Path, subprocess.CompletedProcess[str], dict[str, Any]], helm: str
@@ -885,17 +899,10 @@ def test_each_pattern_process_has_a_deployment_that_no_other_object_selects(
     out, _, _ = checked
     project = out / variant
     answers = answers_of(project)
-    chosen = answers.get("patterns") or []
     resources = helm_template(helm, project)
     deployments = {doc["metadata"]["name"]: doc for doc in of_kind(resources, "Deployment")}
-    expected: dict[str, list[str]] = {}
-    if "fanout" in chosen:
-        for channel in answers["spec"]["fanout"]["channels"]:
-            expected[f"fanout-{channel}"] = ["fanout", channel]
-    if "audit" in chosen:
-        expected["audit-sealer"] = ["audit", "seal"]
-    if "saga" in chosen:
-        expected["saga-orchestrator"] = ["saga", "run"]
+    commands = {"audit-sealer": ["audit", "seal"], "saga-orchestrator": ["saga", "run"]}
+    expected = {c: commands.get(c, ["fanout", c.removeprefix("fanout-")]) for c in pattern_components(project)}
     patterned = {
         doc["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/component"): doc
         for doc in deployments.values()
@@ -914,8 +921,12 @@ def test_each_pattern_process_has_a_deployment_that_no_other_object_selects(
             answers.get("package_name") or answers["project_name"].replace("-", "_"),
         ]
         assert main["args"] == args
-        assert "ports" not in main, "no HTTP in a pattern's process"
         env = {item["name"]: item for item in main.get("env", [])}
+        # No HTTP API: a metrics port, served once the process's consumer has started, which readiness asks.
+        (port,) = main["ports"]
+        assert port["name"] == "metrics"
+        assert env["METRICS_PORT"]["value"] == str(port["containerPort"])
+        assert main["readinessProbe"]["httpGet"] == {"path": "/metrics", "port": "metrics"}
         assert ("AUDIT_CHAIN_KEY" in env) == (component == "audit-sealer"), "only the sealer holds the chain key"
     pod_labels = [doc["spec"]["template"]["metadata"]["labels"] for doc in patterned.values()]
     for doc in resources.values():

@@ -14,11 +14,10 @@ import logging
 import signal
 import sys
 
-from prometheus_client import start_http_server
-
 from .app import create_app
 from .kafka.consumer import ConsumerRunner
 from .kafka.dlq_replay import main as dlq_main
+from .observability import metrics
 from .observability.doctor import main as doctor_main
 from .patterns.audit.cli import main as audit_main
 from .patterns.fanout.run import main as fanout_main
@@ -37,16 +36,15 @@ async def work() -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     # No HTTP API here: Prometheus scrapes the worker on a port of its own.
-    server, _ = start_http_server(settings.metrics_port)
-    async with app.router.lifespan_context(app):
-        runner: ConsumerRunner = app.state.runner
-        stopped = asyncio.create_task(stop.wait())
-        finished = asyncio.create_task(runner.finished())
-        await asyncio.wait([stopped, finished], return_when=asyncio.FIRST_COMPLETED)
-        failed = finished.done()
-        stopped.cancel()
-        finished.cancel()
-    server.shutdown()
+    with metrics.served(settings.metrics_port):
+        async with app.router.lifespan_context(app):
+            runner: ConsumerRunner = app.state.runner
+            stopped = asyncio.create_task(stop.wait())
+            finished = asyncio.create_task(runner.finished())
+            await asyncio.wait([stopped, finished], return_when=asyncio.FIRST_COMPLETED)
+            failed = finished.done()
+            stopped.cancel()
+            finished.cancel()
     if failed:
         log.error("the consumer stopped on its own; exiting")
         return 1

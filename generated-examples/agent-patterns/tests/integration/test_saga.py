@@ -10,9 +10,11 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -256,9 +258,15 @@ async def test_an_orchestrator_killed_mid_saga_resumes_and_runs_no_step_twice_to
         "SAGA_TEST_GATE_STEP": held,
     }
 
+    metrics_ports: list[int] = []
+
     def orchestrator() -> subprocess.Popen[bytes]:
+        # A /metrics port of its own, which `saga run` serves once started: no two processes share one.
+        metrics_ports.append(free_port())
         return subprocess.Popen(
-            [sys.executable, "-m", "tests.integration.saga_steps"], env=env, stdin=subprocess.DEVNULL
+            [sys.executable, "-m", "tests.integration.saga_steps"],
+            env=env | {"METRICS_PORT": str(metrics_ports[-1])},
+            stdin=subprocess.DEVNULL,
         )
 
     ids = [f"kill-{index}-{unique}" for index in range(20)]
@@ -281,6 +289,13 @@ async def test_an_orchestrator_killed_mid_saga_resumes_and_runs_no_step_twice_to
     second = orchestrator()
     try:
         found = await settled(settings, ids)
+        # What Prometheus scrapes from the orchestrator's pod: the sagas it resumed and finished, counted once each.
+        finished = 'saga_finished_total{saga_status="completed"} ' + str(float(len(ids)))
+
+        async def counted() -> bool:
+            return finished in await asyncio.to_thread(scrape, metrics_ports[-1])
+
+        await eventually(counted, within=30, interval=0.2)
     finally:
         second.send_signal(signal.SIGTERM)
         await asyncio.to_thread(second.wait, 30)
@@ -291,6 +306,17 @@ async def test_an_orchestrator_killed_mid_saga_resumes_and_runs_no_step_twice_to
     assert {key: count for key, count in done.items() if key[0] in ids} == {
         (saga_id, step): 1 for saga_id in ids for step in RUNS
     }, "each step completed exactly once, as a read_committed librdkafka reader counts"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        return str(answer.read().decode())
 
 
 async def test_records_that_are_not_commands_are_dead_lettered_and_the_sagas_go_on(

@@ -98,7 +98,10 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     metrics_port: int = Field(
-        default=9464, ge=1, le=65535, description="Where the worker serves /metrics (the web app serves it itself)."
+        default=9464,
+        ge=1,
+        le=65535,
+        description="Where a process without the HTTP API serves /metrics (the web app serves it itself).",
     )
     metrics_lag_interval_seconds: float = Field(
         default=5.0, gt=0, description="How often the consumer lag gauge is refreshed from the broker."

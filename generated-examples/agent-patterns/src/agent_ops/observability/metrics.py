@@ -7,15 +7,16 @@ not cover (lag, rebalances, transactions, in-flight sends, 503s) is named in the
 """
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from typing import Any
 
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from ..settings import Settings
 from .offsets import OffsetReader
@@ -76,6 +77,14 @@ SEALER_RESTARTS = Counter("audit_sealer_restarts", "Times the audit sealer start
 SEALER_ABORTS = Counter("audit_sealer_aborted_transactions", "Sealing transactions aborted (then tried again).")
 SEALER_RECORDS = Counter(
     "audit_sealer_records", "Intake records the sealer committed, by outcome: sealed or dead_lettered.", ["outcome"]
+)
+SAGAS_FINISHED = Counter(
+    "saga_finished", "Sagas that reached a final status, by status: completed, compensated or failed.", ["saga_status"]
+)
+SAGA_TRANSACTIONS = Counter(
+    "saga_transactions",
+    "The orchestrator's transactions, by outcome: committed or aborted (then tried again).",
+    ["outcome"],
 )
 TRANSACTIONS = Counter(
     "messaging_kafka_transactions",
@@ -161,6 +170,26 @@ def sealer_sealed(sealed: int, dead_lettered: int) -> None:
     """A sealing transaction committed `sealed` entries and `dead_lettered` records that were not entries."""
     SEALER_RECORDS.labels("sealed").inc(sealed)
     SEALER_RECORDS.labels("dead_lettered").inc(dead_lettered)
+
+
+def saga_transaction(committed: bool) -> None:
+    SAGA_TRANSACTIONS.labels("committed" if committed else "aborted").inc()
+
+
+def saga_finished(status: str) -> None:
+    SAGAS_FINISHED.labels(status).inc()
+
+
+@contextlib.contextmanager
+def served(port: int) -> Iterator[None]:
+    """/metrics on `port` while the block runs, for a process without the HTTP API. A pattern process enters it
+    once its consumer has started: its pod's readiness probe asks this port."""
+    server, thread = start_http_server(port)
+    try:
+        yield
+    finally:
+        server.shutdown()
+        thread.join()
 
 
 def transaction(outcome: str) -> None:

@@ -7,15 +7,16 @@ not cover (lag, rebalances, in-flight sends, 503s) is named in the same style un
 """
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from typing import Any
 
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from ..settings import Settings
 from .offsets import OffsetReader
@@ -132,6 +133,17 @@ def assigned(partitions: Collection[TopicPartition]) -> None:
     ASSIGNED.clear()
     for topic in {tp.topic for tp in partitions}:
         ASSIGNED.labels(topic).set(sum(1 for tp in partitions if tp.topic == topic))
+
+
+@contextlib.contextmanager
+def served(port: int) -> Iterator[None]:
+    """/metrics on `port` while the block runs, for a process without the HTTP API."""
+    server, thread = start_http_server(port)
+    try:
+        yield
+    finally:
+        server.shutdown()
+        thread.join()
 
 
 async def watch_lag(settings: Settings, interval_seconds: float) -> None:

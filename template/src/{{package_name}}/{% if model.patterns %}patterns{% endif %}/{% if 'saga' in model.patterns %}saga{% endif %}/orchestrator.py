@@ -25,6 +25,7 @@ from aiokafka.errors import KafkaError
 from ... import correlation
 from ...kafka.connection import connection_options
 from ...kafka.producer import stop_producer
+from ...observability import metrics
 from ...settings import Settings
 from ..clients import send_dead_letter, stop_consumer
 from . import names
@@ -327,12 +328,17 @@ class SagaOrchestrator:
                     await producer.send_offsets_to_transaction({tp: read_to}, names.GROUP)
         except KafkaError as error:
             # Aborted, or its outcome unknown: fence and start over from what is committed.
+            metrics.saga_transaction(committed=False)
             log.warning("committing sagas of %s[%d] failed: %r; resuming from the committed state", *tp, error)
             self._owned.pop(tp)
             await stop_producer(producer, self._settings.shutdown_timeout_seconds)
             self._consumer.seek(tp, first)
             return False
+        metrics.saga_transaction(committed=True)
         for change in changed:
+            before = owned.states.get(change.state.saga_id)
+            if change.state.status in TERMINAL and (before is None or before.status not in TERMINAL):
+                metrics.saga_finished(change.state.status)
             owned.states[change.state.saga_id] = change.state
         return True
 

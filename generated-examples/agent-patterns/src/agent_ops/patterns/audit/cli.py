@@ -15,6 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from ...correlation import install_log_records
 from ...kafka.connection import connection_options
+from ...observability import metrics
 from ...settings import Settings, get_settings
 from ..topics import ensure_pattern_topics
 from . import names
@@ -131,7 +132,9 @@ async def seal_until_stopped(settings: Settings) -> int:
         loop.add_signal_handler(signum, stop.set)
     await sealer.start()
     try:
-        await stop.wait()
+        # Served once the sealer has started: the pod's readiness probe asks this port.
+        with metrics.served(settings.metrics_port):
+            await stop.wait()
     finally:
         await sealer.stop()
     return 0

@@ -1,7 +1,8 @@
 """`python -m <package> fanout CHANNEL...`: run the named channels (every one if none is named) until SIGTERM.
 
 One process per channel is how the Helm chart deploys them: scaling a channel's Deployment to zero pauses it,
-and scaling it back replays from its last commit."""
+and scaling it back replays from its last commit. Once the channels have started, /metrics is served on
+METRICS_PORT (the pod's readiness probe asks it)."""
 
 import argparse
 import asyncio
@@ -13,6 +14,7 @@ from confluent_kafka.schema_registry import AsyncSchemaRegistryClient
 from ...correlation import install_log_records
 from ...events.avro import AvroSerde
 from ...kafka.producer import create_producer, stop_producer
+from ...observability import metrics
 from ...settings import Settings, get_settings
 from ..topics import ensure_pattern_topics
 from .channel import ChannelRunner
@@ -37,12 +39,13 @@ async def run_channels(names: list[str], settings: Settings) -> int:
         for runner in runners:
             await runner.start()
         log.info("fan-out channels running: %s", ", ".join(names))
-        stopped = asyncio.create_task(stop.wait())
-        ended = [asyncio.create_task(runner.finished()) for runner in runners]
-        await asyncio.wait([stopped, *ended], return_when=asyncio.FIRST_COMPLETED)
-        failed = any(task.done() for task in ended)
-        for task in (stopped, *ended):
-            task.cancel()
+        with metrics.served(settings.metrics_port):
+            stopped = asyncio.create_task(stop.wait())
+            ended = [asyncio.create_task(runner.finished()) for runner in runners]
+            await asyncio.wait([stopped, *ended], return_when=asyncio.FIRST_COMPLETED)
+            failed = any(task.done() for task in ended)
+            for task in (stopped, *ended):
+                task.cancel()
     finally:
         await asyncio.gather(*(runner.stop() for runner in runners), return_exceptions=True)
         await stop_producer(producer, settings.shutdown_timeout_seconds)

@@ -15,6 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from ...correlation import install_log_records
 from ...kafka.connection import connection_options
 from ...kafka.producer import create_producer, stop_producer
+from ...observability import metrics
 from ...settings import Settings, get_settings
 from ..topics import ensure_pattern_topics
 from . import names
@@ -39,12 +40,14 @@ async def run_until_stopped(settings: Settings, steps: Steps) -> int:
         loop.add_signal_handler(signum, stop.set)
     await orchestrator.start()
     try:
-        stopped = asyncio.create_task(stop.wait())
-        ended = asyncio.create_task(orchestrator.finished())
-        await asyncio.wait([stopped, ended], return_when=asyncio.FIRST_COMPLETED)
-        failed = ended.done()
-        stopped.cancel()
-        ended.cancel()
+        # Served once the orchestrator has started: the pod's readiness probe asks this port.
+        with metrics.served(settings.metrics_port):
+            stopped = asyncio.create_task(stop.wait())
+            ended = asyncio.create_task(orchestrator.finished())
+            await asyncio.wait([stopped, ended], return_when=asyncio.FIRST_COMPLETED)
+            failed = ended.done()
+            stopped.cancel()
+            ended.cancel()
     finally:
         await orchestrator.stop()
     if failed:

@@ -1,6 +1,9 @@
 {{/*
-A Deployment running one of the patterns' processes: `python -m <package> <args>`, without HTTP.
-Its pods carry a name of their own (<chart>-<component>), so no other Deployment, Service or PDB selects them.
+A Deployment running one of the patterns' processes: `python -m <package> <args>`, without the HTTP API. It serves
+/metrics on patternMetricsPort once its consumer has started, which its readiness probe asks and a PodMonitor of its
+own scrapes (with serviceMonitor.enabled); it exits non-zero when its consumer stops on an error, and the kubelet
+restarts it. Its pods carry a name of their own (<chart>-<component>), so no other Deployment, Service or PDB selects
+them.
 Called with (dict "root" $ "component" "..." "args" (list ...) "replicas" N "chainKey" bool), and "singleton" true
 for a process of which two must never overlap: it is stopped before its replacement starts (strategy Recreate).
 */}}
@@ -56,12 +59,23 @@ spec:
           imagePullPolicy: {{ $root.Values.image.pullPolicy }}
           command: ["python", "-m", "order_pipelines"]
           args: {{ toJson .args }}
+          ports:
+            - name: metrics
+              containerPort: {{ $root.Values.patternMetricsPort }}
+              protocol: TCP
+          readinessProbe:
+            httpGet:
+              path: /metrics
+              port: metrics
+            periodSeconds: 10
           envFrom:
             - configMapRef:
                 name: {{ include "order-pipelines.fullname" $root }}
           env:
             - name: KAFKA_CLIENT_ID
               value: {{ printf "%s-%s" $root.Values.kafka.clientId .component | quote }}
+            - name: METRICS_PORT
+              value: {{ $root.Values.patternMetricsPort | quote }}
             {{- if include "order-pipelines.kafkaSasl" $root }}
             # Strimzi's User Operator writes this Secret for the KafkaUser.
             - name: KAFKA_SASL_PASSWORD
@@ -98,4 +112,26 @@ spec:
         {{- with include "order-pipelines.kafkaVolumes" $root | trim }}
         {{- . | nindent 8 }}
         {{- end }}
+{{- if $root.Values.serviceMonitor.enabled }}
+---
+apiVersion: monitoring.coreos.com/v1
+kind: PodMonitor
+metadata:
+  name: {{ printf "%s-%s" (include "order-pipelines.fullname" $root) .component | trunc 63 | trimSuffix "-" }}
+  labels:
+    app.kubernetes.io/name: {{ $name }}
+    app.kubernetes.io/instance: {{ $root.Release.Name }}
+    {{- with $root.Values.serviceMonitor.labels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+spec:
+  selector:
+    matchLabels:
+      app.kubernetes.io/name: {{ $name }}
+      app.kubernetes.io/instance: {{ $root.Release.Name }}
+  podMetricsEndpoints:
+    - port: metrics
+      path: /metrics
+      interval: {{ $root.Values.serviceMonitor.interval }}
+{{- end }}
 {{- end }}
