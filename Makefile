@@ -25,8 +25,9 @@ lint: venv ## Lint and type-check the repo's own code
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet
 
 # pytest workers: each runs whole variants (or modules, or a chaos lane) on a stack of its own. The suites wait on
-# Kafka, kills and rebalances much of the time: with three, two cores were 79% busy over a run; with four, 88%.
-TEST_WORKERS ?= 4
+# Kafka, kills and rebalances much of the time: with three, two cores were 79% busy over a run; with four, 88%; a
+# fifth fills more of the waits.
+TEST_WORKERS ?= 5
 
 test: lint ## Everything CI runs: every variant rendered, checked and tested against real Kafka, and the chaos lanes
 	$(PY) -m pytest -n $(TEST_WORKERS) --durations=25
