@@ -221,6 +221,16 @@ def test_copier_update_runs_only_in_a_committed_project() -> None:
             assert "git init" in text, f"{lesson.name}: tells to `copier update` without committing the render"
 
 
+def test_every_see_it_runs_or_names_the_test_that_runs_it() -> None:
+    for lesson in LESSONS:
+        section = lesson.read_text().split("## See it", 1)[1].split("\n## ", 1)[0]
+        named = re.findall(r"Run in CI by `(tests/[\w/.-]+\.py)`", section)
+        runnable = "```sh runnable" in section
+        assert runnable or named, f"{lesson.name}: See it neither runs in the docs test nor names the test that runs it"
+        for path in named:
+            assert (REPO / path).is_file(), f"{lesson.name}: {path} is not a test of this repository"
+
+
 def test_every_break_it_runs_or_says_why_it_is_checked_by_hand() -> None:
     for lesson in LESSONS:
         section = lesson.read_text().split("## Break it", 1)[1].split("\n## ", 1)[0]
