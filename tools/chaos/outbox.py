@@ -371,24 +371,29 @@ async def run(args: dict[str, Any]) -> dict[str, Any]:
             log(f"every planned fault done; the last {len(held)} requests")
             await clients.post(held)
             if connect.restarting is not None:
-                connect.restarting.join()
+                await asyncio.to_thread(connect.restarting.join)
         finally:
             if not posting.done():
                 posting.cancel()
         posting_s = time.monotonic() - t0
         accepted = set(clients.accepted)
+        log(f"{len(accepted)} accepted in {posting_s:.0f} s; reading {topic.name}")
         found = await asyncio.to_thread(
             read_events, env["KAFKA_BOOTSTRAP_SERVERS"], env["SCHEMA_REGISTRY_URL"], topic.name, 120, accepted
         )
         ours = Counter(event_id for event_id, _ in found if event_id in accepted)
+        log(f"{len(set(ours))} of them on {topic.name}; waiting for their side effects")
         effects: Counter[str] = Counter()
-        quiet = time.monotonic()
+        quiet = reported = time.monotonic()
         while time.monotonic() - quiet < 120:
             now = await side_effects(env["DATABASE_URL"], group)
             if now != effects:
                 effects, quiet = now, time.monotonic()
             if accepted <= set(effects):
                 break
+            if time.monotonic() - reported >= 30:
+                log(f"side effects of {len(accepted & set(effects))} of {len(accepted)} so far")
+                reported = time.monotonic()
             service.restart_exited()
             await asyncio.sleep(1)
     finally:
