@@ -3,9 +3,10 @@ worker: `python -m order_pipelines connect register` (a deploy step, and `make c
 each one's config to KAFKA_CONNECT_URL, which creates it or updates it in place, so it can run again at any time.
 On Kubernetes the chart's KafkaConnector resources (templates/kafka-connect.yaml) carry the same configs.
 
-Run `python -m order_pipelines migrate` first: the connectors capture tables the migrations create; the outbox
-connector reads the publication and replication slot `migrate` makes, so that the slot keeps every outbox row from
-the migration on; the CDC connector makes its own at its first start, right before its initial snapshot."""
+Run `python -m order_pipelines migrate` first: the connectors capture tables the migrations create.
+The outbox connector reads the publication and replication slot `migrate` makes, so that the slot keeps every
+outbox row from the migration on.
+The CDC connector makes its own at its first start, right before its initial snapshot."""
 
 import argparse
 import asyncio
