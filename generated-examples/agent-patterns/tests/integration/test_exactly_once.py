@@ -4,6 +4,7 @@ read_committed readers never see an aborted write."""
 import asyncio
 import functools
 import gc
+import time
 from collections import Counter
 from typing import Any
 
@@ -118,9 +119,13 @@ def effects_counted_by_librdkafka(bootstrap: str, topic: Topic) -> Counter[bytes
     consumer.assign([TopicPartition(topic.name, p, OFFSET_BEGINNING) for p in range(topic.partitions)])
     causes: Counter[bytes] = Counter()
     at_end: set[int | None] = set()
+    # consume() waits its whole timeout unless it fills the batch: short polls, under one deadline.
+    deadline = time.monotonic() + 60
     try:
         while len(at_end) < topic.partitions:
-            for message in consumer.consume(num_messages=1000, timeout=15):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{topic.name}: {len(at_end)} of {topic.partitions} partitions read to the end")
+            for message in consumer.consume(num_messages=1000, timeout=0.5):
                 error = message.error()
                 if error is not None and error.code() == LibrdkafkaError._PARTITION_EOF:
                     at_end.add(message.partition())
