@@ -217,6 +217,8 @@ async def main(port: int, group: str) -> None:
         while not server.started:
             await asyncio.sleep(0.1)
         for _ in range(4000):  # bounded: about 20 events a second for at most about 200 s
+            if server.should_exit:  # SIGTERM (the test is over): stop posting and let the app shut down
+                break
             await client.post(ROUTES[topic.name], json=sample_event(topic).model_dump(mode="json"))
             await asyncio.sleep(0.05)
     server.should_exit = True

@@ -185,7 +185,7 @@ def field_names(schema: dict[str, Any]) -> list[str]:
     return [field["name"] for field in schema["fields"]]
 
 
-def test_a_new_event_and_an_optional_field_regenerate_and_keep_the_handlers(project: Path) -> None:
+def test_a_new_event_and_an_optional_field_regenerate_and_keep_the_handlers(project: Path, mypy_cache: str) -> None:
     def change(spec: dict[str, Any]) -> None:
         event(spec, "TaskCreated")["fields"].append(
             {"name": "due_in_seconds", "type": "int", "optional": True, "doc": "How soon it is due, when known."}
@@ -216,7 +216,7 @@ def test_a_new_event_and_an_optional_field_regenerate_and_keep_the_handlers(proj
     missing = run(project, "uv", "run", "pytest", "-q", "tests/unit/test_handlers.py", check=False)
     assert missing.returncode != 0
     assert "async def on_task_cancelled(self, event: TaskCancelled)" in missing.stdout
-    typed = run(project, "uv", "run", "mypy", check=False)
+    typed = run(project, "uv", "run", "mypy", check=False, env={"MYPY_CACHE_DIR": mypy_cache})
     assert typed.returncode != 0
     assert "on_task_cancelled" in typed.stdout
 
@@ -229,7 +229,7 @@ def test_a_new_event_and_an_optional_field_regenerate_and_keep_the_handlers(proj
         + "        return []\n"
     )
     run(project, "uv", "run", "ruff", "check", ".")
-    run(project, "uv", "run", "mypy")
+    run(project, "uv", "run", "mypy", env={"MYPY_CACHE_DIR": mypy_cache})
     run(project, "uv", "run", "pytest", "-q", "-p", "no:cacheprovider", "tests/unit")
 
 

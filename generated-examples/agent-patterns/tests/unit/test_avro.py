@@ -174,7 +174,9 @@ async def test_an_unregistered_schema_is_refused_when_auto_register_is_off() -> 
 
 
 async def test_an_unreachable_registry_is_not_mistaken_for_poison() -> None:
-    avro = AvroSerde(AsyncSchemaRegistryClient({"url": "http://127.0.0.1:9"}), "topic-record", True, SCHEMAS)
+    # Nothing listens on port 9: one retry after 10 ms, not the client's default three with seconds of backoff.
+    unreachable = AsyncSchemaRegistryClient({"url": "http://127.0.0.1:9", "max.retries": 1, "retries.wait.ms": 10})
+    avro = AvroSerde(unreachable, "topic-record", True, SCHEMAS)
     topic = TOPICS[0]
     with pytest.raises(RegistryUnavailableError):
         await avro.serialize(topic, sample_event(topic))
