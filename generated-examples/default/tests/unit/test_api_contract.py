@@ -47,13 +47,22 @@ def test_a_value_of_another_json_type_is_refused_not_coerced(python_type: type, 
     assert publisher.published == []
 
 
-def test_a_timestamp_is_a_string_not_a_number() -> None:
+@pytest.mark.parametrize(
+    "lookalike",
+    # Pydantic reads the first three as seconds since the epoch, a date as its midnight, a time without zone as local.
+    [0, 9.5, "9", "2026-01-31", "2026-01-31T09:30:00", "31/01/2026 09:30", "tomorrow"],
+)
+def test_a_timestamp_is_a_date_time_string_with_its_zone(lookalike: Any) -> None:
     publisher = RecordingPublisher()
     client = client_with(publisher)
     topic = TOPICS[0]
-    response = client.post(ROUTES[topic.name], json=sample_event(topic).model_dump(mode="json") | {"occurred_at": 0})
-    assert response.status_code == 422
-    assert publisher.published == []
+    valid = sample_event(topic).model_dump(mode="json")
+    response = client.post(ROUTES[topic.name], json=valid | {"occurred_at": lookalike})
+    assert response.status_code == 422, f"occurred_at took {lookalike!r}"
+    assert "2026-01-31T09:30:00Z" in response.text
+    for written in ["2026-01-31T09:30:00Z", "2026-01-31t09:30:00.250+02:00"]:
+        assert client.post(ROUTES[topic.name], json=valid | {"occurred_at": written}).status_code == 202
+    assert len(publisher.published) == 2
 
 
 def test_an_empty_or_overlong_key_is_refused() -> None:

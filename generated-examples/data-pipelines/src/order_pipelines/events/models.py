@@ -4,6 +4,7 @@ Generated from the spec (spec.yml); `copier update` regenerates it. Each class m
 (both rendered from the spec; tests/unit/test_avro.py checks they agree). The `type` discriminator is not an Avro
 field: the record's name carries it."""
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 from uuid import UUID, uuid4
@@ -21,14 +22,19 @@ def _to_millis(value: datetime) -> datetime:
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
-def _not_a_number(value: object) -> object:
-    """Pydantic would read a number as seconds since the epoch; the API documents an ISO 8601 string."""
-    if isinstance(value, int | float):
-        raise ValueError("a timestamp is an ISO 8601 string, not a number")
-    return value
+# RFC 3339's date-time, zone included: what the OpenAPI document promises (`format: date-time`).
+_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
 
 
-Timestamp = Annotated[datetime, BeforeValidator(_not_a_number), AfterValidator(_to_millis)]
+def _a_date_time(value: object) -> object:
+    """Pydantic would read a number, or a string of digits, as seconds since the epoch, a date alone as its midnight
+    and a time without a zone as local: a timestamp is a datetime, or an RFC 3339 date-time string."""
+    if isinstance(value, datetime) or (isinstance(value, str) and _DATE_TIME.fullmatch(value)):
+        return value
+    raise ValueError("a timestamp is a date-time string with its zone, such as 2026-01-31T09:30:00Z")
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_a_date_time), AfterValidator(_to_millis)]
 
 # Read once at import, so that validation and the OpenAPI document state the same limits.
 _limits = get_settings()
