@@ -219,6 +219,15 @@ ASYNCAPI_INSTALL = [
 
 
 @pytest.fixture(scope="session")
+def mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One mypy cache for every project a worker type-checks (variants, covering-array rows, updated projects), one
+    after another: mypy re-checks what differs (each project's own modules) and reuses what is the same (the
+    libraries every render imports), as it would in a user's project between runs. A cold run costs five times the
+    CPU of a warm one."""
+    return str(tmp_path_factory.mktemp("mypy-cache"))
+
+
+@pytest.fixture(scope="session")
 def installed_parsers(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Where a worker keeps the AsyncAPI parser it installed, one per lock file (see `install_asyncapi_parser`)."""
     return tmp_path_factory.mktemp("asyncapi-parsers")

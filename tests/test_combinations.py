@@ -196,12 +196,12 @@ def run(command: list[str], cwd: Path, env: Mapping[str, str]) -> subprocess.Com
 
 
 @pytest.fixture(scope="session")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def shared(tmp_path_factory: pytest.TempPathFactory, mypy_cache: str) -> dict[str, str]:
     """What the rows one worker renders one after another share, so that each installs and type-checks only what
-    differs: one virtual environment (`uv sync` makes it exactly the row's, its own package included) and mypy's
-    incremental cache (it re-checks what changed). A user's fresh .venv holds the same packages."""
+    differs: one virtual environment (`uv sync` makes it exactly the row's, its own package included) and the
+    worker's mypy cache. A user's fresh .venv holds the same packages."""
     folder = tmp_path_factory.mktemp("shared")
-    return {"UV_PROJECT_ENVIRONMENT": str(folder / "venv"), "MYPY_CACHE_DIR": str(folder / "mypy")}
+    return {"UV_PROJECT_ENVIRONMENT": str(folder / "venv"), "MYPY_CACHE_DIR": mypy_cache}
 
 
 def checks() -> Iterator[list[str]]:

@@ -230,6 +230,50 @@ def test_stop_piece_and_start_piece_keep_ports_and_data(tmp_path: Path) -> None:
     assert kafka_stack.status(state_dir) == []
 
 
+def test_a_broker_restarted_after_a_clean_stop_maps_the_class_archive_a_start_recorded(tmp_path: Path) -> None:
+    """The first start of a kind of JVM on a machine records its classes as it exits; a clean stop moves the
+    recording into the cache, and every later start maps it instead of loading the classes again."""
+    state_dir = tmp_path / "stack"
+    kafka_stack.up(state_dir)
+    try:
+        kafka_stack.stop_piece(state_dir, "kafka")
+        kafka_stack.start_piece(state_dir, "kafka")
+        (broker,) = kafka_stack.status(state_dir)
+        entry = json.loads((state_dir / "state.json").read_text())["kafka"]
+        cached = Path(entry["class_archive"]["cached"])
+        assert cached.is_file()
+        assert str(cached) in Path(f"/proc/{broker.pid}/maps").read_text(), "the broker maps the cached archive"
+        assert not Path(entry["class_archive"]["recording"]).exists(), "a mapped archive is not recorded again"
+    finally:
+        kafka_stack.down(state_dir)
+
+
+def test_a_class_archive_cut_short_is_never_adopted_as_it_would_crash_every_start(tmp_path: Path) -> None:
+    """A JVM killed while writing its archive leaves part of one; mapped, it would crash every later start (SIGBUS).
+    Only a recording that a JVM maps whole joins the cache."""
+    state_dir = tmp_path / "stack"
+    kafka_stack.up(state_dir)  # its storage tool records (or maps) the Kafka tools' archive
+    kafka_stack.down(state_dir)
+    broker = kafka_stack.Kafka(state_dir)
+    broker.install()
+    tools = kafka_stack.ClassArchive.of(
+        "kafka-tools", broker.java, broker.libs, f"{broker.libs}/*", kafka_stack.java_options([]), tmp_path
+    )
+    whole = tools.cached.read_bytes()
+
+    def adopted(recorded: bytes) -> bool:
+        archive = kafka_stack.ClassArchive(tools.java, tools.class_path, tmp_path / "cache.jsa", tmp_path / "rec.jsa")
+        archive.cached.unlink(missing_ok=True)
+        archive.recording.write_bytes(recorded)
+        archive.adopt()
+        assert not archive.recording.exists()
+        return archive.cached.is_file() and archive.cached.read_bytes() == recorded
+
+    assert not adopted(whole[: len(whole) // 2])
+    assert not adopted(b"not an archive")
+    assert adopted(whole)
+
+
 def stacks_under(root: Path) -> set[tuple[str, str]]:
     """(state dir, piece) of every process a launcher started from a state directory under `root`."""
     found: set[tuple[str, str]] = set()

@@ -89,12 +89,6 @@ def project(template_repo: Path, tmp_path: Path) -> Path:
     return copied(template_repo, tmp_path, NEXT, "security=scram-tls")
 
 
-@pytest.fixture(scope="session")
-def mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """One mypy cache for the projects a worker checks: it re-checks each project's own modules."""
-    return str(tmp_path_factory.mktemp("mypy-cache"))
-
-
 def checks_pass(project: Path, installed_parsers: Path, mypy_cache: str) -> None:
     """What `make install lint typecheck test-unit` runs in the project, each green."""
     run(project, "uv", "sync", "--quiet")

@@ -50,13 +50,6 @@ def project(tmp_path_factory: pytest.TempPathFactory, installed_parsers: Path) -
     return get
 
 
-@pytest.fixture(scope="session")
-def mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """One mypy cache for the variants a worker checks: mypy re-checks what differs (each project's own modules) and
-    reuses what is the same (the libraries every variant imports), as it would in a user's project between runs."""
-    return str(tmp_path_factory.mktemp("mypy-cache"))
-
-
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_rendered_code_is_formatted(project: Callable[[str], Path], variant: str) -> None:
     assert_ok(run(["uv", "run", "ruff", "format", "--check", "--diff", "."], project(variant)))

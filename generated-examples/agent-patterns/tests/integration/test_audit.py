@@ -271,6 +271,7 @@ async def test_a_sealer_that_fails_starts_over_and_seals_once_it_can(
     """The audit log does not exist yet when the sealer starts (its KafkaTopic not reconciled yet): reading its
     last hash fails. The sealer is not silently gone: it counts a restart, reads unready, and seals once the topic
     is there."""
+    monkeypatch.setattr("agent_ops.patterns.audit.sealer.AUDIT_LOG_WAIT_SECONDS", 2.0)
     audit = await own_audit(kafka_bootstrap, unique, monkeypatch)
     settings = audit_settings(kafka_bootstrap, unique)
     key = f"early-{unique}"

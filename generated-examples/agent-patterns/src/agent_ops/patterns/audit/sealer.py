@@ -16,7 +16,7 @@ import logging
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 from ...kafka.connection import connection_options
 from ...kafka.producer import stop_producer
@@ -29,6 +29,20 @@ from .chain import GENESIS, canonical, seal
 log = logging.getLogger(__name__)
 
 MAX_RESTART_BACKOFF_SECONDS = 30.0
+AUDIT_LOG_WAIT_SECONDS = 40.0
+"""How long the sealer waits for its log to exist before it starts over: aiokafka's request timeout, which bounded
+the wait when aiokafka did the waiting."""
+
+
+async def audit_log_exists(reader: AIOKafkaConsumer) -> None:
+    """Return once the audit log exists, asking once a second. Asked for the offsets of a topic it does not know,
+    aiokafka retries in a busy loop: a whole core until its request timeout, on every restart of the sealer."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + AUDIT_LOG_WAIT_SECONDS
+    while names.AUDIT_TOPIC not in await reader.topics():
+        if loop.time() > deadline:
+            raise KafkaTimeoutError(f"the audit log {names.AUDIT_TOPIC} does not exist; is its KafkaTopic ready?")
+        await asyncio.sleep(1)
 
 
 class NotAnEntryError(ValueError):
@@ -55,6 +69,7 @@ async def last_hash(settings: Settings, partition: int) -> str:
     )
     try:
         await reader.start()
+        await audit_log_exists(reader)
         tp = TopicPartition(names.AUDIT_TOPIC, partition)
         reader.assign([tp])
         begin = (await reader.beginning_offsets([tp]))[tp]
