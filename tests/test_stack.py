@@ -310,14 +310,16 @@ STACK_USERS = ("tests/unit", "tests/integration/test_schema_registry.py", "tests
 
 
 @pytest.mark.variant
-def test_make_stack_up_test_runs_the_tests_on_that_one_stack_at_the_answered_level(tmp_path: Path) -> None:
+def test_make_stack_up_test_runs_the_tests_on_that_one_stack_at_the_answered_level(
+    tmp_path: Path, mypy_cache: str
+) -> None:
     """`make stack-up test` in a generated project: the tests use the stack `stack-up` started (no second one),
     and its registry has the compatibility level the project was generated with."""
     project = render(variant_answers("default") | {"schema_compatibility": "FULL"}, tmp_path / "project")
     scratch = tmp_path / "tmp"  # the generated tests' own temporary folders, where a second stack would live
     scratch.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "KAFKA_STACK_DIR", *STACK_VARIABLES}}
-    env |= {"TMPDIR": str(scratch)}
+    env |= {"TMPDIR": str(scratch), "MYPY_CACHE_DIR": mypy_cache}
     with watching_stacks(tmp_path) as seen:
         try:
             make = subprocess.run(
