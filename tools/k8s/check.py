@@ -145,14 +145,19 @@ def go_install(package: str, version: str, binary: str) -> Path:
         return exe
     if not shutil.which("go"):
         raise SetupError(f"go is not on PATH: it is needed to build {binary} {version}")
-    log(f"installing {binary} {version} with go install (first run only) ...")
-    started = time.monotonic()
-    # auto: a Go older than the module's go line fetches the toolchain it names from the module proxy
-    # (Debian's Go says local in its go.env; the environment overrides that).
-    env = dict(os.environ, GOBIN=str(gobin), CGO_ENABLED="0")
-    env.setdefault("GOTOOLCHAIN", "auto")
-    run(["go", "install", "-ldflags=-s -w", f"{package}@{version}"], env=env)
-    log(f"  {exe} ({time.monotonic() - started:.0f}s)")
+    # One build at a time: on a fresh machine several test workers ask for helm at once, and each would compile it
+    # (minutes of CPU apiece); the others wait, then find it built.
+    with kafka_stack.cache_lock(gobin):
+        if exe.exists():
+            return exe
+        log(f"installing {binary} {version} with go install (first run only) ...")
+        started = time.monotonic()
+        # auto: a Go older than the module's go line fetches the toolchain it names from the module proxy
+        # (Debian's Go says local in its go.env; the environment overrides that).
+        env = dict(os.environ, GOBIN=str(gobin), CGO_ENABLED="0")
+        env.setdefault("GOTOOLCHAIN", "auto")
+        run(["go", "install", "-ldflags=-s -w", f"{package}@{version}"], env=env)
+        log(f"  {exe} ({time.monotonic() - started:.0f}s)")
     return exe
 
 
