@@ -38,6 +38,7 @@ import hashlib
 import json
 import os
 import platform
+import random
 import re
 import shlex
 import shutil
@@ -152,10 +153,36 @@ def cache_root() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "kafka-events"
 
 
+HANDED_OUT: set[int] = set()
+"""The ports free_port gave this process: none twice, even before the first one's listener binds it."""
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port nothing listens on at 127.0.0.1 now, for a process that binds it seconds later: below the kernel's range
+    of ports for outgoing connections where that range leaves room. A port there (what bind(0) gives) may be taken
+    by any client's connection on the machine before the listener binds it, and the listener fails to start."""
+    low = ephemeral_range_start()
+    for _ in range(100):
+        port = random.randrange(10_000, low) if low > 11_000 else 0
+        if port in HANDED_OUT:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            port = int(sock.getsockname()[1])
+        if port not in HANDED_OUT:
+            HANDED_OUT.add(port)
+            return port
+    raise StackError("no free port on 127.0.0.1")
+
+
+def ephemeral_range_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default; macOS starts at 49152
 
 
 # --- prerequisites: Java and Maven, the machine's or fetched --------------------------------------------
