@@ -755,6 +755,11 @@ def _derive_patterns(spec: Spec, patterns: Sequence[str], package_name: str = "s
         "outbox": None,
         "cdc": None,
         "database": "outbox" in patterns or "cdc" in patterns,
+        # The plug-ins main.py lists, as modules of the package: the database's first, then the patterns'.
+        "plugins": [
+            *(["database"] if "outbox" in patterns or "cdc" in patterns else []),
+            *(f"patterns.{name}" for name in PATTERNS if name in patterns),
+        ],
         "heartbeat_table": HEARTBEAT_TABLE if "outbox" in patterns or "cdc" in patterns else None,
     }
     if "outbox" in patterns:
@@ -902,6 +907,11 @@ def derive(spec: Spec, package_name: str, patterns: Sequence[str] = ()) -> dict[
         "consumer_group": spec.consumer_group,
         # The cdc pattern consumes its change topic through the same runner as the spec's topics.
         "consumes": any(topic.consumed for topic in spec.topics) or ("cdc" in patterns and spec.cdc is not None),
+        # A process without the HTTP API serves /metrics on METRICS_PORT: the worker, a saga orchestrator, a sealer.
+        "headless": any(topic.consumed for topic in spec.topics)
+        or ("cdc" in patterns and spec.cdc is not None)
+        or "saga" in patterns
+        or "audit" in patterns,
         "topics": topics,
         "reserved": list(RESERVED),
         "avro_namespace": namespace,

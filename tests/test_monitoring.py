@@ -193,7 +193,7 @@ import sys
 import httpx
 import uvicorn
 
-from {package}.app import create_app
+from {package}.main import create_app
 from {package}.dispatch import Dispatcher
 from {package}.events.catalog import CONSUMED_TOPICS
 from {package}.settings import Settings

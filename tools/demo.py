@@ -76,7 +76,7 @@ def main() -> int:
         step(f"Running the service on {base} (log: {log_path})")
         with log_path.open("w") as log:
             service = subprocess.Popen(
-                ["uv", "run", "uvicorn", "--factory", "agent_tasks.app:create_app", "--port", str(port)],
+                ["uv", "run", "uvicorn", "--factory", "agent_tasks.main:create_app", "--port", str(port)],
                 cwd=project,
                 env=env | stack_env,
                 stdout=log,

@@ -83,7 +83,7 @@ class Service:
         self.crashes = 0
 
     def commands(self) -> dict[str, tuple[list[str], dict[str, str]]]:
-        api = [sys.executable, "-m", "uvicorn", "--factory", f"{self.package}.app:create_app"]
+        api = [sys.executable, "-m", "uvicorn", "--factory", f"{self.package}.main:create_app"]
         return {
             "api": (
                 [*api, "--host", "127.0.0.1", "--port", str(self.port)],

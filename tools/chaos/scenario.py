@@ -50,7 +50,7 @@ class Project:
         """Publish through the service's own EventPublisher; a refused or unacknowledged event is sent again
         with the same event_id, as a client would. Returns how many sends were retried."""
         settings = self.settings.Settings(consumer_enabled=False, publish_timeout_seconds=120.0, log_level="CRITICAL")
-        app = self.app.create_app(settings)
+        app = self.main.create_app(settings)
         retries = 0
         gate = asyncio.Semaphore(concurrency)
 
