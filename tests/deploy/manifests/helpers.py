@@ -7,10 +7,12 @@ tools/k8s/check.py renders every variant and checks it with helm and kubeconform
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import yaml
@@ -127,6 +129,22 @@ def service_port(project: Path) -> int:
         }
     (port,) = ports
     return int(port)
+
+
+def launcher_of(project: Path) -> ModuleType:
+    """The project's own copy of the local stack launcher (scripts/kafka_stack.py, standard library only), imported:
+    the versions it runs are its constants."""
+    name = f"rendered_kafka_stack_{abs(hash(project))}"
+    spec = importlib.util.spec_from_file_location(name, project / "scripts" / "kafka_stack.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # its dataclasses look their module up while they are defined
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules[name]
+    return module
 
 
 def container(deployment: dict[str, Any]) -> dict[str, Any]:

@@ -4,7 +4,6 @@ service registers, and a Connect KafkaUser with only what the worker does."""
 from __future__ import annotations
 
 import ast
-import re
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from tests.deploy.manifests.helpers import (
     Checked,
     answers_of,
     helm_template,
+    launcher_of,
     of_kind,
     only,
     service_config,
@@ -34,9 +34,8 @@ def test_kafka_connect_is_built_with_the_debezium_the_stack_runs_and_runs_the_co
     connect = only(resources, "KafkaConnect")
     assert connect["spec"]["build"]["output"]["image"] == "registry.invalid/connect:1", "the image is a value"
     ((artifact,),) = [plugin["artifacts"] for plugin in connect["spec"]["build"]["plugins"]]
-    stack = (project / "scripts" / "kafka_stack.py").read_text()
-    (debezium,) = re.findall(r'^DEBEZIUM_VERSION = "([^"]+)"', stack, re.MULTILINE)
-    (kafka,) = re.findall(r'^KAFKA_VERSION = "([^"]+)"', stack, re.MULTILINE)
+    launcher = launcher_of(project)
+    debezium, kafka = launcher.DEBEZIUM_VERSION, launcher.KAFKA_VERSION
     assert artifact == {
         "type": "maven",
         "group": "io.debezium",

@@ -3,7 +3,6 @@ and authorization on exactly when the `security` answer makes the service authen
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
@@ -13,11 +12,14 @@ from tests.deploy.manifests.helpers import (
     VARIANTS,
     Checked,
     answers_of,
+    container,
     helm_template,
+    launcher_of,
     service_config,
     strimzi_docs,
     the_deployment,
 )
+from tools.render import render, variant_answers
 
 pytestmark = pytest.mark.k8s
 
@@ -41,8 +43,6 @@ def test_production_controllers_and_brokers_spread_over_zones(variant: str, chec
 
 
 def test_the_cluster_name_and_kafka_version_are_one_value_each(tmp_path: Path, helm: str) -> None:
-    from tools.render import render, variant_answers
-
     answers = {**variant_answers(VARIANTS[0]), "kafka_cluster": "orders-kafka", "security": "scram-tls"}
     project = render(answers, tmp_path / "project")
     strimzi = project / "deploy" / "strimzi"
@@ -52,10 +52,20 @@ def test_the_cluster_name_and_kafka_version_are_one_value_each(tmp_path: Path, h
                 assert doc["metadata"]["name"] == "orders-kafka"
             elif doc and doc["kind"].startswith("Kafka"):
                 assert doc["metadata"]["labels"]["strimzi.io/cluster"] == "orders-kafka", path
+    # No trace of the default cluster name anywhere, the READMEs' prose and the manifests' comments included.
     text = "\n".join(p.read_text() for p in sorted(strimzi.rglob("*")) if p.is_file())
     assert "events-" not in text.replace("registry-events", "")
-    assert "orders-kafka-kafka-bootstrap:9093" in text
-    assert "orders-kafka-cluster-ca-cert" in text
+    # The registry reaches the named cluster on its TLS listener and trusts that cluster's CA.
+    (kafka,) = strimzi_docs(project, "dev/kafka.yaml")
+    (tls_port,) = [item["port"] for item in kafka["spec"]["kafka"]["listeners"] if item["name"] == "tls"]
+    assert tls_port == 9093
+    (registry,) = strimzi_docs(project, "schema-registry/deployment.yaml")
+    env = {item["name"]: item for item in container(registry)["env"]}
+    assert env["APICURIO_KAFKASQL_BOOTSTRAP_SERVERS"]["value"] == f"orders-kafka-kafka-bootstrap:{tls_port}"
+    truststore_password = env["APICURIO_KAFKASQL_SECURITY_SSL_TRUSTSTORE_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    assert truststore_password["name"] == "orders-kafka-cluster-ca-cert"
+    (cluster_ca,) = [item for item in registry["spec"]["template"]["spec"]["volumes"] if item["name"] == "cluster-ca"]
+    assert cluster_ca["secret"]["secretName"] == "orders-kafka-cluster-ca-cert"
     resources = helm_template(helm, project, "--api-versions", "keda.sh/v1alpha1")
     assert service_config(resources)["data"]["KAFKA_BOOTSTRAP_SERVERS"].startswith("orders-kafka-kafka-bootstrap.")
     volumes = the_deployment(resources)["spec"]["template"]["spec"]["volumes"]
@@ -66,9 +76,7 @@ def test_the_cluster_name_and_kafka_version_are_one_value_each(tmp_path: Path, h
         for profile in ("dev", "production")
         for doc in strimzi_docs(project, f"{profile}/kafka.yaml")
     }
-    stack = (project / "scripts" / "kafka_stack.py").read_text()
-    (stack_version,) = re.findall(r'^KAFKA_VERSION = "([^"]+)"', stack, re.MULTILINE)
-    assert versions == {stack_version}
+    assert versions == {launcher_of(project).KAFKA_VERSION}
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

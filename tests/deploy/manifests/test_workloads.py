@@ -3,8 +3,8 @@ spread and update strategy, and the ConfigMap that sets every setting of the ser
 
 from __future__ import annotations
 
+import ast
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +32,28 @@ from tools.render import render, variant_answers
 pytestmark = pytest.mark.k8s
 
 
+def settings_fields(project: Path) -> dict[str, ast.expr | None]:
+    """The fields of the generated service's Settings class (settings.py, parsed), each with what it is assigned."""
+    source = (project / "src" / answers_of(project)["package_name"] / "settings.py").read_text()
+    (settings,) = [
+        node for node in ast.parse(source).body if isinstance(node, ast.ClassDef) and node.name == "Settings"
+    ]
+    return {
+        node.target.id: node.value
+        for node in settings.body
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+    }
+
+
 def settings_default(project: Path, name: str) -> float:
-    """A setting's default, as the generated service declares it in settings.py."""
-    answers = answers_of(project)
-    source = (project / "src" / answers["package_name"] / "settings.py").read_text()
-    match = re.search(rf"^    {name}: \w+ = Field\(\s*default=([0-9.]+)", source, re.MULTILINE)
-    assert match, f"no default for {name} in settings.py"
-    return float(match.group(1))
+    """A setting's default, as the generated service declares it in settings.py: `Field(default=...)` or a value."""
+    value = settings_fields(project)[name]
+    if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "Field":
+        (value,) = [keyword.value for keyword in value.keywords if keyword.arg == "default"]
+    assert value is not None, f"no default for {name} in settings.py"
+    default = ast.literal_eval(value)
+    assert isinstance(default, int | float), f"{name}: {default!r} is no number"
+    return float(default)
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -109,9 +124,7 @@ OPTIONAL_IN_CONFIGMAP = {"OTEL_EXPORTER_OTLP_ENDPOINT"}
 
 def setting_names(project: Path) -> set[str]:
     """Every setting of the generated service, as the environment variable that sets it."""
-    source = (project / "src" / answers_of(project)["package_name"] / "settings.py").read_text()
-    body = source.split("class Settings(BaseSettings):", 1)[1].split("\n\n@lru_cache", 1)[0]
-    return {name.upper() for name in re.findall(r"^    ([a-z_]+): ", body, re.MULTILINE)}
+    return {name.upper() for name in settings_fields(project)}
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
