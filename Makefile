@@ -38,7 +38,7 @@ test: lint ## Everything CI runs: every variant rendered, checked and tested aga
 CHECK_COMBINATIONS ?= 4
 
 check: lint ## The fast lane while working (no broker, ~4 min): lint, types, answer tests, a few covering-array renders
-	COMBINATIONS=$(CHECK_COMBINATIONS) $(PY) -m pytest -n $(TEST_WORKERS) -q -p no:cacheprovider tests/test_answers.py tests/test_combinations.py
+	COMBINATIONS=$(CHECK_COMBINATIONS) $(PY) -m pytest -n $(TEST_WORKERS) -q -p no:cacheprovider tests/spec/test_answers.py tests/render/test_combinations.py
 
 render: venv ## Render one variant into DEST, replacing what DEST held: make render VARIANT=default DEST=/tmp/agent-tasks
 	@test -n "$(VARIANT)" -a -n "$(DEST)" || { echo "usage: make render VARIANT=<name> DEST=<dir>; variants: $$(ls tests/variants | sed 's/.yml//' | tr '\n' ' ')"; exit 2; }

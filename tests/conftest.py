@@ -54,21 +54,26 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 
-# Modules whose tests share a fixture of their own wider than a test (the helm check, a stack with PostgreSQL and
-# Connect, a three-node cluster, Prometheus's renders): kept on one worker so that it is set up once. The tests of
-# any other module go one by one to whichever worker is free.
-SHARED_FIXTURE_MODULES = {"test_k8s.py", "test_monitoring.py", "test_stack_connect.py", "test_doctor_cluster.py"}
+# Modules whose tests share a fixture of their own wider than a test (a stack with PostgreSQL and Connect, a
+# three-node cluster, Prometheus's renders), and folders whose modules share one in their conftest.py (the helm check
+# of every variant): kept on one worker so that it is set up once. The tests of any other module go one by one to
+# whichever worker is free.
+SHARED_FIXTURE_MODULES = {"test_monitoring.py", "test_stack_connect.py", "test_doctor_cluster.py"}
+SHARED_FIXTURE_FOLDERS = {"tests/deploy/manifests"}
 
 
 def work_group(nodeid: str) -> str:
     """The share of work a test belongs to: its variant's in the variant matrix (one render, one install, one
-    worker per variant; a worker that runs a secured variant starts a secured stack of its own), its module's if the
-    module shares a fixture, else the test alone."""
+    worker per variant; a worker that runs a secured variant starts a secured stack of its own), its folder's or its
+    module's if they share a fixture, else the test alone."""
     path, _, name = nodeid.partition("::")
     module = Path(path).name
     variant = re.search(r"\[([^\]]+)\]$", name) if module == "test_variants.py" else None
     if variant is not None:
         return f"variant-{variant[1]}"
+    folder = Path(path).parent.as_posix()
+    if folder in SHARED_FIXTURE_FOLDERS:
+        return folder
     return path if module in SHARED_FIXTURE_MODULES else nodeid
 
 

@@ -5,7 +5,7 @@ against a real local broker; print one row per scenario and exit non-zero if a g
 
 Rows run in lanes side by side (two by default), each lane on a local stack of its own, one row at a time: a row
 that restarts its broker or kills its Connect worker disturbs no other. `--lane K` runs lane K alone: `make test`
-runs each lane as a test of tests/test_chaos.py, beside the variant suites.
+runs each lane as a test of tests/chaos/test_chaos.py, beside the variant suites.
 
 Scenarios (each on its own consumer groups, inputs published through the service's own EventPublisher, half as a
 backlog before the workers start and the rest while they run; the last tenth only after every planned kill):

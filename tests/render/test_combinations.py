@@ -280,7 +280,9 @@ def test_a_combination_the_template_cannot_serve_is_refused_with_advice(
 
 # Where a pair of (guarantee, security, pattern) values runs against the real broker other than in a variant's own
 # suite. A value added to copier.yml makes new pairs: each must land in a variant's suite or here.
-CHART_PROCESSES = "tests/test_chart_processes.py runs the chart's Deployments, hooks and KafkaConnect as processes"
+CHART_PROCESSES = (
+    "tests/deploy/test_chart_processes.py runs the chart's Deployments, hooks and KafkaConnect as processes"
+)
 SECURED_PIPELINES = {
     "scram-tls": f"{CHART_PROCESSES} (data-pipelines, scram-tls, at-most-once)",
     "mtls": f"{CHART_PROCESSES} (data-pipelines, mtls, exactly-once)",

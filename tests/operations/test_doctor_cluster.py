@@ -21,7 +21,7 @@ import yaml
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests.conftest import STACK_VARIABLES, stack_command
-from tests.test_monitoring import free_port, quick_rules, wait_for_alert
+from tests.operations.test_monitoring import free_port, quick_rules, wait_for_alert
 from tools.monitoring.prometheus import bin_dir
 from tools.render import render, variant_answers
 

@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import SECURE_STACK_VARIABLES
 from tools.chaos.saga_judgement import saga_verdict
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 LANES = 2
 """As `make chaos` runs them: the rows on PostgreSQL and Kafka Connect in one lane, the rest in the other."""
 

@@ -30,7 +30,7 @@ import pytest
 from confluent_kafka import Consumer, Message
 
 from tests.conftest import stack_command
-from tests.test_stack_postgres import processes_of
+from tests.launcher.test_stack_postgres import processes_of
 from tools.stack import kafka_stack
 
 POSTGRES_CONNECTOR = "io.debezium.connector.postgresql.PostgresConnector"

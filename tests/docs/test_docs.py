@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.test_skill import Skill, broken_names, installed_default, project_env, run_block, runnable_blocks
+from tests.docs.test_skill import Skill, broken_names, installed_default, project_env, run_block, runnable_blocks
 from tools.render import REPO, render, variant_answers
 
 DOCS = REPO / "docs"

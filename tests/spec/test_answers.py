@@ -25,7 +25,7 @@ from extensions.spec import (
 )
 from tools.render import REPO, render, variant_answers, variant_names
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = REPO / "tests" / "fixtures"
 DEFAULT_SPEC = yaml.safe_load(yaml.safe_load((REPO / "copier.yml").read_text())["spec"]["default"])
 
 EVENT = {"name": "ThingHappened", "fields": [{"name": "thing_id", "type": "string"}]}

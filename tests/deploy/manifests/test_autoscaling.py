@@ -1,0 +1,84 @@
+"""Autoscaling on consumer lag: KEDA's ScaledObject reaches Kafka from its own namespace, scales on every topic the
+consumer reads, and falls back when the lag cannot be read; no lag, no KEDA."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.deploy.manifests.helpers import (
+    NAMESPACE,
+    VARIANTS,
+    Checked,
+    answers_of,
+    chart_of,
+    helm_template,
+    of_kind,
+    only,
+    service_config,
+    service_port,
+    the_deployment,
+)
+from tools.render import render, variant_answers
+
+pytestmark = pytest.mark.k8s
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_keda_reaches_kafka_by_its_fully_qualified_name_and_only_where_keda_is(
+    variant: str, checked: Checked, helm: str
+) -> None:
+    out, _, _ = checked
+    project = out / variant
+    answers = answers_of(project)
+    if not any(topic.get("consumed", True) for topic in answers["spec"]["topics"]):
+        chart = str(chart_of(project))
+        refused = subprocess.run(
+            [helm, "template", "x", chart, "--set", "autoscaling.mode=keda"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert refused.returncode != 0
+        assert "needs at least one topic with consumed: true" in refused.stderr, "no lag to scale on: said so"
+        return
+    bootstrap = f"{answers['kafka_cluster']}-kafka-bootstrap.{NAMESPACE}.svc:{service_port(project)}"
+    with_keda = helm_template(helm, project, "--set", "autoscaling.mode=keda", "--api-versions", "keda.sh/v1alpha1")
+    scaled = only(with_keda, "ScaledObject")
+    assert scaled["spec"]["triggers"], "a kafka trigger per consumed topic"
+    for trigger in scaled["spec"]["triggers"]:
+        # The scaler runs in KEDA's namespace: a short Service name would not resolve there.
+        assert trigger["metadata"]["bootstrapServers"] == bootstrap
+        # As the service's consumer: a new group's backlog is lag to scale on.
+        assert trigger["metadata"]["offsetResetPolicy"] == "earliest"
+    assert service_config(with_keda)["data"]["KAFKA_BOOTSTRAP_SERVERS"] == bootstrap
+    assert "replicas" not in the_deployment(with_keda)["spec"], "KEDA owns the replica count"
+
+    without_keda = helm_template(helm, project, "--set", "autoscaling.mode=keda")
+    assert not of_kind(without_keda, "ScaledObject")
+    assert not of_kind(without_keda, "TriggerAuthentication")
+    values = yaml.safe_load((chart_of(project) / "values.yaml").read_text())
+    assert the_deployment(without_keda)["spec"]["replicas"] == values["autoscaling"]["minReplicas"]
+
+
+def test_keda_scales_on_every_topic_the_consumer_reads_and_falls_back_when_lag_is_unreadable(
+    tmp_path: Path, helm: str
+) -> None:
+    """The data pipelines' consumer reads the CDC change topic too: its lag scales the Deployment as the spec's
+    consumed topics' does. When KEDA cannot read the lag, minReplicas run; scale-down is stabilized, since
+    cooldownPeriod acts only on the way to zero."""
+    project = render(variant_answers("data-pipelines"), tmp_path / "project")
+    resources = helm_template(helm, project, "--api-versions", "keda.sh/v1alpha1")
+    scaled = only(resources, "ScaledObject")
+    topics = {trigger["metadata"]["topic"] for trigger in scaled["spec"]["triggers"]}
+    assert topics == {"shipments", "customers.changes"}
+    values = yaml.safe_load((chart_of(project) / "values.yaml").read_text())
+    assert scaled["spec"]["fallback"]["replicas"] == values["autoscaling"]["minReplicas"]
+    behavior = scaled["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+    assert behavior["scaleDown"]["stabilizationWindowSeconds"] == values["autoscaling"]["keda"]["cooldownPeriod"]
+    for connector in of_kind(resources, "KafkaConnector"):
+        assert connector["spec"]["autoRestart"]["enabled"] is True
+    assert only(resources, "KafkaConnect")["spec"]["resources"]["limits"]["memory"]
