@@ -903,7 +903,7 @@ def derive(spec: Spec, package_name: str, patterns: Sequence[str] = ()) -> dict[
                 "events": events,
             }
         )
-    return {
+    derived = {
         "consumer_group": spec.consumer_group,
         # The cdc pattern consumes its change topic through the same runner as the spec's topics.
         "consumes": any(topic.consumed for topic in spec.topics) or ("cdc" in patterns and spec.cdc is not None),
@@ -918,6 +918,42 @@ def derive(spec: Spec, package_name: str, patterns: Sequence[str] = ()) -> dict[
         "records": records,
         **_derive_patterns(spec, patterns, package_name),
     }
+    return _with_capabilities(derived)
+
+
+def _with_capabilities(model: dict[str, Any]) -> dict[str, Any]:
+    """What the core templates render from where a pattern changes a topic, named by what it does rather than by the
+    pattern: a topic `stored` before it is published (the outbox: its 202 carries no partition or offset), and the
+    topics a plug-in adds to those the runner consumes (`plugin_topics`: a class of its own, a handler method each)."""
+    stored = set(model["outbox"]["topics"]) if model["outbox"] else set()
+    for topic in model["topics"]:
+        topic["stored"] = topic["name"] in stored
+    model["deferred_publish"] = bool(stored)
+    cdc = model["cdc"]
+    model["plugin_topics"] = (
+        [
+            {
+                "ident": cdc["ident"],
+                "name": cdc["topic"],
+                "partitions": cdc["partitions"],
+                "module": "patterns.cdc.changes",
+                "class_name": cdc["change_class"],
+                "snake": cdc["change_snake"],
+                "doc": f"The changes of the {cdc['table']} table, written by Debezium as JSON: consumed like a topic "
+                "of the spec, never published by the service.",
+                "handler_doc": [
+                    f'A row of {cdc["table"]} was read by the snapshot (op "r"), created, updated or deleted; before '
+                    "and",
+                    "after are the row on either side. Repeats (after a crash) carry the same event_id.",
+                ],
+                "handler_log": f"{cdc['table']} %s {cdc['key']}=%s at %s",
+                "handler_log_args": "event.op, event.key, event.source.lsn",
+            }
+        ]
+        if cdc
+        else []
+    )
+    return model
 
 
 class SpecExtension(Extension):

@@ -40,7 +40,7 @@ def log(message: str) -> None:
 class Project:
     def __init__(self, package: str) -> None:
         self.package = package
-        self.app = importlib.import_module(f"{package}.app")
+        self.main = importlib.import_module(f"{package}.main")
         self.catalog = importlib.import_module(f"{package}.events.catalog")
         self.settings = importlib.import_module(f"{package}.settings")
         self.samples = importlib.import_module("tests.samples")

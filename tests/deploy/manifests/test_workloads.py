@@ -123,8 +123,35 @@ OPTIONAL_IN_CONFIGMAP = {"OTEL_EXPORTER_OTLP_ENDPOINT"}
 
 
 def setting_names(project: Path) -> set[str]:
-    """Every setting of the generated service, as the environment variable that sets it."""
-    return {name.upper() for name in settings_fields(project)}
+    """Every setting of the generated service, as the environment variable that sets it: the core's Settings and
+    each pattern's own settings class."""
+    names: set[str] = set()
+    for module in (project / "src" / answers_of(project)["package_name"]).rglob("*.py"):
+        for node in ast.parse(module.read_text()).body:
+            if isinstance(node, ast.ClassDef) and any(
+                isinstance(base, ast.Name) and base.id == "BaseSettings" for base in node.bases
+            ):
+                names |= environment_names(node)
+    return names
+
+
+def environment_names(settings: ast.ClassDef) -> set[str]:
+    """A settings class's variables: its env_prefix before each field's name, or the field's alias alone."""
+    prefix = ""
+    fields: dict[str, str | None] = {}
+    for node in settings.body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            keywords = {keyword.arg: keyword.value for keyword in node.value.keywords}
+            if "env_prefix" in keywords:  # model_config = SettingsConfigDict(env_prefix=...)
+                prefix = ast.literal_eval(keywords["env_prefix"])
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            alias = None
+            if isinstance(node.value, ast.Call):
+                chosen = {keyword.arg: keyword.value for keyword in node.value.keywords}.get("validation_alias")
+                if isinstance(chosen, ast.Call):  # AliasChoices("ENV_NAME", "field_name")
+                    alias = ast.literal_eval(chosen.args[0])
+            fields[node.target.id] = alias
+    return {(alias or prefix + name).upper() for name, alias in fields.items()}
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
