@@ -755,6 +755,11 @@ def _derive_patterns(spec: Spec, patterns: Sequence[str], package_name: str = "s
         "outbox": None,
         "cdc": None,
         "database": "outbox" in patterns or "cdc" in patterns,
+        # The template pieces of each plug-in, in this order: template/{% if false %}patterns{% endif %}/<name>/.
+        "parts": [
+            *(["database"] if "outbox" in patterns or "cdc" in patterns else []),
+            *(name for name in PATTERNS if name in patterns),
+        ],
         # The plug-ins main.py lists, as modules of the package: the database's first, then the patterns'.
         "plugins": [
             *(["database"] if "outbox" in patterns or "cdc" in patterns else []),
