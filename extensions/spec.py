@@ -849,8 +849,189 @@ def _derive_patterns(spec: Spec, patterns: Sequence[str], package_name: str = "s
     return derived
 
 
+class _Rendered(BaseModel):
+    """A part of the render model: typed and frozen, and nothing but its fields (a name a template misspells is
+    caught by tests/render/test_model_names.py, not rendered as empty text)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FieldModel(_Rendered):
+    name: str
+    type: TypeName
+    py_type: str
+    optional: bool
+    doc: str | None
+
+
+class EffectModel(_Rendered):
+    """The event on `emits_to` a handler returns by default, and the fields it copies from its cause."""
+
+    name: str
+    copies: list[str]
+
+
+class EventModel(_Rendered):
+    name: str
+    snake: str
+    doc: str
+    effect: EffectModel | None
+    fields: list[FieldModel]
+
+
+class TopicModel(_Rendered):
+    name: str
+    dlq: str
+    ident: str
+    class_name: str
+    doc: str
+    partitions: int
+    key: str
+    route: str
+    consumed: bool
+    emits_to: str | None
+    events: list[EventModel]
+    stored: bool
+    """Stored before it is published (the outbox): its 202 carries no partition or offset."""
+
+
+class RecordModel(_Rendered):
+    name: str
+    topic: str
+    file: str
+    schema_: dict[str, Any] = PydanticField(alias="schema")
+
+
+class OutboxTableModel(_Rendered):
+    topic: str
+    ident: str
+    table: str
+    key: str
+
+
+class OutboxModel(_Rendered):
+    topics: list[str]
+    tables: list[OutboxTableModel]
+    connector: str
+    config: dict[str, str]
+    heartbeat_topic: str
+
+
+class ColumnModel(_Rendered):
+    name: str
+    type: TypeName
+    py_type: str
+    sql: str
+    optional: bool
+
+
+class CdcModel(_Rendered):
+    table: str
+    key: str
+    topic: str
+    dlq: str
+    partitions: int
+    ident: str
+    class_name: str
+    change_class: str
+    change_snake: str
+    columns: list[ColumnModel]
+    connector: str
+    config: dict[str, str]
+    heartbeat_topic: str
+
+
+class ChannelModel(_Rendered):
+    name: str
+    group: str
+    dlq: str
+
+
+class FanoutModel(_Rendered):
+    topic: str
+    topic_ident: str
+    partitions: int
+    channels: list[ChannelModel]
+
+
+class AuditModel(_Rendered):
+    topic: str
+    intake: str
+    partitions: int
+    sealer_group: str
+    retention_ms: int
+
+
+class SagaStepModel(_Rendered):
+    name: str
+    compensation: str | None
+    timeout_seconds: int
+
+
+class SagaModel(_Rendered):
+    name: str
+    slug: str
+    class_name: str
+    commands: str
+    state: str
+    partitions: int
+    group: str
+    route: str
+    max_timeout_seconds: int
+    steps: list[SagaStepModel]
+
+
+class PluginTopicModel(_Rendered):
+    """A topic a plug-in adds to those the runner consumes: its own event class and handler method."""
+
+    ident: str
+    name: str
+    partitions: int
+    module: str
+    class_name: str
+    snake: str
+    doc: str
+    handler_doc: list[str]
+    handler_log: str
+    handler_log_args: str
+
+
+class RenderModel(_Rendered):
+    """What every template renders from (`model`), derived from the spec and the chosen patterns."""
+
+    consumer_group: str
+    consumes: bool
+    headless: bool
+    topics: list[TopicModel]
+    reserved: list[str]
+    avro_namespace: str
+    records: list[RecordModel]
+    patterns: list[str]
+    fanout: FanoutModel | None
+    audit: AuditModel | None
+    saga: SagaModel | None
+    outbox: OutboxModel | None
+    cdc: CdcModel | None
+    database: bool
+    parts: list[str]
+    plugins: list[str]
+    heartbeat_table: str | None
+    deferred_publish: bool
+    plugin_topics: list[PluginTopicModel]
+
+
+def render_model(spec: Spec, package_name: str, patterns: Sequence[str] = ()) -> RenderModel:
+    """The typed model; `derive` is its JSON form, as the templates see it."""
+    return RenderModel.model_validate(derive_fields(spec, package_name, patterns))
+
+
 def derive(spec: Spec, package_name: str, patterns: Sequence[str] = ()) -> dict[str, Any]:
-    """The model every template renders from."""
+    """The model every template renders from, checked against `RenderModel`."""
+    return render_model(spec, package_name, patterns).model_dump(mode="json", by_alias=True)
+
+
+def derive_fields(spec: Spec, package_name: str, patterns: Sequence[str] = ()) -> dict[str, Any]:
+    """The render model's fields, as plain data."""
     by_name = {topic.name: topic for topic in spec.topics}
     namespace = f"{package_name}.events"
     topics = []

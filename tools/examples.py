@@ -5,7 +5,9 @@ Every other variant is rendered, checked and tested by `make test` without a cop
     python -m tools.examples           # exit 1 and list the differences if any example is stale
     python -m tools.examples --write   # re-render them all
 
-The answers file loses `_commit` and `_src_path`: they name a commit and a folder of whoever rendered it.
+The answers file loses `_commit` and `_src_path`: they name a commit and a folder of whoever rendered it. The files
+a render copies from the template as they are (VERBATIM: the local stack launcher, the AsyncAPI parser's lock file)
+are left out: they are the template's own files, byte for byte, and were most of the examples' lines.
 """
 
 from __future__ import annotations
@@ -23,13 +25,32 @@ from tools.render import REPO, render, variant_answers
 EXAMPLES = REPO / "generated-examples"
 EXAMPLE_VARIANTS = ("default", "agent-patterns", "data-pipelines")
 UNSTABLE_ANSWERS = re.compile(r"^_(commit|src_path): .*\n", re.MULTILINE)
+VERBATIM = ("scripts/kafka_stack.py", "tools/asyncapi/package-lock.json")
+"""Copied into every render unchanged from template/: read them there."""
+README = """# Generated examples
+
+What the template renders today for three variants of `tests/variants/`: the default service, the agent patterns
+(fan-out, audit, saga) and the data pipelines (outbox, CDC). `make examples` writes them; `make test` fails when one
+is stale. Every other variant is rendered, checked and tested by `make test` without a copy here.
+
+Left out of each, as they are copied from the template unchanged: {verbatim}.
+"""
 
 
 def render_example(variant: str, dest: Path) -> Path:
     render(variant_answers(variant), dest)
     answers = dest / ".copier-answers.yml"
     answers.write_text(UNSTABLE_ANSWERS.sub("", answers.read_text()))
+    for name in VERBATIM:
+        copied = dest / name
+        if copied.read_bytes() != (REPO / "template" / name).read_bytes():
+            raise RuntimeError(f"{name} is no longer the template's own file, byte for byte: commit it in examples")
+        copied.unlink()
     return dest
+
+
+def readme() -> str:
+    return README.format(verbatim=", ".join(f"`{name}` (template/{name})" for name in VERBATIM))
 
 
 def differences(left: Path, right: Path) -> list[str]:
@@ -54,6 +75,8 @@ def stale_examples() -> dict[str, list[str]]:
             diff = differences(fresh, committed) if committed.exists() else ["(missing)"]
             if diff:
                 stale[variant] = diff
+        if not (EXAMPLES / "README.md").exists() or (EXAMPLES / "README.md").read_text() != readme():
+            stale["README.md"] = ["(stale)"]
         extra = (
             {p.name for p in EXAMPLES.iterdir() if p.is_dir()} - set(EXAMPLE_VARIANTS) if EXAMPLES.exists() else set()
         )
@@ -71,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         for variant in EXAMPLE_VARIANTS:
             render_example(variant, EXAMPLES / variant)
             print(f"rendered generated-examples/{variant}")
+        (EXAMPLES / "README.md").write_text(readme())
         return 0
     stale = stale_examples()
     for variant, paths in stale.items():

@@ -23,10 +23,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import KafkaError
 
 from ... import correlation
+from ...kafka.clients import POLL_TIMEOUT_MS, committed_reader, fenced, read_to_end, stop_consumer
 from ...kafka.connection import connection_options
 from ...kafka.producer import stop_producer
 from ...settings import Settings
-from ..clients import send_dead_letter, stop_consumer
+from ..clients import send_dead_letter
 from . import metrics, names
 from .definition import STEPS, Steps
 from .machine import (
@@ -52,24 +53,17 @@ SWEEP_INTERVAL_SECONDS = 60.0
 
 async def read_states(settings: Settings, partition: int) -> dict[str, SagaState]:
     """The latest committed state of every saga of one state partition."""
-    reader = AIOKafkaConsumer(
-        **connection_options(settings),
-        isolation_level="read_committed",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
+    reader = committed_reader(settings, auto_offset_reset="earliest")
     await reader.start()
     try:
         tp = TopicPartition(names.STATE_TOPIC, partition)
         reader.assign([tp])
         begin = (await reader.beginning_offsets([tp]))[tp]
         end = (await reader.end_offsets([tp]))[tp]
-        # An explicit offset: seek_to_beginning() right after assign() may lose to assign()'s own offset reset.
-        reader.seek(tp, begin)
         states: dict[str, SagaState] = {}
-        while await reader.position(tp) < end:
-            for record in (await reader.getmany(tp, timeout_ms=500)).get(tp, []):
-                if record.offset >= end or record.key is None:
+        async for batch in read_to_end(reader, tp, begin, end):
+            for record in batch:
+                if record.key is None:
                     continue
                 saga_id = record.key.decode("utf-8", "replace")
                 if record.value is None:
@@ -199,7 +193,7 @@ class SagaOrchestrator:
         while not self._stopping.is_set():
             if self._failure is not None:
                 raise self._failure
-            batch = await self._consumer.getmany(timeout_ms=500)
+            batch = await self._consumer.getmany(timeout_ms=POLL_TIMEOUT_MS)
             for tp, records in batch.items():
                 if tp in self._busy or tp not in self._assigned:
                     continue
@@ -253,10 +247,8 @@ class SagaOrchestrator:
             acks="all",
             enable_idempotence=True,
         )
+        await fenced(producer, self._settings.shutdown_timeout_seconds)
         try:  # also when stop() cancels us mid-way: a started producer is always stopped
-            await producer.start()
-            await producer.begin_transaction()
-            await producer.commit_transaction()
             states = await read_states(self._settings, tp.partition)
             committed = await self._consumer.committed(tp)
             if committed is None:
