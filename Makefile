@@ -22,6 +22,7 @@ lint: venv ## Lint and type-check the repo's own code
 	$(PY) -m ruff format --check .
 	$(PY) -m ruff check .
 	$(PY) -m mypy
+	$(PY) -m tools.launcher --check
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet
 
 # pytest workers: each runs whole variants (or modules, or a chaos lane) on a stack of its own. The suites wait on

@@ -3,7 +3,8 @@
     from tools.stack import kafka_stack
     kafka_stack.restart(state_dir, "kafka")
 
-It is the very file every generated project carries (standard library only), so it is not a package of its own.
+It is the very file every generated project carries (standard library only): the bundle of the package
+`launcher/kafka_stack/` that `python -m tools.launcher --write` makes, so the repo's tests run what users run.
 """
 
 from __future__ import annotations

