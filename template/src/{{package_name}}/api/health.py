@@ -1,5 +1,5 @@
-"""Probes for the orchestrator: liveness never touches Kafka, readiness does (and whatever a pattern's readiness
-check asks, such as the database an outbox is in)."""
+"""Probes for the orchestrator: liveness never touches Kafka, readiness does (and whatever a plug-in's readiness
+check asks, such as a database it writes to)."""
 
 import asyncio
 from collections.abc import Awaitable, Callable
@@ -22,7 +22,7 @@ async def live(request: Request, response: Response) -> dict[str, str]:
     alive: dict[str, Callable[[], bool]] = getattr(request.app.state, "alive", {})
     for name, running in alive.items():
         if not running():
-            # A pattern's task in this process (an audit sealer, say) has stopped: only a restart brings it back.
+            # A plug-in's task in this process has stopped: only a restart of the process brings it back.
             response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
             return {"status": f"{name} stopped"}
     return {"status": "ok"}

@@ -1,6 +1,6 @@
-"""Hooks on what the service's producers send: a pattern (an audit log, say) writes its own record with each event
-published and each record processed, with the same producer, so that under exactly-once it commits or aborts
-with the work it describes."""
+"""Hooks on what the service's producers send: a plug-in writes a record of its own with each event published and
+each record processed, with the same producer, so that under exactly-once it commits or aborts with the work it
+describes."""
 
 import asyncio
 from collections.abc import Sequence
@@ -22,7 +22,7 @@ class PublishedHook(Protocol):
 
 class ProcessedHook(Protocol):
     """Called as a consumed record's outcome is written ("handled", "dead-lettered", "delivered"); `by` names who
-    processed it where a service has several (a fan-out channel). Returns the delivery of what the hook sent."""
+    processed it where a service has several consumers of a topic. Returns the delivery of what the hook sent."""
 
     async def __call__(
         self, producer: AIOKafkaProducer, record: ConsumerRecord[bytes, bytes], outcome: str, by: str | None = None
