@@ -10,11 +10,11 @@ from ..topics import ensure_pattern_topics
 from .cli import main
 from .intake import record_processed, record_published
 from .sealer import AuditSealer
-from .settings import AuditSettings, get_audit_settings
+from .settings import AuditSettings
 
 
 def plugin(settings: AuditSettings | None = None) -> Plugin:
-    audit = settings or get_audit_settings()
+    audit = settings or AuditSettings()  # read as the app is built, not cached
 
     @asynccontextmanager
     async def lifespan(running: Running) -> AsyncIterator[None]:

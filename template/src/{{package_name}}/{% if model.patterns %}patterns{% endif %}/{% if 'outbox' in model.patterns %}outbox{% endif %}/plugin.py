@@ -4,13 +4,13 @@ readiness asks whether the database answers."""
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from ...database.settings import DatabaseSettings, get_database_settings
+from ...database.settings import DatabaseSettings
 from ...plugins import Plugin, Running
 from .writer import OutboxWriter, TransactionalPublisher
 
 
 def plugin(settings: DatabaseSettings | None = None) -> Plugin:
-    database = settings or get_database_settings()
+    database = settings or DatabaseSettings()  # read as the app is built, not cached
 
     @asynccontextmanager
     async def lifespan(running: Running) -> AsyncIterator[None]:
