@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from extensions.spec import RenderModel, TopicModel
+from extensions.kafka_events_spec import RenderModel, TopicModel
 from tools.render import REPO
 
 TEMPLATES = sorted(path for path in (REPO / "template").rglob("*") if path.is_file())

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from extensions.spec import (
+from extensions.kafka_events_spec import (
     FIELD_TYPES,
     PATTERNS,
     RESERVED,

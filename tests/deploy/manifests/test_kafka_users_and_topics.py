@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from extensions.spec import PATTERNS
+from extensions.kafka_events_spec import PATTERNS
 from tests.deploy.manifests.helpers import (
     SERVICE_AUTHENTICATION,
     VARIANTS,
