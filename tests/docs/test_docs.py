@@ -161,6 +161,12 @@ TAUGHT = [
     *sorted((REPO / "template" / ".claude" / "skills").rglob("*.jinja")),
     REPO / "template" / "RUNBOOK.md.jinja",
     REPO / "template" / "deploy" / "strimzi" / "README.md.jinja",
+    # Each pattern's pieces of those texts, in its own folder.
+    *sorted(
+        path
+        for path in (REPO / "template" / "{% if false %}patterns{% endif %}").rglob("*.jinja")
+        if path.name.startswith(("readme", "runbook", "skill", "strimzi-README"))
+    ),
     *sorted((REPO / "template" / "src" / "{{package_name}}" / "observability").glob("*diagnosis*")),
     REPO / "template" / "src" / "{{package_name}}" / "api" / "events.py.jinja",
 ]

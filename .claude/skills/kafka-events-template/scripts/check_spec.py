@@ -34,7 +34,7 @@ def find_template() -> Path:
 
 
 TEMPLATE = find_template()
-SPEC_MODULE = TEMPLATE / "extensions" / "spec.py"
+SPEC_ENTRY = TEMPLATE / "extensions" / "spec.py"
 
 
 def default_spec() -> object:
@@ -43,13 +43,14 @@ def default_spec() -> object:
 
 
 def load_validator() -> ModuleType:
-    loaded = importlib.util.spec_from_file_location("kafka_events_spec", SPEC_MODULE)
+    """The template's spec package, loaded as Copier loads it: through extensions/spec.py's `load`."""
+    loaded = importlib.util.spec_from_file_location("kafka_events_spec_entry", SPEC_ENTRY)
     if loaded is None or loaded.loader is None:
-        raise SystemExit(f"cannot load {SPEC_MODULE}")
-    module = importlib.util.module_from_spec(loaded)
-    sys.modules[loaded.name] = module  # pydantic resolves the models' annotations through it
-    loaded.loader.exec_module(module)
-    return module
+        raise SystemExit(f"cannot load {SPEC_ENTRY}")
+    entry = importlib.util.module_from_spec(loaded)
+    loaded.loader.exec_module(entry)
+    package: ModuleType = entry.load()
+    return package
 
 
 def main(argv: list[str]) -> int:
