@@ -1,9 +1,10 @@
-"""Runtime configuration, read from the environment (and a `.env` file in development)."""
+"""Runtime configuration, read from the environment (and a `.env` file in development). Each pattern reads
+its own settings, with its own prefix, in its package."""
 
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -81,48 +82,6 @@ class Settings(BaseSettings):
     )
     transaction_max_records: int = Field(
         default=1000, ge=1, description="Handled records one transaction writes at most; more wait for the next."
-    )
-    fanout_max_attempts: int = Field(default=3, ge=1, description="Tries per event and channel before its DLQ.")
-    fanout_retry_backoff_seconds: float = Field(default=0.2, ge=0, description="First retry delay; doubles each time.")
-    fanout_poll_timeout_ms: int = Field(default=500, ge=1)
-    fanout_max_records: int = Field(default=100, ge=1)
-    audit_chain_key: SecretStr = Field(
-        default=SecretStr("development-only-audit-key"),
-        description="HMAC key of the audit log's hash chain: without it no one can forge a link. Set it in production.",
-    )
-    audit_transactional_id_prefix: str = Field(
-        default="agent-ops-audit-sealer-",
-        description="The sealer's transactional ids (the KafkaUser's prefix ACL).",
-    )
-    audit_seal_in_process: bool = Field(
-        default=True, description="Run the audit sealer inside this process (development); the chart runs it apart."
-    )
-    saga_in_process: bool = Field(
-        default=True,
-        description="Run the saga orchestrator inside this process (development); the chart runs it apart.",
-    )
-    saga_transactional_id_prefix: str = Field(
-        default="agent-ops-saga-task-run-",
-        description="The orchestrator's transactional ids, one per partition (the KafkaUser's prefix ACL).",
-    )
-    saga_concurrency: int = Field(default=100, ge=1, description="Steps run at once per commands partition.")
-    saga_max_records: int = Field(default=500, ge=1, description="Commands per partition and transaction.")
-    saga_compensation_max_attempts: int = Field(
-        default=5, ge=1, description="Tries of a compensation before the saga is marked failed (a human's turn)."
-    )
-    saga_retry_backoff_seconds: float = Field(
-        default=1.0, ge=0, description="Delay before a compensation's second try; doubles each time."
-    )
-    saga_finished_retention_seconds: float = Field(
-        default=604800.0,
-        ge=0,
-        description="How long a finished saga stays in the state topic (and `saga show`, and a repeated start"
-        " is ignored) before it is tombstoned.",
-    )
-    saga_commands_retention_seconds: float = Field(
-        default=604800.0,
-        gt=0,
-        description="The commands topic's retention.ms, in seconds: a command pending longer is issued again.",
     )
 
     schema_registry_url: str = Field(

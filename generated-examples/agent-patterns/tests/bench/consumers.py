@@ -28,7 +28,9 @@ from agent_ops.kafka.connection import connection_options
 from agent_ops.kafka.consumer import ConsumerRunner, Handler
 from agent_ops.kafka.delivery import create_runner
 from agent_ops.kafka.producer import create_producer, send_event
+from agent_ops.main import chosen_plugins
 from agent_ops.observability.handling import observed
+from agent_ops.plugins import hooks_of
 from agent_ops.settings import Settings
 from agent_ops.views import LatestEventByKey
 
@@ -204,9 +206,8 @@ class RawLoop:
 
 
 async def run_service(settings: Settings, serde: AvroSerde, group: str, progress: Progress, producer: Any) -> None:
-    runner = create_runner(
-        settings.model_copy(update={"kafka_consumer_group": group}), serde, service_handler(), producer
-    )
+    group_settings = settings.model_copy(update={"kafka_consumer_group": group})
+    runner = create_runner(group_settings, serde, service_handler(), producer, hooks_of(chosen_plugins()))
     watch_runner(runner, progress)
     await runner.start()
     try:

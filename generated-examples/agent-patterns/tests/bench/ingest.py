@@ -179,7 +179,7 @@ def wrk_script(topic: Topic) -> Iterator[Path]:
         yield script
 
 
-SERVICE = "agent_ops.app:create_app"
+SERVICE = "agent_ops.main:create_app"
 BARE = "tests.bench.ingest:bare_app"
 
 

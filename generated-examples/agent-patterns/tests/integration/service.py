@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from agent_ops.app import create_app
+from agent_ops.main import create_app
 from agent_ops.settings import Settings
 
 
@@ -24,6 +24,10 @@ def service_settings(bootstrap: str, unique: str, **overrides: Any) -> Settings:
         "consumer_poll_timeout_ms": 100,
         "handler_retry_backoff_seconds": 0.01,
     }
+    # Settings ignore names they do not have (a pattern's live in its own settings): a typo here would be silent.
+    unknown = sorted(set(overrides) - set(Settings.model_fields))
+    if unknown:
+        raise TypeError(f"Settings have no {', '.join(unknown)}")
     return Settings(**(values | overrides))
 
 

@@ -7,6 +7,7 @@ group no lag at rest."""
 import asyncio
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,10 +18,11 @@ from prometheus_client import REGISTRY
 
 from agent_ops.correlation import HTTP_HEADER
 from agent_ops.events.catalog import TOPICS
-from agent_ops.kafka import outcomes
 from agent_ops.patterns.audit import cli, names
+from agent_ops.patterns.audit import plugin as audit_plugin
 from agent_ops.patterns.audit.intake import record_processed
 from agent_ops.patterns.audit.sealer import AuditSealer
+from agent_ops.patterns.audit.settings import get_audit_settings
 from agent_ops.settings import Settings, get_settings
 from tests.samples import ROUTES, sample_event, unique_key
 
@@ -56,10 +58,17 @@ async def audit_topics(kafka_bootstrap: str, unique: str, monkeypatch: pytest.Mo
     return await own_audit(kafka_bootstrap, unique, monkeypatch, {})
 
 
+@pytest.fixture(autouse=True)
+def audit_environment(unique: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The audit's settings of this test, as AUDIT_* variables: the sealer's transactional ids of its own."""
+    monkeypatch.setenv("AUDIT_TRANSACTIONAL_ID_PREFIX", f"test-{unique}-sealer-")
+    get_audit_settings.cache_clear()
+    yield
+    get_audit_settings.cache_clear()
+
+
 def audit_settings(kafka_bootstrap: str, unique: str, **overrides: Any) -> Settings:
-    return service_settings(
-        kafka_bootstrap, unique, audit_transactional_id_prefix=f"test-{unique}-sealer-", **overrides
-    )
+    return service_settings(kafka_bootstrap, unique, **overrides)
 
 
 async def sealed(settings: Settings, key: str, count: int) -> list[dict[str, Any]]:
@@ -165,7 +174,7 @@ async def test_under_exactly_once_an_aborted_transaction_leaves_no_audit_entry(
         return delivery
 
     # Every runner writes a record's audit entry in the step that writes its outcome: here, inside the transaction.
-    monkeypatch.setattr(outcomes, "record_processed", noted_then_aborted_once)
+    monkeypatch.setattr(audit_plugin, "record_processed", noted_then_aborted_once)
     settings = audit_settings(kafka_bootstrap, unique)
     async with running_service(settings) as client:
         event = sample_event(TOPIC, key=key)

@@ -24,6 +24,7 @@ from agent_ops.events.catalog import Topic
 from agent_ops.kafka.producer import create_producer, stop_producer
 from agent_ops.patterns.fanout.channel import ChannelRunner
 from agent_ops.patterns.fanout.channels import CHANNELS, TOPIC
+from agent_ops.patterns.fanout.settings import FanoutSettings
 from agent_ops.patterns.topics import ensure_pattern_topics
 from agent_ops.settings import Settings
 from tests.samples import ROUTES, sample_event, unique_key
@@ -79,7 +80,7 @@ def runner(
 ) -> ChannelRunner:
     """The channel as generated, in a consumer group of this test's own, delivering to `recorder`."""
     channel = replace(CHANNELS[name], group=f"test-{unique}-{name}", deliver=recorder.deliver_for(name))
-    return ChannelRunner(channel, TOPIC, serde, producer, settings)
+    return ChannelRunner(channel, TOPIC, serde, producer, settings, fanout=FANOUT)
 
 
 async def publish(client: httpx.AsyncClient, keys: list[str], correlation: str | None = None) -> None:
@@ -97,8 +98,12 @@ async def caught_up(bootstrap: str, group: str) -> bool:
     return all(committed[tp] >= end for tp, end in ends.items())
 
 
+# Short polls and retries for the channels, as service_settings has for the runner.
+FANOUT = FanoutSettings(poll_timeout_ms=100, retry_backoff_seconds=0.01)
+
+
 def fanout_settings(bootstrap: str, unique: str, **more: Any) -> Settings:
-    overrides: dict[str, Any] = {"fanout_poll_timeout_ms": 100, "fanout_retry_backoff_seconds": 0.01} | more
+    overrides: dict[str, Any] = dict(more)
     overrides["consumer_enabled"] = False  # the channels alone read the topic here
     return service_settings(bootstrap, unique, **overrides)
 
@@ -199,7 +204,7 @@ def own_runner(
     channel = replace(
         CHANNELS[name], group=group, dead_letter=f"{topic.name}.{name}.dlq", deliver=recorder.deliver_for(name)
     )
-    return ChannelRunner(channel, topic, serde, producer, settings)
+    return ChannelRunner(channel, topic, serde, producer, settings, fanout=FANOUT)
 
 
 async def encoded(serde: AvroSerde, keys: list[str]) -> list[tuple[str, bytes]]:

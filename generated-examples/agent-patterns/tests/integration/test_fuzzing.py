@@ -10,9 +10,13 @@ import schemathesis
 from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
 
-from agent_ops.app import create_app
 from agent_ops.events.catalog import TOPICS
+from agent_ops.main import chosen_plugins, create_app
+from agent_ops.patterns.audit import plugin as audit_plugin
+from agent_ops.patterns.audit.settings import AuditSettings
 from agent_ops.patterns.saga import names as saga
+from agent_ops.patterns.saga import plugin as saga_plugin
+from agent_ops.patterns.saga.settings import SagaSettings
 from agent_ops.patterns.topics import ensure_pattern_topics
 from agent_ops.settings import Settings
 
@@ -32,13 +36,15 @@ schema = schemathesis.openapi.from_dict(create_app(Settings()).openapi())
 @pytest.fixture
 def app(kafka_bootstrap: str, unique: str) -> FastAPI:
     """The app that answers each case over ASGI: schemathesis enters its lifespan and leaves it after the test."""
-    # No consumer and no saga orchestrator: what the topics gain during the test is what HTTP published (events and
-    # saga start commands), nothing a handler or a saga step emitted.
-    # Nor the audit sealer: until it has joined its group, /health/ready answers 503, which the document leaves out.
-    configured = service_settings(
-        kafka_bootstrap, unique, consumer_enabled=False, saga_in_process=False, audit_seal_in_process=False
-    )
-    return create_app(configured)
+    # No consumer: what the topics gain during the test is what HTTP published, nothing a handler emitted.
+    configured = service_settings(kafka_bootstrap, unique, consumer_enabled=False)
+    # Nor a saga orchestrator or audit sealer in the process: nothing a saga step emitted either, and until a sealer
+    # has joined its group, /health/ready answers 503, which the document leaves out.
+    quiet = {
+        "saga": saga_plugin.plugin(SagaSettings(in_process=False)),
+        "audit": audit_plugin.plugin(AuditSettings(seal_in_process=False)),
+    }
+    return create_app(configured, plugins=[quiet.get(plugin.name, plugin) for plugin in chosen_plugins()])
 
 
 @pytest.fixture

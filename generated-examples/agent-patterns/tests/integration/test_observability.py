@@ -15,9 +15,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent_ops.app import create_app
 from agent_ops.events.catalog import CONSUMED_TOPICS
 from agent_ops.kafka.connection import connection_options
+from agent_ops.main import create_app
 from agent_ops.observability import tracing
 from tests.samples import ROUTES, sample_event, unique_key
 

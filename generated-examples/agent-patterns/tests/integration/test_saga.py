@@ -17,7 +17,7 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from agent_ops.patterns.saga import cli, names
 from agent_ops.patterns.saga.definition import STEPS
 from agent_ops.patterns.saga.machine import TERMINAL, Command, SagaState, StepCall
 from agent_ops.patterns.saga.orchestrator import SagaOrchestrator, read_states
+from agent_ops.patterns.saga.settings import SagaSettings, get_saga_settings
 from agent_ops.patterns.saga.start import start_saga
 from agent_ops.settings import Settings
 
@@ -72,14 +73,23 @@ async def saga_topics(kafka_bootstrap: str, unique: str, monkeypatch: pytest.Mon
     return topics
 
 
+@pytest.fixture(autouse=True)
+def saga_environment(unique: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The saga's settings of this test, as SAGA_* variables: transactional ids of its own, short backoffs."""
+    monkeypatch.setenv("SAGA_TRANSACTIONAL_ID_PREFIX", f"test-{unique}-saga-")
+    monkeypatch.setenv("SAGA_RETRY_BACKOFF_SECONDS", "0.01")
+    get_saga_settings.cache_clear()
+    yield
+    get_saga_settings.cache_clear()
+
+
 def saga_settings(kafka_bootstrap: str, unique: str, **overrides: Any) -> Settings:
-    return service_settings(
-        kafka_bootstrap,
-        unique,
-        saga_transactional_id_prefix=f"test-{unique}-saga-",
-        saga_retry_backoff_seconds=0.01,
-        **overrides,
-    )
+    return service_settings(kafka_bootstrap, unique, **overrides)
+
+
+def saga_config(**overrides: Any) -> SagaSettings:
+    """The saga's settings of this test (saga_environment's) with `overrides`."""
+    return get_saga_settings().model_copy(update=overrides)
 
 
 async def states(settings: Settings) -> dict[str, SagaState]:
@@ -248,7 +258,7 @@ async def test_an_orchestrator_killed_mid_saga_resumes_and_runs_no_step_twice_to
     env = os.environ | {
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
         "KAFKA_CREATE_TOPICS": "false",
-        "SAGA_TRANSACTIONAL_ID_PREFIX": settings.saga_transactional_id_prefix,
+        "SAGA_TRANSACTIONAL_ID_PREFIX": get_saga_settings().transactional_id_prefix,
         "SAGA_TEST_COMMANDS": saga_topics["commands"],
         "SAGA_TEST_STATE": saga_topics["state"],
         "SAGA_TEST_GROUP": names.GROUP,
@@ -438,12 +448,12 @@ async def test_a_command_waiting_behind_a_backlog_keeps_its_steps_whole_time(
                 clock.ahead += 1000
             return await super()._do(call)
 
-    settings = saga_settings(kafka_bootstrap, unique, saga_max_records=1)
+    settings = saga_settings(kafka_bootstrap, unique)
     plan = tuple(replace(step, timeout_seconds=60) for step in STEPS)
     for saga_id in (slow, waiting):  # in this order, on one partition, before the orchestrator starts
         await start_on(producer, saga_id, 0, {})
     steps = Steps()
-    orchestrator = SagaOrchestrator(settings, steps, plan, clock=clock)
+    orchestrator = SagaOrchestrator(settings, steps, plan, clock=clock, saga=saga_config(max_records=1))
     await orchestrator.start()
     try:
         found = await settled(settings, [slow, waiting])
@@ -532,12 +542,12 @@ def latest_by_key(bootstrap: str, topic: str) -> dict[bytes, bytes | None]:
 async def test_a_saga_finished_longer_ago_than_the_retention_is_tombstoned(
     kafka_bootstrap: str, unique: str, saga_topics: dict[str, str]
 ) -> None:
-    settings = saga_settings(kafka_bootstrap, unique, saga_finished_retention_seconds=86400)
+    settings = saga_settings(kafka_bootstrap, unique)
     now = time.time()
     old = SagaState(f"old-{unique}", "completed", {}, completed=tuple(RUNS), updated_at=now - 30 * 86400)
     recent = SagaState(f"recent-{unique}", "completed", {}, completed=tuple(RUNS), updated_at=now - 60)
     await asyncio.to_thread(write_states, kafka_bootstrap, [old, recent], 1)
-    orchestrator = SagaOrchestrator(settings, RecordingSteps())
+    orchestrator = SagaOrchestrator(settings, RecordingSteps(), saga=saga_config(finished_retention_seconds=86400))
     await orchestrator.start()
     try:
 
@@ -559,12 +569,12 @@ async def test_a_saga_whose_command_is_older_than_the_commands_retention_gets_it
     kafka_bootstrap: str, unique: str, saga_topics: dict[str, str]
 ) -> None:
     """An orchestrator down for longer than the commands topic keeps records: the pending command is gone."""
-    settings = saga_settings(kafka_bootstrap, unique, saga_commands_retention_seconds=86400)
+    settings = saga_settings(kafka_bootstrap, unique)
     issued = time.time() - 30 * 86400
     pending = Command(f"stuck-{unique}", "run", RUNS[0], 1, issued + 60)
     stuck = SagaState(pending.saga_id, "running", {}, pending=pending, updated_at=issued)
     await asyncio.to_thread(write_states, kafka_bootstrap, [stuck], 2)
-    orchestrator = SagaOrchestrator(settings, RecordingSteps())
+    orchestrator = SagaOrchestrator(settings, RecordingSteps(), saga=saga_config(commands_retention_seconds=86400))
     await orchestrator.start()
     try:
         state = (await settled(settings, [stuck.saga_id], within=90))[stuck.saga_id]

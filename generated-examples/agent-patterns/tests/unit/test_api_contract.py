@@ -6,9 +6,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from agent_ops.api.dependencies import get_publisher
-from agent_ops.app import create_app
 from agent_ops.events.catalog import TOPICS
 from agent_ops.events.models import Event
+from agent_ops.main import create_app
 from agent_ops.settings import Settings
 from tests.samples import ROUTES, sample_event
 

@@ -9,10 +9,10 @@ from typing import Any
 import yaml
 from fastapi.testclient import TestClient
 
-from agent_ops.app import create_app
 from agent_ops.events.avro import load_schema
 from agent_ops.events.catalog import CONSUMED_TOPICS, TOPICS
 from agent_ops.kafka.producer import event_headers
+from agent_ops.main import create_app
 from agent_ops.patterns.topics import PATTERN_TOPICS
 from agent_ops.settings import Settings
 from tests.samples import sample_event

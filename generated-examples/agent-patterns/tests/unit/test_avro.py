@@ -16,12 +16,12 @@ from fastapi.testclient import TestClient
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
 from agent_ops.api.dependencies import get_publisher
-from agent_ops.app import create_app
 from agent_ops.events.avro import NAMESPACE, AvroSerde, SubjectStrategy, full_name, load_schema, subject_name
 from agent_ops.events.catalog import TOPICS, Topic
 from agent_ops.events.models import Event
 from agent_ops.events.serde import DeserializationError, RegistryUnavailableError, SchemaRefusedError
 from agent_ops.kafka.producer import Published
+from agent_ops.main import create_app
 from agent_ops.schemas import check_released, release
 from agent_ops.settings import Settings
 from tests.samples import ROUTES, sample_event

@@ -6,10 +6,10 @@ from fastapi.testclient import TestClient
 
 from agent_ops import correlation
 from agent_ops.api.dependencies import get_publisher
-from agent_ops.app import create_app
 from agent_ops.events.catalog import TOPICS
 from agent_ops.events.models import Event
 from agent_ops.kafka.producer import Published, event_headers
+from agent_ops.main import create_app
 from agent_ops.settings import Settings
 from tests.samples import ROUTES, sample_event
 

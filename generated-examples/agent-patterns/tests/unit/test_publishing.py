@@ -10,7 +10,6 @@ from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
 from agent_ops.api.dependencies import get_publisher
-from agent_ops.app import create_app
 from agent_ops.events.catalog import TOPICS, Topic
 from agent_ops.events.models import Event
 from agent_ops.kafka.producer import (
@@ -19,6 +18,7 @@ from agent_ops.kafka.producer import (
     PublishError,
     UnpublishableEvent,
 )
+from agent_ops.main import create_app
 from agent_ops.settings import Settings
 from tests.samples import ROUTES, sample_event
 

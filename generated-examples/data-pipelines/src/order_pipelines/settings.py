@@ -1,9 +1,10 @@
-"""Runtime configuration, read from the environment (and a `.env` file in development)."""
+"""Runtime configuration, read from the environment (and a `.env` file in development). Each pattern reads
+its own settings, with its own prefix, in its package."""
 
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -79,19 +80,6 @@ class Settings(BaseSettings):
     )
     processed_events_pool_size: int = Field(
         default=20, ge=1, description="Connections to the PostgreSQL store: one per record in flight."
-    )
-    database_url: SecretStr | None = Field(
-        default=None,
-        description="The service's PostgreSQL (postgresql://user:password@host:port/database), a secret: "
-        "where POST writes the outbox, what `migrate` migrates and the connectors capture.",
-    )
-    database_timeout_seconds: float = Field(
-        default=5.0, gt=0, description="Bound on connecting to the database and on one transaction (503 past it)."
-    )
-    database_pool_size: int = Field(default=20, ge=1, description="Connections to the database: one per POST in hand.")
-    kafka_connect_url: str = Field(
-        default="http://127.0.0.1:8083",
-        description="The Kafka Connect REST API that `connect register` registers the Debezium connectors on.",
     )
 
     schema_registry_url: str = Field(

@@ -27,7 +27,9 @@ from order_pipelines.kafka.connection import connection_options
 from order_pipelines.kafka.consumer import ConsumerRunner, Handler
 from order_pipelines.kafka.delivery import create_runner
 from order_pipelines.kafka.producer import create_producer, send_event
+from order_pipelines.main import chosen_plugins
 from order_pipelines.observability.handling import observed
+from order_pipelines.plugins import hooks_of
 from order_pipelines.settings import Settings
 from order_pipelines.views import LatestEventByKey
 
@@ -203,9 +205,8 @@ class RawLoop:
 
 
 async def run_service(settings: Settings, serde: AvroSerde, group: str, progress: Progress, producer: Any) -> None:
-    runner = create_runner(
-        settings.model_copy(update={"kafka_consumer_group": group}), serde, service_handler(), producer
-    )
+    group_settings = settings.model_copy(update={"kafka_consumer_group": group})
+    runner = create_runner(group_settings, serde, service_handler(), producer, hooks_of(chosen_plugins()))
     watch_runner(runner, progress)
     await runner.start()
     try:

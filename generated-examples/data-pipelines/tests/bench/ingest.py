@@ -179,7 +179,7 @@ def wrk_script(topic: Topic) -> Iterator[Path]:
         yield script
 
 
-SERVICE = "order_pipelines.app:create_app"
+SERVICE = "order_pipelines.main:create_app"
 BARE = "tests.bench.ingest:bare_app"
 
 

@@ -15,9 +15,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
 
-from order_pipelines.app import create_app
 from order_pipelines.events.catalog import CONSUMED_TOPICS
 from order_pipelines.kafka.connection import connection_options
+from order_pipelines.main import create_app
 from order_pipelines.observability import tracing
 from tests.samples import ROUTES, sample_event, unique_key
 

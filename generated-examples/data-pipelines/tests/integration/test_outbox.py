@@ -13,6 +13,7 @@ import time
 import urllib.parse
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import asyncpg
 import httpx
@@ -21,11 +22,15 @@ from confluent_kafka import Consumer, Message
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
+from fastapi import FastAPI
 
 from order_pipelines import correlation
-from order_pipelines.app import create_app
+from order_pipelines.database.settings import DatabaseSettings
 from order_pipelines.events.catalog import topic_named
+from order_pipelines.main import chosen_plugins, create_app
+from order_pipelines.patterns.outbox import plugin as outbox
 from order_pipelines.patterns.outbox.writer import OUTBOX_TOPICS, TransactionalPublisher
+from order_pipelines.settings import Settings
 from tests.samples import ROUTES, sample_event, unique_key
 
 from .service import running_service, service_settings
@@ -144,19 +149,18 @@ def unreachable_database(request: pytest.FixtureRequest) -> Iterator[str]:
     yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
 
 
+def app_with_database(settings: Settings, **database: Any) -> FastAPI:
+    """The app, its outbox writing to the database `database` describes (DatabaseSettings' fields)."""
+    plugins = [outbox.plugin(DatabaseSettings(**database)) if p.name == "outbox" else p for p in chosen_plugins()]
+    return create_app(settings, plugins=plugins)
+
+
 async def test_without_its_database_post_answers_503_within_its_bound_and_the_service_is_not_ready(
     kafka_bootstrap: str, unreachable_database: str, unique: str
 ) -> None:
     bound = 2.0
-    settings = service_settings(
-        kafka_bootstrap,
-        unique,
-        consumer_enabled=False,
-        database_url=unreachable_database,
-        database_timeout_seconds=bound,
-        ready_timeout_seconds=bound,
-    )
-    app = create_app(settings)
+    settings = service_settings(kafka_bootstrap, unique, consumer_enabled=False, ready_timeout_seconds=bound)
+    app = app_with_database(settings, url=unreachable_database, timeout_seconds=bound)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
@@ -248,14 +252,13 @@ async def test_a_commit_whose_reply_is_lost_is_not_answered_unwritten_and_its_re
     """The bound runs out while the COMMIT is under way: the answer may not say "nothing written" (the commit may
     have happened), and the client's retry with the same event_id must not put the event on its topic twice."""
     proxy = CommitReplyLost(local_stack["DATABASE_URL"])
-    settings = service_settings(
-        kafka_bootstrap, unique, consumer_enabled=False, database_url=await proxy.start(), database_timeout_seconds=2
-    )
+    settings = service_settings(kafka_bootstrap, unique, consumer_enabled=False)
+    app = app_with_database(settings, url=await proxy.start(), timeout_seconds=2)
     event = sample_event(TOPIC, key=unique_key(TOPIC))
     # The same key, so the same partition: written after the event and its retry, it arrives after them.
     marker = sample_event(TOPIC, TOPIC.event_types[-1], key=str(getattr(event, TOPIC.key_field)))
     try:
-        async with running_service(settings) as client:
+        async with running_service(settings, app) as client:
             proxy.armed = True
             first = await client.post(ROUTE, json=event.model_dump(mode="json"))
             assert proxy.lost == 1, "the COMMIT's reply was not lost"

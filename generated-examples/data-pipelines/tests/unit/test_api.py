@@ -3,10 +3,10 @@
 from fastapi.testclient import TestClient
 
 from order_pipelines.api.dependencies import get_publisher
-from order_pipelines.app import create_app
 from order_pipelines.events.catalog import TOPICS, topic_for
 from order_pipelines.events.models import Event
 from order_pipelines.kafka.producer import Published, PublishError
+from order_pipelines.main import create_app
 from order_pipelines.settings import Settings
 from tests.samples import ROUTES, sample_event
 

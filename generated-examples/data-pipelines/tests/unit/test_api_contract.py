@@ -6,9 +6,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from order_pipelines.api.dependencies import get_publisher
-from order_pipelines.app import create_app
 from order_pipelines.events.catalog import TOPICS
 from order_pipelines.events.models import Event
+from order_pipelines.main import create_app
 from order_pipelines.settings import Settings
 from tests.samples import ROUTES, sample_event
 

@@ -9,10 +9,10 @@ from typing import Any
 import yaml
 from fastapi.testclient import TestClient
 
-from order_pipelines.app import create_app
 from order_pipelines.events.avro import load_schema
 from order_pipelines.events.catalog import CONSUMED_TOPICS, TOPICS
 from order_pipelines.kafka.producer import event_headers
+from order_pipelines.main import create_app
 from order_pipelines.patterns.topics import PATTERN_TOPICS
 from order_pipelines.settings import Settings
 from tests.samples import sample_event

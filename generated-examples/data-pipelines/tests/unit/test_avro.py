@@ -16,12 +16,12 @@ from fastapi.testclient import TestClient
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
 from order_pipelines.api.dependencies import get_publisher
-from order_pipelines.app import create_app
 from order_pipelines.events.avro import NAMESPACE, AvroSerde, SubjectStrategy, full_name, load_schema, subject_name
 from order_pipelines.events.catalog import TOPICS, Topic
 from order_pipelines.events.models import Event
 from order_pipelines.events.serde import DeserializationError, RegistryUnavailableError, SchemaRefusedError
 from order_pipelines.kafka.producer import Published
+from order_pipelines.main import create_app
 from order_pipelines.schemas import check_released, release
 from order_pipelines.settings import Settings
 from tests.samples import ROUTES, sample_event

@@ -1,8 +1,14 @@
-"""The command line: `schemas ...` reaches the schema tool, which the Helm chart's hook Job runs."""
+"""The command line: `schemas ...` reaches the schema tool, which the Helm chart's hook Job runs; each chosen
+plug-in's commands are reached by name."""
+
+from typing import Any
 
 import pytest
 
 from order_pipelines import __main__ as cli
+from order_pipelines.kafka.hooks import Hooks
+from order_pipelines.main import chosen_plugins
+from order_pipelines.plugins import Command, Plugin
 
 
 def test_schemas_register_runs_the_schema_tool(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -33,3 +39,38 @@ def test_schemas_help_is_the_schema_tools(capsys: pytest.CaptureFixture[str]) ->
 def test_schemas_check_released_works_offline(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["schemas", "check-released"]) == 0
     assert "check-released: every schema is fine" in capsys.readouterr().out
+
+
+def test_a_plug_in_command_gets_its_words_its_name_and_the_hooks(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[list[str], str, Hooks]] = []
+
+    def record(argv: list[str], prog: str, hooks: Hooks) -> int:
+        calls.append((argv, prog, hooks))
+        return 4
+
+    hook = Plugin("hooked", on_published=record_nothing)
+    plugins = (Plugin("mine", commands=(Command("mine", "a command of my own", record),)), hook)
+    monkeypatch.setattr(cli, "chosen_plugins", lambda: plugins)
+    assert cli.main(["mine", "run", "--fast"]) == 4
+    ((argv, prog, hooks),) = calls
+    assert (argv, prog) == (["run", "--fast"], "python -m order_pipelines mine")
+    assert hooks.published == (record_nothing,)
+
+
+def test_the_help_lists_every_chosen_plug_ins_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    commands = [command for plugin in chosen_plugins() for command in plugin.commands]
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for command in commands:
+        assert f"    {command.name} " in out, f"{command.name} missing from the help"
+    for command in commands:
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main([command.name, "--help"])
+        assert exit_info.value.code == 0, command.name
+        assert capsys.readouterr().out.startswith(f"usage: python -m order_pipelines {command.name}")
+
+
+async def record_nothing(producer: Any, topic: str, key: bytes, headers: Any) -> Any:
+    raise AssertionError("not called")

@@ -6,10 +6,10 @@ from fastapi.testclient import TestClient
 
 from order_pipelines import correlation
 from order_pipelines.api.dependencies import get_publisher
-from order_pipelines.app import create_app
 from order_pipelines.events.catalog import TOPICS
 from order_pipelines.events.models import Event
 from order_pipelines.kafka.producer import Published, event_headers
+from order_pipelines.main import create_app
 from order_pipelines.settings import Settings
 from tests.samples import ROUTES, sample_event
 

@@ -10,9 +10,9 @@ from aiokafka import TopicPartition
 from aiokafka.errors import NodeNotReadyError
 from aiokafka.protocol.metadata import MetadataRequest
 
-from order_pipelines.app import create_app
 from order_pipelines.kafka.consumer import ConsumerRunner
 from order_pipelines.kafka.health import a_broker_answers
+from order_pipelines.main import create_app
 from order_pipelines.settings import Settings
 
 SETTINGS = Settings(ready_timeout_seconds=0.05)
@@ -110,7 +110,7 @@ async def get(runner: ConsumerRunner | None, path: str) -> httpx.Response:
     app.state.settings = SETTINGS
     app.state.producer = FakeProducer()
     app.state.runner = runner
-    app.state.database = FakeDatabase()
+    app.state.checks = {"database": FakeDatabase().reachable}
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
         return await client.get(path)
 

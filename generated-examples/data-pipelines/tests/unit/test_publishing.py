@@ -10,7 +10,6 @@ from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
 from order_pipelines.api.dependencies import get_publisher
-from order_pipelines.app import create_app
 from order_pipelines.events.catalog import TOPICS, Topic
 from order_pipelines.events.models import Event
 from order_pipelines.kafka.producer import (
@@ -19,6 +18,7 @@ from order_pipelines.kafka.producer import (
     PublishError,
     UnpublishableEvent,
 )
+from order_pipelines.main import create_app
 from order_pipelines.settings import Settings
 from tests.samples import ROUTES, sample_event
 

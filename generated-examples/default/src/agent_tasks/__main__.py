@@ -1,5 +1,6 @@
 """Command line: `worker` runs the consumer without the HTTP API, `schemas` registers and checks the Avro schemas,
-`dlq replay` puts dead letters back on their topic, `doctor` diagnoses lag, replication and rebalancing storms.
+`dlq replay` puts dead letters back on their topic, `doctor` diagnoses lag, replication and rebalancing storms;
+each chosen pattern adds its own commands (`--help` lists them).
 
 `python -m agent_tasks schemas register|check|check-released|release` is `python -m agent_tasks.schemas`;
 the Helm chart's hook Job runs `schemas register` before each install and upgrade.
@@ -14,11 +15,12 @@ import logging
 import signal
 import sys
 
-from .app import create_app
 from .kafka.consumer import ConsumerRunner
 from .kafka.dlq_replay import main as dlq_main
+from .main import chosen_plugins, create_app
 from .observability import metrics
 from .observability.doctor import main as doctor_main
+from .plugins import hooks_of
 from .schemas import main as schemas_main
 from .settings import get_settings
 
@@ -50,19 +52,26 @@ async def work() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    prog = "python -m agent_tasks"
     if argv[:1] == ["schemas"]:
         # Everything after `schemas` is the schema tool's, its --help included.
-        return schemas_main(argv[1:], prog="python -m agent_tasks schemas")
+        return schemas_main(argv[1:], prog=f"{prog} schemas")
     if argv[:1] == ["doctor"]:
-        return doctor_main(argv[1:], prog="python -m agent_tasks doctor")
+        return doctor_main(argv[1:], prog=f"{prog} doctor")
     if argv[:1] == ["dlq"]:
-        return dlq_main(argv[1:], prog="python -m agent_tasks dlq")
-    parser = argparse.ArgumentParser(prog="python -m agent_tasks", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("worker", help="consume and process events until SIGTERM, without HTTP")
-    commands.add_parser("dlq", help="replay dead letters onto their topic, each once (`dlq --help`)")
-    commands.add_parser("schemas", help="register or check the Avro schemas (`schemas --help` for more)")
-    commands.add_parser("doctor", help="diagnose the cluster and the consumer group (`doctor --help`)")
+        return dlq_main(argv[1:], prog=f"{prog} dlq")
+    plugins = chosen_plugins()
+    commands = {command.name: command for plugin in plugins for command in plugin.commands}
+    if argv[:1] and argv[0] in commands:
+        return commands[argv[0]].main(argv[1:], f"{prog} {argv[0]}", hooks_of(plugins))
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    choices = parser.add_subparsers(dest="command", required=True)
+    choices.add_parser("worker", help="consume and process events until SIGTERM, without HTTP")
+    choices.add_parser("dlq", help="replay dead letters onto their topic, each once (`dlq --help`)")
+    choices.add_parser("schemas", help="register or check the Avro schemas (`schemas --help` for more)")
+    choices.add_parser("doctor", help="diagnose the cluster and the consumer group (`doctor --help`)")
+    for command in commands.values():
+        choices.add_parser(command.name, help=command.help)
     parser.parse_args(argv)
     return asyncio.run(work())
 

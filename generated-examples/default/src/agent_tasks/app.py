@@ -1,10 +1,10 @@
 """The FastAPI application. Its lifespan owns the Kafka clients: started before the first request, stopped after
-the last one."""
+the last one. The chosen patterns plug in through `plugins.Plugin`; `main.py` says which."""
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from confluent_kafka.schema_registry import AsyncSchemaRegistryClient
 from fastapi import FastAPI, Response
@@ -18,51 +18,72 @@ from .api.limits import BodySizeLimit
 from .correlation import CorrelationMiddleware, install_log_records
 from .dispatch import Dispatcher
 from .events.avro import AvroSerde
+from .events.serde import EventSerde
 from .handlers import EventHandlers
 from .kafka.admin import ensure_topics
 from .kafka.delivery import create_runner
 from .kafka.producer import EventPublisher, create_producer, stop_producer
 from .observability import metrics, tracing
 from .observability.handling import observed
-from .settings import Settings, get_settings
+from .plugins import Plugin, Running, hooks_of
+from .settings import Settings
 from .views import LatestEventByKey
 
 NO_NATIVE_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
-def create_app(settings: Settings | None = None, tracer_provider: TracerProvider | None = None) -> FastAPI:
-    """The app; `tracer_provider` traces it (default: an OTLP exporter when OTEL_EXPORTER_OTLP_ENDPOINT is set)."""
-    settings = settings or get_settings()
+def build_app(
+    settings: Settings, plugins: Sequence[Plugin] = (), tracer_provider: TracerProvider | None = None
+) -> FastAPI:
+    """The app with `plugins`; `tracer_provider` traces it (default: an OTLP exporter when
+    OTEL_EXPORTER_OTLP_ENDPOINT is set)."""
     install_log_records()
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s [%(correlation_id)s] %(message)s"
     )
     tracer_provider = tracer_provider or tracing.provider_for(settings)
     tracer = None if tracer_provider is None else trace.get_tracer(__name__, tracer_provider=tracer_provider)
+    hooks = hooks_of(plugins)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.kafka_create_topics:
             await ensure_topics(settings)
+            # Patterns share a function that creates all their topics: called once.
+            for ensure in dict.fromkeys(p.ensure_topics for p in plugins if p.ensure_topics is not None):
+                await ensure(settings)
         registry = AsyncSchemaRegistryClient({"url": settings.schema_registry_url})
         serde = AvroSerde(registry, settings.schema_subject_strategy, settings.schema_auto_register)
         producer = create_producer(settings)
         await producer.start()
+        publisher = EventPublisher(
+            producer, serde, settings.publish_timeout_seconds, settings.publish_max_in_flight, hooks
+        )
+        running = Running(settings, serde, producer, publisher)
+        patterns = AsyncExitStack()
         view = LatestEventByKey()
         runner = None
         lag_watch = None
-        if settings.consumer_enabled:
-            runner = create_runner(settings, serde, observed(Dispatcher(EventHandlers(), view), tracer), producer)
-            await runner.start()
-            lag_watch = asyncio.create_task(metrics.watch_lag(settings, settings.metrics_lag_interval_seconds))
-        app.state.settings = settings
-        app.state.producer = producer
-        app.state.runner = runner
-        app.state.view = view
-        app.state.publisher = EventPublisher(
-            producer, serde, settings.publish_timeout_seconds, settings.publish_max_in_flight
-        )
         try:
+            for plugin in plugins:
+                if plugin.lifespan is not None:
+                    await patterns.enter_async_context(plugin.lifespan(running))
+            if settings.consumer_enabled:
+                consumed: EventSerde = serde
+                for plugin in plugins:
+                    if plugin.consumed_serde is not None:
+                        consumed = plugin.consumed_serde(consumed)
+                handler = observed(Dispatcher(EventHandlers(), view), tracer)
+                runner = create_runner(settings, consumed, handler, producer, hooks)
+                await runner.start()
+                lag_watch = asyncio.create_task(metrics.watch_lag(settings, settings.metrics_lag_interval_seconds))
+            app.state.settings = settings
+            app.state.producer = producer
+            app.state.publisher = running.publisher
+            app.state.checks = running.ready
+            app.state.alive = running.alive
+            app.state.runner = runner
+            app.state.view = view
             yield
         finally:
             # The server has stopped taking requests: finish the message in hand, commit it, then flush sends.
@@ -72,6 +93,7 @@ def create_app(settings: Settings | None = None, tracer_provider: TracerProvider
             if runner is not None:
                 await runner.stop()
             await stop_producer(producer, settings.shutdown_timeout_seconds)
+            await patterns.aclose()
             await registry.aclose()
             if tracer_provider is not None:
                 tracer_provider.force_flush()
@@ -84,6 +106,9 @@ def create_app(settings: Settings | None = None, tracer_provider: TracerProvider
     app.include_router(health.router)
     app.include_router(events.router)
     app.include_router(asyncapi.router)
+    for plugin in plugins:
+        for router in plugin.routers:
+            app.include_router(router)
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus_metrics() -> Response:

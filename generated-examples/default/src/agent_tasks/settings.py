@@ -1,4 +1,5 @@
-"""Runtime configuration, read from the environment (and a `.env` file in development)."""
+"""Runtime configuration, read from the environment (and a `.env` file in development). Each pattern reads
+its own settings, with its own prefix, in its package."""
 
 from functools import lru_cache
 from typing import Literal

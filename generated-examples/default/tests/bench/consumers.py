@@ -27,7 +27,9 @@ from agent_tasks.kafka.connection import connection_options
 from agent_tasks.kafka.consumer import ConsumerRunner, Handler
 from agent_tasks.kafka.delivery import create_runner
 from agent_tasks.kafka.producer import create_producer, send_event
+from agent_tasks.main import chosen_plugins
 from agent_tasks.observability.handling import observed
+from agent_tasks.plugins import hooks_of
 from agent_tasks.settings import Settings
 from agent_tasks.views import LatestEventByKey
 
@@ -203,9 +205,8 @@ class RawLoop:
 
 
 async def run_service(settings: Settings, serde: AvroSerde, group: str, progress: Progress, producer: Any) -> None:
-    runner = create_runner(
-        settings.model_copy(update={"kafka_consumer_group": group}), serde, service_handler(), producer
-    )
+    group_settings = settings.model_copy(update={"kafka_consumer_group": group})
+    runner = create_runner(group_settings, serde, service_handler(), producer, hooks_of(chosen_plugins()))
     watch_runner(runner, progress)
     await runner.start()
     try:

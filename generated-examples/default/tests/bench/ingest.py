@@ -179,7 +179,7 @@ def wrk_script(topic: Topic) -> Iterator[Path]:
         yield script
 
 
-SERVICE = "agent_tasks.app:create_app"
+SERVICE = "agent_tasks.main:create_app"
 BARE = "tests.bench.ingest:bare_app"
 
 

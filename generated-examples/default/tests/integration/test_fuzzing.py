@@ -10,8 +10,8 @@ import schemathesis
 from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
 
-from agent_tasks.app import create_app
 from agent_tasks.events.catalog import TOPICS
+from agent_tasks.main import create_app
 from agent_tasks.settings import Settings
 
 from .kafka_io import end_offsets, records_since
@@ -31,7 +31,8 @@ schema = schemathesis.openapi.from_dict(create_app(Settings()).openapi())
 def app(kafka_bootstrap: str, unique: str) -> FastAPI:
     """The app that answers each case over ASGI: schemathesis enters its lifespan and leaves it after the test."""
     # No consumer: what the topics gain during the test is what HTTP published, nothing a handler emitted.
-    return create_app(service_settings(kafka_bootstrap, unique, consumer_enabled=False))
+    configured = service_settings(kafka_bootstrap, unique, consumer_enabled=False)
+    return create_app(configured)
 
 
 @pytest.fixture

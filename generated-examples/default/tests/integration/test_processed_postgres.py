@@ -178,8 +178,8 @@ async def test_an_event_redelivered_to_another_pod_is_not_handled_again(
 
         return handle
 
-    def runner(settings: Any, serde: Any, handler: Handler, producer: Any) -> ConsumerRunner:
-        return create_runner(settings, serde, counting(handler), producer)
+    def runner(settings: Any, serde: Any, handler: Handler, producer: Any, hooks: Any) -> ConsumerRunner:
+        return create_runner(settings, serde, counting(handler), producer, hooks)
 
     monkeypatch.setattr(app_module, "create_runner", runner)
 

@@ -11,12 +11,12 @@ from aiokafka import TopicPartition
 from aiokafka.partitioner import murmur2
 
 from agent_tasks import app as app_module
-from agent_tasks.app import create_app
 from agent_tasks.events.catalog import CONSUMED_TOPICS, Topic
 from agent_tasks.events.models import Event
 from agent_tasks.kafka import consumer as consumer_module
 from agent_tasks.kafka import delivery
 from agent_tasks.kafka.consumer import ConsumerRunner, Handler
+from agent_tasks.main import create_app
 from tests.samples import ROUTES, sample_event, unique_key
 
 from .service import eventually, running_service, service_settings
@@ -52,8 +52,8 @@ def wrap_handler(monkeypatch: pytest.MonkeyPatch, wrap: Any) -> None:
     """Every runner the app creates from now on gets `wrap(handler)` instead of its handler."""
     create_runner = delivery.create_runner
 
-    def wrapped(settings: Any, serde: Any, handler: Handler, producer: Any) -> ConsumerRunner:
-        return create_runner(settings, serde, wrap(handler), producer)
+    def wrapped(settings: Any, serde: Any, handler: Handler, producer: Any, hooks: Any) -> ConsumerRunner:
+        return create_runner(settings, serde, wrap(handler), producer, hooks)
 
     monkeypatch.setattr(app_module, "create_runner", wrapped)
 

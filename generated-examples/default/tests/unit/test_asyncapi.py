@@ -9,10 +9,10 @@ from typing import Any
 import yaml
 from fastapi.testclient import TestClient
 
-from agent_tasks.app import create_app
 from agent_tasks.events.avro import load_schema
 from agent_tasks.events.catalog import CONSUMED_TOPICS, TOPICS
 from agent_tasks.kafka.producer import event_headers
+from agent_tasks.main import create_app
 from agent_tasks.settings import Settings
 from tests.samples import sample_event
 

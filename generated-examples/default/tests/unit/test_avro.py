@@ -16,12 +16,12 @@ from fastapi.testclient import TestClient
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
 from agent_tasks.api.dependencies import get_publisher
-from agent_tasks.app import create_app
 from agent_tasks.events.avro import NAMESPACE, AvroSerde, SubjectStrategy, full_name, load_schema, subject_name
 from agent_tasks.events.catalog import TOPICS, Topic
 from agent_tasks.events.models import Event
 from agent_tasks.events.serde import DeserializationError, RegistryUnavailableError, SchemaRefusedError
 from agent_tasks.kafka.producer import Published
+from agent_tasks.main import create_app
 from agent_tasks.schemas import check_released, release
 from agent_tasks.settings import Settings
 from tests.samples import ROUTES, sample_event

@@ -6,10 +6,10 @@ from fastapi.testclient import TestClient
 
 from agent_tasks import correlation
 from agent_tasks.api.dependencies import get_publisher
-from agent_tasks.app import create_app
 from agent_tasks.events.catalog import TOPICS
 from agent_tasks.events.models import Event
 from agent_tasks.kafka.producer import Published, event_headers
+from agent_tasks.main import create_app
 from agent_tasks.settings import Settings
 from tests.samples import ROUTES, sample_event
 

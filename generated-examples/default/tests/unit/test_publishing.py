@@ -10,7 +10,6 @@ from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
 from agent_tasks.api.dependencies import get_publisher
-from agent_tasks.app import create_app
 from agent_tasks.events.catalog import TOPICS, Topic
 from agent_tasks.events.models import Event
 from agent_tasks.kafka.producer import (
@@ -19,6 +18,7 @@ from agent_tasks.kafka.producer import (
     PublishError,
     UnpublishableEvent,
 )
+from agent_tasks.main import create_app
 from agent_tasks.settings import Settings
 from tests.samples import ROUTES, sample_event
 

@@ -17,8 +17,8 @@ from ..events.catalog import topic_for
 from ..events.models import Event
 from ..events.serde import EventSerde
 from ..observability import metrics
-from ..patterns.audit.intake import record_processed, record_published
 from . import dead_letters
+from .hooks import Hooks
 from .producer import event_headers
 
 
@@ -74,35 +74,22 @@ async def encode(serde: EventSerde, cause: Event, emitted: Sequence[Event]) -> l
 
 
 async def send_outcome(
-    producer: AIOKafkaProducer, serde: EventSerde, record: ConsumerRecord[bytes, bytes], outcome: Outcome
+    producer: AIOKafkaProducer, hooks: Hooks, record: ConsumerRecord[bytes, bytes], outcome: Outcome
 ) -> list["asyncio.Future[Any]"]:
-    """Queue what `outcome` writes; returns the delivery futures. With a transactional producer it all commits or
-    aborts with the transaction. `serde` is unused since the events are encoded while handling; kept so every
-    guarantee's writer calls this one function the same way."""
-    noted = await record_processed(producer, record, "dead-lettered" if isinstance(outcome, Failed) else "handled")
+    """Queue what `outcome` writes, and what the patterns' `hooks` write with it; returns the delivery futures.
+    With a transactional producer it all commits or aborts with the transaction."""
+    noted = await hooks.on_processed(producer, record, "dead-lettered" if isinstance(outcome, Failed) else "handled")
     if isinstance(outcome, Failed):
         sent = [await dead_letters.send_dead_letter(producer, record, outcome.error, outcome.attempts)]
     else:
-        sent = [await _send(producer, encoded) for encoded in outcome.emitted]
-    sent.append(noted)
-    return sent
+        sent = [await _send(producer, hooks, encoded) for encoded in outcome.emitted]
+    return sent + noted
 
 
-async def _send(producer: AIOKafkaProducer, encoded: Encoded) -> "asyncio.Future[Any]":
+async def _send(producer: AIOKafkaProducer, hooks: Hooks, encoded: Encoded) -> "asyncio.Future[Any]":
     # A copy: tracing instrumentation appends its context to the list it is given.
     delivery: asyncio.Future[Any] = await producer.send(
         encoded.topic, encoded.value, key=encoded.key, headers=list(encoded.headers)
     )
     metrics.sending(encoded.topic, delivery)
-    # The audit entry goes with the event: in its transaction under exactly-once, acknowledged with it otherwise.
-    noted = await record_published(producer, encoded.topic, encoded.key, encoded.headers)
-
-    async def acknowledged() -> Any:
-        try:
-            await noted
-            return await delivery
-        except asyncio.CancelledError:
-            delivery.cancel()  # a caller giving up on both gives up on the event's send too
-            raise
-
-    return asyncio.ensure_future(acknowledged())
+    return await hooks.on_published(producer, encoded.topic, encoded.key, encoded.headers, delivery)

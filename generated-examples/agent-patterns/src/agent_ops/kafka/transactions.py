@@ -27,8 +27,10 @@ from .. import correlation
 from ..events.serde import EventSerde
 from ..observability import metrics, tracing
 from ..settings import Settings
+from .clients import fenced
 from .connection import connection_options
 from .consumer import ConsumerRunner, Failed, Handler, Outcome, where
+from .hooks import NO_HOOKS, Hooks
 from .outcomes import send_outcome
 from .partition_work import PartitionWork
 from .producer import stop_producer
@@ -120,8 +122,16 @@ class TransactionalProcessor(ConsumerRunner):
     commit interval does), and partitions' transactions run side by side, each under a lock of its own.
     """
 
-    def __init__(self, consumer: AIOKafkaConsumer, serde: EventSerde, handler: Handler, settings: Settings) -> None:
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        serde: EventSerde,
+        handler: Handler,
+        settings: Settings,
+        hooks: Hooks = NO_HOOKS,
+    ) -> None:
         super().__init__(consumer, serde, handler, settings)
+        self._hooks = hooks
         self._producers: dict[TopicPartition, AIOKafkaProducer] = {}
         # The committed offset of each owned partition: records below it were already processed by a previous
         # owner, whatever position the consumer's fetcher happens to be at.
@@ -259,17 +269,7 @@ class TransactionalProcessor(ConsumerRunner):
         await asyncio.gather(*(stop_producer(producer, timeout) for producer in stopping))
 
     async def _fenced_producer(self, tp: TopicPartition) -> AIOKafkaProducer:
-        producer = create_transactional_producer(self._settings, tp)
-        await producer.start()
-        try:
-            # Beginning a transaction waits for the producer id, whose initialisation fences any earlier producer
-            # with this id and completes its open transaction; committing it empty sends nothing.
-            await producer.begin_transaction()
-            await producer.commit_transaction()
-        except BaseException:
-            await stop_producer(producer, self._settings.shutdown_timeout_seconds)
-            raise
-        return producer
+        return await fenced(create_transactional_producer(self._settings, tp), self._settings.shutdown_timeout_seconds)
 
     async def _accept(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]) -> None:
         if tp in self._rejoining:
@@ -400,11 +400,11 @@ class TransactionalProcessor(ConsumerRunner):
                     record, outcome, handled_in = outcomes[offset]
                     try:
                         if isinstance(handled_in, contextvars.Context):
-                            sending = send_outcome(producer, self._serde, record, outcome)
+                            sending = send_outcome(producer, self._hooks, record, outcome)
                             sent = await asyncio.create_task(sending, context=handled_in)
                         else:
                             correlation.resume(handled_in)
-                            sent = await send_outcome(producer, self._serde, record, outcome)
+                            sent = await send_outcome(producer, self._hooks, record, outcome)
                     except FENCED:
                         raise
                     except (*RECORD_ERRORS, ValueError, TypeError) as error:

@@ -72,20 +72,6 @@ REBALANCES = Counter(
 ASSIGNED = Gauge(
     "messaging_kafka_consumer_assigned_partitions", "Partitions this consumer owns, by topic.", [DESTINATION]
 )
-SEALER_UP = Gauge("audit_sealer_up", "1 while the audit sealer is sealing; 0 while it is starting or backing off.")
-SEALER_RESTARTS = Counter("audit_sealer_restarts", "Times the audit sealer started over after an error escaped.")
-SEALER_ABORTS = Counter("audit_sealer_aborted_transactions", "Sealing transactions aborted (then tried again).")
-SEALER_RECORDS = Counter(
-    "audit_sealer_records", "Intake records the sealer committed, by outcome: sealed or dead_lettered.", ["outcome"]
-)
-SAGAS_FINISHED = Counter(
-    "saga_finished", "Sagas that reached a final status, by status: completed, compensated or failed.", ["saga_status"]
-)
-SAGA_TRANSACTIONS = Counter(
-    "saga_transactions",
-    "The orchestrator's transactions, by outcome: committed or aborted (then tried again).",
-    ["outcome"],
-)
 TRANSACTIONS = Counter(
     "messaging_kafka_transactions",
     "Consume-process-produce transactions, by outcome: committed or aborted.",
@@ -154,36 +140,10 @@ def assigned(partitions: Collection[TopicPartition]) -> None:
         ASSIGNED.labels(topic).set(sum(1 for tp in partitions if tp.topic == topic))
 
 
-def sealer_up(up: bool) -> None:
-    SEALER_UP.set(1 if up else 0)
-
-
-def sealer_restarted() -> None:
-    SEALER_RESTARTS.inc()
-
-
-def sealer_aborted() -> None:
-    SEALER_ABORTS.inc()
-
-
-def sealer_sealed(sealed: int, dead_lettered: int) -> None:
-    """A sealing transaction committed `sealed` entries and `dead_lettered` records that were not entries."""
-    SEALER_RECORDS.labels("sealed").inc(sealed)
-    SEALER_RECORDS.labels("dead_lettered").inc(dead_lettered)
-
-
-def saga_transaction(committed: bool) -> None:
-    SAGA_TRANSACTIONS.labels("committed" if committed else "aborted").inc()
-
-
-def saga_finished(status: str) -> None:
-    SAGAS_FINISHED.labels(status).inc()
-
-
 @contextlib.contextmanager
 def served(port: int) -> Iterator[None]:
-    """/metrics on `port` while the block runs, for a process without the HTTP API. A pattern process enters it
-    once its consumer has started: its pod's readiness probe asks this port."""
+    """/metrics on `port` while the block runs, for a process without the HTTP API (a worker, a pattern's
+    process): entered once its consumer has started, as its pod's readiness probe asks this port."""
     server, thread = start_http_server(port)
     try:
         yield

@@ -1,28 +1,15 @@
-"""What the patterns' own Kafka clients share."""
+"""What the patterns' own Kafka clients share besides the service's (`kafka/clients.py`): their dead letters."""
 
 import asyncio
 import inspect
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 MAX_REQUEST_SIZE: int = inspect.signature(AIOKafkaProducer).parameters["max_request_size"].default
 """The largest record the patterns' producers send (aiokafka's default): aiokafka refuses a larger one, and in a
 transaction that refusal aborts everything else the transaction holds."""
-
-
-async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
-    """Leave the group and close, also while the broker is away."""
-    try:
-        await consumer.stop()
-    except asyncio.CancelledError:
-        # aiokafka's fetcher re-raises the cancellation of its own pending fetches when the broker is unreachable,
-        # before closing its connections. Only a cancellation aimed at us may propagate.
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            raise
-        await consumer._client.close()
 
 
 def dead_letter_headers(

@@ -4,12 +4,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from ..patterns.outbox.writer import TransactionalPublisher
+from ..kafka.producer import Publisher as PublishesEvents
 from ..views import LatestEventByKey
 
 
-async def get_publisher(request: Request) -> TransactionalPublisher:
-    publisher: TransactionalPublisher = request.app.state.publisher
+async def get_publisher(request: Request) -> PublishesEvents:
+    publisher: PublishesEvents = request.app.state.publisher
     return publisher
 
 
@@ -18,5 +18,5 @@ async def get_view(request: Request) -> LatestEventByKey:
     return view
 
 
-Publisher = Annotated[TransactionalPublisher, Depends(get_publisher)]
+Publisher = Annotated[PublishesEvents, Depends(get_publisher)]
 View = Annotated[LatestEventByKey, Depends(get_view)]

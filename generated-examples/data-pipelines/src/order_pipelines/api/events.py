@@ -25,7 +25,7 @@ router = APIRouter()
 class Accepted(BaseModel):
     event_id: str
     topic: str
-    # Unknown (null) for an event written to the outbox: its transaction committed, Debezium publishes it.
+    # Unknown (null) for an event stored before it is published: its transaction committed, Debezium publishes it.
     partition: int | None
     offset: int | None
 

@@ -23,6 +23,7 @@ from ..kafka.admin import ensure_topics
 from ..kafka.connection import connection_options
 from ..patterns.topics import ensure_pattern_topics
 from ..settings import Settings, get_settings
+from .settings import get_database_settings
 
 CONNECTORS: dict[str, dict[str, str]] = {
     # The outbox: each row inserted into `outbox` becomes one record on the topic its aggregatetype names.
@@ -210,9 +211,10 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     commands.add_parser("show", help="print every connector's config as JSON (the password masked)")
     args = parser.parse_args(argv)
     settings = get_settings()
-    if settings.database_url is None:
+    database = get_database_settings()
+    if database.url is None:
         parser.error("set DATABASE_URL (postgresql://user:password@host:port/database)")
-    database_url = settings.database_url.get_secret_value()
+    database_url = database.url.get_secret_value()
     if args.command == "show":
         shown = configs(database_url)
         for config in shown.values():
@@ -223,11 +225,11 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     if settings.kafka_create_topics:
         # The topics the connectors write, created first where the service creates its topics (development).
         asyncio.run(create_topics(settings))
-    names = register(settings.kafka_connect_url, database_url)
+    names = register(database.kafka_connect_url, database_url)
     if args.wait <= 0:
         print(f"registered {', '.join(names)}")
         return 0
-    states = await_running(settings.kafka_connect_url, names, args.wait)
+    states = await_running(database.kafka_connect_url, names, args.wait)
     for name, connector_state in states.items():
         print(f"{name}: {connector_state}")
     return 0 if all(s == "RUNNING" for s in states.values()) else 1

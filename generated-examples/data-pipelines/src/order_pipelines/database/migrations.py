@@ -14,8 +14,8 @@ from pathlib import Path
 
 import asyncpg
 
-from ..settings import get_settings
 from .connectors import captures, slots
+from .settings import get_database_settings
 
 log = logging.getLogger(__name__)
 
@@ -104,13 +104,13 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    settings = get_settings()
-    if settings.database_url is None:
+    database = get_database_settings()
+    if database.url is None:
         parser.error("set DATABASE_URL (postgresql://user:password@host:port/database)")
     if args.drop_capture:
-        dropped = asyncio.run(drop_capture(settings.database_url.get_secret_value(), settings.database_timeout_seconds))
+        dropped = asyncio.run(drop_capture(database.url.get_secret_value(), database.timeout_seconds))
         print(f"dropped {', '.join(dropped)}" if dropped else "no replication slot to drop")
         return 0
-    applied = asyncio.run(migrate(settings.database_url.get_secret_value(), settings.database_timeout_seconds))
+    applied = asyncio.run(migrate(database.url.get_secret_value(), database.timeout_seconds))
     print(f"applied {', '.join(applied)}" if applied else "the database is up to date")
     return 0

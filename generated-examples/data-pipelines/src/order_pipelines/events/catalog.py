@@ -56,8 +56,8 @@ ORDERS = Topic(
 )
 
 TOPICS: tuple[Topic, ...] = (SHIPMENTS, ORDERS)
-# The changes of the customers table, written by Debezium as JSON: consumed like a topic of the spec,
-# never published by the service.
+# The changes of the customers table, written by Debezium as JSON: consumed like a topic of the spec, never published
+# by the service.
 CUSTOMERS_CHANGES = Topic(
     name="customers.changes",
     partitions=3,

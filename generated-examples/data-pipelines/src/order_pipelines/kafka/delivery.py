@@ -3,20 +3,20 @@
 from aiokafka import AIOKafkaProducer
 
 from ..events.serde import EventSerde
-from ..patterns.cdc.serde import WithChanges
 from ..processed import InMemoryProcessedEvents, ProcessedEvents, SqliteProcessedEvents
 from ..processed_postgres import PostgresProcessedEvents
 from ..settings import Settings
 from .commit_after_processing import CommitAfterProcessing
 from .consumer import ConsumerRunner, Handler, create_consumer
+from .hooks import Hooks
 
 
 def create_runner(
-    settings: Settings, serde: EventSerde, handler: Handler, producer: AIOKafkaProducer
+    settings: Settings, serde: EventSerde, handler: Handler, producer: AIOKafkaProducer, hooks: Hooks
 ) -> ConsumerRunner:
-    serde = WithChanges(serde)  # the change topic's JSON beside the spec's Avro
+    """The runner; what it writes for a record goes with what the patterns' `hooks` write."""
     return CommitAfterProcessing(
-        create_consumer(settings), serde, handler, producer, processed_events(settings), settings
+        create_consumer(settings), serde, handler, producer, processed_events(settings), settings, hooks
     )
 
 

@@ -18,6 +18,7 @@ from ..events.models import Event
 from ..events.serde import EventSerde
 from ..observability import metrics
 from . import dead_letters
+from .hooks import Hooks
 from .producer import event_headers
 
 
@@ -73,22 +74,22 @@ async def encode(serde: EventSerde, cause: Event, emitted: Sequence[Event]) -> l
 
 
 async def send_outcome(
-    producer: AIOKafkaProducer, serde: EventSerde, record: ConsumerRecord[bytes, bytes], outcome: Outcome
+    producer: AIOKafkaProducer, hooks: Hooks, record: ConsumerRecord[bytes, bytes], outcome: Outcome
 ) -> list["asyncio.Future[Any]"]:
-    """Queue what `outcome` writes; returns the delivery futures. With a transactional producer it all commits or
-    aborts with the transaction. `serde` is unused since the events are encoded while handling; kept so every
-    guarantee's writer calls this one function the same way."""
+    """Queue what `outcome` writes, and what the patterns' `hooks` write with it; returns the delivery futures.
+    With a transactional producer it all commits or aborts with the transaction."""
+    noted = await hooks.on_processed(producer, record, "dead-lettered" if isinstance(outcome, Failed) else "handled")
     if isinstance(outcome, Failed):
         sent = [await dead_letters.send_dead_letter(producer, record, outcome.error, outcome.attempts)]
     else:
-        sent = [await _send(producer, encoded) for encoded in outcome.emitted]
-    return sent
+        sent = [await _send(producer, hooks, encoded) for encoded in outcome.emitted]
+    return sent + noted
 
 
-async def _send(producer: AIOKafkaProducer, encoded: Encoded) -> "asyncio.Future[Any]":
+async def _send(producer: AIOKafkaProducer, hooks: Hooks, encoded: Encoded) -> "asyncio.Future[Any]":
     # A copy: tracing instrumentation appends its context to the list it is given.
     delivery: asyncio.Future[Any] = await producer.send(
         encoded.topic, encoded.value, key=encoded.key, headers=list(encoded.headers)
     )
     metrics.sending(encoded.topic, delivery)
-    return delivery
+    return await hooks.on_published(producer, encoded.topic, encoded.key, encoded.headers, delivery)

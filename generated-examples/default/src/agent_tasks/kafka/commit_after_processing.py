@@ -11,6 +11,7 @@ from ..observability import metrics
 from ..processed import ProcessedEvents
 from ..settings import Settings
 from .consumer import ConsumerRunner, Failed, Handler, Outcome
+from .hooks import NO_HOOKS, Hooks
 from .outcomes import send_outcome
 from .partition_work import PartitionWork
 
@@ -34,9 +35,11 @@ class CommitAfterProcessing(ConsumerRunner):
         producer: AIOKafkaProducer,
         processed: ProcessedEvents,
         settings: Settings,
+        hooks: Hooks = NO_HOOKS,
     ) -> None:
         super().__init__(consumer, serde, handler, settings)
         self._producer = producer
+        self._hooks = hooks
         self._processed = processed
         self._committed: dict[TopicPartition, int] = {}
         # Each partition's position after the last poll handed its records over: past its last record, and past
@@ -74,7 +77,7 @@ class CommitAfterProcessing(ConsumerRunner):
             await self._complete(tp, record, await self._call_handler(record, topic, event))
 
     async def _complete(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes], outcome: Outcome) -> None:
-        deliveries = await send_outcome(self._producer, self._serde, record, outcome)
+        deliveries = await send_outcome(self._producer, self._hooks, record, outcome)
         if deliveries:
             # The partition's next records go on in a lane of their own while this one waits for the acks.
             self._release(tp, record)

@@ -18,6 +18,7 @@ from ..events.models import Event
 from ..events.serde import DeserializationError, EventSerde, RegistryUnavailableError
 from ..observability import metrics, tracing
 from ..settings import Settings
+from .clients import stop_consumer
 from .connection import connection_options
 from .deadlines import Deadlines
 from .outcomes import Failed, Handled, Outcome, encode
@@ -139,15 +140,7 @@ class ConsumerRunner:
         # Handlers still running after the grace period are abandoned: their records stay uncommitted.
         await self._drain(set(self._handling), self._settings.shutdown_timeout_seconds)
         await self._settle()
-        try:
-            await self._consumer.stop()
-        except asyncio.CancelledError:
-            # aiokafka's fetcher re-raises the cancellation of its own pending fetches when the broker is
-            # unreachable, before closing its connections. Only a cancellation aimed at us may propagate.
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                raise
-            await self._consumer._client.close()
+        await stop_consumer(self._consumer)
 
     @property
     def running(self) -> bool:

@@ -8,13 +8,15 @@ from ..processed_postgres import PostgresProcessedEvents
 from ..settings import Settings
 from .commit_after_processing import CommitAfterProcessing
 from .consumer import ConsumerRunner, Handler, create_consumer
+from .hooks import Hooks
 
 
 def create_runner(
-    settings: Settings, serde: EventSerde, handler: Handler, producer: AIOKafkaProducer
+    settings: Settings, serde: EventSerde, handler: Handler, producer: AIOKafkaProducer, hooks: Hooks
 ) -> ConsumerRunner:
+    """The runner; what it writes for a record goes with what the patterns' `hooks` write."""
     return CommitAfterProcessing(
-        create_consumer(settings), serde, handler, producer, processed_events(settings), settings
+        create_consumer(settings), serde, handler, producer, processed_events(settings), settings, hooks
     )
 
 

@@ -4,7 +4,7 @@ import asyncio
 import functools
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -16,6 +16,7 @@ from ..events.serde import EventSerde
 from ..observability import metrics
 from ..settings import Settings
 from .connection import connection_options
+from .hooks import NO_HOOKS, Hooks
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,15 @@ class UnpublishableEvent(Exception):
 class Published:
     event_id: str
     topic: str
-    partition: int
-    offset: int
+    # None for an event a plug-in stored first (in a database), to be published after the commit.
+    partition: int | None
+    offset: int | None
+
+
+class Publisher(Protocol):
+    """What the HTTP routes publish with: an `EventPublisher`, or a pattern's publisher in its place."""
+
+    async def publish(self, event: Event) -> Published: ...
 
 
 def create_producer(settings: Settings) -> AIOKafkaProducer:
@@ -78,16 +86,19 @@ async def send_event(
     cause: Event | None = None,
     *,
     counted: bool = True,
+    hooks: Hooks = NO_HOOKS,
 ) -> "asyncio.Future[Any]":
     """Queue an event on its topic, keyed so one entity's events stay ordered; returns its delivery future,
-    counted in the metrics when it resolves unless `counted` is False (the caller counts it: `metrics.sent`)."""
+    counted in the metrics when it resolves unless `counted` is False (the caller counts it: `metrics.sent`).
+    With `hooks`, the future resolves once what they sent with the event is acknowledged too."""
     topic = topic_for(event)
     value = await serde.serialize(topic, event)
     headers = event_headers(event, cause)
-    delivery: asyncio.Future[Any] = await producer.send(topic.name, value, key=topic.key_of(event), headers=headers)
+    key = topic.key_of(event)
+    delivery: asyncio.Future[Any] = await producer.send(topic.name, value, key=key, headers=headers)
     if counted:
         metrics.sending(topic.name, delivery)
-    return delivery
+    return await hooks.on_published(producer, topic.name, key, headers, delivery)
 
 
 class EventPublisher:
@@ -95,9 +106,15 @@ class EventPublisher:
     waiting at once: during an outage callers are refused quickly instead of piling up in memory."""
 
     def __init__(
-        self, producer: AIOKafkaProducer, serde: EventSerde, timeout_seconds: float, max_in_flight: int
+        self,
+        producer: AIOKafkaProducer,
+        serde: EventSerde,
+        timeout_seconds: float,
+        max_in_flight: int,
+        hooks: Hooks = NO_HOOKS,
     ) -> None:
         self._producer = producer
+        self._hooks = hooks
         self._serde = serde
         self._timeout = timeout_seconds
         self._max_in_flight = max_in_flight
@@ -111,7 +128,7 @@ class EventPublisher:
         self._in_flight += 1
         try:
             try:
-                delivery = await send_event(self._producer, self._serde, event, counted=False)
+                delivery = await send_event(self._producer, self._serde, event, counted=False, hooks=self._hooks)
             except (ValueError, TypeError) as error:
                 raise UnpublishableEvent(f"{type(event).__name__} cannot be encoded: {error}") from error
             except KafkaError as error:

@@ -24,6 +24,7 @@ from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError
 
 from ..events.catalog import CONSUMED_TOPICS, TOPICS
+from ..kafka.clients import POLL_TIMEOUT_MS
 from ..kafka.connection import connection_options
 from ..settings import Settings, get_settings
 from .consumer_diagnosis import (
@@ -186,7 +187,7 @@ async def with_hot_key(settings: Settings, partition: PartitionLag) -> Partition
             consumer.seek(tp, partition.committed)
         async with asyncio.timeout(5):
             while len(keys) < min(HOT_KEY_SAMPLE, partition.lag):
-                batch = await consumer.getmany(tp, timeout_ms=500, max_records=HOT_KEY_SAMPLE - len(keys))
+                batch = await consumer.getmany(tp, timeout_ms=POLL_TIMEOUT_MS, max_records=HOT_KEY_SAMPLE - len(keys))
                 keys += [record.key for record in batch.get(tp, [])]
     except TimeoutError:
         pass  # judge on what was read

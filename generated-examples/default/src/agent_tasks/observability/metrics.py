@@ -137,7 +137,8 @@ def assigned(partitions: Collection[TopicPartition]) -> None:
 
 @contextlib.contextmanager
 def served(port: int) -> Iterator[None]:
-    """/metrics on `port` while the block runs, for a process without the HTTP API."""
+    """/metrics on `port` while the block runs, for a process without the HTTP API (a worker, a pattern's
+    process): entered once its consumer has started, as its pod's readiness probe asks this port."""
     server, thread = start_http_server(port)
     try:
         yield

@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from ...correlation import install_log_records
+from ...kafka.clients import committed_reader, read_to_end
 from ...kafka.connection import connection_options
 from ...observability import metrics
 from ...settings import Settings, get_settings
@@ -21,6 +22,7 @@ from ..topics import ensure_pattern_topics
 from . import names
 from .chain import Break, first_break
 from .sealer import AuditSealer
+from .settings import get_audit_settings
 
 
 @dataclass(frozen=True)
@@ -36,21 +38,16 @@ async def read_partition(
     settings: Settings, topic: str, partition: int, start: int | None = None
 ) -> tuple[int, int, list[ConsumerRecord[bytes, bytes]]]:
     """The partition's first and end offsets, and its committed records from `start` (its first) up to now."""
-    reader = AIOKafkaConsumer(
-        **connection_options(settings), isolation_level="read_committed", enable_auto_commit=False
-    )
+    reader = committed_reader(settings)
     await reader.start()
     try:
         tp = TopicPartition(topic, partition)
         reader.assign([tp])
         begin = (await reader.beginning_offsets([tp]))[tp]
         end = (await reader.end_offsets([tp]))[tp]
-        # An explicit offset: seek_to_beginning() right after assign() may lose to assign()'s own reset to the end,
-        # and the partition would read as empty.
-        reader.seek(tp, max(begin, start or begin))
         records: list[ConsumerRecord[bytes, bytes]] = []
-        while await reader.position(tp) < end:
-            records.extend(r for r in (await reader.getmany(tp, timeout_ms=500)).get(tp, []) if r.offset < end)
+        async for batch in read_to_end(reader, tp, max(begin, start or begin), end):
+            records.extend(batch)
         return begin, end, records
     finally:
         await reader.stop()
@@ -75,7 +72,7 @@ async def partitions(settings: Settings, topic: str | None = None) -> list[int]:
 
 async def verify(settings: Settings) -> dict[int, Break]:
     """The first break of each partition whose chain breaks; empty when the whole log holds."""
-    key = settings.audit_chain_key.get_secret_value().encode()
+    key = get_audit_settings().chain_key.get_secret_value().encode()
     breaks: dict[int, Break] = {}
     for partition in await partitions(settings):
         begin, end, records = await read_partition(settings, names.AUDIT_TOPIC, partition)

@@ -4,6 +4,7 @@ commits or aborts with the work it describes."""
 
 import asyncio
 import socket
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,7 +47,7 @@ async def _send(producer: AIOKafkaProducer, key: bytes | None, value: dict[str, 
 
 
 async def record_published(
-    producer: AIOKafkaProducer, topic: str, key: bytes, headers: list[tuple[str, bytes]]
+    producer: AIOKafkaProducer, topic: str, key: bytes, headers: Sequence[tuple[str, bytes]]
 ) -> "asyncio.Future[Any]":
     """Note an event sent to `topic` with `headers`; returns the entry's delivery future."""
     return await _send(producer, key, entry("published", "sent", topic, key, dict(headers)))

@@ -18,13 +18,14 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 
+from ...kafka.clients import POLL_TIMEOUT_MS, committed_reader, fenced, read_to_end, stop_consumer
 from ...kafka.connection import connection_options
 from ...kafka.producer import stop_producer
-from ...observability import metrics
 from ...settings import Settings
-from ..clients import send_dead_letter, stop_consumer
-from . import names
+from ..clients import send_dead_letter
+from . import metrics, names
 from .chain import GENESIS, canonical, seal
+from .settings import AuditSettings, get_audit_settings
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +65,7 @@ def entry_of(value: bytes | None) -> dict[str, Any]:
 
 async def last_hash(settings: Settings, partition: int) -> str:
     """The hash of the last committed record of the audit log's `partition`, GENESIS when it has none."""
-    reader = AIOKafkaConsumer(
-        **connection_options(settings), isolation_level="read_committed", enable_auto_commit=False
-    )
+    reader = committed_reader(settings)
     try:
         await reader.start()
         await audit_log_exists(reader)
@@ -77,12 +76,9 @@ async def last_hash(settings: Settings, partition: int) -> str:
         window = 64
         while True:
             start = max(begin, end - window)
-            reader.seek(tp, start)
             last: ConsumerRecord[bytes, bytes] | None = None
-            while await reader.position(tp) < end:
-                for record in (await reader.getmany(tp, timeout_ms=500)).get(tp, []):
-                    if record.offset < end:
-                        last = record
+            async for batch in read_to_end(reader, tp, start, end):
+                last = batch[-1] if batch else last
             if last is not None:
                 hashed: str = json.loads(last.value)["hash"]
                 return hashed
@@ -105,9 +101,12 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 class AuditSealer:
-    def __init__(self, settings: Settings, restart_backoff_seconds: float = 1.0) -> None:
+    def __init__(
+        self, settings: Settings, audit: AuditSettings | None = None, restart_backoff_seconds: float = 1.0
+    ) -> None:
         self._settings = settings
-        self._key = settings.audit_chain_key.get_secret_value().encode()
+        self._audit = audit or get_audit_settings()
+        self._key = self._audit.chain_key.get_secret_value().encode()
         self._restart_backoff_seconds = restart_backoff_seconds
         self._consumer: AIOKafkaConsumer | None = None
         self._producers: dict[TopicPartition, AIOKafkaProducer] = {}
@@ -182,7 +181,7 @@ class AuditSealer:
         await consumer.start()
         self._set_up(True)
         while not self._stopping.is_set():
-            batch = await consumer.getmany(timeout_ms=500)
+            batch = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS)
             for tp, records in batch.items():
                 async with self._lock:
                     if tp not in consumer.assignment():
@@ -199,14 +198,12 @@ class AuditSealer:
         """Fence the partition's previous sealer, then resume from the committed intake offset and last hash."""
         producer = AIOKafkaProducer(
             **connection_options(self._settings),
-            transactional_id=f"{self._settings.audit_transactional_id_prefix}{tp.partition}",
+            transactional_id=f"{self._audit.transactional_id_prefix}{tp.partition}",
             acks="all",
             enable_idempotence=True,
         )
+        await fenced(producer, self._settings.shutdown_timeout_seconds)
         try:  # also when stop() cancels us mid-way: a started producer is always stopped
-            await producer.start()
-            await producer.begin_transaction()
-            await producer.commit_transaction()
             self._prev[tp] = await last_hash(self._settings, tp.partition)
             committed = await consumer.committed(tp)
             if committed is None:

@@ -24,11 +24,12 @@ from ...events.models import Event
 from ...events.serde import DeserializationError, EventSerde, RegistryUnavailableError
 from ...kafka.connection import connection_options
 from ...kafka.consumer import ConsumerRunner, Failed, Interrupted, Outcome, Rebalance, where
+from ...kafka.hooks import NO_HOOKS, Hooks
 from ...kafka.partition_work import PartitionWork
 from ...observability import metrics
 from ...settings import Settings
-from ..audit.intake import record_processed
 from ..clients import send_dead_letter
+from .settings import FanoutSettings, get_fanout_settings
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +46,14 @@ class Channel:
     deliver: Deliver
 
 
-def channel_settings(settings: Settings) -> Settings:
+def channel_settings(settings: Settings, fanout: FanoutSettings) -> Settings:
     """The runner's settings as a channel's: its poll timeout, batch size, attempts and backoff."""
     return settings.model_copy(
         update={
-            "consumer_poll_timeout_ms": settings.fanout_poll_timeout_ms,
-            "consumer_max_records": settings.fanout_max_records,
-            "handler_max_attempts": settings.fanout_max_attempts,
-            "handler_retry_backoff_seconds": settings.fanout_retry_backoff_seconds,
+            "consumer_poll_timeout_ms": fanout.poll_timeout_ms,
+            "consumer_max_records": fanout.max_records,
+            "handler_max_attempts": fanout.max_attempts,
+            "handler_retry_backoff_seconds": fanout.retry_backoff_seconds,
         }
     )
 
@@ -62,9 +63,17 @@ class ChannelRunner(ConsumerRunner):
     undelivered record, past the last commit marker once all is delivered."""
 
     def __init__(
-        self, channel: Channel, topic: Topic, serde: EventSerde, producer: AIOKafkaProducer, settings: Settings
+        self,
+        channel: Channel,
+        topic: Topic,
+        serde: EventSerde,
+        producer: AIOKafkaProducer,
+        settings: Settings,
+        hooks: Hooks = NO_HOOKS,
+        fanout: FanoutSettings | None = None,
     ) -> None:
-        settings = channel_settings(settings)
+        """`hooks` are the patterns' hooks on each record's outcome (an audit entry, for one)."""
+        settings = channel_settings(settings, fanout or get_fanout_settings())
         consumer = AIOKafkaConsumer(
             **(connection_options(settings) | {"client_id": f"{settings.kafka_client_id}-{channel.name}"}),
             group_id=channel.group,
@@ -87,6 +96,7 @@ class ChannelRunner(ConsumerRunner):
         self.channel = channel
         self._topic = topic
         self._producer = producer
+        self._hooks = hooks
         self._committed: dict[TopicPartition, int] = {}
         # Each partition's position after the last poll handed its records over: past its last record, and past
         # the commit marker a transactional producer wrote after it.
@@ -126,7 +136,7 @@ class ChannelRunner(ConsumerRunner):
             extra = (("dlq.channel", name.encode()), ("dlq.attempts", str(outcome.attempts).encode()))
             sent.append(await send_dead_letter(self._producer, self.channel.dead_letter, record, outcome.error, extra))
         result = "dead-lettered" if isinstance(outcome, Failed) else "delivered"
-        sent.append(await record_processed(self._producer, record, result, by=self.channel.name))
+        sent += await self._hooks.on_processed(self._producer, record, result, by=self.channel.name)
         if sent:
             # The partition's next records go on while these wait for their acknowledgement.
             self._release(tp, record)

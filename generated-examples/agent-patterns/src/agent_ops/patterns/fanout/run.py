@@ -13,6 +13,7 @@ from confluent_kafka.schema_registry import AsyncSchemaRegistryClient
 
 from ...correlation import install_log_records
 from ...events.avro import AvroSerde
+from ...kafka.hooks import NO_HOOKS, Hooks
 from ...kafka.producer import create_producer, stop_producer
 from ...observability import metrics
 from ...settings import Settings, get_settings
@@ -23,14 +24,14 @@ from .channels import CHANNELS, TOPIC
 log = logging.getLogger(__name__)
 
 
-async def run_channels(names: list[str], settings: Settings) -> int:
+async def run_channels(names: list[str], settings: Settings, hooks: Hooks = NO_HOOKS) -> int:
     if settings.kafka_create_topics:
         await ensure_pattern_topics(settings)
     registry = AsyncSchemaRegistryClient({"url": settings.schema_registry_url})
     serde = AvroSerde(registry, settings.schema_subject_strategy, settings.schema_auto_register)
     producer = create_producer(settings)
     await producer.start()
-    runners = [ChannelRunner(CHANNELS[name], TOPIC, serde, producer, settings) for name in names]
+    runners = [ChannelRunner(CHANNELS[name], TOPIC, serde, producer, settings, hooks) for name in names]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -55,7 +56,7 @@ async def run_channels(names: list[str], settings: Settings) -> int:
     return 1 if failed else 0
 
 
-def main(argv: list[str], prog: str) -> int:
+def main(argv: list[str], prog: str, hooks: Hooks = NO_HOOKS) -> int:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("channels", nargs="*", metavar="CHANNEL", help=f"one of {', '.join(CHANNELS)}; default all")
     args = parser.parse_args(argv)
@@ -67,4 +68,4 @@ def main(argv: list[str], prog: str) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s [%(correlation_id)s] %(message)s"
     )
-    return asyncio.run(run_channels(args.channels or list(CHANNELS), settings))
+    return asyncio.run(run_channels(args.channels or list(CHANNELS), settings, hooks))

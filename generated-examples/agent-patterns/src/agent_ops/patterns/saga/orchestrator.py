@@ -23,12 +23,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import KafkaError
 
 from ... import correlation
+from ...kafka.clients import POLL_TIMEOUT_MS, committed_reader, fenced, read_to_end, stop_consumer
 from ...kafka.connection import connection_options
 from ...kafka.producer import stop_producer
-from ...observability import metrics
 from ...settings import Settings
-from ..clients import send_dead_letter, stop_consumer
-from . import names
+from ..clients import send_dead_letter
+from . import metrics, names
 from .definition import STEPS, Steps
 from .machine import (
     TERMINAL,
@@ -43,6 +43,7 @@ from .machine import (
     begin,
     taken,
 )
+from .settings import SagaSettings, get_saga_settings
 
 log = logging.getLogger(__name__)
 
@@ -52,24 +53,17 @@ SWEEP_INTERVAL_SECONDS = 60.0
 
 async def read_states(settings: Settings, partition: int) -> dict[str, SagaState]:
     """The latest committed state of every saga of one state partition."""
-    reader = AIOKafkaConsumer(
-        **connection_options(settings),
-        isolation_level="read_committed",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
+    reader = committed_reader(settings, auto_offset_reset="earliest")
     await reader.start()
     try:
         tp = TopicPartition(names.STATE_TOPIC, partition)
         reader.assign([tp])
         begin = (await reader.beginning_offsets([tp]))[tp]
         end = (await reader.end_offsets([tp]))[tp]
-        # An explicit offset: seek_to_beginning() right after assign() may lose to assign()'s own offset reset.
-        reader.seek(tp, begin)
         states: dict[str, SagaState] = {}
-        while await reader.position(tp) < end:
-            for record in (await reader.getmany(tp, timeout_ms=500)).get(tp, []):
-                if record.offset >= end or record.key is None:
+        async for batch in read_to_end(reader, tp, begin, end):
+            for record in batch:
+                if record.key is None:
                     continue
                 saga_id = record.key.decode("utf-8", "replace")
                 if record.value is None:
@@ -124,10 +118,12 @@ class SagaOrchestrator:
         steps: Steps,
         plan: tuple[StepSpec, ...] = STEPS,
         clock: Callable[[], float] = time.time,
+        saga: SagaSettings | None = None,
     ) -> None:
         """`steps` holds the handlers; `plan` is the spec's steps (a test may shorten their timeouts); `clock` tells
         the epoch seconds deadlines are counted in."""
         self._settings = settings
+        self._config = saga = saga or get_saga_settings()
         self._clock = clock
         self._steps = steps
         self._plan = plan
@@ -138,13 +134,13 @@ class SagaOrchestrator:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
-            max_poll_records=settings.saga_max_records,
+            max_poll_records=saga.max_records,
         )
         self._owned: dict[TopicPartition, _Partition] = {}
         # The partitions the group gave it, none from a revocation until the next assignment: the consumer's own
         # assignment() still lists the revoked ones meanwhile, which must not be taken again as they are released.
         self._assigned: set[TopicPartition] = set()
-        self._gate = asyncio.Semaphore(settings.saga_concurrency)
+        self._gate = asyncio.Semaphore(saga.concurrency)
         self._busy: dict[TopicPartition, asyncio.Task[None]] = {}
         self._swept: dict[TopicPartition, float] = {}
         self._failure: BaseException | None = None
@@ -197,7 +193,7 @@ class SagaOrchestrator:
         while not self._stopping.is_set():
             if self._failure is not None:
                 raise self._failure
-            batch = await self._consumer.getmany(timeout_ms=500)
+            batch = await self._consumer.getmany(timeout_ms=POLL_TIMEOUT_MS)
             for tp, records in batch.items():
                 if tp in self._busy or tp not in self._assigned:
                     continue
@@ -247,14 +243,12 @@ class SagaOrchestrator:
         """Fence the partition's previous owner, then load its sagas and resume from the committed offset."""
         producer = AIOKafkaProducer(
             **connection_options(self._settings),
-            transactional_id=f"{self._settings.saga_transactional_id_prefix}{tp.partition}",
+            transactional_id=f"{self._config.transactional_id_prefix}{tp.partition}",
             acks="all",
             enable_idempotence=True,
         )
+        await fenced(producer, self._settings.shutdown_timeout_seconds)
         try:  # also when stop() cancels us mid-way: a started producer is always stopped
-            await producer.start()
-            await producer.begin_transaction()
-            await producer.commit_transaction()
             states = await read_states(self._settings, tp.partition)
             committed = await self._consumer.committed(tp)
             if committed is None:
@@ -302,7 +296,7 @@ class SagaOrchestrator:
         """The pause before a compensation is tried again, doubling with each attempt."""
         if command is None or command.attempt <= 1:
             return 0.0
-        return float(self._settings.saga_retry_backoff_seconds * 2 ** (command.attempt - 2))
+        return float(self._config.retry_backoff_seconds * 2 ** (command.attempt - 2))
 
     async def _commit(
         self,
@@ -374,8 +368,8 @@ class SagaOrchestrator:
             return
         self._swept[tp] = asyncio.get_running_loop().time()
         now = self._clock()
-        finished_before = now - self._settings.saga_finished_retention_seconds
-        issued_before = now - self._settings.saga_commands_retention_seconds
+        finished_before = now - self._config.finished_retention_seconds
+        issued_before = now - self._config.commands_retention_seconds
         expired = [
             saga_id
             for saga_id, state in owned.states.items()
@@ -449,7 +443,7 @@ class SagaOrchestrator:
             assert state.pending is not None, "a saga that expects a command has one pending"
             async with self._gate:
                 outcome = await self._call(call, state.pending)
-            state = advance(state, self._plan, outcome, self._clock(), self._settings.saga_compensation_max_attempts)
+            state = advance(state, self._plan, outcome, self._clock(), self._config.compensation_max_attempts)
             # A failed step's records are dropped with it: only a completed step has effects on Kafka.
             change = _Change(state, command, call.records if isinstance(outcome, Succeeded) else [])
             if isinstance(outcome, Failed):

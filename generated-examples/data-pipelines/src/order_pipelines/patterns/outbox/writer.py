@@ -15,7 +15,7 @@ import asyncpg
 from ...events.catalog import ORDERS, Topic, topic_for
 from ...events.models import Event
 from ...events.serde import EventSerde
-from ...kafka.producer import EventPublisher, Published, PublishError, UnpublishableEvent, event_headers
+from ...kafka.producer import Published, Publisher, PublishError, UnpublishableEvent, event_headers
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +178,7 @@ class OutboxWriter:
 class TransactionalPublisher:
     """What POST publishes through: the outbox topics' events go to the database, the others straight to Kafka."""
 
-    def __init__(self, direct: EventPublisher, outbox: OutboxWriter) -> None:
+    def __init__(self, direct: Publisher, outbox: OutboxWriter) -> None:
         self.direct = direct
         self.outbox = outbox
 

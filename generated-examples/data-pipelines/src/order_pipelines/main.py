@@ -1,0 +1,28 @@
+"""The service as deployed: the core with the plug-ins chosen when it was generated. Uvicorn serves
+`create_app`; `python -m order_pipelines` runs the commands. A plug-in of your own goes in `chosen_plugins`."""
+
+from collections.abc import Sequence
+
+from fastapi import FastAPI
+from opentelemetry.sdk.trace import TracerProvider
+
+from .app import build_app
+from .database import plugin as database
+from .patterns.cdc import plugin as cdc
+from .patterns.outbox import plugin as outbox
+from .plugins import Plugin
+from .settings import Settings, get_settings
+
+
+def chosen_plugins() -> tuple[Plugin, ...]:
+    """The plug-ins, each reading its own settings from the environment."""
+    return (database.plugin(), outbox.plugin(), cdc.plugin())
+
+
+def create_app(
+    settings: Settings | None = None,
+    tracer_provider: TracerProvider | None = None,
+    plugins: Sequence[Plugin] | None = None,
+) -> FastAPI:
+    """The app (a Uvicorn factory); a test may pass `plugins` built with settings of its own."""
+    return build_app(settings or get_settings(), chosen_plugins() if plugins is None else plugins, tracer_provider)
