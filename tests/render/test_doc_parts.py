@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from extensions.spec import PATTERNS
+from extensions.kafka_events_spec import PATTERNS
 from tools.render import REPO
 
 TEMPLATE = REPO / "template"
