@@ -82,7 +82,7 @@ async def inside(args: argparse.Namespace) -> None:
     answers = (Path.cwd() / ".copier-answers.yml").read_text()
     package = next(line.split(":", 1)[1].strip() for line in answers.splitlines() if line.startswith("package_name:"))
     app_module = importlib.import_module(f"{package}.app")
-    delivery = importlib.import_module(f"{package}.kafka.delivery")
+    delivery = importlib.import_module(f"{package}.kafka.runners")
     settings_module = importlib.import_module(f"{package}.settings")
     topic = importlib.import_module(f"{package}.events.catalog").CONSUMED_TOPICS[0]
     samples = importlib.import_module("tests.samples")

@@ -52,7 +52,7 @@ def main() -> int:
     package = sys.argv[1]
     sys.path.insert(0, os.getcwd())
     app: Any = importlib.import_module(f"{package}.app")
-    delivery = importlib.import_module(f"{package}.kafka.delivery")
+    delivery = importlib.import_module(f"{package}.kafka.runners")
     cli = importlib.import_module(f"{package}.__main__")
     seconds = float(os.environ.get("CHAOS_HANDLER_MS", "0")) / 1000
     effects = os.environ.get("CHAOS_SIDE_EFFECTS") == "postgres"
