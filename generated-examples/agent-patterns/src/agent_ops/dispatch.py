@@ -9,7 +9,7 @@ from .events.models import (
     TaskCompleted,
     TaskCreated,
 )
-from .views import LatestEventByKey
+from .read_model import LatestEventByKey
 
 
 class Handlers(Protocol):

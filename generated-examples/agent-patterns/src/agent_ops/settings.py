@@ -90,7 +90,7 @@ class Settings(BaseSettings):
     schema_auto_register: bool = Field(
         default=True,
         description="Register unknown local schemas on first use (development); off in production, where "
-        "`python -m agent_ops.schemas register` runs as a deploy step and events of an unregistered "
+        "`python -m agent_ops.schema_registry register` runs as a deploy step and events of an unregistered "
         "schema are refused.",
     )
     schema_subject_strategy: Literal["topic", "record", "topic-record"] = "topic-record"

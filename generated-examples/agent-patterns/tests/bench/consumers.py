@@ -26,13 +26,13 @@ from agent_ops.events.models import Event
 from agent_ops.handlers import EventHandlers
 from agent_ops.kafka.connection import connection_options
 from agent_ops.kafka.consumer import ConsumerRunner, Handler
-from agent_ops.kafka.delivery import create_runner
 from agent_ops.kafka.producer import create_producer, send_event
+from agent_ops.kafka.runners import create_runner
 from agent_ops.main import chosen_plugins
 from agent_ops.observability.handling import observed
 from agent_ops.plugins import hooks_of
+from agent_ops.read_model import LatestEventByKey
 from agent_ops.settings import Settings
-from agent_ops.views import LatestEventByKey
 
 from .measure import Row, Run, alternate, row
 from .producer import RawAvro, events_of, raw_producer

@@ -21,7 +21,7 @@ from agent_ops.events.avro import AvroSerde, load_schema
 from agent_ops.events.catalog import TOPICS
 from agent_ops.events.models import Event
 from agent_ops.events.serde import SchemaRefusedError
-from agent_ops.schemas import breaks, check_registry, register
+from agent_ops.schema_registry import breaks, check_registry, register
 from agent_ops.settings import Settings
 from tests.samples import ROUTES, sample_event, unique_key
 

@@ -22,7 +22,7 @@ from agent_ops.events.models import Event
 from agent_ops.events.serde import DeserializationError, RegistryUnavailableError, SchemaRefusedError
 from agent_ops.kafka.producer import Published
 from agent_ops.main import create_app
-from agent_ops.schemas import check_released, release
+from agent_ops.schema_registry import check_released, release
 from agent_ops.settings import Settings
 from tests.samples import ROUTES, sample_event
 

@@ -6,7 +6,7 @@ import inspect
 from agent_ops.dispatch import HANDLER_METHODS, Dispatcher
 from agent_ops.events.catalog import CONSUMED_TOPICS
 from agent_ops.handlers import EventHandlers
-from agent_ops.views import LatestEventByKey
+from agent_ops.read_model import LatestEventByKey
 from tests.samples import sample_event
 
 

@@ -21,13 +21,13 @@ from .events.avro import AvroSerde
 from .events.serde import EventSerde
 from .handlers import EventHandlers
 from .kafka.admin import ensure_topics
-from .kafka.delivery import create_runner
 from .kafka.producer import EventPublisher, create_producer, stop_producer
+from .kafka.runners import create_runner
 from .observability import metrics, tracing
 from .observability.handling import observed
 from .plugins import Plugin, Running, hooks_of
+from .read_model import LatestEventByKey
 from .settings import Settings
-from .views import LatestEventByKey
 
 NO_NATIVE_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 

@@ -9,7 +9,7 @@ from .events.models import (
     ShipmentDispatched,
 )
 from .patterns.cdc.changes import CustomersChange
-from .views import LatestEventByKey
+from .read_model import LatestEventByKey
 
 
 class Handlers(Protocol):

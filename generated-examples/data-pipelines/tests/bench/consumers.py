@@ -25,13 +25,13 @@ from order_pipelines.events.models import Event
 from order_pipelines.handlers import EventHandlers
 from order_pipelines.kafka.connection import connection_options
 from order_pipelines.kafka.consumer import ConsumerRunner, Handler
-from order_pipelines.kafka.delivery import create_runner
 from order_pipelines.kafka.producer import create_producer, send_event
+from order_pipelines.kafka.runners import create_runner
 from order_pipelines.main import chosen_plugins
 from order_pipelines.observability.handling import observed
 from order_pipelines.plugins import hooks_of
+from order_pipelines.read_model import LatestEventByKey
 from order_pipelines.settings import Settings
-from order_pipelines.views import LatestEventByKey
 
 from .measure import Row, Run, alternate, row
 from .producer import RawAvro, events_of, raw_producer

@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from order_pipelines import app as app_module
 from order_pipelines.events.catalog import CONSUMED_TOPICS, Topic
 from order_pipelines.events.models import Event
-from order_pipelines.kafka import delivery
+from order_pipelines.kafka import runners
 from order_pipelines.kafka.consumer import ConsumerRunner, Handler
 from order_pipelines.processed_postgres import PostgresProcessedEvents
 from tests.samples import ROUTES, sample_event, unique_key
@@ -169,7 +169,7 @@ async def test_an_event_redelivered_to_another_pod_is_not_handled_again(
     """Pod one handles an event and stops; the group's offset goes back before it (as after a crash before the
     commit); pod two, a different process in a deployment, shares only the store, and must skip it."""
     handled: Counter[str] = Counter()
-    create_runner = delivery.create_runner
+    create_runner = runners.create_runner
 
     def counting(handler: Handler) -> Handler:
         async def handle(topic: Topic, event: Event) -> Sequence[Event]:

@@ -21,7 +21,7 @@ from order_pipelines.events.avro import AvroSerde, load_schema
 from order_pipelines.events.catalog import TOPICS
 from order_pipelines.events.models import Event
 from order_pipelines.events.serde import SchemaRefusedError
-from order_pipelines.schemas import breaks, check_registry, register
+from order_pipelines.schema_registry import breaks, check_registry, register
 from order_pipelines.settings import Settings
 from tests.samples import ROUTES, sample_event, unique_key
 

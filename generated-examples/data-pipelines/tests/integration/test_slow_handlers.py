@@ -14,7 +14,7 @@ from order_pipelines import app as app_module
 from order_pipelines.events.catalog import CONSUMED_TOPICS, Topic
 from order_pipelines.events.models import Event
 from order_pipelines.kafka import consumer as consumer_module
-from order_pipelines.kafka import delivery
+from order_pipelines.kafka import runners
 from order_pipelines.kafka.consumer import ConsumerRunner, Handler
 from order_pipelines.main import create_app
 from tests.samples import ROUTES, sample_event, unique_key
@@ -50,7 +50,7 @@ class Rebalances:
 
 def wrap_handler(monkeypatch: pytest.MonkeyPatch, wrap: Any) -> None:
     """Every runner the app creates from now on gets `wrap(handler)` instead of its handler."""
-    create_runner = delivery.create_runner
+    create_runner = runners.create_runner
 
     def wrapped(settings: Any, serde: Any, handler: Handler, producer: Any, hooks: Any) -> ConsumerRunner:
         return create_runner(settings, serde, wrap(handler), producer, hooks)

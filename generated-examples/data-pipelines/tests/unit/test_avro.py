@@ -22,7 +22,7 @@ from order_pipelines.events.models import Event
 from order_pipelines.events.serde import DeserializationError, RegistryUnavailableError, SchemaRefusedError
 from order_pipelines.kafka.producer import Published
 from order_pipelines.main import create_app
-from order_pipelines.schemas import check_released, release
+from order_pipelines.schema_registry import check_released, release
 from order_pipelines.settings import Settings
 from tests.samples import ROUTES, sample_event
 

@@ -6,7 +6,7 @@ import inspect
 from order_pipelines.dispatch import HANDLER_METHODS, Dispatcher
 from order_pipelines.events.catalog import CONSUMED_TOPICS
 from order_pipelines.handlers import EventHandlers
-from order_pipelines.views import LatestEventByKey
+from order_pipelines.read_model import LatestEventByKey
 from tests.samples import sample_event
 
 

@@ -2,8 +2,9 @@
 `dlq replay` puts dead letters back on their topic, `doctor` diagnoses lag, replication and rebalancing storms;
 each chosen pattern adds its own commands (`--help` lists them).
 
-`python -m agent_tasks schemas register|check|check-released|release` is `python -m agent_tasks.schemas`;
-the Helm chart's hook Job runs `schemas register` before each install and upgrade.
+`python -m agent_tasks schemas register|check|check-released|release` is
+`python -m agent_tasks.schema_registry`; the Helm chart's hook Job runs `schemas register` before each install
+and upgrade.
 
 The worker enters the same lifespan as the web app, so both build their Kafka clients one way. It stops
 cleanly on SIGTERM or SIGINT (finishing the message in hand), and exits non-zero if its consumer fails.
@@ -21,7 +22,7 @@ from .main import chosen_plugins, create_app
 from .observability import metrics
 from .observability.doctor import main as doctor_main
 from .plugins import hooks_of
-from .schemas import main as schemas_main
+from .schema_registry import main as schemas_main
 from .settings import get_settings
 
 log = logging.getLogger(__name__)

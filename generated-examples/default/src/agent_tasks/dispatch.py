@@ -11,7 +11,7 @@ from .events.models import (
     TaskFailed,
     TaskStarted,
 )
-from .views import LatestEventByKey
+from .read_model import LatestEventByKey
 
 
 class Handlers(Protocol):

@@ -25,13 +25,13 @@ from agent_tasks.events.models import Event
 from agent_tasks.handlers import EventHandlers
 from agent_tasks.kafka.connection import connection_options
 from agent_tasks.kafka.consumer import ConsumerRunner, Handler
-from agent_tasks.kafka.delivery import create_runner
 from agent_tasks.kafka.producer import create_producer, send_event
+from agent_tasks.kafka.runners import create_runner
 from agent_tasks.main import chosen_plugins
 from agent_tasks.observability.handling import observed
 from agent_tasks.plugins import hooks_of
+from agent_tasks.read_model import LatestEventByKey
 from agent_tasks.settings import Settings
-from agent_tasks.views import LatestEventByKey
 
 from .measure import Row, Run, alternate, row
 from .producer import RawAvro, events_of, raw_producer

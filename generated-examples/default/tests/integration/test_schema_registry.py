@@ -21,7 +21,7 @@ from agent_tasks.events.avro import AvroSerde, load_schema
 from agent_tasks.events.catalog import TOPICS
 from agent_tasks.events.models import Event
 from agent_tasks.events.serde import SchemaRefusedError
-from agent_tasks.schemas import breaks, check_registry, register
+from agent_tasks.schema_registry import breaks, check_registry, register
 from agent_tasks.settings import Settings
 from tests.samples import ROUTES, sample_event, unique_key
 

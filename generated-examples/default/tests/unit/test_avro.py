@@ -22,7 +22,7 @@ from agent_tasks.events.models import Event
 from agent_tasks.events.serde import DeserializationError, RegistryUnavailableError, SchemaRefusedError
 from agent_tasks.kafka.producer import Published
 from agent_tasks.main import create_app
-from agent_tasks.schemas import check_released, release
+from agent_tasks.schema_registry import check_released, release
 from agent_tasks.settings import Settings
 from tests.samples import ROUTES, sample_event
 

@@ -6,7 +6,7 @@ import inspect
 from agent_tasks.dispatch import HANDLER_METHODS, Dispatcher
 from agent_tasks.events.catalog import CONSUMED_TOPICS
 from agent_tasks.handlers import EventHandlers
-from agent_tasks.views import LatestEventByKey
+from agent_tasks.read_model import LatestEventByKey
 from tests.samples import sample_event
 
 

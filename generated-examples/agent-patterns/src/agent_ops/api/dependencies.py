@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from ..kafka.producer import Publisher as PublishesEvents
-from ..views import LatestEventByKey
+from ..read_model import LatestEventByKey
 
 
 async def get_publisher(request: Request) -> PublishesEvents:
