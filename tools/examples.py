@@ -46,6 +46,8 @@ def render_example(variant: str, dest: Path) -> Path:
         if copied.read_bytes() != (REPO / "template" / name).read_bytes():
             raise RuntimeError(f"{name} is no longer the template's own file, byte for byte: commit it in examples")
         copied.unlink()
+        if not any(copied.parent.iterdir()):
+            copied.parent.rmdir()  # git keeps no empty folder
     return dest
 
 

@@ -15,7 +15,10 @@ from pydantic import BaseModel
 from extensions.kafka_events_spec import RenderModel, TopicModel
 from tools.render import REPO
 
-TEMPLATES = sorted(path for path in (REPO / "template").rglob("*") if path.is_file())
+# Collected alike by every test worker: no bytecode a test run may leave beside the launcher.
+TEMPLATES = sorted(
+    path for path in (REPO / "template").rglob("*") if path.is_file() and "__pycache__" not in path.parts
+)
 CHAIN = re.compile(r"(?<![\w.'\"])([a-z_]+)((?:\.[a-z_][a-z0-9_]*)+)")
 # `{% for topic in model.topics %}`, `{% for event in topic.events if ... %}`, `{% yield channel from model.x %}`.
 LOOP = re.compile(r"\{%-?\s*(?:for|yield)\s+([a-z_]+)\s+(?:in|from)\s+\(?([a-z_]+(?:\.[a-z_][a-z0-9_]*)*)")

@@ -23,7 +23,10 @@ def shared_files(root: Path = DEPLOY) -> list[Path]:
     return sorted(
         path
         for path in root.rglob("*")
-        if path.is_file() and PARTS not in path.parents and not NAMES_A_PATTERN.search(str(path.relative_to(root)))
+        if path.is_file()
+        and "__pycache__" not in path.parts
+        and PARTS not in path.parents
+        and not NAMES_A_PATTERN.search(str(path.relative_to(root)))
     )
 
 

@@ -82,6 +82,7 @@ async def inside(args: argparse.Namespace) -> None:
     answers = (Path.cwd() / ".copier-answers.yml").read_text()
     package = next(line.split(":", 1)[1].strip() for line in answers.splitlines() if line.startswith("package_name:"))
     app_module = importlib.import_module(f"{package}.app")
+    main_module = importlib.import_module(f"{package}.main")
     delivery = importlib.import_module(f"{package}.kafka.runners")
     settings_module = importlib.import_module(f"{package}.settings")
     topic = importlib.import_module(f"{package}.events.catalog").CONSUMED_TOPICS[0]
@@ -89,7 +90,7 @@ async def inside(args: argparse.Namespace) -> None:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     base = settings_module.Settings(consumer_enabled=False, log_level="WARNING")
-    publisher_app = app_module.create_app(base)
+    publisher_app = main_module.create_app(base)
     events = [samples.sample_event(topic, key=f"bench-{uuid.uuid4().hex}") for _ in range(args.events)]
     async with publisher_app.router.lifespan_context(publisher_app):
         probe = AIOKafkaConsumer(bootstrap_servers=base.kafka_bootstrap_servers)
@@ -155,11 +156,11 @@ async def measure(
         return handle
 
     create_runner = delivery.create_runner
-    app_module.create_runner = lambda s, serde, h, p: create_runner(s, serde, slow(h), p)
+    app_module.create_runner = lambda s, serde, h, p, hooks: create_runner(s, serde, slow(h), p, hooks)
     settings = base.model_copy(
         update={"consumer_enabled": True, "kafka_consumer_group": group, "consumer_concurrency": concurrency}
     )
-    app = app_module.create_app(settings)
+    app = importlib.import_module(f"{app_module.__package__}.main").create_app(settings)
     try:
         async with app.router.lifespan_context(app):
             await asyncio.wait_for(done.wait(), timeout=600)

@@ -65,9 +65,9 @@ def main() -> int:
     if foreign:
         also_consume(package, foreign)
 
-    def create_slow_runner(settings: Any, serde: Any, handler: Any, producer: Any) -> Any:
+    def create_slow_runner(settings: Any, serde: Any, handler: Any, producer: Any, hooks: Any) -> Any:
         handle = slow(handler, seconds, effects, group, current_transaction, foreign)
-        return create_runner(settings, serde, handle, producer)
+        return create_runner(settings, serde, handle, producer, hooks)
 
     app.create_runner = create_slow_runner
     return int(cli.main(["worker"]))
