@@ -12,9 +12,6 @@ from .base import FIELD_TYPES, RESERVED, TypeName
 from .extension import SpecExtension
 from .model import RenderModel, derive, render_model
 from .patterns import ALL
-from .patterns.audit import audit_topic
-from .patterns.cdc import cdc_topic
-from .patterns.saga import saga_topics
 from .spec import Spec, parse, pattern_problems, problems
 from .topics import TopicModel
 
@@ -30,12 +27,9 @@ __all__ = [
     "SpecExtension",
     "TopicModel",
     "TypeName",
-    "audit_topic",
-    "cdc_topic",
     "derive",
     "parse",
     "pattern_problems",
     "problems",
     "render_model",
-    "saga_topics",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 from pydantic_core import PydanticCustomError
@@ -95,6 +95,15 @@ def words(name: str) -> list[str]:
 
 def snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+Section = TypeVar("Section", bound=BaseModel)
+
+
+def section_of(spec: BaseModel, name: str, kind: type[Section]) -> Section | None:
+    """A pattern's section of the spec: the spec's field named after the pattern (spec.py makes one per pattern)."""
+    value = getattr(spec, name, None)
+    return value if isinstance(value, kind) else None
 
 
 class Rendered(BaseModel):

@@ -4,16 +4,13 @@ chosen patterns."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from pydantic import create_model
 
 from .base import RESERVED, Rendered
 from .patterns import ALL, DATABASE
-from .patterns.audit import AuditModel
-from .patterns.cdc import CdcModel
 from .patterns.database import HEARTBEAT_TABLE
-from .patterns.fanout import FanoutModel
-from .patterns.outbox import OutboxModel
-from .patterns.saga import SagaModel
 from .spec import Spec
 from .topics import RecordModel, TopicModel, derive_topics
 
@@ -33,8 +30,8 @@ class PluginTopicModel(Rendered):
     handler_log_args: str
 
 
-class RenderModel(Rendered):
-    """What every template renders from (`model`), derived from the spec and the chosen patterns."""
+class RenderModelBase(Rendered):
+    """The render model without the patterns' parts: `RenderModel` adds one per pattern."""
 
     consumer_group: str
     consumes: bool
@@ -44,17 +41,24 @@ class RenderModel(Rendered):
     avro_namespace: str
     records: list[RecordModel]
     patterns: list[str]
-    fanout: FanoutModel | None
-    audit: AuditModel | None
-    saga: SagaModel | None
-    outbox: OutboxModel | None
-    cdc: CdcModel | None
     database: bool
     parts: list[str]
     plugins: list[str]
     heartbeat_table: str | None
     deferred_publish: bool
     plugin_topics: list[PluginTopicModel]
+
+
+if TYPE_CHECKING:
+    RenderModel = RenderModelBase
+else:
+    # Each pattern's part, under its name (`model.saga`): None when the pattern is not chosen.
+    RenderModel = create_model(
+        "RenderModel",
+        __base__=RenderModelBase,
+        __doc__="What every template renders from (`model`), derived from the spec and the chosen patterns.",
+        **{pattern.NAME: (pattern.MODEL | None, ...) for pattern in ALL},
+    )
 
 
 def render_model(spec: Spec, package_name: str, patterns: Sequence[str] = ()) -> RenderModel:

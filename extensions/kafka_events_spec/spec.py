@@ -3,45 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field as PydanticField
-from pydantic import ValidationError, model_validator
+from pydantic import ValidationError, create_model, model_validator
 
 from . import topics
 from .base import Strict, problem, rule
 from .patterns import ALL
-from .patterns.audit import SpecAudit
-from .patterns.cdc import SpecCdc
-from .patterns.fanout import SpecFanout
-from .patterns.outbox import SpecOutbox
-from .patterns.saga import SpecSaga
 from .topics import SpecTopic
 
 
-class Spec(Strict):
+class SpecBase(Strict):
+    """The spec without the patterns' sections: `Spec` adds one per pattern."""
+
     consumer_group: Annotated[
         str,
         rule(r"[A-Za-z0-9._-]{1,249}", 'type a group id of letters, digits, ".", "_" or "-", e.g. agent-task-workers.'),
     ]
     topics: Annotated[list[SpecTopic], PydanticField(min_length=1)]
-    # Each pattern's section (patterns/): ignored by the service when its pattern is not chosen.
-    fanout: SpecFanout | None = None
-    audit: SpecAudit | None = None
-    saga: SpecSaga | None = None
-    outbox: SpecOutbox | None = None
-    cdc: SpecCdc | None = None
 
     @model_validator(mode="after")
-    def _patterns(self) -> Spec:
+    def _patterns(self) -> SpecBase:
         names = [topic.name for topic in self.topics]
         taken = set(names) | {f"{name}.dlq" for name in names}
         for pattern in ALL:
-            pattern.check(self, taken)
+            taken |= pattern.check(self, taken)
         return self
 
     @model_validator(mode="after")
-    def _across_topics(self) -> Spec:
+    def _across_topics(self) -> SpecBase:
         names: list[str] = []
         events: set[str] = set()
         for t, topic in enumerate(self.topics):
@@ -75,6 +66,13 @@ class Spec(Strict):
                     loc=f"topics[{t}].emits_to",
                 )
         return self
+
+
+if TYPE_CHECKING:
+    Spec = SpecBase  # a pattern reads its section with its own `section(spec)`
+else:
+    # Each pattern's section, under its name: optional, and ignored by the service when its pattern is not chosen.
+    Spec = create_model("Spec", __base__=SpecBase, **{pattern.NAME: (pattern.SECTION | None, None) for pattern in ALL})
 
 
 # What to type when a value has the wrong type or is missing, by the key's place in the spec.

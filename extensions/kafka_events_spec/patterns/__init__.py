@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pydantic import BaseModel
+
 from . import audit, cdc, fanout, outbox, saga
 
 if TYPE_CHECKING:
@@ -16,12 +18,26 @@ class Pattern(Protocol):
     """What a pattern's module holds."""
 
     NAME: str
+
+    @property
+    def SECTION(self) -> type[BaseModel]:  # read-only: a module constant
+        """Its section of the spec (`spec.<NAME>`)."""
+        ...
+
+    @property
+    def MODEL(self) -> type[BaseModel]:
+        """What it adds to the render model (`model.<NAME>`)."""
+        ...
+
     EXAMPLE: str | None
     PROCESS: bool
     ADVICE: dict[str, str]
     KEYS: dict[str, tuple[str, ...]]
 
-    def check(self, spec: Spec, taken: set[str]) -> None: ...
+    def check(self, spec: Spec, taken: set[str]) -> set[str]:
+        """Raise a problem where its section disagrees with the spec or clashes with `taken`; return the topics
+        it adds."""
+        ...
 
     def answer_problems(self, spec: dict[str, Any], parsed: Spec) -> list[str]: ...
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field as PydanticField
 
-from ..base import TOPIC_NAME_ADVICE, Rendered, Strict, problem, rule
+from ..base import TOPIC_NAME_ADVICE, Rendered, Strict, problem, rule, section_of
 
 if TYPE_CHECKING:
     from ..spec import Spec
@@ -25,9 +25,14 @@ class SpecAudit(Strict):
     retention_days: Annotated[int, PydanticField(ge=1, le=36500)] | None = None
 
 
+def section(spec: Spec) -> SpecAudit | None:
+    return section_of(spec, NAME, SpecAudit)
+
+
 def audit_topic(spec: Spec) -> str:
     """The audit log's topic: as the spec names it, else beside the first topic."""
-    named = spec.audit.topic if spec.audit is not None else None
+    audit = section(spec)
+    named = audit.topic if audit is not None else None
     return named or f"{spec.topics[0].name}.audit"
 
 
@@ -41,11 +46,12 @@ ADVICE: dict[str, str] = {
 KEYS: dict[str, tuple[str, ...]] = {"audit": tuple(SpecAudit.model_fields)}
 
 
-def check(spec: Spec, taken: set[str]) -> None:
-    if spec.audit is None or spec.audit.topic is None:
-        return
+def check(spec: Spec, taken: set[str]) -> set[str]:
+    audit = section(spec)
+    if audit is None or audit.topic is None:
+        return set()
     names = [topic.name for topic in spec.topics]
-    topic = spec.audit.topic
+    topic = audit.topic
     if topic in taken or topic.endswith(".dlq"):
         raise problem(
             f'"{topic}" clashes with a topic of the spec or a dead-letter topic; type a distinct name, '
@@ -58,6 +64,7 @@ def check(spec: Spec, taken: set[str]) -> None:
             f"e.g. {topic.replace('_', '.')}.",
             loc="audit.topic",
         )
+    return {topic}
 
 
 def answer_problems(spec: dict[str, Any], parsed: Spec) -> list[str]:
@@ -79,7 +86,7 @@ class AuditModel(Rendered):
 
 
 def derive(spec: Spec, package_name: str) -> dict[str, Any] | None:
-    audit = spec.audit or SpecAudit()
+    audit = section(spec) or SpecAudit()
     topic = audit_topic(spec)
     return {
         "topic": topic,
@@ -96,3 +103,7 @@ def stored_topics(section: dict[str, Any]) -> list[str]:
 
 def consumed_topics(section: dict[str, Any]) -> list[dict[str, Any]]:
     return []
+
+
+SECTION = SpecAudit
+MODEL = AuditModel

@@ -9,7 +9,18 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import Field as PydanticField
 from pydantic import model_validator
 
-from ..base import FIELD_TYPES, SQL_NAME_ADVICE, TOPIC_NAME_ADVICE, Rendered, Strict, TypeName, problem, rule, words
+from ..base import (
+    FIELD_TYPES,
+    SQL_NAME_ADVICE,
+    TOPIC_NAME_ADVICE,
+    Rendered,
+    Strict,
+    TypeName,
+    problem,
+    rule,
+    section_of,
+    words,
+)
 from .database import HEARTBEAT_PREFIX, RESERVED_TABLES, _capture
 from .outbox import domain_tables
 
@@ -85,15 +96,20 @@ ADVICE: dict[str, str] = {
 KEYS: dict[str, tuple[str, ...]] = {"cdc": tuple(SpecCdc.model_fields), "cdc.columns": tuple(SpecColumn.model_fields)}
 
 
-def check(spec: Spec, taken: set[str]) -> None:
-    if spec.cdc is None:
-        return
-    topic = cdc_topic(spec.cdc)
+def section(spec: Spec) -> SpecCdc | None:
+    return section_of(spec, NAME, SpecCdc)
+
+
+def check(spec: Spec, taken: set[str]) -> set[str]:
+    cdc = section(spec)
+    if cdc is None:
+        return set()
+    topic = cdc_topic(cdc)
     if topic in taken or topic.endswith(".dlq"):
         raise problem(
             f'the change topic "{topic}" clashes with a topic of the spec or a dead-letter topic; '
-            f"name another, e.g. topic: {spec.cdc.table.replace('_', '-')}.cdc.",
-            loc="cdc.topic" if spec.cdc.topic else "cdc.table",
+            f"name another, e.g. topic: {cdc.table.replace('_', '-')}.cdc.",
+            loc="cdc.topic" if cdc.topic else "cdc.table",
         )
     if "." in topic and "_" in topic:
         raise problem(
@@ -101,11 +117,12 @@ def check(spec: Spec, taken: set[str]) -> None:
             f"e.g. {topic.replace('_', '-')}.",
             loc="cdc.topic",
         )
-    if spec.cdc.table in domain_tables(spec):
+    if cdc.table in domain_tables(spec):
         raise problem(
-            f'"{spec.cdc.table}" is the outbox\'s domain table of a topic; type another table name.',
+            f'"{cdc.table}" is the outbox\'s domain table of a topic; type another table name.',
             loc="cdc.table",
         )
+    return {topic}
 
 
 def answer_problems(spec: dict[str, Any], parsed: Spec) -> list[str]:
@@ -165,9 +182,9 @@ class CdcModel(Rendered):
 
 
 def derive(spec: Spec, package_name: str) -> dict[str, Any] | None:
-    if spec.cdc is None:
+    cdc = section(spec)
+    if cdc is None:
         return None
-    cdc = spec.cdc
     topic = cdc_topic(cdc)
     return {
         "table": cdc.table,
@@ -220,3 +237,7 @@ def consumed_topics(section: dict[str, Any]) -> list[dict[str, Any]]:
 
 def stored_topics(section: dict[str, Any]) -> list[str]:
     return []
+
+
+SECTION = SpecCdc
+MODEL = CdcModel

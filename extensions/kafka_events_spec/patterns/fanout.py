@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import Field as PydanticField
 from pydantic import model_validator
 
-from ..base import Rendered, Strict, problem, rule, words
+from ..base import Rendered, Strict, problem, rule, section_of, words
 
 if TYPE_CHECKING:
     from ..spec import Spec
@@ -49,23 +49,29 @@ ADVICE: dict[str, str] = {
 KEYS: dict[str, tuple[str, ...]] = {"fanout": tuple(SpecFanout.model_fields)}
 
 
-def check(spec: Spec, taken: set[str]) -> None:
-    """What the pattern's section must agree on with the rest of the spec."""
-    if spec.fanout is None:
-        return
+def section(spec: Spec) -> SpecFanout | None:
+    return section_of(spec, NAME, SpecFanout)
+
+
+def check(spec: Spec, taken: set[str]) -> set[str]:
+    """What the pattern's section must agree on with the rest of the spec; the topics it adds."""
+    fanout = section(spec)
+    if fanout is None:
+        return set()
     names = [topic.name for topic in spec.topics]
-    if spec.fanout.topic not in names:
+    if fanout.topic not in names:
         raise problem(
             f"name the topic of the spec whose events every channel receives, e.g. topic: {names[0]}.",
             loc="fanout.topic",
         )
-    for index, channel in enumerate(spec.fanout.channels):
-        if f"{spec.fanout.topic}.{channel}.dlq" in taken:
+    for index, channel in enumerate(fanout.channels):
+        if f"{fanout.topic}.{channel}.dlq" in taken:
             raise problem(
-                f'the dead-letter topic of channel "{channel}" would be {spec.fanout.topic}.{channel}.dlq, '
+                f'the dead-letter topic of channel "{channel}" would be {fanout.topic}.{channel}.dlq, '
                 "a topic of the spec already; type another channel name.",
                 loc=f"fanout.channels[{index}]",
             )
+    return {f"{fanout.topic}.{channel}.dlq" for channel in fanout.channels}
 
 
 def answer_problems(spec: dict[str, Any], parsed: Spec) -> list[str]:
@@ -92,9 +98,10 @@ class FanoutModel(Rendered):
 
 
 def derive(spec: Spec, package_name: str) -> dict[str, Any] | None:
-    if spec.fanout is None:
+    fanout = section(spec)
+    if fanout is None:
         return None
-    source = next(topic for topic in spec.topics if topic.name == spec.fanout.topic)
+    source = next(topic for topic in spec.topics if topic.name == fanout.topic)
     return {
         "topic": source.name,
         "topic_ident": "_".join(words(source.name)).lower(),
@@ -105,7 +112,7 @@ def derive(spec: Spec, package_name: str) -> dict[str, Any] | None:
                 "group": f"{spec.consumer_group}.{channel}",
                 "dlq": f"{source.name}.{channel}.dlq",
             }
-            for channel in spec.fanout.channels
+            for channel in fanout.channels
         ],
     }
 
@@ -116,3 +123,7 @@ def stored_topics(section: dict[str, Any]) -> list[str]:
 
 def consumed_topics(section: dict[str, Any]) -> list[dict[str, Any]]:
     return []
+
+
+SECTION = SpecFanout
+MODEL = FanoutModel

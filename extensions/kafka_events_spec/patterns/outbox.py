@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field as PydanticField
 
-from ..base import Rendered, Strict, problem
+from ..base import Rendered, Strict, problem, section_of
 from .database import HEARTBEAT_PREFIX, RESERVED_TABLES, _capture, _table_of
 
 if TYPE_CHECKING:
@@ -34,34 +34,41 @@ ADVICE: dict[str, str] = {
 KEYS: dict[str, tuple[str, ...]] = {"outbox": tuple(SpecOutbox.model_fields)}
 
 
-def check(spec: Spec, taken: set[str]) -> None:
-    if spec.outbox is None:
-        return
+def section(spec: Spec) -> SpecOutbox | None:
+    return section_of(spec, NAME, SpecOutbox)
+
+
+def check(spec: Spec, taken: set[str]) -> set[str]:
+    outbox = section(spec)
+    if outbox is None:
+        return set()
     names = [topic.name for topic in spec.topics]
-    if spec.outbox.topics is not None:
-        for index, name in enumerate(spec.outbox.topics):
+    if outbox.topics is not None:
+        for index, name in enumerate(outbox.topics):
             if name not in names:
                 raise problem(
                     f'"{name}" is not a topic of the spec; name a topic whose POST route writes to the outbox, '
                     f"e.g. {names[0]}.",
                     loc=f"outbox.topics[{index}]",
                 )
-            if name in spec.outbox.topics[:index]:
+            if name in outbox.topics[:index]:
                 raise problem(f'"{name}" appears twice; keep one.', loc=f"outbox.topics[{index}]")
-    for name in spec.outbox.topics or names:
+    for name in outbox.topics or names:
         if _table_of(name) in RESERVED_TABLES:
             raise problem(
                 f'the domain table of {name} would be "{_table_of(name)}", a table of the service itself; '
                 "rename the topic or leave it out of the outbox.",
                 loc="outbox.topics",
             )
+    return set()  # it publishes to the spec's topics
 
 
 def domain_tables(spec: Spec) -> set[str]:
     """The tables the outbox's topics write their domain rows to; none without the pattern."""
-    if spec.outbox is None:
+    outbox = section(spec)
+    if outbox is None:
         return set()
-    return {_table_of(name) for name in (spec.outbox.topics or [topic.name for topic in spec.topics])}
+    return {_table_of(name) for name in (outbox.topics or [topic.name for topic in spec.topics])}
 
 
 def answer_problems(spec: dict[str, Any], parsed: Spec) -> list[str]:
@@ -110,7 +117,8 @@ class OutboxModel(Rendered):
 
 
 def derive(spec: Spec, package_name: str) -> dict[str, Any] | None:
-    chosen = (spec.outbox.topics if spec.outbox is not None else None) or [topic.name for topic in spec.topics]
+    outbox = section(spec)
+    chosen = (outbox.topics if outbox is not None else None) or [topic.name for topic in spec.topics]
     by_name = {topic.name: topic for topic in spec.topics}
     return {
         "topics": chosen,
@@ -132,3 +140,7 @@ def stored_topics(section: dict[str, Any]) -> list[str]:
 
 def consumed_topics(section: dict[str, Any]) -> list[dict[str, Any]]:
     return []
+
+
+SECTION = SpecOutbox
+MODEL = OutboxModel

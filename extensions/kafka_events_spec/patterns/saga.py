@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import Field as PydanticField
 from pydantic import model_validator
 
-from ..base import IDENT_ADVICE, Rendered, Strict, problem, rule
+from ..base import IDENT_ADVICE, Rendered, Strict, problem, rule, section_of
 
 if TYPE_CHECKING:
     from ..spec import Spec
@@ -60,6 +60,10 @@ class SpecSaga(Strict):
         return self
 
 
+def section(spec: Spec) -> SpecSaga | None:
+    return section_of(spec, NAME, SpecSaga)
+
+
 def saga_topics(saga: SpecSaga) -> dict[str, str]:
     """The saga's own topics: its commands and its compacted state."""
     slug = saga.name.replace("_", "-")
@@ -85,16 +89,19 @@ KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
-def check(spec: Spec, taken: set[str]) -> None:
-    if spec.saga is None:
-        return
-    for topic in saga_topics(spec.saga).values():
-        if topic in taken or (spec.audit is not None and topic == spec.audit.topic):
+def check(spec: Spec, taken: set[str]) -> set[str]:
+    saga = section(spec)
+    if saga is None:
+        return set()
+    topics = set(saga_topics(saga).values())
+    for topic in sorted(topics):
+        if topic in taken:
             raise problem(
                 f"the saga's topic {topic} is a topic of the spec already; type another saga name, "
-                f"e.g. {spec.saga.name}_saga.",
+                f"e.g. {saga.name}_saga.",
                 loc="saga.name",
             )
+    return topics
 
 
 def answer_problems(spec: dict[str, Any], parsed: Spec) -> list[str]:
@@ -121,9 +128,9 @@ class SagaModel(Rendered):
 
 
 def derive(spec: Spec, package_name: str) -> dict[str, Any] | None:
-    if spec.saga is None:
+    saga = section(spec)
+    if saga is None:
         return None
-    saga = spec.saga
     slug = saga.name.replace("_", "-")
     return {
         "name": saga.name,
@@ -144,3 +151,7 @@ def stored_topics(section: dict[str, Any]) -> list[str]:
 
 def consumed_topics(section: dict[str, Any]) -> list[dict[str, Any]]:
     return []
+
+
+SECTION = SpecSaga
+MODEL = SagaModel
