@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from extensions.kafka_events_spec import PATTERNS
 from tests.docs.test_skill import Skill, broken_names, installed_default, project_env, run_block, runnable_blocks
 from tools.render import REPO, render, variant_answers
 
@@ -68,6 +69,16 @@ def test_docs_build_strictly(tmp_path: Path) -> None:
 def test_every_page_is_in_the_nav() -> None:
     pages = {str(path.relative_to(DOCS)) for path in DOCS.rglob("*.md")}
     assert pages == set(mkdocs_nav())
+
+
+def test_each_pattern_has_a_page_of_its_own_and_the_patterns_page_lists_them() -> None:
+    """Everything about one pattern is on its page, docs/patterns/<name>.md (beside the page of the database plug-in
+    the patterns that need PostgreSQL share); docs/patterns.md links them in the order of the answer's choices."""
+    pages = {path.stem for path in (DOCS / "patterns").glob("*.md")}
+    assert pages == {*PATTERNS, "database"}
+    linked = re.findall(r"\]\(patterns/([a-z]+)\.md\)", (DOCS / "patterns.md").read_text())
+    assert [name for name in linked if name in PATTERNS] == list(PATTERNS)
+    assert "database" in linked
 
 
 def test_the_lessons_follow_the_seeds_progression() -> None:
