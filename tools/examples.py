@@ -1,5 +1,5 @@
 """generated-examples/ holds the committed renders that teach, so a reviewer sees what users get: the default
-service, the one with the agent patterns (fan-out, audit, saga) and the one with the data pipelines (outbox, CDC).
+service, the one with the agent patterns and the one with the data pipelines (their answers say which patterns).
 Every other variant is rendered, checked and tested by `make test` without a copy in the repo.
 
     python -m tools.examples           # exit 1 and list the differences if any example is stale
@@ -30,8 +30,8 @@ VERBATIM = ("scripts/kafka_stack.py", "tools/asyncapi/package-lock.json")
 README = """# Generated examples
 
 What the template renders today for three variants of `tests/variants/`: the default service, the agent patterns
-(fan-out, audit, saga) and the data pipelines (outbox, CDC). `make examples` writes them; `make test` fails when one
-is stale. Every other variant is rendered, checked and tested by `make test` without a copy here.
+and the data pipelines (each one's `.copier-answers.yml` says which patterns it chose). `make examples` writes them;
+`make test` fails when one is stale. Every other variant is rendered, checked and tested by `make test` without a copy here.
 
 Left out of each, as they are copied from the template unchanged: {verbatim}.
 """

@@ -21,11 +21,13 @@ from confluent_kafka.schema_registry import AsyncSchemaRegistryClient
 from agent_ops.correlation import HTTP_HEADER
 from agent_ops.events.avro import AvroSerde
 from agent_ops.events.catalog import Topic
+from agent_ops.kafka.admin import ensure_topics
 from agent_ops.kafka.producer import create_producer, stop_producer
+from agent_ops.main import chosen_plugins
 from agent_ops.patterns.fanout.channel import ChannelRunner
 from agent_ops.patterns.fanout.channels import CHANNELS, TOPIC
 from agent_ops.patterns.fanout.settings import FanoutSettings
-from agent_ops.patterns.topics import ensure_pattern_topics
+from agent_ops.plugins import chosen
 from agent_ops.settings import Settings
 from tests.samples import ROUTES, sample_event, unique_key
 
@@ -64,7 +66,7 @@ class Recorder:
 @asynccontextmanager
 async def channel_clients(settings: Settings) -> AsyncIterator[tuple[AvroSerde, Any]]:
     if settings.kafka_create_topics:  # as the service's start-up does
-        await ensure_pattern_topics(settings)
+        await ensure_topics(settings, chosen(chosen_plugins()).topics)
     registry = AsyncSchemaRegistryClient({"url": settings.schema_registry_url})
     producer = create_producer(settings)
     await producer.start()

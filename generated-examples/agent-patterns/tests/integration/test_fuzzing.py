@@ -11,13 +11,14 @@ from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
 
 from agent_ops.events.catalog import TOPICS
+from agent_ops.kafka.admin import ensure_topics
 from agent_ops.main import chosen_plugins, create_app
 from agent_ops.patterns.audit import plugin as audit_plugin
 from agent_ops.patterns.audit.settings import AuditSettings
 from agent_ops.patterns.saga import names as saga
 from agent_ops.patterns.saga import plugin as saga_plugin
 from agent_ops.patterns.saga.settings import SagaSettings
-from agent_ops.patterns.topics import ensure_pattern_topics
+from agent_ops.plugins import chosen
 from agent_ops.settings import Settings
 
 from .kafka_io import end_offsets, records_since
@@ -52,7 +53,7 @@ def accepted(kafka_bootstrap: str) -> Iterator[set[tuple[str, int, int]]]:
     """Where each 202 said its event went; after the test, the topics must have gained exactly those records."""
     watched = [(topic.name, topic.partitions) for topic in TOPICS]
     # The saga route's start commands, on a topic the app's start-up creates: create it first, to read its end.
-    asyncio.run(ensure_pattern_topics(service_settings(kafka_bootstrap, "fuzz")))
+    asyncio.run(ensure_topics(service_settings(kafka_bootstrap, "fuzz"), chosen(chosen_plugins()).topics))
     watched.append((saga.COMMANDS_TOPIC, saga.PARTITIONS))
     starts = {
         tp: offset

@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter
 
 from .events.serde import EventSerde
+from .kafka.admin import DeclaredTopic
 from .kafka.hooks import Hooks, ProcessedHook, PublishedHook
 from .kafka.producer import Publisher
 from .settings import Settings
@@ -30,13 +31,22 @@ class Running:
 
 
 @dataclass(frozen=True)
+class Chosen:
+    """What a command learns of every chosen plug-in: the hooks to call on what it publishes or processes, and the
+    topics to create where missing when it runs with `KAFKA_CREATE_TOPICS` on (development)."""
+
+    hooks: Hooks
+    topics: tuple[DeclaredTopic, ...]
+
+
+@dataclass(frozen=True)
 class Command:
-    """`python -m <service> NAME ...`: `main(argv, prog, hooks)` gets the words after NAME and returns the exit
-    status; `hooks` are every chosen pattern's, for a command that processes records."""
+    """`python -m <service> NAME ...`: `main(argv, prog, chosen)` gets the words after NAME and returns the exit
+    status."""
 
     name: str
     help: str
-    main: Callable[[list[str], str, Hooks], int]
+    main: Callable[[list[str], str, Chosen], int]
 
 
 @dataclass(frozen=True)
@@ -46,8 +56,8 @@ class Plugin:
     name: str
     commands: tuple[Command, ...] = ()
     routers: tuple[APIRouter, ...] = ()
-    ensure_topics: Callable[[Settings], Awaitable[object]] | None = None
-    """Create the pattern's topics where missing (at start-up in development, as for the spec's topics)."""
+    topics: tuple[DeclaredTopic, ...] = ()
+    """The pattern's own topics: created where missing at start-up in development, as the spec's are."""
     lifespan: Callable[[Running], AbstractAsyncContextManager[None]] | None = None
     """Entered once the producer started, before the consumer starts; left after the consumer stopped."""
     on_published: PublishedHook | None = None
@@ -61,3 +71,7 @@ def hooks_of(plugins: Sequence[Plugin]) -> Hooks:
         published=tuple(p.on_published for p in plugins if p.on_published is not None),
         processed=tuple(p.on_processed for p in plugins if p.on_processed is not None),
     )
+
+
+def chosen(plugins: Sequence[Plugin]) -> Chosen:
+    return Chosen(hooks_of(plugins), tuple(topic for plugin in plugins for topic in plugin.topics))

@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 from order_pipelines.events.avro import load_schema
 from order_pipelines.events.catalog import CONSUMED_TOPICS, TOPICS
 from order_pipelines.kafka.producer import event_headers
-from order_pipelines.main import create_app
-from order_pipelines.patterns.topics import PATTERN_TOPICS
+from order_pipelines.main import chosen_plugins, create_app
+from order_pipelines.plugins import chosen
 from order_pipelines.settings import Settings
 from tests.samples import sample_event
 
@@ -36,7 +36,7 @@ def test_the_app_serves_asyncapi_yaml() -> None:
 def test_every_topic_the_service_uses_is_a_channel() -> None:
     addresses = {channel["address"] for channel in contract()["channels"].values()}
     used = {topic.name for topic in TOPICS} | {topic.dead_letter for topic in TOPICS if topic.consumed}
-    used |= {topic.name for topic in PATTERN_TOPICS}
+    used |= {topic.name for topic in chosen(chosen_plugins()).topics}
     assert addresses == used
 
 

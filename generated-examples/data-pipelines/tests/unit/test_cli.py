@@ -6,9 +6,9 @@ from typing import Any
 import pytest
 
 from order_pipelines import __main__ as cli
-from order_pipelines.kafka.hooks import Hooks
+from order_pipelines.kafka.admin import DeclaredTopic
 from order_pipelines.main import chosen_plugins
-from order_pipelines.plugins import Command, Plugin
+from order_pipelines.plugins import Chosen, Command, Plugin
 
 
 def test_schemas_register_runs_the_schema_tool(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -41,20 +41,24 @@ def test_schemas_check_released_works_offline(capsys: pytest.CaptureFixture[str]
     assert "check-released: every schema is fine" in capsys.readouterr().out
 
 
-def test_a_plug_in_command_gets_its_words_its_name_and_the_hooks(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[tuple[list[str], str, Hooks]] = []
+def test_a_plug_in_command_gets_its_words_its_name_and_every_plug_ins_hooks_and_topics(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[tuple[list[str], str, Chosen]] = []
 
-    def record(argv: list[str], prog: str, hooks: Hooks) -> int:
-        calls.append((argv, prog, hooks))
+    def record(argv: list[str], prog: str, chosen: Chosen) -> int:
+        calls.append((argv, prog, chosen))
         return 4
 
-    hook = Plugin("hooked", on_published=record_nothing)
+    topic = DeclaredTopic("mine.events", 3, {"retention.ms": "60000"})
+    hook = Plugin("hooked", on_published=record_nothing, topics=(topic,))
     plugins = (Plugin("mine", commands=(Command("mine", "a command of my own", record),)), hook)
     monkeypatch.setattr(cli, "chosen_plugins", lambda: plugins)
     assert cli.main(["mine", "run", "--fast"]) == 4
-    ((argv, prog, hooks),) = calls
+    ((argv, prog, chosen),) = calls
     assert (argv, prog) == (["run", "--fast"], "python -m order_pipelines mine")
-    assert hooks.published == (record_nothing,)
+    assert chosen.hooks.published == (record_nothing,)
+    assert chosen.topics == (topic,)
 
 
 def test_the_help_lists_every_chosen_plug_ins_commands(capsys: pytest.CaptureFixture[str]) -> None:

@@ -21,7 +21,7 @@ from .kafka.dlq_replay import main as dlq_main
 from .main import chosen_plugins, create_app
 from .observability import metrics
 from .observability.doctor import main as doctor_main
-from .plugins import hooks_of
+from .plugins import chosen
 from .schema_registry import main as schemas_main
 from .settings import get_settings
 
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     plugins = chosen_plugins()
     commands = {command.name: command for plugin in plugins for command in plugin.commands}
     if argv[:1] and argv[0] in commands:
-        return commands[argv[0]].main(argv[1:], f"{prog} {argv[0]}", hooks_of(plugins))
+        return commands[argv[0]].main(argv[1:], f"{prog} {argv[0]}", chosen(plugins))
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     choices = parser.add_subparsers(dest="command", required=True)
     choices.add_parser("worker", help="consume and process events until SIGTERM, without HTTP")

@@ -48,10 +48,7 @@ def build_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.kafka_create_topics:
-            await ensure_topics(settings)
-            # Patterns share a function that creates all their topics: called once.
-            for ensure in dict.fromkeys(p.ensure_topics for p in plugins if p.ensure_topics is not None):
-                await ensure(settings)
+            await ensure_topics(settings, (topic for plugin in plugins for topic in plugin.topics))
         registry = AsyncSchemaRegistryClient({"url": settings.schema_registry_url})
         serde = AvroSerde(registry, settings.schema_subject_strategy, settings.schema_auto_register)
         producer = create_producer(settings)

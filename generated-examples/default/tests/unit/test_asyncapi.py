@@ -12,7 +12,8 @@ from fastapi.testclient import TestClient
 from agent_tasks.events.avro import load_schema
 from agent_tasks.events.catalog import CONSUMED_TOPICS, TOPICS
 from agent_tasks.kafka.producer import event_headers
-from agent_tasks.main import create_app
+from agent_tasks.main import chosen_plugins, create_app
+from agent_tasks.plugins import chosen
 from agent_tasks.settings import Settings
 from tests.samples import sample_event
 
@@ -35,6 +36,7 @@ def test_the_app_serves_asyncapi_yaml() -> None:
 def test_every_topic_the_service_uses_is_a_channel() -> None:
     addresses = {channel["address"] for channel in contract()["channels"].values()}
     used = {topic.name for topic in TOPICS} | {topic.dead_letter for topic in TOPICS if topic.consumed}
+    used |= {topic.name for topic in chosen(chosen_plugins()).topics}
     assert addresses == used
 
 

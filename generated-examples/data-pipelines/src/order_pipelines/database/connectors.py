@@ -15,14 +15,11 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Sequence
 from typing import Any
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-from ..kafka.admin import ensure_topics
-from ..kafka.connection import connection_options
-from ..patterns.topics import ensure_pattern_topics
-from ..settings import Settings, get_settings
+from ..kafka.admin import DeclaredTopic, ensure_topics
+from ..settings import get_settings
 from .settings import get_database_settings
 
 CONNECTORS: dict[str, dict[str, str]] = {
@@ -183,25 +180,8 @@ def await_running(connect_url: str, names: list[str], timeout_seconds: float) ->
         time.sleep(0.5)
 
 
-async def create_topics(settings: Settings) -> None:
-    await ensure_topics(settings)
-    await ensure_pattern_topics(settings)
-    admin = AIOKafkaAdminClient(**connection_options(settings))
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        wanted = [
-            NewTopic(name, 1, settings.kafka_topic_replication_factor, topic_configs={"retention.ms": "86400000"})
-            for name in heartbeat_topics()
-            if name not in existing
-        ]
-        if wanted:
-            await admin.create_topics(wanted)
-    finally:
-        await admin.close()
-
-
-def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str | None = None, topics: Sequence[DeclaredTopic] = ()) -> int:
+    """`topics`: the chosen plug-ins', created with the service's and the heartbeats' where it creates topics."""
     parser = argparse.ArgumentParser(prog=prog, description="Register or show the service's Debezium connectors.")
     commands = parser.add_subparsers(dest="command", required=True)
     registering = commands.add_parser("register", help="create or update every connector on KAFKA_CONNECT_URL")
@@ -224,7 +204,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         return 0
     if settings.kafka_create_topics:
         # The topics the connectors write, created first where the service creates its topics (development).
-        asyncio.run(create_topics(settings))
+        heartbeats = (DeclaredTopic(name, 1, {"retention.ms": "86400000"}) for name in heartbeat_topics())
+        asyncio.run(ensure_topics(settings, (*topics, *heartbeats)))
     names = register(database.kafka_connect_url, database_url)
     if args.wait <= 0:
         print(f"registered {', '.join(names)}")

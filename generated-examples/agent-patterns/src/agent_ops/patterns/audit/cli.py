@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,15 +15,16 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from ...correlation import install_log_records
+from ...kafka.admin import DeclaredTopic, ensure_topics
 from ...kafka.clients import committed_reader, read_to_end
 from ...kafka.connection import connection_options
 from ...observability import metrics
 from ...settings import Settings, get_settings
-from ..topics import ensure_pattern_topics
 from . import names
 from .chain import Break, first_break
 from .sealer import AuditSealer
 from .settings import get_audit_settings
+from .topics import TOPICS
 
 
 @dataclass(frozen=True)
@@ -119,9 +121,9 @@ async def history(settings: Settings, key: str) -> list[dict[str, Any]]:
     return sorted(entries, key=lambda e: str(e.get("at")))
 
 
-async def seal_until_stopped(settings: Settings) -> int:
+async def seal_until_stopped(settings: Settings, topics: Sequence[DeclaredTopic] = TOPICS) -> int:
     if settings.kafka_create_topics:
-        await ensure_pattern_topics(settings)
+        await ensure_topics(settings, topics)
     sealer = AuditSealer(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -137,7 +139,7 @@ async def seal_until_stopped(settings: Settings) -> int:
     return 0
 
 
-def main(argv: list[str], prog: str) -> int:
+def main(argv: list[str], prog: str, topics: Sequence[DeclaredTopic] = TOPICS) -> int:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0] if __doc__ else None)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("seal", help="append the service's audit entries to the chained log until SIGTERM")
@@ -161,7 +163,7 @@ def main(argv: list[str], prog: str) -> int:
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s [%(correlation_id)s] %(message)s"
     )
     if args.command == "seal":
-        return asyncio.run(seal_until_stopped(settings))
+        return asyncio.run(seal_until_stopped(settings, topics))
     if args.command == "verify":
         breaks = asyncio.run(verify(settings))
         for partition, found in sorted(breaks.items()):

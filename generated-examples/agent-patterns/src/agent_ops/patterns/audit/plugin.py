@@ -4,13 +4,12 @@ this process where `AUDIT_SEAL_IN_PROCESS` is on (development), and the `audit` 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from ...kafka.hooks import Hooks
-from ...plugins import Command, Plugin, Running
-from ..topics import ensure_pattern_topics
+from ...plugins import Chosen, Command, Plugin, Running
 from .cli import main
 from .intake import record_processed, record_published
 from .sealer import AuditSealer
 from .settings import AuditSettings
+from .topics import TOPICS
 
 
 def plugin(settings: AuditSettings | None = None) -> Plugin:
@@ -36,13 +35,13 @@ def plugin(settings: AuditSettings | None = None) -> Plugin:
         finally:
             await sealer.stop()
 
-    def audit_command(argv: list[str], prog: str, _hooks: Hooks) -> int:
-        return main(argv, prog)
+    def audit_command(argv: list[str], prog: str, chosen: Chosen) -> int:
+        return main(argv, prog, chosen.topics)
 
     return Plugin(
         name="audit",
         commands=(Command("audit", "seal, verify or show the audit log (`audit --help` for more)", audit_command),),
-        ensure_topics=ensure_pattern_topics,
+        topics=TOPICS,
         lifespan=lifespan,
         on_published=record_published,
         on_processed=record_processed,

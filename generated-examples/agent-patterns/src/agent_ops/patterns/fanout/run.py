@@ -8,25 +8,29 @@ import argparse
 import asyncio
 import logging
 import signal
+from collections.abc import Sequence
 
 from confluent_kafka.schema_registry import AsyncSchemaRegistryClient
 
 from ...correlation import install_log_records
 from ...events.avro import AvroSerde
+from ...kafka.admin import DeclaredTopic, ensure_topics
 from ...kafka.hooks import NO_HOOKS, Hooks
 from ...kafka.producer import create_producer, stop_producer
 from ...observability import metrics
 from ...settings import Settings, get_settings
-from ..topics import ensure_pattern_topics
 from .channel import ChannelRunner
 from .channels import CHANNELS, TOPIC
+from .topics import TOPICS
 
 log = logging.getLogger(__name__)
 
 
-async def run_channels(names: list[str], settings: Settings, hooks: Hooks = NO_HOOKS) -> int:
+async def run_channels(
+    names: list[str], settings: Settings, hooks: Hooks = NO_HOOKS, topics: Sequence[DeclaredTopic] = TOPICS
+) -> int:
     if settings.kafka_create_topics:
-        await ensure_pattern_topics(settings)
+        await ensure_topics(settings, topics)
     registry = AsyncSchemaRegistryClient({"url": settings.schema_registry_url})
     serde = AvroSerde(registry, settings.schema_subject_strategy, settings.schema_auto_register)
     producer = create_producer(settings)
@@ -56,7 +60,7 @@ async def run_channels(names: list[str], settings: Settings, hooks: Hooks = NO_H
     return 1 if failed else 0
 
 
-def main(argv: list[str], prog: str, hooks: Hooks = NO_HOOKS) -> int:
+def main(argv: list[str], prog: str, hooks: Hooks = NO_HOOKS, topics: Sequence[DeclaredTopic] = TOPICS) -> int:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("channels", nargs="*", metavar="CHANNEL", help=f"one of {', '.join(CHANNELS)}; default all")
     args = parser.parse_args(argv)
@@ -68,4 +72,4 @@ def main(argv: list[str], prog: str, hooks: Hooks = NO_HOOKS) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s [%(correlation_id)s] %(message)s"
     )
-    return asyncio.run(run_channels(args.channels or list(CHANNELS), settings, hooks))
+    return asyncio.run(run_channels(args.channels or list(CHANNELS), settings, hooks, topics))

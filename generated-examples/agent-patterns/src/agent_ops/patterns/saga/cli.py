@@ -6,6 +6,7 @@ import json
 import logging
 import signal
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -13,26 +14,27 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from ...correlation import install_log_records
+from ...kafka.admin import DeclaredTopic, ensure_topics
 from ...kafka.connection import connection_options
 from ...kafka.producer import create_producer, stop_producer
 from ...observability import metrics
 from ...settings import Settings, get_settings
-from ..topics import ensure_pattern_topics
 from . import names
 from .definition import Steps
 from .machine import SagaState
 from .orchestrator import SagaOrchestrator, read_states
 from .start import start_saga
 from .steps import TaskRunSteps
+from .topics import TOPICS
 
 INPUT_EXAMPLE = '{"task_id": "t-1"}'
 """What --input takes: a JSON object, whatever the saga's steps read from it."""
 
 
-async def run_until_stopped(settings: Settings, steps: Steps) -> int:
+async def run_until_stopped(settings: Settings, steps: Steps, topics: Sequence[DeclaredTopic] = TOPICS) -> int:
     """Orchestrate with `steps` until SIGTERM or SIGINT; 1 when the orchestrator stopped on its own."""
     if settings.kafka_create_topics:
-        await ensure_pattern_topics(settings)
+        await ensure_topics(settings, topics)
     orchestrator = SagaOrchestrator(settings, steps)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -80,7 +82,7 @@ async def start(settings: Settings, input: dict[str, Any], saga_id: str | None) 
         await stop_producer(producer, settings.shutdown_timeout_seconds)
 
 
-def main(argv: list[str], prog: str) -> int:
+def main(argv: list[str], prog: str, topics: Sequence[DeclaredTopic] = TOPICS) -> int:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0] if __doc__ else None)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="run the task_run saga orchestrator until SIGTERM")
@@ -96,7 +98,7 @@ def main(argv: list[str], prog: str) -> int:
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s [%(correlation_id)s] %(message)s"
     )
     if args.command == "run":
-        return asyncio.run(run_until_stopped(settings, TaskRunSteps()))
+        return asyncio.run(run_until_stopped(settings, TaskRunSteps(), topics))
     if args.command == "start":
         try:
             input = json.loads(args.input)

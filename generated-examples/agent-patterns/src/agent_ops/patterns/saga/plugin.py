@@ -4,14 +4,13 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from ...kafka.hooks import Hooks
-from ...plugins import Command, Plugin, Running
-from ..topics import ensure_pattern_topics
+from ...plugins import Chosen, Command, Plugin, Running
 from . import api
 from .cli import main
 from .orchestrator import SagaOrchestrator
 from .settings import SagaSettings
 from .steps import TaskRunSteps
+from .topics import TOPICS
 
 
 def plugin(settings: SagaSettings | None = None) -> Plugin:
@@ -29,8 +28,8 @@ def plugin(settings: SagaSettings | None = None) -> Plugin:
         finally:
             await orchestrator.stop()
 
-    def saga_command(argv: list[str], prog: str, _hooks: Hooks) -> int:
-        return main(argv, prog)
+    def saga_command(argv: list[str], prog: str, chosen: Chosen) -> int:
+        return main(argv, prog, chosen.topics)
 
     return Plugin(
         name="saga",
@@ -38,6 +37,6 @@ def plugin(settings: SagaSettings | None = None) -> Plugin:
             Command("saga", "run the saga orchestrator, start or show a saga (`saga --help` for more)", saga_command),
         ),
         routers=(api.router,),
-        ensure_topics=ensure_pattern_topics,
+        topics=TOPICS,
         lifespan=lifespan,
     )

@@ -1,4 +1,5 @@
-"""Create the service's topics and their dead-letter topics where missing, with the service's own settings.
+"""Create the service's topics, their dead-letter topics and the chosen patterns' topics where missing, with the
+service's own settings.
 
     uv run python .claude/skills/kafka-events/scripts/create_topics.py
 
@@ -8,11 +9,13 @@ For the local stack only: in production Strimzi's KafkaTopics (deploy/strimzi/ba
 import asyncio
 
 from order_pipelines.kafka.admin import ensure_topics
+from order_pipelines.main import chosen_plugins
+from order_pipelines.plugins import chosen
 from order_pipelines.settings import get_settings
 
 
 def main() -> None:
-    created = asyncio.run(ensure_topics(get_settings()))
+    created = asyncio.run(ensure_topics(get_settings(), chosen(chosen_plugins()).topics))
     print(f"created: {', '.join(created)}" if created else "every topic exists already")
 
 

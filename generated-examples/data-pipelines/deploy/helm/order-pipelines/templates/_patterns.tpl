@@ -4,8 +4,9 @@ A Deployment running one of the patterns' processes: `python -m <package> <args>
 own scrapes (with serviceMonitor.enabled); it exits non-zero when its consumer stops on an error, and the kubelet
 restarts it. Its pods carry a name of their own (<chart>-<component>), so no other Deployment, Service or PDB selects
 them.
-Called with (dict "root" $ "component" "..." "args" (list ...) "replicas" N "chainKey" bool), and "singleton" true
-for a process of which two must never overlap: it is stopped before its replacement starts (strategy Recreate).
+Called with (dict "root" $ "component" "..." "args" (list ...) "replicas" N), and optionally "singleton" true for a
+process of which two must never overlap (it is stopped before its replacement starts: strategy Recreate) and
+"secretEnv" (list (dict "name" ENV "secret" SECRET "key" KEY) ...) for variables read from Secrets of the pattern's.
 */}}
 {{- define "order-pipelines.patternDeployment" -}}
 {{- $root := .root -}}
@@ -84,13 +85,12 @@ spec:
                   name: {{ $root.Values.kafka.user }}
                   key: password
             {{- end }}
-            {{- if .chainKey }}
-            # The audit chain's HMAC key: create this Secret before installing (see the README's audit section).
-            - name: AUDIT_CHAIN_KEY
+            {{- range .secretEnv }}
+            - name: {{ .name }}
               valueFrom:
                 secretKeyRef:
-                  name: {{ include "order-pipelines.fullname" $root }}-audit
-                  key: chain-key
+                  name: {{ .secret }}
+                  key: {{ .key }}
             {{- end }}
           resources:
             {{- toYaml $root.Values.resources | nindent 12 }}

@@ -1,9 +1,9 @@
 """Change data capture as a plug-in: the consumer reads the change topic's JSON beside the spec's Avro."""
 
 from ...plugins import Plugin
-from ..topics import ensure_pattern_topics
 from .serde import WithChanges
+from .topics import TOPICS
 
 
 def plugin() -> Plugin:
-    return Plugin(name="cdc", ensure_topics=ensure_pattern_topics, consumed_serde=WithChanges)
+    return Plugin(name="cdc", topics=TOPICS, consumed_serde=WithChanges)
