@@ -1,1 +1,5 @@
-"""Kafka clients with the service's delivery policy: producer, consumer runner, dead letters, admin, health."""
+"""Kafka clients with the service's delivery policy: producer, consumer runner, dead letters, admin, health.
+
+The template's runtime: each release replaces it (`copier update`). Your code goes in handlers.py or in a plug-in of
+your own; the README's "Yours and the template's" says which files are yours.
+"""
