@@ -1,6 +1,7 @@
 """`make chaos` inside `make test`: each lane of the chaos table is a test of its own, so that pytest-xdist runs the
 lanes beside the variant suites instead of after them. Each lane starts its own stack (tools/chaos/run.py), so a
-row that restarts its broker or kills its Connect worker disturbs no suite."""
+row that restarts its broker or kills its Connect worker disturbs no suite. Each pattern's tests of its rows'
+helpers (tools/chaos/patterns/<name>/checks.py) are collected here too, as tests of this module."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import SECURE_STACK_VARIABLES
-from tools.chaos.saga_judgement import saga_verdict
+from tools.chaos import patterns
 
 REPO = Path(__file__).resolve().parents[2]
 LANES = 2
@@ -44,62 +45,11 @@ def test_every_delivery_guarantee_holds_under_its_chaos_rows(lane: int) -> None:
     assert re.search(r"^chaos: \d+ passed, 0 failed$", result.stdout, re.MULTILINE), tail
 
 
-RUNS = ["reserve", "run", "store", "notify"]
-UNDO: dict[str, str | None] = {"reserve": "release", "run": "discard", "store": "delete", "notify": None}
+def pattern_checks() -> dict[str, Any]:
+    """The tests of every pattern's checks.py, by name; their asserts rewritten as this module's are."""
+    pytest.register_assert_rewrite(*(f"{patterns.__name__}.{name}.checks" for name in patterns.names("checks")))
+    checks = patterns.parts("checks").values()
+    return {name: test for module in checks for name, test in vars(module).items() if name.startswith("test_")}
 
 
-def saga(status: str, completed: list[str], compensated: list[str] = [], timed_out: list[str] = []) -> dict[str, Any]:  # noqa: B006
-    return {"status": status, "completed": completed, "compensated": compensated, "timed_out": timed_out}
-
-
-@pytest.mark.parametrize(
-    ("state", "done", "fail_at", "verdict"),
-    [
-        (saga("completed", RUNS), {*RUNS}, None, (True, True, False)),
-        (
-            saga("compensated", RUNS[:2], ["run", "reserve"]),
-            {*RUNS[:2], "discard", "release"},
-            "store",
-            (True, True, False),
-        ),
-        # The orchestrator was down past store's deadline: store is undone first although it left no effect.
-        (
-            saga("compensated", RUNS[:2], ["store", "run", "reserve"], ["store"]),
-            {*RUNS[:2], "delete", "discard", "release"},
-            None,
-            (True, False, True),
-        ),
-        (
-            saga("compensated", RUNS[:2], ["store", "run", "reserve"], ["store"]),
-            {*RUNS[:2], "delete", "discard", "release"},
-            "store",
-            (True, True, True),
-        ),
-        # Wrong: a compensation without its effect, one out of order, a completed step's effect missing.
-        (saga("compensated", RUNS[:2], ["run", "reserve"]), {*RUNS[:2], "release"}, "store", (False, True, False)),
-        (
-            saga("compensated", RUNS[:2], ["reserve", "run"]),
-            {*RUNS[:2], "discard", "release"},
-            "store",
-            (False, True, False),
-        ),
-        (saga("completed", RUNS), {*RUNS[:3]}, None, (False, True, False)),
-        # A timed-out step that is not the one after the completed ones, or left undone.
-        (
-            saga("compensated", RUNS[:1], ["store", "reserve"], ["store"]),
-            {"reserve", "delete", "release"},
-            None,
-            (False, False, True),
-        ),
-        (
-            saga("compensated", RUNS[:2], ["run", "reserve"], ["store"]),
-            {*RUNS[:2], "discard", "release"},
-            None,
-            (False, False, True),
-        ),
-    ],
-)
-def test_the_saga_rows_judgement_tells_a_timed_out_step_from_a_broken_saga(
-    state: dict[str, Any], done: set[str], fail_at: str | None, verdict: tuple[bool, bool, bool]
-) -> None:
-    assert saga_verdict(state, done, RUNS, UNDO, fail_at) == verdict
+globals().update(pattern_checks())

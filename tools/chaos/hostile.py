@@ -7,8 +7,13 @@ project), as scenario.py is:
 Valid events are published through the service's EventPublisher; the hostile records are written and the dead
 letters counted with librdkafka (confluent-kafka); the outputs are counted by aiokafka and by librdkafka.
 Promises: every valid event processed (its output on the emitted topic), every hostile record dead-lettered with
-its error headers (by the runner; in the patterns row by each fan-out channel too), no worker exit, final lag 0.
-Prints one JSON result line. `verdict` (stdlib only) is what run.py checks the result with.
+its error headers (by the runner; in the patterns row by the consumers of the consumed topic a pattern adds too, its
+"channels"), no worker exit, final lag 0. The patterns row also writes hostile records to each topic a pattern consumes
+of its own, and finds them dead-lettered. What each pattern adds is its folder's hostile.py
+(tools/chaos/patterns/<name>/hostile.py): `consumers(package)`, its own topics and groups by name;
+`channels(package)`, its consumers of the consumed topic, their groups and dead-letter topics by name; `PROCESS`,
+the service's command that runs those. Prints one JSON result line. `verdict` (stdlib only) is what run.py checks
+the result with.
 """
 
 from __future__ import annotations
@@ -167,8 +172,9 @@ def dead_lettered(messages: list[Any], topic: str, written: dict[tuple[int, int]
     return found, bad
 
 
-async def run_hostile(args: dict[str, Any], scenario: Any) -> dict[str, Any]:
-    """The row; `scenario` is scenario.py, whose machinery (publishing, workers, offsets) it reuses."""
+async def run_hostile(args: dict[str, Any], scenario: Any, parts: list[Any]) -> dict[str, Any]:
+    """The row; `scenario` is scenario.py, whose machinery (publishing, workers, offsets) it reuses, `parts` the
+    hostile.py of each pattern whose consumers it checks too."""
     project = scenario.Project(args["package"])
     bootstrap, n, group = args["bootstrap"], args["inputs"], args["group"]
     source = project.source
@@ -178,8 +184,8 @@ async def run_hostile(args: dict[str, Any], scenario: Any) -> dict[str, Any]:
     tps = await scenario.partitions(bootstrap, source.name, source.partitions)
     await project.publish([])  # topics exist once the lifespan ran
     start = await scenario.end_offsets(bootstrap, tps)
-    channels = fanout_channels(args["package"]) if args.get("fanout") else {}
-    for member in [group, *channels.values()]:
+    channels = {name: found for part in parts for name, found in part.channels(args["package"]).items()}
+    for member in [group, *(channel_group for channel_group, _ in channels.values())]:
         await scenario.commit_group_at(bootstrap, member, start)
 
     events = [project.samples.sample_event(source, key=f"chaos-{uuid.uuid4().hex[:12]}") for _ in range(n)]
@@ -189,9 +195,9 @@ async def run_hostile(args: dict[str, Any], scenario: Any) -> dict[str, Any]:
     written = await asyncio.to_thread(write_hostile, bootstrap, source.name, source.partitions, first.value())
     await project.publish(events[n // 2 :])
     ends = await scenario.end_offsets(bootstrap, tps)
-    # The patterns' own consumers of their own topics: the audit sealer's intake, the saga orchestrator's commands.
-    consumers = pattern_consumers(args["package"]) if args.get("fanout") else {}
-    watched = [(group, ends), *((member, ends) for member in channels.values())]
+    # The patterns' own consumers of their own topics.
+    consumers = {name: found for part in parts for name, found in part.consumers(args["package"]).items()}
+    watched = [(group, ends), *((member, ends) for member, _ in channels.values())]
     on_patterns: dict[str, dict[tuple[int, int], str]] = {}
     for name, (topic, member) in consumers.items():
         count = await asyncio.to_thread(topic_partitions, bootstrap, topic)
@@ -201,9 +207,10 @@ async def run_hostile(args: dict[str, Any], scenario: Any) -> dict[str, Any]:
     scenario.log(f"{n} valid events and {len(written)} hostile records on {source.name}; starting the workers")
 
     fleets = [scenario.Workers(project.package, group, workdir, {})]
-    if channels:
-        command = [sys.executable, "-m", project.package, "fanout"]
-        fleets.append(scenario.Workers(project.package, f"{group}-fanout", workdir, {}, command))
+    for part in parts:
+        if part.channels(args["package"]):
+            command = [sys.executable, "-m", project.package, part.PROCESS]
+            fleets.append(scenario.Workers(project.package, f"{group}-{part.PROCESS}", workdir, {}, command))
     t0 = last_move = time.monotonic()
     stalled, last = False, -1
     try:
@@ -246,7 +253,7 @@ async def run_hostile(args: dict[str, Any], scenario: Any) -> dict[str, Any]:
     result |= {"dead_letters": len(found), "bad_headers": bad}
     if channels:
         result["channels"] = {}
-        for name, dead_letter in fanout_dead_letters(args["package"]).items():
+        for name, (_, dead_letter) in channels.items():
             partitions = await asyncio.to_thread(topic_partitions, bootstrap, dead_letter)
             messages = await asyncio.to_thread(read_topic, bootstrap, dead_letter, partitions)
             result["channels"][name] = len(dead_lettered(messages, source.name, written)[0])
@@ -271,13 +278,6 @@ async def pattern_dead_letters(
     }
 
 
-def pattern_consumers(package: str) -> dict[str, tuple[str, str]]:
-    """The audit sealer's and saga orchestrator's input topic and group, by pattern."""
-    audit = importlib.import_module(f"{package}.patterns.audit.names")
-    saga = importlib.import_module(f"{package}.patterns.saga.names")
-    return {"audit": (audit.INTAKE_TOPIC, audit.SEALER_GROUP), "saga": (saga.COMMANDS_TOPIC, saga.GROUP)}
-
-
 async def group_lag(bootstrap: str, watched: list[tuple[str, dict[Any, int]]]) -> int:
     """What each group has not committed yet of its input up to the ends given with it, summed."""
     from aiokafka import AIOKafkaConsumer
@@ -300,22 +300,13 @@ def topic_partitions(bootstrap: str, topic: str) -> int:
     return len(AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=10).topics[topic].partitions)
 
 
-def fanout_channels(package: str) -> dict[str, str]:
-    """Each fan-out channel's consumer group, by channel name."""
-    module = importlib.import_module(f"{package}.patterns.fanout.channels")
-    return {name: channel.group for name, channel in module.CHANNELS.items()}
-
-
-def fanout_dead_letters(package: str) -> dict[str, str]:
-    module = importlib.import_module(f"{package}.patterns.fanout.channels")
-    return {name: channel.dead_letter for name, channel in module.CHANNELS.items()}
-
-
 def main() -> None:
     args = json.loads(sys.argv[1])
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     scenario = importlib.import_module("scenario")  # in the project's interpreter and cwd, as run.py starts it
-    print(json.dumps(asyncio.run(run_hostile(args, scenario))), flush=True)
+    patterns: Any = importlib.import_module("patterns")
+    parts = [part for name, part in patterns.parts("hostile").items() if name in args.get("patterns", [])]
+    print(json.dumps(asyncio.run(run_hostile(args, scenario, parts))), flush=True)
 
 
 if __name__ == "__main__":

@@ -27,21 +27,6 @@ backlog before the workers start and the rest while they run; the last tenth onl
                            aiokafka and by librdkafka
   transaction failures     exactly-once on three brokers of its own: a zombie fences the worker's producers mid-batch 20
                            times, an output partition's leader is stopped once: one output per input, final lag 0
-  saga                     1,000 sagas of the agent-patterns service's saga (a fifth failing at each step in turn,
-                           a fifth at none), its orchestrator killed -9: every saga completed or compensated, none
-                           stuck, each step and compensation once (its effects counted by librdkafka), compensations
-                           in reverse order of the completed steps (a step that timed out undone first)
-  cdc                      a Debezium source on a table of the stack's PostgreSQL: 500 rows snapshotted, then
-                           10,000 inserts, updates and deletes written while the Connect worker is killed -9 three
-                           times at planned counts of committed changes; every change on the topic (0 lost, counted by
-                           librdkafka), duplicates and per-row reordering counted (see tools/chaos/cdc.py)
-  outbox                   the data-pipelines service (its migrations and connectors by its own commands) takes
-                           10,000 POSTs while it is killed -9 three times and the Connect worker twice: every event
-                           answered 202 on its topic (decoded by confluent-kafka with the registry), its consumer's
-                           side effect once per event id (see tools/chaos/outbox.py)
-  postgres restart         PostgreSQL stopped mid-stream: readiness 503 and POSTs answered 503 at once while it is
-                           down; after its restart every accepted event on the topic, side effects once
-The outbox rows run when tests/variants/data-pipelines.yml exists.
 """
 
 from __future__ import annotations
@@ -60,13 +45,27 @@ from typing import Any
 
 import yaml
 
-from tools.chaos import hostile
-from tools.render import render, variant_answers
+from extensions.kafka_events_spec.patterns import ALL
+from tools.chaos import hostile, patterns
+from tools.render import VARIANTS_DIR, render, variant_answers
 from tools.stack import kafka_stack
 
 SCENARIO = Path(__file__).resolve().parent / "scenario.py"
-OUTBOX = Path(__file__).resolve().parent / "outbox.py"
 HOSTILE = Path(__file__).resolve().parent / "hostile.py"
+
+PATTERNS: list[patterns.Rows] = list(patterns.parts("rows").values())
+"""Each pattern's rows of the table, from its folder (tools/chaos/patterns/<name>/rows.py)."""
+PROJECTS = {name: variant for pattern in PATTERNS for name, variant in pattern.PROJECTS.items()}
+"""The projects the patterns' rows drive, by name: the variant each renders."""
+BORROWED = {name: lender for pattern in PATTERNS for name, lender in pattern.BORROWED.items()}
+SCRIPTS = {
+    "hostile": HOSTILE,
+    "transaction-failures": SCENARIO.with_name("transaction_failures.py"),
+    **{kind: script for pattern in PATTERNS for kind, script in pattern.SCRIPTS.items()},
+}
+"""The kinds run by a script of their own with the project's interpreter; the others run in SCENARIO."""
+MODULES = {kind: module for pattern in PATTERNS for kind, module in pattern.MODULES.items()}
+"""The kinds run in this repository's interpreter, without a project: the rows of a borrowed project."""
 
 
 def say(message: str) -> None:
@@ -74,31 +73,27 @@ def say(message: str) -> None:
 
 
 def projects() -> dict[str, dict[str, Any]]:
-    """Answers per guarantee. At-least-once reuses the exactly-once variant's spec (it emits events to count), and
-    at-most-once its variant without its patterns (a row counts the worker's outputs, not its audit notes or its
-    channels' sends); the saga row runs the variant with every pattern."""
+    """Answers per project: one per guarantee, and the patterns' rows' own. At-least-once reuses the exactly-once
+    variant's spec (it emits events to count), and at-most-once its variant without its patterns (a row counts the
+    worker's outputs, not what a pattern adds to them); a pattern's project is left out when its variant is missing."""
     ledger = variant_answers("exactly-once")
     sampler = variant_answers("at-most-once")
     answers = {
         "exactly-once": ledger,
         "at-least-once": ledger | {"delivery_guarantee": "at-least-once"},
         "at-most-once": sampler | {"patterns": [], "spec": without_patterns(sampler["spec"])},
-        "saga": variant_answers("agent-patterns"),
     }
-    if DATA_PIPELINES.exists():
-        answers["data-pipelines"] = variant_answers(DATA_PIPELINES.stem)
-    return answers
+    return answers | {name: variant_answers(variant) for name, variant in PROJECTS.items() if name not in missing()}
 
 
-DATA_PIPELINES = Path(__file__).resolve().parents[2] / "tests" / "variants" / "data-pipelines.yml"
+def missing() -> set[str]:
+    """The patterns' projects whose variant is not there (tests/variants/<variant>.yml)."""
+    return {name for name, variant in PROJECTS.items() if not (VARIANTS_DIR / f"{variant}.yml").exists()}
 
 
 def without_patterns(spec: dict[str, Any]) -> dict[str, Any]:
     """`spec` without the sections only a pattern reads (the answers refuse a section whose pattern is off)."""
-    return {key: value for key, value in spec.items() if key not in {"fanout", "audit", "saga", "outbox", "cdc"}}
-
-
-"""The outbox and CDC service the outbox and PostgreSQL restart rows drive."""
+    return {key: value for key, value in spec.items() if key not in {pattern.NAME for pattern in ALL}}
 
 
 def prepare(name: str, answers: dict[str, Any], root: Path) -> tuple[Path, str]:
@@ -118,16 +113,9 @@ def scenario(project: Path | None, args: dict[str, Any], env: dict[str, str]) ->
     """One row in a process of its own: in the generated project's interpreter, or, for the rows that drive the
     stack's Connect worker and PostgreSQL (no project), as a module of this repository."""
     if project is None:
-        command = [sys.executable, "-m", f"tools.chaos.{args['kind']}", json.dumps(args)]
-    elif args["kind"] in ("outbox", "postgres-restart", "hostile"):
-        script = HOSTILE if args["kind"] == "hostile" else OUTBOX
-        command = [str(project / ".venv" / "bin" / "python"), str(script), json.dumps(args)]
-    elif args["kind"] == "transaction-failures":
-        command = [
-            str(project / ".venv" / "bin" / "python"),
-            str(SCENARIO.with_name("transaction_failures.py")),
-            json.dumps(args),
-        ]
+        command = [sys.executable, "-m", MODULES[args["kind"]], json.dumps(args)]
+    elif args["kind"] in SCRIPTS:
+        command = [str(project / ".venv" / "bin" / "python"), str(SCRIPTS[args["kind"]]), json.dumps(args)]
     else:
         command = [str(project / ".venv" / "bin" / "python"), str(SCENARIO), json.dumps(args)]
     result = subprocess.run(
@@ -152,10 +140,8 @@ def with_postgres(state_dir: Path) -> str:
     return kafka_stack.up(state_dir, ["registry", "postgres"])["DATABASE_URL"]
 
 
-PIPELINES = {"cdc", "outbox", "postgres restart"}
+PIPELINES = {name for pattern in PATTERNS for name in pattern.ON_CONNECT}
 """Rows on the stack's PostgreSQL and Kafka Connect worker."""
-NO_PROJECT = {"cdc"}
-"""Rows that drive the connector directly, without a generated service."""
 
 
 def with_connect(state_dir: Path) -> dict[str, str]:
@@ -172,9 +158,8 @@ def verdict(name: str, guarantee: str, r: dict[str, Any], kills: int) -> list[st
         broken.append("stalled")
     if r["kills"] < kills:
         broken.append(f"only {r['kills']} of {kills} faults")
-    # The consumer stops on a database outage and exits for its supervisor to restart it (crash-only): reported for
-    # the PostgreSQL restart, where the outage was planned, a fault elsewhere.
-    if r.get("crashes") and name != "postgres restart":
+    # A worker's exit is a fault, unless the row planned it (a pattern's row may).
+    if r.get("crashes") and not any(name in pattern.PLANNED_CRASHES for pattern in PATTERNS):
         broken.append(f"{r['crashes']} worker exit(s) nobody caused")
     copies = r.get("groups", 1)
     if guarantee == "exactly-once":
@@ -189,39 +174,8 @@ def verdict(name: str, guarantee: str, r: dict[str, Any], kills: int) -> list[st
         broken.append("duplicates")
     if name == "broker restart" and (r["lost"] or r["duplicates"]):
         broken.append("lost or duplicated across the restart")
-    if name == "saga":
-        if r["stuck"] or r["completed"] + r["compensated"] != r["inputs"]:
-            broken.append(f"{r['stuck']} saga(s) neither completed nor compensated")
-        if r["doubled"]:
-            broken.append(f"{r['doubled']} step(s) completed twice")
-        if not r["unplanned"] and r["transitions"] != r["expected_transitions"]:
-            broken.append(f"{r['transitions']} state transitions where the plan makes {r['expected_transitions']}")
-        if r["inconsistent"]:
-            broken.append(f"{r['inconsistent']} saga(s) whose steps, compensations and effects disagree")
-    if name == "cdc":
-        # Debezium is at least once after a crash: duplicates are counted, not a failure; a lost change is.
-        if r["lost"] or r["unexpected"]:
-            broken.append(f"{r['lost']} change(s) lost, {r['unexpected']} not written")
-        if r["reordered"]:
-            broken.append(f"{r['reordered']} row(s) whose changes arrived out of commit order")
-    if name in ("outbox", "postgres restart"):
-        if r["lost"] or r["accepted"] != r["inputs"]:
-            broken.append(f"{r['lost']} of {r['accepted']} accepted event(s) lost")
-        if r["effects"] != r["accepted"]:
-            broken.append(f"side effects for {r['effects']} of {r['accepted']} events")
-        if r["server_errors"]:
-            broken.append(f"POSTs answered {r['server_errors']} (an outage must answer 503)")
-        if r["header_mismatch"]:
-            broken.append(f"{r['header_mismatch']} record(s) whose event_id header is not their event's id")
-    if name == "outbox" and r["connect_kills"] < 2:
-        broken.append(f"only {r['connect_kills']} of 2 Connect worker kills")
-    if name == "postgres restart" and (
-        r.get("ready_while_down") != [503] or r.get("post_while_down") != [503] or r["slowest_post_while_down_s"] > 10
-    ):
-        broken.append(
-            f"while PostgreSQL was down: readiness {r.get('ready_while_down')}, POST {r.get('post_while_down')} "
-            f"(slowest {r.get('slowest_post_while_down_s')} s)"
-        )
+    for pattern in PATTERNS:
+        broken.extend(pattern.verdict(name, r))
     if name.startswith("hostile records"):
         broken.extend(hostile.verdict(r))
     if name == "transaction failures" and (r["final_lag"] or not r["leader_lost"] or r["aborted"] < r["fences"]):
@@ -238,8 +192,7 @@ def verdict(name: str, guarantee: str, r: dict[str, Any], kills: int) -> list[st
     return broken
 
 
-Row = tuple[str, str, dict[str, Any]]
-"""A planned scenario: its name, the project (guarantee) it drives, and its arguments."""
+Row = patterns.Row
 Result = tuple[str, str, dict[str, Any], list[str]]
 
 
@@ -247,7 +200,7 @@ def planned(args: argparse.Namespace, root: Path) -> list[Row]:
     """Every scenario, in table order. A row whose arguments hold "state_dir" drives its lane's stack itself."""
     kills = {"kind": "kills", "kills": args.kills, "poison": 0}
     half = args.inputs // 2
-    return [
+    shared = [
         ("exactly-once", "exactly-once", kills),
         # A fresh group's first member on a backlog, nothing broken: what is fetched while it sets up counts.
         ("exactly-once backlog", "exactly-once", kills | {"kills": 0, "backlog": 1.0, "inputs": half}),
@@ -283,36 +236,59 @@ def planned(args: argparse.Namespace, root: Path) -> list[Row]:
             "exactly-once",
             {"kind": "transaction-failures", "kills": 20, "fences": 20, "brokers_dir": "brokers"},
         ),
-        # Sagas, not events: inputs/10 of them (1,000 by default), each 1 to 5 commands.
-        ("saga", "saga", kills | {"kind": "saga", "inputs": max(args.inputs // 10, 100)}),
         # Records no well-behaved producer writes, every kind on every partition (see tools/chaos/hostile.py).
         *[
             (f"hostile records {guarantee}", guarantee, {"kind": "hostile", "kills": 0, "inputs": half})
             for guarantee in ("exactly-once", "at-least-once", "at-most-once")
         ],
-        ("hostile records patterns", "saga", {"kind": "hostile", "kills": 0, "inputs": half, "fanout": True}),
-        # Change data capture through the real Connect worker and Debezium, the worker killed -9 mid-stream.
-        ("cdc", "debezium", {"kind": "cdc", "changes": args.inputs, "kills": 3, "state_dir": ""}),
-        # The outbox service: POSTs while it and the Connect worker are killed -9; events and side effects.
+        # The same on the topics and consumers the patterns add, on the project with every pattern that adds some.
         (
-            "outbox",
-            "data-pipelines",
-            {"kind": "outbox", "kills": 3, "service_kills": 3, "connect_kills": 2, "state_dir": ""},
-        ),
-        # PostgreSQL stopped mid-stream: readiness 503, POSTs 503 at once, nothing lost after its restart.
-        (
-            "postgres restart",
-            "data-pipelines",
-            {"kind": "postgres-restart", "kills": 1, "inputs": half, "state_dir": ""},
+            "hostile records patterns",
+            with_every(patterns.names("hostile")),
+            {"kind": "hostile", "kills": 0, "inputs": half, "patterns": patterns.names("hostile")},
         ),
     ]
+    return with_pattern_rows(shared, args)
+
+
+def with_every(wanted: list[str]) -> str:
+    """The first project whose service has every pattern `wanted`."""
+    found = [name for name, answers in projects().items() if set(wanted) <= set(answers.get("patterns", []))]
+    if not found:
+        raise SystemExit(f"no project has every pattern of {', '.join(wanted)}")
+    return found[0]
+
+
+def with_pattern_rows(table: list[Row], args: argparse.Namespace) -> list[Row]:
+    """`table` with each pattern's rows after the row its module names (AFTER: a row of the table or of another
+    pattern's)."""
+    waiting = list(PATTERNS)
+    while waiting:
+        ready = [pattern for pattern in waiting if pattern.AFTER in {name for name, _, _ in table}]
+        if not ready:
+            raise SystemExit(f"no row {', '.join(pattern.AFTER for pattern in waiting)} for a pattern's rows to follow")
+        for pattern in ready:
+            after = next(index for index, (name, _, _) in enumerate(table) if name == pattern.AFTER)
+            table[after + 1 : after + 1] = pattern.rows(args.inputs, args.kills)
+        waiting = [pattern for pattern in waiting if pattern not in ready]
+    return table
+
+
+def described(plan: list[Row]) -> str:
+    """This module's docstring, then the lines of the patterns' rows in table order."""
+    lines = {name: doc for pattern in PATTERNS for name, doc in pattern.DOC.items()}
+    return str(__doc__) + "".join(lines.get(name, "") for name, _, _ in plan)
 
 
 def needs_postgres(row: Row) -> bool:
     return row[0] in PIPELINES or "processed_url" in row[2]
 
 
-WEIGHT = {"cdc": 3.0, "outbox": 3.0, "transaction failures": 3.0, "saga": 2.0, "at-least-once slow handlers": 1.5}
+WEIGHT = {
+    "transaction failures": 3.0,
+    "at-least-once slow handlers": 1.5,
+    **{name: weight for pattern in PATTERNS for name, weight in pattern.WEIGHT.items()},
+}
 """Rough length of a row against an ordinary one, for splitting rows into lanes of about equal length."""
 
 
@@ -366,8 +342,8 @@ class Lane:
                 extra = extra | {"state_dir": str(root / f"{extra['brokers_dir']}-{attempt}")}
             if name in PIPELINES:
                 extra = extra | {"settings": self.settings}
-            if name == "cdc" and built.get("data-pipelines", (None, ""))[0] is not None:
-                extra = extra | {"project": str(built["data-pipelines"][0])}
+            if guarantee in BORROWED and built.get(BORROWED[guarantee], (None, ""))[0] is not None:
+                extra = extra | {"project": str(built[BORROWED[guarantee]][0])}
             project, package = built[guarantee]
             spec = {
                 "package": package,
@@ -398,7 +374,7 @@ def start_stacks(lanes: list[Lane]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--inputs", type=int, default=10_000)
     parser.add_argument("--kills", type=int, default=5)
     parser.add_argument("--poison", type=int, default=100)
@@ -409,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--lane", type=int, default=0, help="run only this lane (1 to --lanes), e.g. one per process of a test runner"
     )
+    parser.description = described(planned(parser.parse_args([]), Path()))
     args = parser.parse_args(argv)
     if shutil.which("uv") is None:
         say("uv is not on PATH (pip install uv)")
@@ -428,19 +405,19 @@ def main(argv: list[str] | None = None) -> int:
                 f"no scenario {', '.join(sorted(unknown))}; choose from {', '.join(n for n, _, _ in plan)}"
             )
         runs = [(name, guarantee, extra) for name, guarantee, extra in plan if not only or name in only]
-        if not DATA_PIPELINES.exists():
-            if only & {name for name, guarantee, _ in plan if guarantee == "data-pipelines"}:
-                raise SystemExit(f"the outbox rows need the data-pipelines variant ({DATA_PIPELINES} is missing)")
-            runs = [run for run in runs if run[1] != "data-pipelines"]
+        absent = missing()
+        if only & {name for name, project, _ in plan if project in absent}:
+            raise SystemExit(f"the rows on {', '.join(sorted(absent))} need their variants (missing in {VARIANTS_DIR})")
+        runs = [run for run in runs if run[1] not in absent]
         chosen = list(enumerate(lanes_of(runs, args.lanes)))
         if args.lane:
             if not 1 <= args.lane <= len(chosen):
                 raise SystemExit(f"--lane {args.lane}: the rows make {len(chosen)} lane(s); choose 1 to {len(chosen)}")
             chosen = [chosen[args.lane - 1]]
             runs = chosen[0][1]
-        needed = {guarantee for name, guarantee, _ in runs if name not in NO_PROJECT}
-        if DATA_PIPELINES.exists() and any(name == "cdc" for name, _, _ in runs):
-            needed.add("data-pipelines")  # the cdc row captures the variant's table with its connector
+        needed = {guarantee for _, guarantee, _ in runs if guarantee not in BORROWED}
+        # A row without a project of its own reads the project it borrows, when that can be rendered.
+        needed |= {BORROWED[project] for _, project, _ in runs if project in BORROWED} - absent
         lanes = [Lane(index, rows) for index, rows in chosen]
         say(f"rendering and installing {', '.join(sorted(needed))} under {root}; starting {len(lanes)} stack(s)")
         with ThreadPoolExecutor(max_workers=1) as stacks:
@@ -450,7 +427,8 @@ def main(argv: list[str] | None = None) -> int:
                 name: prepare(name, answers, root) for name, answers in projects().items() if name in needed
             }
             starting.result()
-        built["debezium"] = (None, built["data-pipelines"][1] if "data-pipelines" in built else "")
+        for project, lender in BORROWED.items():
+            built[project] = (None, built[lender][1] if lender in built else "")
         expected = len(runs) * args.repeat
         with ThreadPoolExecutor(max_workers=len(lanes)) as pool:
             results = [pool.submit(lane.run, built, args, root, output) for lane in lanes]
@@ -492,34 +470,8 @@ def table(rows: list[tuple[str, str, dict[str, Any], list[str]]]) -> str:
             notes.append(f"handlers {r['slow_handler_ms']} ms, {r['concurrency']} per partition at once")
         if "retries" in r:
             notes.append(f"client retries {r['retries']}")
-        if "stuck" in r:
-            notes.append(
-                f"{r['completed']} completed, {r['compensated']} compensated, {r['stuck']} stuck, "
-                f"{r['doubled']} doubled, {r['step_effects']} step effects (librdkafka) of {r['handler_calls']} "
-                f"handler calls, {r['unplanned']} unplanned ({r['timed_out']} with a step timed out)"
-            )
-        if "accepted" in r:
-            notes.append(f"{r['accepted']} answered 202 ({r['unavailable']} answers 503 retried)")
-            if r["connect_kills"]:
-                notes.append(
-                    f"Connect worker killed {r['connect_kills']}x, connectors running again {r['connect_resumed_s']} s "
-                    "after each"
-                )
-            notes.append("events decoded by confluent-kafka with the registry")
-        if "down_s" in r:
-            notes.append(
-                f"PostgreSQL down {r['down_s']} s: readiness {r['ready_while_down']}, {r['probes']} POSTs answered "
-                f"{r['post_while_down']} in <= {r['slowest_post_while_down_s']} s, "
-                f"worker exited {r['crashes']}x on the outage (restarted)"
-            )
-        if "tombstones" in r:
-            notes.append(
-                f"{r['snapshot']} snapshot reads + {r['inputs'] - r['snapshot']} changes "
-                f"({r['down_writes']} written while the worker was down), {r['tombstones']} tombstones, "
-                f"{r['reordered']} reordered, streaming again {r['resumed_s']} s after each restart, "
-                f"{'exactly.once.support=required' if r['exactly_once'] else 'at-least-once source'}, "
-                f"{r['captured']} connector"
-            )
+        for pattern in PATTERNS:
+            notes.extend(pattern.notes(r))
         if "fences" in r:
             notes.append(
                 f"{r['producer_fences']} producers fenced in {r['fences']} rounds mid-batch, {r['aborted']} "

@@ -2,7 +2,7 @@
 (inserts, updates, deletes, in transactions of one to five) written while the Connect worker is killed with SIGKILL
 `kills` times, then every change counted on the topic by librdkafka.
 
-    python -m tools.chaos.cdc '{"state_dir": ..., "changes": 10000, "kills": 3, ...}'
+    python -m tools.chaos.patterns.cdc.connector '{"state_dir": ..., "changes": 10000, "kills": 3, ...}'
 
 Each kill falls due when its share of the changes is committed (not after some time), and only once the connector
 streams again after the previous one: every planned kill lands on a worker at work, whatever the machine's speed.

@@ -1,7 +1,7 @@
 """The `outbox` and `postgres restart` chaos rows against the data-pipelines service, run with that project's own
 interpreter (cwd = project):
 
-    .venv/bin/python .../tools/chaos/outbox.py '{"kind": "outbox" | "postgres-restart", ...}'
+    .venv/bin/python .../tools/chaos/patterns/outbox/service.py '{"kind": "outbox" | "postgres-restart", ...}'
 
 The service is the project's own: its migrations applied and its connectors registered by its own commands
 (`python -m <package> migrate`, `... connect register`), its API served by uvicorn (POST writes the domain row and
@@ -52,7 +52,7 @@ httpx: Any = importlib.import_module("httpx")
 registry_client: Any = importlib.import_module("confluent_kafka.schema_registry")
 avro: Any = importlib.import_module("confluent_kafka.schema_registry.avro")
 
-SLOW_WORKER = Path(__file__).resolve().parent / "slow_worker.py"
+SLOW_WORKER = Path(__file__).resolve().parents[2] / "slow_worker.py"
 
 
 def log(message: str) -> None:

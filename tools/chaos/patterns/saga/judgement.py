@@ -1,5 +1,5 @@
-"""How the saga chaos row judges one saga; stdlib only, so that scenario.py (in a generated project's interpreter)
-and our own tests import the same function."""
+"""How the saga chaos row judges one saga; stdlib only, so that the row's scenario (in a generated project's
+interpreter) and our own tests import the same function."""
 
 from __future__ import annotations
 
