@@ -30,8 +30,9 @@ VERBATIM = ("scripts/kafka_stack.py", "tools/asyncapi/package-lock.json")
 README = """# Generated examples
 
 What the template renders today for three variants of `tests/variants/`: the default service, the agent patterns
-and the data pipelines (each one's `.copier-answers.yml` says which patterns it chose). `make examples` writes them;
-`make test` fails when one is stale. Every other variant is rendered, checked and tested by `make test` without a copy here.
+and the data pipelines (each one's `.copier-answers.yml` says which patterns it chose). `make examples` writes
+them; `make test` fails when one is stale. Every other variant is rendered, checked and tested by `make test` without
+a copy here.
 
 Left out of each, as they are copied from the template unchanged: {verbatim}.
 """
