@@ -33,13 +33,13 @@ TEST_WORKERS ?= 5
 test: lint ## Everything CI runs: every variant rendered, checked and tested against real Kafka, and the chaos lanes
 	$(PY) -m pytest -n $(TEST_WORKERS) --durations=25
 
-# The fast lane, no broker: lint and types, the answer and spec tests, and the first CHECK_COMBINATIONS rows of the
-# covering array (the rows that cover the most pairs of answers), each rendered, formatted, linted, type-checked and
-# unit-tested. `make test` renders every row. About four minutes on 2 cores.
+# The fast lane, no broker: lint and types, the answer and spec tests (the core's and each pattern's), and the first
+# CHECK_COMBINATIONS rows of the covering array (the rows that cover the most pairs of answers), each rendered,
+# formatted, linted, type-checked and unit-tested. `make test` renders every row. About four minutes on 2 cores.
 CHECK_COMBINATIONS ?= 4
 
 check: lint ## The fast lane while working (no broker, ~4 min): lint, types, answer tests, a few covering-array renders
-	COMBINATIONS=$(CHECK_COMBINATIONS) $(PY) -m pytest -n $(TEST_WORKERS) -q -p no:cacheprovider tests/spec/test_answers.py tests/render/test_combinations.py
+	COMBINATIONS=$(CHECK_COMBINATIONS) $(PY) -m pytest -n $(TEST_WORKERS) -q -p no:cacheprovider tests/spec/test_answers.py tests/patterns/*/test_spec.py tests/render/test_combinations.py
 
 render: venv ## Render one variant into DEST, replacing what DEST held: make render VARIANT=default DEST=/tmp/agent-tasks
 	@test -n "$(VARIANT)" -a -n "$(DEST)" || { echo "usage: make render VARIANT=<name> DEST=<dir>; variants: $$(ls tests/variants | sed 's/.yml//' | tr '\n' ' ')"; exit 2; }

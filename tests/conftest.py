@@ -24,6 +24,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from xdist.scheduler import LoadScopeScheduling
 
+from tests.deploy.manifests.helpers import Checked, run_check
 from tools.render import variant_answers
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,7 +60,10 @@ def pytest_configure(config: pytest.Config) -> None:
 # of every variant): kept on one worker so that it is set up once. The tests of any other module go one by one to
 # whichever worker is free.
 SHARED_FIXTURE_MODULES = {"test_monitoring.py", "test_stack_connect.py", "test_doctor_cluster.py"}
-SHARED_FIXTURE_FOLDERS = {"tests/deploy/manifests"}
+MANIFESTS = "tests/deploy/manifests"
+SHARED_FIXTURE_FOLDERS = {MANIFESTS}
+# Each plug-in's own manifest tests (tests/patterns/<name>/test_manifests.py) read the same renders: the same group.
+PATTERN_MANIFESTS = ("tests/patterns/", "test_manifests.py")
 
 
 def work_group(nodeid: str) -> str:
@@ -74,6 +78,8 @@ def work_group(nodeid: str) -> str:
     folder = Path(path).parent.as_posix()
     if folder in SHARED_FIXTURE_FOLDERS:
         return folder
+    if path.startswith(PATTERN_MANIFESTS[0]) and module == PATTERN_MANIFESTS[1]:
+        return MANIFESTS
     return path if module in SHARED_FIXTURE_MODULES else nodeid
 
 
@@ -254,6 +260,23 @@ def install_asyncapi_parser(project: Path, installed: Path, env: dict[str, str] 
         return
     shutil.rmtree(tool / "node_modules", ignore_errors=True)
     shutil.copytree(kept / "node_modules", tool / "node_modules", symlinks=True, copy_function=os.link)
+
+
+@pytest.fixture(scope="session")
+def checked(tmp_path_factory: pytest.TempPathFactory) -> Checked:
+    """Every variant rendered (kept in a temporary folder) and checked once for the session: what the manifest tests
+    read (tests/deploy/manifests and each plug-in's test_manifests.py, one work group)."""
+    out = tmp_path_factory.mktemp("k8s-variants")
+    proc, report = run_check("--keep", str(out), report=out / "report.json")
+    return out, proc, report
+
+
+@pytest.fixture(scope="session")
+def helm(checked: Checked) -> str:
+    """The helm binary check.py installed (the `checked` fixture ran it once)."""
+    from tools.k8s.check import HELM_VERSION, go_install
+
+    return str(go_install("helm.sh/helm/v4/cmd/helm", HELM_VERSION, "helm"))
 
 
 @pytest.fixture(scope="session")

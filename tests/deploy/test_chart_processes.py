@@ -38,6 +38,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -57,6 +58,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 )
 
 from tests.conftest import admin_config
+from tests.patterns import knowledge
 from tools.render import render, variant_answers
 from tools.stack import kafka_stack
 
@@ -372,19 +374,9 @@ def readme_secrets(release: Release) -> None:
     values = yaml.safe_load(next((release.project / "deploy" / "helm").glob("*/values.yaml")).read_text())
     cluster = release.cluster
     answers = yaml.safe_load((release.project / ".copier-answers.yml").read_text())
-    if "audit" in values:
-        cluster.secrets[f"{answers['k8s_name']}-audit"] = {"chain-key": secrets.token_hex(32).encode()}
-    if "database" in values:
-        url = cluster.settings["DATABASE_URL"]
-        parsed = urllib.parse.urlsplit(url)
-        cluster.secrets[values["database"]["secret"]] = {
-            "url": url.encode(),
-            "host": (parsed.hostname or "").encode(),
-            "port": str(parsed.port).encode(),
-            "user": (parsed.username or "").encode(),
-            "password": (parsed.password or "").encode(),
-            "dbname": parsed.path.lstrip("/").encode(),
-        }
+    # A plug-in's own (the audit chain's key, the database's login): tests/patterns/<name>/chart.py.
+    for part in knowledge("chart").values():
+        cluster.secrets |= part.readme_secrets(values, answers, cluster.settings)
     # The cluster CA, as Strimzi keeps it.
     cluster.secrets[f"{values['kafka']['cluster']}-cluster-ca-cert"] = {
         "ca.crt": Path(cluster.settings["KAFKA_SSL_CAFILE"]).read_bytes()
@@ -538,8 +530,8 @@ def run_agent_patterns(project: Path, secured_stack: Cluster, tmp_path: Path) ->
         route, body = curl_example(readme)
         base = f"http://127.0.0.1:{api.ports[8000]}"
         post(base + route, body)
-        (saga_route,) = re.findall(r"Start one with `POST (/\S+)`", readme)
-        post(base + saga_route, {"saga_id": f"chart-{uuid.uuid4().hex[:8]}", "input": {}})
+        for pattern in chosen_patterns(release).values():
+            pattern.start_work(readme, lambda path, body: post(base + path, body))
         (user,) = [doc for doc in release.strimzi if doc["kind"] == "KafkaUser"]
         # The replay group is an operator's (`dlq replay`, run by hand), not a Deployment's: it commits only below.
         groups = {
@@ -565,27 +557,28 @@ def run_agent_patterns(project: Path, secured_stack: Cluster, tmp_path: Path) ->
             pod.stop()
 
 
-# A series of each pattern process's own work, by its container's name (the Deployment's component).
-PATTERN_SERIES = {
-    "audit-sealer": r"^audit_sealer_up 1\.0$",
-    "saga-orchestrator": r'^saga_transactions_total\{outcome="committed"\} [1-9]',
-    "fanout-": r"^messaging_kafka_consumer_assigned_partitions\{",
-}
+def chosen_patterns(release: Release) -> dict[str, ModuleType]:
+    """What this test knows of each chosen pattern's processes (tests/patterns/<name>/chart.py)."""
+    answers = yaml.safe_load((release.project / ".copier-answers.yml").read_text())
+    return knowledge("chart", answers.get("patterns") or [])
 
 
 def pattern_processes_serve_their_metrics(release: Release) -> None:
     """Each pattern process serves /metrics on its pod's metrics port once its consumer has started: what its
-    readiness probe asks and its PodMonitor scrapes, with a series of its own work."""
+    readiness probe asks and its PodMonitor scrapes, with a series of its own work (by its container's name, the
+    Deployment's component)."""
+    series = {prefix: wanted for part in chosen_patterns(release).values() for prefix, wanted in part.SERIES.items()}
+    assert series, "the chosen patterns' processes, each with a series of its own (tests/patterns/<name>/chart.py)"
     pods = {pod.spec["name"]: pod for pod in release.pods}
-    found = {prefix: [name for name in pods if name.startswith(prefix)] for prefix in PATTERN_SERIES}
+    found = {prefix: [name for name in pods if name.startswith(prefix)] for prefix in series}
     assert all(found.values()), f"a Deployment per pattern process: {sorted(pods)}"
     for prefix, names in found.items():
         for name in names:
             pod = pods[name]
             wait_until(f"{pod.key} ready", lambda pod=pod: http_ready(pod), release.pods)
             wait_until(
-                f"{pod.key} exports {PATTERN_SERIES[prefix]}",
-                lambda pod=pod, prefix=prefix: re.search(PATTERN_SERIES[prefix], scrape(pod), re.MULTILINE),
+                f"{pod.key} exports {series[prefix]}",
+                lambda pod=pod, prefix=prefix: re.search(series[prefix], scrape(pod), re.MULTILINE),
                 release.pods,
             )
 
@@ -643,6 +636,7 @@ def group_topics(release: Release) -> dict[str, str]:
     ]
     spec = yaml.safe_load((release.project / "spec.yml").read_text())["spec"]
     consumed = [t["name"] for t in spec["topics"] if t.get("consumed", True)]
+    patterns = chosen_patterns(release).values()
     out: dict[str, str] = {}
     for acl in acls:
         if acl["resource"]["type"] != "group":
@@ -650,12 +644,11 @@ def group_topics(release: Release) -> dict[str, str]:
         group = acl["resource"]["name"]
         if group == spec["consumer_group"]:
             out[group] = consumed[0]
-        elif group.endswith(".audit-sealer"):
-            out[group] = next(t for t in readable if t.endswith(".audit.intake"))
-        elif ".saga-" in group:
-            out[group] = next(t for t in readable if t.endswith(".commands"))
-        else:  # a fan-out channel's
-            out[group] = spec["fanout"]["topic"]
+            continue
+        if group == spec["consumer_group"] + ".dlq-replay":  # an operator's (`dlq replay`), no Deployment's
+            continue
+        # A pattern process's group: the pattern that owns it knows what it reads.
+        (out[group],) = [t for t in (p.group_topic(group, spec, readable) for p in patterns) if t is not None]
     return out
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.patterns import PATTERNS, knowledge
 from tools.render import REPO, render, variant_answers
 
 REPO_SKILL = REPO / ".claude" / "skills" / "kafka-events-template"
@@ -263,8 +264,9 @@ def test_project_skill_leaves_no_trace_of_what_is_off(rendered: Skill) -> None:
     chosen = variant_answers(rendered.root.name).get("patterns", [])
     assert (rendered.folder / "references" / "patterns.md").exists() == bool(chosen)
     text = rendered.text().lower()
-    for pattern in ("fanout", "audit", "saga"):
-        assert (f"## {pattern}\n" in text) == (pattern in chosen), pattern
+    # The patterns with a section of their own in the skill (tests/patterns/<name>/skill.py).
+    for pattern, skill in knowledge("skill", PATTERNS).items():
+        assert (skill.SECTION in text) == (pattern in chosen), pattern
         if pattern not in chosen:
             assert pattern not in text, f"the skill mentions {pattern}, which is not chosen"
 

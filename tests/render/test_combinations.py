@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from tests.conftest import SECURE_STACK_VARIABLES, STACK_VARIABLES, install_asyncapi_parser
+from tests.patterns import knowledge
 from tools.render import REPO, render, variant_answers, variant_names
 
 QUESTIONS: dict[str, Any] = yaml.safe_load((REPO / "copier.yml").read_text())
@@ -39,6 +40,9 @@ def choices(question: str) -> tuple[str, ...]:
 GUARANTEES = ("at-least-once", "exactly-once", "at-most-once")
 """The order the rows were built and proven in; `test_the_factors_are_the_answers_copier_offers` keeps it whole."""
 PATTERN_NAMES = tuple(QUESTIONS["patterns"]["choices"].values())
+# What each pattern asks of the spec, refuses and runs where: tests/patterns/<name>/answers.py.
+PATTERNS = knowledge("answers", PATTERN_NAMES)
+NEEDS_A_CONSUMED_TOPIC = [name for name, pattern in PATTERNS.items() if pattern.NEEDS_A_CONSUMED_TOPIC]
 # Each answer (or shape of the spec) and its values; the first value of each is the template's default.
 FACTORS: dict[str, tuple[Any, ...]] = {
     "delivery_guarantee": GUARANTEES,
@@ -58,8 +62,8 @@ def allowed(row: Mapping[str, Any]) -> bool:
     # The topic strategy gives every type on a topic one subject: one type per topic only.
     if row.get("schema_subject_strategy") == "topic" and row.get("events") == "several":
         return False
-    # Change data capture and the fan-out channels run on the runner of the spec's consumed topics.
-    if row.get("consumes") is False and (row.get("cdc") is True or row.get("fanout") is True):
+    # Some patterns run on the runner of the spec's consumed topics (change data capture, the fan-out channels).
+    if row.get("consumes") is False and any(row.get(name) is True for name in NEEDS_A_CONSUMED_TOPIC):
         return False
     # A service that consumes nothing is asked for no delivery guarantee: it renders with the default.
     return not (row.get("consumes") is False and row.get("delivery_guarantee", GUARANTEES[0]) != GUARANTEES[0])
@@ -130,21 +134,10 @@ def spec(row: Mapping[str, Any]) -> dict[str, Any]:
             {"name": "orders", "key": "order_id", "partitions": 3, "consumed": row["consumes"], "events": events}
         ],
     }
-    if row["fanout"]:
-        result["fanout"] = {"topic": "orders", "channels": ["email", "sms"]}
-    if row["saga"]:
-        result["saga"] = {
-            "name": "fulfilment",
-            "steps": [{"name": "reserve_stock", "compensation": "release_stock"}, {"name": "charge_card"}],
-        }
-    if row["outbox"]:
-        result["outbox"] = {}
-    if row["cdc"]:
-        result["cdc"] = {
-            "table": "customers",
-            "key": "customer_id",
-            "columns": [{"name": "customer_id", "type": "long"}, {"name": "email", "type": "string"}],
-        }
+    for name, pattern in PATTERNS.items():
+        section = pattern.section("orders") if row[name] else None
+        if section is not None:
+            result[name] = section
     return result
 
 
@@ -244,8 +237,6 @@ def pattern_without_its_spec(name: str) -> dict[str, Any]:
 def spec_without_its_pattern(name: str) -> dict[str, Any]:
     data = answers({**ROWS[0], **{pattern: pattern == name for pattern in PATTERN_NAMES}})
     data["patterns"] = []
-    if name == "outbox":
-        data["spec"]["outbox"] = {}
     return data
 
 
@@ -256,15 +247,19 @@ def without_a_consumed_topic(pattern: str) -> dict[str, Any]:
 
 
 # The combinations outside `allowed`, or answers that contradict each other: (answers, question, advice).
+# Each pattern names its refusals by the function above that builds their answers.
+REFUSED_ANSWERS = {
+    "pattern_without_its_spec": pattern_without_its_spec,
+    "spec_without_its_pattern": spec_without_its_pattern,
+    "without_a_consumed_topic": without_a_consumed_topic,
+}
 REFUSALS = [
     (several_events_on_the_topic_strategy(), "schema_subject_strategy", "type topic-record (or record) instead"),
-    (pattern_without_its_spec("fanout"), "patterns", "spec.fanout: missing; the fanout pattern needs it"),
-    (pattern_without_its_spec("saga"), "patterns", "spec.saga: missing; the saga pattern needs it"),
-    (pattern_without_its_spec("cdc"), "patterns", "spec.cdc: missing; the cdc pattern needs it"),
-    (spec_without_its_pattern("fanout"), "patterns", "spec.fanout is set but the fanout pattern is not chosen"),
-    (spec_without_its_pattern("outbox"), "patterns", "spec.outbox is set but the outbox pattern is not chosen"),
-    (without_a_consumed_topic("cdc"), "patterns", "cdc consumes its change topic through the runner of the spec"),
-    (without_a_consumed_topic("fanout"), "patterns", "fanout's channels run on the consumer runner of the spec"),
+    *(
+        (REFUSED_ANSWERS[kind](name), "patterns", advice)
+        for name, pattern in PATTERNS.items()
+        for kind, advice in pattern.REFUSALS.items()
+    ),
 ]
 
 
@@ -283,22 +278,12 @@ def test_a_combination_the_template_cannot_serve_is_refused_with_advice(
 CHART_PROCESSES = (
     "tests/deploy/test_chart_processes.py runs the chart's Deployments, hooks and KafkaConnect as processes"
 )
-SECURED_PIPELINES = {
-    "scram-tls": f"{CHART_PROCESSES} (data-pipelines, scram-tls, at-most-once)",
-    "mtls": f"{CHART_PROCESSES} (data-pipelines, mtls, exactly-once)",
-}
 REAL_STACK_ELSEWHERE: dict[frozenset[tuple[str, Any]], str] = {
-    frozenset({("security", "mtls"), ("audit", True)}): f"{CHART_PROCESSES} (agent-patterns, mtls)",
     frozenset({("delivery_guarantee", "exactly-once"), ("security", "mtls")}): f"{CHART_PROCESSES} (agent-patterns)",
     **{
-        frozenset({("security", security), (pattern, True)}): where
-        for security, where in SECURED_PIPELINES.items()
-        for pattern in ("outbox", "cdc")
-    },
-    **{
-        frozenset({("delivery_guarantee", guarantee), (pattern, True)}): SECURED_PIPELINES[security]
-        for security, guarantee in [("scram-tls", "at-most-once"), ("mtls", "exactly-once")]
-        for pattern in ("outbox", "cdc")
+        frozenset({other, (name, True)}): f"{CHART_PROCESSES} ({where})"
+        for name, pattern in PATTERNS.items()
+        for other, where in pattern.CHART_PROCESSES_RUNS.items()
     },
 }
 

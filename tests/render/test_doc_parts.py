@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from extensions.kafka_events_spec import PATTERNS
+from tests.patterns import NAMES
 from tools.render import REPO
 
 TEMPLATE = REPO / "template"
@@ -23,7 +23,7 @@ SHARED = sorted(
     ]
 )
 # A template naming a pattern: a model field of the pattern's, or the chosen list itself.
-NAMES_A_PATTERN = re.compile(r"model\.(audit|saga|fanout|outbox|cdc|database|patterns)|in model\.patterns")
+NAMES_A_PATTERN = re.compile(r"model\.(" + "|".join((*NAMES, "patterns")) + r")|in model\.patterns")
 # The pieces of these files: what the parts' folders hold with these prefixes (other files' pieces sit beside them).
 PREFIXES = ("readme", "runbook", "asyncapi", "makefile", "pyproject", "skill")
 TAKES = re.compile(r"pieces\('([^']+)'")
@@ -42,7 +42,7 @@ def test_a_shared_file_names_no_pattern(path: Path) -> None:
 
 
 def test_each_part_has_a_folder_of_its_own() -> None:
-    assert {path.name for path in PARTS.iterdir() if path.is_dir()} <= {"database", *PATTERNS}
+    assert {path.name for path in PARTS.iterdir() if path.is_dir()} <= set(NAMES)
 
 
 def pieces() -> list[Path]:

@@ -7,14 +7,16 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from tests.patterns import NAMES
 from tools.render import REPO
 
 DEPLOY = REPO / "template" / "deploy"
 PARTS = REPO / "template" / "{% if false %}patterns{% endif %}"
-# model.parts can hold these: the database (shared by outbox and cdc), then the patterns.
-PART_NAMES = ("database", "fanout", "audit", "saga", "outbox", "cdc")
+# model.parts can hold these: the patterns, and the parts they share (the database of the outbox and the CDC), each
+# with its tests in tests/patterns (tests/patterns/test_registry.py holds that list to the render model's).
+PART_NAMES = NAMES
 # A template naming a pattern: a model field of the pattern's, or the chosen list itself.
-NAMES_A_PATTERN = re.compile(r"model\.(audit|saga|fanout|outbox|cdc|database|patterns)|in model\.patterns")
+NAMES_A_PATTERN = re.compile(r"model\.(" + "|".join((*PART_NAMES, "patterns")) + r")|in model\.patterns")
 ASKS_FOR = re.compile(r"pieces\('([^']+)'")
 
 

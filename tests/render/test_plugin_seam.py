@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.patterns import NAMES
 from tools.render import REPO, render, variant_answers, variant_names
 
 PACKAGE_SOURCE = REPO / "template" / "src" / "{{package_name}}"
-PATTERNS = ("audit", "cdc", "fanout", "outbox", "saga")
 # The plug-in packages, and the composition root that lists them: everything else is the core.
 PLUG_INS = ("{% if model.patterns %}patterns{% endif %}", "{% if model.database %}database{% endif %}")
 COMPOSITION_ROOT = "main.py.jinja"
 # A template naming a pattern: a model field of the pattern's, or the chosen list itself.
-NAMES_A_PATTERN = re.compile(r"model\.(?:patterns|database|" + "|".join(PATTERNS) + r")\b")
+NAMES_A_PATTERN = re.compile(r"model\.(?:" + "|".join(("patterns", *NAMES)) + r")\b")
 # Rendered modules that may import nothing from a plug-in package.
 CORE_MODULES = ("app.py", "settings.py", "__main__.py", "plugins.py", "kafka", "api", "observability")
 

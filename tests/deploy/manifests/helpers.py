@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from tests.patterns import PATTERNS, knowledge
+
 Checked = tuple[Path, subprocess.CompletedProcess[str], dict[str, Any]]
 """The `checked` fixture: the folder every variant was rendered in, the checker's process and its report."""
 
@@ -86,9 +88,8 @@ def service_config(resources: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return doc
 
 
-# Pods of the chosen agent patterns (fan-out channels, the audit sealer, the saga orchestrator) run Deployments of
-# their own.
-PATTERN_COMPONENTS = ("fanout-", "audit-", "saga-")
+# Pods of the chosen patterns' processes run Deployments of their own, each with a component named after its pattern.
+PATTERN_COMPONENTS = tuple(f"{name}-" for name in PATTERNS)
 
 
 def service_deployments(resources: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -156,12 +157,16 @@ def consumes(project: Path) -> bool:
     return "worker" in yaml.safe_load((chart_of(project) / "values.yaml").read_text())
 
 
-def pattern_components(project: Path) -> list[str]:
-    """The components of the pattern processes the answers choose: a fan-out channel each, the sealer, the saga's
-    orchestrator."""
+def pattern_components(project: Path) -> dict[str, list[str]]:
+    """The components of the pattern processes the answers choose, each with the arguments of its command (from
+    tests/patterns/<name>/manifests.py)."""
     answers = answers_of(project)
-    chosen = answers.get("patterns") or []
-    components = (
-        [f"fanout-{channel}" for channel in answers["spec"]["fanout"]["channels"]] if "fanout" in chosen else []
-    )
-    return components + ["audit-sealer"] * ("audit" in chosen) + ["saga-orchestrator"] * ("saga" in chosen)
+    chosen = knowledge("manifests", answers.get("patterns") or [])
+    return {component: args for pattern in chosen.values() for component, args in pattern.components(answers).items()}
+
+
+def secret_settings() -> dict[str, str]:
+    """Settings only one pattern process holds, from a Secret, by the component that holds each."""
+    return {
+        name: holder for pattern in knowledge("manifests").values() for name, holder in pattern.SECRET_SETTINGS.items()
+    }

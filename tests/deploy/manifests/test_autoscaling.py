@@ -4,7 +4,6 @@ consumer reads, and falls back when the lag cannot be read; no lag, no KEDA."""
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
@@ -22,7 +21,6 @@ from tests.deploy.manifests.helpers import (
     service_port,
     the_deployment,
 )
-from tools.render import render, variant_answers
 
 pytestmark = pytest.mark.k8s
 
@@ -62,23 +60,3 @@ def test_keda_reaches_kafka_by_its_fully_qualified_name_and_only_where_keda_is(
     assert not of_kind(without_keda, "TriggerAuthentication")
     values = yaml.safe_load((chart_of(project) / "values.yaml").read_text())
     assert the_deployment(without_keda)["spec"]["replicas"] == values["autoscaling"]["minReplicas"]
-
-
-def test_keda_scales_on_every_topic_the_consumer_reads_and_falls_back_when_lag_is_unreadable(
-    tmp_path: Path, helm: str
-) -> None:
-    """The data pipelines' consumer reads the CDC change topic too: its lag scales the Deployment as the spec's
-    consumed topics' does. When KEDA cannot read the lag, minReplicas run; scale-down is stabilized, since
-    cooldownPeriod acts only on the way to zero."""
-    project = render(variant_answers("data-pipelines"), tmp_path / "project")
-    resources = helm_template(helm, project, "--api-versions", "keda.sh/v1alpha1")
-    scaled = only(resources, "ScaledObject")
-    topics = {trigger["metadata"]["topic"] for trigger in scaled["spec"]["triggers"]}
-    assert topics == {"shipments", "customers.changes"}
-    values = yaml.safe_load((chart_of(project) / "values.yaml").read_text())
-    assert scaled["spec"]["fallback"]["replicas"] == values["autoscaling"]["minReplicas"]
-    behavior = scaled["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
-    assert behavior["scaleDown"]["stabilizationWindowSeconds"] == values["autoscaling"]["keda"]["cooldownPeriod"]
-    for connector in of_kind(resources, "KafkaConnector"):
-        assert connector["spec"]["autoRestart"]["enabled"] is True
-    assert only(resources, "KafkaConnect")["spec"]["resources"]["limits"]["memory"]

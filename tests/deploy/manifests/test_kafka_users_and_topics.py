@@ -4,17 +4,20 @@ consumed; the KafkaTopics are the spec's topics, their dead letters and the patt
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
 
 from extensions.kafka_events_spec import PATTERNS
+from extensions.kafka_events_spec.patterns import DATABASE
 from tests.deploy.manifests.helpers import (
     SERVICE_AUTHENTICATION,
     VARIANTS,
     Checked,
 )
+from tests.patterns import knowledge
 from tools.render import render, variant_answers
 
 pytestmark = pytest.mark.k8s
@@ -48,60 +51,20 @@ def expected_acls(answers: dict[str, Any]) -> set[tuple[str, str, str, frozenset
     return {(*key, frozenset(ops)) for key, ops in operations.items()}
 
 
+def chosen(answers: dict[str, Any]) -> list[ModuleType]:
+    """What the shared tests know of each chosen pattern's Kafka objects (tests/patterns/<name>/manifests.py)."""
+    return list(knowledge("manifests", answers.get("patterns") or []).values())
+
+
 def pattern_topics(answers: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The topics the chosen patterns add, by name, with the config each must have."""
-    spec, chosen = answers["spec"], answers.get("patterns") or []
-    topics: dict[str, dict[str, Any]] = {}
-    if "fanout" in chosen:
-        for channel in spec["fanout"]["channels"]:
-            topics[f"{spec['fanout']['topic']}.{channel}.dlq"] = {}
-    if "audit" in chosen:
-        audit = spec.get("audit") or {}
-        name = audit.get("topic") or spec["topics"][0]["name"] + ".audit"
-        days = audit.get("retention_days")
-        # Append-only: deleted by age only (forever by default), never compacted.
-        topics[name] = {"cleanup.policy": "delete", "retention.ms": days * 86_400_000 if days else -1}
-        topics[name + ".intake"] = {}
-        topics[name + ".intake.dlq"] = {}  # intake records the sealer cannot read
-    if "saga" in chosen:
-        saga = spec["saga"]["name"].replace("_", "-")
-        topics[f"saga.{saga}.commands"] = {}
-        topics[f"saga.{saga}.commands.dlq"] = {}  # records the orchestrator cannot read
-        # The orchestrator rebuilds every saga from the latest state per saga id: compacted, never deleted by age.
-        topics[f"saga.{saga}.state"] = {"cleanup.policy": "compact"}
-    if "cdc" in chosen:
-        changes = spec["cdc"].get("topic") or spec["cdc"]["table"].replace("_", "-") + ".changes"
-        topics[changes] = {"cleanup.policy": "delete"}
-        topics[changes + ".dlq"] = {}
-    return topics
+    return {name: config for pattern in chosen(answers) for name, config in pattern.topics(answers).items()}
 
 
 def pattern_acls(answers: dict[str, Any]) -> list[tuple[str, str, str, tuple[str, ...]]]:
-    """What the chosen patterns do: each fan-out channel reads the topic in its own group and writes its DLQ; the
-    audit sealer reads the intake in its group and appends to the log under its own transactional ids."""
-    spec, chosen = answers["spec"], answers.get("patterns") or []
-    acls: list[tuple[str, str, str, tuple[str, ...]]] = []
-    if "fanout" in chosen:
-        acls.append(("topic", spec["fanout"]["topic"], "literal", ("Read", "Describe")))
-        for channel in spec["fanout"]["channels"]:
-            acls.append(("group", f"{spec['consumer_group']}.{channel}", "literal", ("Read",)))
-            acls.append(("topic", f"{spec['fanout']['topic']}.{channel}.dlq", "literal", ("Write", "Describe")))
-    if "audit" in chosen:
-        audit = spec.get("audit") or {}
-        name = audit.get("topic") or spec["topics"][0]["name"] + ".audit"
-        acls.append(("topic", name + ".intake", "literal", ("Read", "Write", "Describe")))
-        acls.append(("topic", name + ".intake.dlq", "literal", ("Write", "Describe")))
-        acls.append(("topic", name, "literal", ("Read", "Write", "Describe")))
-        acls.append(("group", f"{spec['consumer_group']}.audit-sealer", "literal", ("Read",)))
-        acls.append(("transactionalId", answers["k8s_name"] + "-audit-sealer-", "prefix", ("Write", "Describe")))
-    if "saga" in chosen:
-        saga = spec["saga"]["name"].replace("_", "-")
-        acls.append(("topic", f"saga.{saga}.commands", "literal", ("Read", "Write", "Describe")))
-        acls.append(("topic", f"saga.{saga}.commands.dlq", "literal", ("Write", "Describe")))
-        acls.append(("topic", f"saga.{saga}.state", "literal", ("Read", "Write", "Describe")))
-        acls.append(("group", f"{spec['consumer_group']}.saga-{saga}", "literal", ("Read",)))
-        acls.append(("transactionalId", f"{answers['k8s_name']}-saga-{saga}-", "prefix", ("Write", "Describe")))
-    return acls
+    """What the chosen patterns' processes do: the groups they read in, the topics they read and write, their
+    transactional ids."""
+    return [acl for pattern in chosen(answers) for acl in pattern.acls(answers)]
 
 
 def check_kafka_user(user_file: Path, answers: dict[str, Any]) -> None:
@@ -161,11 +124,9 @@ def test_kafka_user_acls_are_exactly_what_the_service_uses(variant: str, checked
     values = yaml.safe_load(values_file.read_text())
     assert values["kafka"]["user"] == answers["k8s_name"]
     assert values["kafka"]["consumerGroup"] == answers["spec"]["consumer_group"]
-    spec, chosen = answers["spec"], answers.get("patterns") or []
-    # The change topic of a captured table is consumed too: autoscaling follows its lag as well.
-    changes = (
-        [spec["cdc"].get("topic") or spec["cdc"]["table"].replace("_", "-") + ".changes"] if "cdc" in chosen else []
-    )
+    spec = answers["spec"]
+    # Topics a pattern has the service's consumer read (a captured table's changes): autoscaling follows them too.
+    changes = [name for pattern in chosen(answers) for name in pattern.consumed_topics(answers)]
     assert [t["name"] for t in values["kafka"]["topics"]] == [t["name"] for t in spec["topics"]] + changes
     assert all(t["consumed"] for t in values["kafka"]["topics"] if t["name"] in changes)
 
@@ -177,5 +138,5 @@ def test_every_patterns_acls_are_in_the_kafka_user_of_a_secured_service(tmp_path
     project = render(answers, tmp_path / "agent-patterns-secured")
     stored = yaml.safe_load((project / ".copier-answers.yml").read_text())
     # The data pipelines' Kafka Connect user: test_a_secured_connect_worker_gets_a_user_with_only_what_it_does.
-    assert set(stored["patterns"]) == set(PATTERNS) - {"outbox", "cdc"}, "every agent pattern the template offers"
+    assert set(stored["patterns"]) == set(PATTERNS) - set(DATABASE), "every agent pattern the template offers"
     check_kafka_user(project / "deploy" / "strimzi" / "base" / "kafka-user.yaml", stored)

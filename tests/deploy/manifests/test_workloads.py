@@ -23,6 +23,7 @@ from tests.deploy.manifests.helpers import (
     of_kind,
     only,
     pattern_components,
+    secret_settings,
     service_config,
     service_deployments,
     the_deployment,
@@ -105,8 +106,8 @@ def test_probes_wait_for_the_services_answer_and_drains_are_not_blocked(
 
 
 # Settings the ConfigMap leaves out on purpose: secrets come from Secrets (the KafkaUser's password, the shared
-# processed-event store's URL, the audit chain's key), client certificates only where the answer is mtls, and each
-# Deployment sets CONSUMER_ENABLED.
+# processed-event store's URL, a pattern process's own, such as the audit chain's key), client certificates only where
+# the answer is mtls, and each Deployment sets CONSUMER_ENABLED.
 NOT_IN_CONFIGMAP = {
     "KAFKA_SASL_PASSWORD",
     "KAFKA_SSL_CERTFILE",
@@ -114,7 +115,7 @@ NOT_IN_CONFIGMAP = {
     "CONSUMER_ENABLED",
     "PROCESSED_EVENTS_URL",
     "DATABASE_URL",
-    "AUDIT_CHAIN_KEY",
+    *secret_settings(),
 }
 
 
@@ -223,8 +224,7 @@ def test_each_pattern_process_has_a_deployment_that_no_other_object_selects(
     answers = answers_of(project)
     resources = helm_template(helm, project)
     deployments = {doc["metadata"]["name"]: doc for doc in of_kind(resources, "Deployment")}
-    commands = {"audit-sealer": ["audit", "seal"], "saga-orchestrator": ["saga", "run"]}
-    expected = {c: commands.get(c, ["fanout", c.removeprefix("fanout-")]) for c in pattern_components(project)}
+    expected = pattern_components(project)
     patterned = {
         doc["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/component"): doc
         for doc in deployments.values()
@@ -233,7 +233,7 @@ def test_each_pattern_process_has_a_deployment_that_no_other_object_selects(
         .startswith(PATTERN_COMPONENTS)
     }
     assert set(patterned) == set(expected), (
-        "one Deployment per channel, one for the sealer and one for the saga orchestrator, none for unchosen"
+        "one Deployment per pattern process (a fan-out's per channel), none for an unchosen pattern"
     )
     for component, args in expected.items():
         main = container(patterned[component])
@@ -249,7 +249,8 @@ def test_each_pattern_process_has_a_deployment_that_no_other_object_selects(
         assert port["name"] == "metrics"
         assert env["METRICS_PORT"]["value"] == str(port["containerPort"])
         assert main["readinessProbe"]["httpGet"] == {"path": "/metrics", "port": "metrics"}
-        assert ("AUDIT_CHAIN_KEY" in env) == (component == "audit-sealer"), "only the sealer holds the chain key"
+        for name, holder in secret_settings().items():
+            assert (name in env) == (component == holder), f"only {holder} holds {name}"
     pod_labels = [doc["spec"]["template"]["metadata"]["labels"] for doc in patterned.values()]
     for doc in resources.values():
         selector: Any = (doc.get("spec") or {}).get("selector")
@@ -259,16 +260,6 @@ def test_each_pattern_process_has_a_deployment_that_no_other_object_selects(
             continue
         for labels in pod_labels:
             assert not selector.items() <= labels.items(), f"{doc['kind']}/{doc['metadata']['name']} selects {labels}"
-
-
-def test_the_audit_sealer_is_stopped_before_its_replacement_starts(tmp_path: Path, helm: str) -> None:
-    """The sealer is a singleton: a rolling update's surge would run two, each fencing the other's transactional
-    ids. Recreate stops the old pod first."""
-    project = render(variant_answers("agent-patterns"), tmp_path / "project")
-    resources = helm_template(helm, project)
-    (sealer,) = [d for key, d in resources.items() if key.startswith("Deployment/") and key.endswith("-audit-sealer")]
-    assert sealer["spec"]["replicas"] == 1
-    assert sealer["spec"]["strategy"] == {"type": "Recreate"}
 
 
 def test_app_pods_spread_over_zones_and_nodes_by_default(tmp_path: Path, helm: str) -> None:

@@ -1,5 +1,6 @@
-"""The data pipelines on Kubernetes: Kafka Connect built with the Debezium the local stack runs, the connectors the
-service registers, and a Connect KafkaUser with only what the worker does."""
+"""The data pipelines on Kubernetes (the database plug-in of the outbox and change data capture): Kafka Connect built
+with the Debezium the local stack runs, the connectors the service registers, autoscaling on the change topic too, and
+a Connect KafkaUser with only what the worker does."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from tests.deploy.manifests.helpers import (
     NAMESPACE,
     Checked,
     answers_of,
+    chart_of,
     helm_template,
     launcher_of,
     of_kind,
@@ -102,6 +104,26 @@ def test_kafka_connect_is_built_with_the_debezium_the_stack_runs_and_runs_the_co
         "name": "DATABASE_URL",
         "valueFrom": {"secretKeyRef": {"name": "order-pipelines-database", "key": "url"}},
     } in service["env"]
+
+
+def test_keda_scales_on_every_topic_the_consumer_reads_and_falls_back_when_lag_is_unreadable(
+    tmp_path: Path, helm: str
+) -> None:
+    """The data pipelines' consumer reads the CDC change topic too: its lag scales the Deployment as the spec's
+    consumed topics' does. When KEDA cannot read the lag, minReplicas run; scale-down is stabilized, since
+    cooldownPeriod acts only on the way to zero."""
+    project = render(variant_answers("data-pipelines"), tmp_path / "project")
+    resources = helm_template(helm, project, "--api-versions", "keda.sh/v1alpha1")
+    scaled = only(resources, "ScaledObject")
+    topics = {trigger["metadata"]["topic"] for trigger in scaled["spec"]["triggers"]}
+    assert topics == {"shipments", "customers.changes"}
+    values = yaml.safe_load((chart_of(project) / "values.yaml").read_text())
+    assert scaled["spec"]["fallback"]["replicas"] == values["autoscaling"]["minReplicas"]
+    behavior = scaled["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+    assert behavior["scaleDown"]["stabilizationWindowSeconds"] == values["autoscaling"]["keda"]["cooldownPeriod"]
+    for connector in of_kind(resources, "KafkaConnector"):
+        assert connector["spec"]["autoRestart"]["enabled"] is True
+    assert only(resources, "KafkaConnect")["spec"]["resources"]["limits"]["memory"]
 
 
 def test_a_secured_connect_worker_gets_a_user_with_only_what_it_does(tmp_path: Path, helm: str) -> None:
