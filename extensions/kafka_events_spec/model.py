@@ -52,7 +52,7 @@ class RenderModelBase(Rendered):
 if TYPE_CHECKING:
     RenderModel = RenderModelBase
 else:
-    # Each pattern's part, under its name (`model.saga`): None when the pattern is not chosen.
+    # Each pattern's part, under its name (`model.<name>`): None when the pattern is not chosen.
     RenderModel = create_model(
         "RenderModel",
         __base__=RenderModelBase,

@@ -512,9 +512,9 @@ def installed_project(answers: dict[str, Any], dest: Path) -> Path:
 
 
 def test_an_mtls_chart_with_a_worker_and_every_pattern_runs_as_its_processes(tmp_path: Path) -> None:
-    """The mTLS render of the agent patterns (worker, fan-out, audit, saga): each Deployment starts with only what
-    its pod would have, the API takes a POST, and every consumer group of the service's KafkaUser (the worker's,
-    each fan-out channel's, the audit sealer's, the saga orchestrator's) moves past what the POSTs gave it."""
+    """The mTLS render of the agent patterns: each Deployment starts with only what its pod would have, the API takes
+    a POST, and every consumer group of the service's KafkaUser (the worker's and each pattern process's) moves past
+    what the POSTs gave it."""
     answers = variant_answers("agent-patterns") | {"security": "mtls"}
     project = installed_project(answers, tmp_path / "project")
     with secured_stack(tmp_path / "stack") as cluster:

@@ -1,5 +1,5 @@
-"""Patterns' topics against each other: each pattern's check returns the topics it adds, so a pattern checked later
-refuses a clash with them without naming the earlier pattern."""
+"""The saga's topics against the other patterns': each pattern's check returns the topics it adds, so a pattern
+checked later refuses a clash with them without naming the earlier pattern."""
 
 from __future__ import annotations
 
