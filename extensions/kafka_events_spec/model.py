@@ -36,6 +36,7 @@ class RenderModelBase(Rendered):
     consumer_group: str
     consumes: bool
     headless: bool
+    processes: list[str]
     topics: list[TopicModel]
     reserved: list[str]
     avro_namespace: str
@@ -91,6 +92,8 @@ def derive_fields(spec: Spec, package_name: str, patterns: Sequence[str] = ()) -
         "consumes": consumes,
         # A process without the HTTP API serves /metrics on METRICS_PORT: the worker, a pattern's own process.
         "headless": consumes or any(pattern.PROCESS for pattern in chosen),
+        # The chosen patterns that run a process of their own (an orchestrator, a sealer, channels).
+        "processes": [pattern.NAME for pattern in chosen if pattern.PROCESS],
         "topics": topics,
         "reserved": list(RESERVED),
         "avro_namespace": f"{package_name}.events",

@@ -1,17 +1,25 @@
 """Fixtures shared by the test suites."""
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.patterns import MODULES, prepare_stack, stack_services, stack_settings
+
+# Each pattern's part of the tests: its fixtures.
+pytest_plugins = MODULES
+
 PROJECT = Path(__file__).resolve().parents[1]
 STACK = PROJECT / "scripts" / "kafka_stack.py"
-STACK_SETTINGS = ("KAFKA_BOOTSTRAP_SERVERS", "SCHEMA_REGISTRY_URL")
+# With the settings of what the stack starts for the patterns.
+STACK_SETTINGS = ("KAFKA_BOOTSTRAP_SERVERS", "SCHEMA_REGISTRY_URL", *stack_settings())
 
 
 def running_stack() -> dict[str, str] | None:
@@ -35,7 +43,13 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     elif (running := running_stack()) is not None:
         settings = {name: running[name] for name in STACK_SETTINGS}
     else:
-        state_dir = tmp_path_factory.mktemp("stack")
+        # Not under pytest's basetemp where the stack starts services for the patterns: as root, a service it runs as
+        # an unprivileged user must pass through the folders above its data, and each pytest session resets
+        # /tmp/pytest-of-root to 0700.
+        if stack_services():
+            state_dir = Path(tempfile.mkdtemp(prefix="kafka-stack-"))
+        else:
+            state_dir = tmp_path_factory.mktemp("stack")
         up = subprocess.run(
             [
                 sys.executable,
@@ -44,7 +58,7 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
                 str(state_dir),
                 "up",
                 "--with",
-                "registry",
+                ",".join(("registry", *stack_services())),
             ],
             stdout=subprocess.PIPE,
             text=True,
@@ -56,11 +70,13 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     try:
         for name, value in settings.items():
             environment.setenv(name, value)
+        prepare_stack()
         yield settings
     finally:
         environment.undo()
         if state_dir is not None:
             subprocess.run([sys.executable, str(STACK), "--state-dir", str(state_dir), "down"], check=True)
+            shutil.rmtree(state_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

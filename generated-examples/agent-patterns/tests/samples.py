@@ -9,6 +9,7 @@ from pydantic.fields import FieldInfo
 
 from agent_ops.events.catalog import Topic
 from agent_ops.events.models import Event
+from tests.patterns import event_samples
 
 _ENVELOPE = {"event_id", "occurred_at", "type"}
 """Set by the service on every event; the spec reserves these names."""
@@ -41,6 +42,8 @@ def sample_value(name: str, info: FieldInfo) -> Any:
 def sample_event(topic: Topic, event_type: type[Event] | None = None, key: str | None = None) -> Event:
     """An event of `event_type` (default: the topic's first) with its key field set to `key` if given."""
     event_type = event_type or topic.event_types[0]
+    if (sample_of_pattern := event_samples().get(event_type)) is not None:  # a type of a pattern's own
+        return sample_of_pattern(key)
     values = {name: sample_value(name, info) for name, info in event_type.model_fields.items() if name not in _ENVELOPE}
     if key is not None:
         values[topic.key_field] = type(values[topic.key_field])(key)

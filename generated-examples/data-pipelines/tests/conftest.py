@@ -1,6 +1,5 @@
 """Fixtures shared by the test suites."""
 
-import asyncio
 import os
 import shutil
 import subprocess
@@ -10,13 +9,17 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
+
+from tests.patterns import MODULES, prepare_stack, stack_services, stack_settings
+
+# Each pattern's part of the tests: its fixtures.
+pytest_plugins = MODULES
 
 PROJECT = Path(__file__).resolve().parents[1]
 STACK = PROJECT / "scripts" / "kafka_stack.py"
-# The outbox and change data capture need the stack's PostgreSQL and its Kafka Connect worker with Debezium.
-STACK_SETTINGS = ("KAFKA_BOOTSTRAP_SERVERS", "SCHEMA_REGISTRY_URL", "DATABASE_URL", "KAFKA_CONNECT_URL")
+# With the settings of what the stack starts for the patterns.
+STACK_SETTINGS = ("KAFKA_BOOTSTRAP_SERVERS", "SCHEMA_REGISTRY_URL", *stack_settings())
 
 
 def running_stack() -> dict[str, str] | None:
@@ -40,9 +43,13 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     elif (running := running_stack()) is not None:
         settings = {name: running[name] for name in STACK_SETTINGS}
     else:
-        # Not under pytest's basetemp: as root, PostgreSQL runs as an unprivileged user that must pass through the
-        # folders above its data, and each pytest session resets /tmp/pytest-of-root to 0700.
-        state_dir = Path(tempfile.mkdtemp(prefix="kafka-stack-"))
+        # Not under pytest's basetemp where the stack starts services for the patterns: as root, a service it runs as
+        # an unprivileged user must pass through the folders above its data, and each pytest session resets
+        # /tmp/pytest-of-root to 0700.
+        if stack_services():
+            state_dir = Path(tempfile.mkdtemp(prefix="kafka-stack-"))
+        else:
+            state_dir = tmp_path_factory.mktemp("stack")
         up = subprocess.run(
             [
                 sys.executable,
@@ -51,7 +58,7 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
                 str(state_dir),
                 "up",
                 "--with",
-                "registry,postgres,connect",
+                ",".join(("registry", *stack_services())),
             ],
             stdout=subprocess.PIPE,
             text=True,
@@ -63,55 +70,13 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     try:
         for name, value in settings.items():
             environment.setenv(name, value)
-        # The tables the service writes and Debezium captures, as the deploy step makes them.
-        subprocess.run([sys.executable, "-m", "order_pipelines", "migrate"], check=True)
+        prepare_stack()
         yield settings
     finally:
         environment.undo()
         if state_dir is not None:
             subprocess.run([sys.executable, str(STACK), "--state-dir", str(state_dir), "down"], check=True)
             shutil.rmtree(state_dir, ignore_errors=True)
-
-
-# Rows of customers there before its connector first starts: they reach the service as snapshot reads.
-SNAPSHOT_ROWS = (
-    {
-        "customer_id": 900000001,
-        "name": "snapshot-1",
-        "email": "snapshot-1",
-        "vip": True,
-    },
-    {
-        "customer_id": 900000002,
-        "name": "snapshot-2",
-        "email": "snapshot-2",
-        "vip": True,
-    },
-)
-
-
-@pytest.fixture(scope="session")
-async def connectors(local_stack: dict[str, str]) -> None:
-    """The Debezium connectors, registered (and their topics created) as the deploy step does, once
-    customers holds SNAPSHOT_ROWS."""
-    connection = await asyncpg.connect(local_stack["DATABASE_URL"])
-    try:
-        columns = ", ".join(SNAPSHOT_ROWS[0])
-        values = ", ".join(f"${n}" for n in range(1, len(SNAPSHOT_ROWS[0]) + 1))
-        for row in SNAPSHOT_ROWS:
-            await connection.execute(
-                f"INSERT INTO customers ({columns}) VALUES ({values}) ON CONFLICT DO NOTHING", *row.values()
-            )
-    finally:
-        await connection.close()
-    registered = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "order_pipelines", "connect", "register", "--wait", "120"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert registered.returncode == 0, registered.stdout + registered.stderr
 
 
 @pytest.fixture(scope="session")

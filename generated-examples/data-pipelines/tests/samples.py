@@ -9,7 +9,7 @@ from pydantic.fields import FieldInfo
 
 from order_pipelines.events.catalog import Topic
 from order_pipelines.events.models import Event
-from order_pipelines.patterns.cdc.changes import CustomersChange, CustomersRow, SourcePosition
+from tests.patterns import event_samples
 
 _ENVELOPE = {"event_id", "occurred_at", "type"}
 """Set by the service on every event; the spec reserves these names."""
@@ -42,8 +42,8 @@ def sample_value(name: str, info: FieldInfo) -> Any:
 def sample_event(topic: Topic, event_type: type[Event] | None = None, key: str | None = None) -> Event:
     """An event of `event_type` (default: the topic's first) with its key field set to `key` if given."""
     event_type = event_type or topic.event_types[0]
-    if event_type is CustomersChange:
-        return sample_change(key)
+    if (sample_of_pattern := event_samples().get(event_type)) is not None:  # a type of a pattern's own
+        return sample_of_pattern(key)
     values = {name: sample_value(name, info) for name, info in event_type.model_fields.items() if name not in _ENVELOPE}
     if key is not None:
         values[topic.key_field] = type(values[topic.key_field])(key)
@@ -54,12 +54,3 @@ def unique_key(topic: Topic) -> str:
     """A key value no other test uses, of the key field's type."""
     annotation = topic.event_types[0].model_fields[topic.key_field].annotation
     return str(uuid.uuid4().int % 2**31) if annotation is int else f"key-{uuid.uuid4().hex}"
-
-
-def sample_change(key: str | None = None) -> CustomersChange:
-    """An insert into customers, of the row whose customer_id is `key` if given."""
-    values = {name: sample_value(name, info) for name, info in CustomersRow.model_fields.items()}
-    if key is not None:
-        values["customer_id"] = type(values["customer_id"])(key)
-    position = SourcePosition(lsn=1, tx_id=1, ts_ms=1_767_225_600_000, snapshot=False)
-    return CustomersChange(op="c", before=None, after=CustomersRow(**values), source=position)

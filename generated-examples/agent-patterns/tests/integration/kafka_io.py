@@ -5,7 +5,6 @@ import uuid
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 
 async def produce_raw(bootstrap: str, topic: str, value: bytes, key: bytes) -> None:
@@ -137,15 +136,5 @@ async def create_topics(bootstrap: str, *topics: NewTopic) -> None:
     await admin.start()
     try:
         await admin.create_topics(list(topics))
-    finally:
-        await admin.close()
-
-
-async def alter_topic_config(bootstrap: str, topic: str, config: dict[str, str]) -> None:
-    """Change `topic`'s `config`, as an operator would."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, config)])
     finally:
         await admin.close()

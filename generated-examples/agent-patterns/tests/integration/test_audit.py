@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from aiokafka.admin import NewTopic
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
 from confluent_kafka import Producer
 from prometheus_client import REGISTRY
@@ -27,13 +28,23 @@ from agent_ops.settings import Settings, get_settings
 from tests.samples import ROUTES, sample_event, unique_key
 
 from .hostile_records import dead_letters, lag, librdkafka, write_hostile
-from .kafka_io import alter_topic_config, create_topics, read_topic
+from .kafka_io import create_topics, read_topic
 from .service import eventually, running_service, service_settings
 
 pytestmark = pytest.mark.integration
 
 TOPIC = TOPICS[0]
 PARTITIONS = 3
+
+
+async def alter_topic_config(bootstrap: str, topic: str, config: dict[str, str]) -> None:
+    """Change `topic`'s `config`, as an operator would."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, config)])
+    finally:
+        await admin.close()
 
 
 async def own_audit(

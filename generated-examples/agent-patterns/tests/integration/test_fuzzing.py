@@ -13,13 +13,9 @@ from hypothesis import HealthCheck, settings
 from agent_ops.events.catalog import TOPICS
 from agent_ops.kafka.admin import ensure_topics
 from agent_ops.main import chosen_plugins, create_app
-from agent_ops.patterns.audit import plugin as audit_plugin
-from agent_ops.patterns.audit.settings import AuditSettings
-from agent_ops.patterns.saga import names as saga
-from agent_ops.patterns.saga import plugin as saga_plugin
-from agent_ops.patterns.saga.settings import SagaSettings
 from agent_ops.plugins import chosen
 from agent_ops.settings import Settings
+from tests.patterns import published_topics, quieted
 
 from .kafka_io import end_offsets, records_since
 from .service import service_settings
@@ -39,22 +35,20 @@ def app(kafka_bootstrap: str, unique: str) -> FastAPI:
     """The app that answers each case over ASGI: schemathesis enters its lifespan and leaves it after the test."""
     # No consumer: what the topics gain during the test is what HTTP published, nothing a handler emitted.
     configured = service_settings(kafka_bootstrap, unique, consumer_enabled=False)
-    # Nor a saga orchestrator or audit sealer in the process: nothing a saga step emitted either, and until a sealer
-    # has joined its group, /health/ready answers 503, which the document leaves out.
-    quiet = {
-        "saga": saga_plugin.plugin(SagaSettings(in_process=False)),
-        "audit": audit_plugin.plugin(AuditSettings(seal_in_process=False)),
-    }
-    return create_app(configured, plugins=[quiet.get(plugin.name, plugin) for plugin in chosen_plugins()])
+    # Nor a pattern's own process inside the app's (each pattern's module in tests/patterns says why): nothing it
+    # emitted either, and no readiness of its own the document leaves out.
+    return create_app(configured, plugins=quieted(chosen_plugins()))
 
 
 @pytest.fixture
 def accepted(kafka_bootstrap: str) -> Iterator[set[tuple[str, int, int]]]:
     """Where each 202 said its event went; after the test, the topics must have gained exactly those records."""
     watched = [(topic.name, topic.partitions) for topic in TOPICS]
-    # The saga route's start commands, on a topic the app's start-up creates: create it first, to read its end.
-    asyncio.run(ensure_topics(service_settings(kafka_bootstrap, "fuzz"), chosen(chosen_plugins()).topics))
-    watched.append((saga.COMMANDS_TOPIC, saga.PARTITIONS))
+    # The app's start-up creates the topics, a pattern's route may publish on one of the pattern's own: create them
+    # first, to read their ends.
+    published = [topic for topic in chosen(chosen_plugins()).topics if topic.name in published_topics()]
+    asyncio.run(ensure_topics(service_settings(kafka_bootstrap, "fuzz"), published))
+    watched += [(topic.name, topic.partitions) for topic in published]
     starts = {
         tp: offset
         for name, partitions in watched

@@ -6,7 +6,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import httpx
-import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import NodeNotReadyError
 from aiokafka.protocol.metadata import MetadataRequest
@@ -14,10 +13,8 @@ from aiokafka.protocol.metadata import MetadataRequest
 from agent_ops.kafka.consumer import ConsumerRunner
 from agent_ops.kafka.health import a_broker_answers
 from agent_ops.main import create_app
-from agent_ops.patterns.audit import plugin as audit_plugin
-from agent_ops.patterns.audit.settings import AuditSettings
-from agent_ops.plugins import Running
 from agent_ops.settings import Settings
+from tests.patterns import ready_fakes
 
 SETTINGS = Settings(ready_timeout_seconds=0.05)
 
@@ -107,6 +104,7 @@ async def get(runner: ConsumerRunner | None, path: str) -> httpx.Response:
     app.state.settings = SETTINGS
     app.state.producer = FakeProducer()
     app.state.runner = runner
+    app.state.checks = ready_fakes()  # the patterns' own, each answering at once
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
         return await client.get(path)
 
@@ -174,49 +172,3 @@ async def test_readiness_answers_within_twice_its_timeout() -> None:
 async def test_a_paused_partitions_lag_is_its_end_now_not_at_its_last_fetch() -> None:
     runner = ConsumerRunner(PausedSinceItsLastFetch(), None, None, SETTINGS)  # type: ignore[arg-type]
     assert await runner.lag(1.0) == {"orders[0]": 40}
-
-
-class FakeSealer:
-    def __init__(self, up: bool, running: bool = True) -> None:
-        self.up = up
-        self.running = running
-
-    async def start(self) -> None:
-        pass
-
-    async def stop(self) -> None:
-        pass
-
-
-async def get_with_sealer(sealer: FakeSealer, path: str, monkeypatch: pytest.MonkeyPatch) -> httpx.Response:
-    """`path` of an app whose audit plug-in runs `sealer` in the process, as its lifespan wires it."""
-    monkeypatch.setattr(audit_plugin, "AuditSealer", lambda settings, audit: sealer)
-    lifespan = audit_plugin.plugin(AuditSettings(seal_in_process=True)).lifespan
-    assert lifespan is not None
-    running = Running(SETTINGS, None, FakeProducer(), None)  # type: ignore[arg-type]
-    app = create_app(SETTINGS)  # lifespan not entered: the state is set here instead
-    async with lifespan(running):
-        app.state.settings = SETTINGS
-        app.state.producer = FakeProducer()
-        app.state.runner = None
-        app.state.checks = running.ready
-        app.state.alive = running.alive
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
-            return await client.get(path)
-
-
-async def test_readiness_waits_for_the_audit_sealer_to_seal(monkeypatch: pytest.MonkeyPatch) -> None:
-    down = await get_with_sealer(FakeSealer(up=False), "/health/ready", monkeypatch)
-    assert down.status_code == 503
-    assert down.json()["sealer"] is False
-    up = await get_with_sealer(FakeSealer(up=True), "/health/ready", monkeypatch)
-    assert up.status_code == 200, up.json()
-    assert up.json()["sealer"] is True
-
-
-async def test_liveness_fails_once_the_audit_sealer_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
-    response = await get_with_sealer(FakeSealer(up=False, running=False), "/health/live", monkeypatch)
-    assert response.status_code == 503
-    assert response.json() == {"status": "audit sealer stopped"}
-    backing_off = await get_with_sealer(FakeSealer(up=False), "/health/live", monkeypatch)
-    assert backing_off.status_code == 200, "backing off is alive"

@@ -14,7 +14,7 @@ from order_pipelines.events.catalog import CUSTOMERS_CHANGES
 from order_pipelines.events.models import Event
 from order_pipelines.handlers import EventHandlers
 from order_pipelines.patterns.cdc.changes import CustomersChange
-from tests.conftest import SNAPSHOT_ROWS
+from tests.patterns.cdc import SNAPSHOT_ROWS
 
 from .kafka_io import find_record, produce_raw
 from .service import eventually, running_service, service_settings

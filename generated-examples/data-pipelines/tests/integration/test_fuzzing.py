@@ -11,9 +11,11 @@ from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
 
 from order_pipelines.events.catalog import TOPICS
-from order_pipelines.main import create_app
-from order_pipelines.patterns.outbox.writer import OUTBOX_TOPICS
+from order_pipelines.kafka.admin import ensure_topics
+from order_pipelines.main import chosen_plugins, create_app
+from order_pipelines.plugins import chosen
 from order_pipelines.settings import Settings
+from tests.patterns import published_topics, quieted
 
 from .kafka_io import end_offsets, records_since
 from .service import service_settings
@@ -22,6 +24,9 @@ pytestmark = pytest.mark.integration
 
 # Enough to walk each body's fields through their edge cases, few enough to keep a route to a few seconds.
 EXAMPLES_PER_ROUTE = 40
+
+# Stored before they are published: their 202 says no partition or offset.
+STORED = frozenset({"orders"})
 
 # The document needs no broker. (Loading it lazily from a fixture fails on pytest 9.2: schemathesis 4.32 reads a
 # private attribute pytest dropped.)
@@ -33,18 +38,25 @@ def app(kafka_bootstrap: str, unique: str) -> FastAPI:
     """The app that answers each case over ASGI: schemathesis enters its lifespan and leaves it after the test."""
     # No consumer: what the topics gain during the test is what HTTP published, nothing a handler emitted.
     configured = service_settings(kafka_bootstrap, unique, consumer_enabled=False)
-    return create_app(configured)
+    # Nor a pattern's own process inside the app's (each pattern's module in tests/patterns says why): nothing it
+    # emitted either, and no readiness of its own the document leaves out.
+    return create_app(configured, plugins=quieted(chosen_plugins()))
 
 
 @pytest.fixture
 def accepted(kafka_bootstrap: str) -> Iterator[set[tuple[str, int, int]]]:
     """Where each 202 said its event went; after the test, the topics must have gained exactly those records."""
-    # The outbox topics gain their records later, from Debezium: tests/integration/test_outbox.py follows them.
+    # A stored topic gains its records later, from what publishes what was stored: that pattern's own tests follow it.
+    watched = [(topic.name, topic.partitions) for topic in TOPICS if topic.name not in STORED]
+    # The app's start-up creates the topics, a pattern's route may publish on one of the pattern's own: create them
+    # first, to read their ends.
+    published = [topic for topic in chosen(chosen_plugins()).topics if topic.name in published_topics()]
+    asyncio.run(ensure_topics(service_settings(kafka_bootstrap, "fuzz"), published))
+    watched += [(topic.name, topic.partitions) for topic in published]
     starts = {
         tp: offset
-        for topic in TOPICS
-        if topic.name not in OUTBOX_TOPICS
-        for tp, offset in asyncio.run(end_offsets(kafka_bootstrap, topic.name, topic.partitions)).items()
+        for name, partitions in watched
+        for tp, offset in asyncio.run(end_offsets(kafka_bootstrap, name, partitions)).items()
     }
     answered: set[tuple[str, int, int]] = set()
     yield answered
@@ -60,7 +72,7 @@ def test_no_input_breaks_the_api_or_reaches_kafka_unanswered(
     response = case.call(app=app)
     if response.status_code == 202:
         body = response.json()
-        if body["partition"] is not None:  # committed to the outbox otherwise
+        if body["partition"] is not None:  # stored, to be published later, otherwise
             accepted.add((body["topic"], body["partition"], body["offset"]))
     # Every default check: no 5xx, only documented statuses, headers and bodies, invalid input refused.
     case.validate_response(response)

@@ -14,6 +14,7 @@ from order_pipelines.kafka.consumer import ConsumerRunner
 from order_pipelines.kafka.health import a_broker_answers
 from order_pipelines.main import create_app
 from order_pipelines.settings import Settings
+from tests.patterns import ready_fakes
 
 SETTINGS = Settings(ready_timeout_seconds=0.05)
 
@@ -92,13 +93,6 @@ class FakeProducer:
     client = FakeClient(answering=frozenset({1}))
 
 
-class FakeDatabase:
-    """The outbox's database, answering at once."""
-
-    async def reachable(self, timeout_seconds: float) -> bool:
-        return True
-
-
 async def started(runner: ConsumerRunner) -> ConsumerRunner:
     await runner.start()
     await asyncio.sleep(0)  # let the loop make its first poll
@@ -110,7 +104,7 @@ async def get(runner: ConsumerRunner | None, path: str) -> httpx.Response:
     app.state.settings = SETTINGS
     app.state.producer = FakeProducer()
     app.state.runner = runner
-    app.state.checks = {"database": FakeDatabase().reachable}
+    app.state.checks = ready_fakes()  # the patterns' own, each answering at once
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
         return await client.get(path)
 

@@ -38,10 +38,11 @@ def app(kafka_bootstrap: str, unique: str) -> FastAPI:
 @pytest.fixture
 def accepted(kafka_bootstrap: str) -> Iterator[set[tuple[str, int, int]]]:
     """Where each 202 said its event went; after the test, the topics must have gained exactly those records."""
+    watched = [(topic.name, topic.partitions) for topic in TOPICS]
     starts = {
         tp: offset
-        for topic in TOPICS
-        for tp, offset in asyncio.run(end_offsets(kafka_bootstrap, topic.name, topic.partitions)).items()
+        for name, partitions in watched
+        for tp, offset in asyncio.run(end_offsets(kafka_bootstrap, name, partitions)).items()
     }
     answered: set[tuple[str, int, int]] = set()
     yield answered
