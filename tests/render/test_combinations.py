@@ -276,7 +276,8 @@ def test_a_combination_the_template_cannot_serve_is_refused_with_advice(
 # Where a pair of (guarantee, security, pattern) values runs against the real broker other than in a variant's own
 # suite. A value added to copier.yml makes new pairs: each must land in a variant's suite or here.
 CHART_PROCESSES = (
-    "tests/deploy/test_chart_processes.py runs the chart's Deployments, hooks and KafkaConnect as processes"
+    "test_chart_processes.py (tests/deploy/, tests/patterns/database/) runs the chart's Deployments, hooks and "
+    "KafkaConnect as processes"
 )
 REAL_STACK_ELSEWHERE: dict[frozenset[tuple[str, Any]], str] = {
     frozenset({("delivery_guarantee", "exactly-once"), ("security", "mtls")}): f"{CHART_PROCESSES} (agent-patterns)",

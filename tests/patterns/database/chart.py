@@ -1,4 +1,4 @@
-"""What tests/deploy/test_chart_processes.py needs to know about the database plug-in to run its chart's processes."""
+"""What tests/deploy/chart_processes.py needs to know about the database plug-in to run its chart's processes."""
 
 from __future__ import annotations
 

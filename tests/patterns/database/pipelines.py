@@ -1,6 +1,6 @@
 """Where the data pipelines (the outbox and change data capture) run on the real broker besides their variant's
-suite: tests/deploy/test_chart_processes.py runs their secured charts, one per security answer, each with a guarantee
-the data-pipelines variant (at-least-once, plaintext) does not run."""
+suite: tests/patterns/database/test_chart_processes.py runs their secured charts, one per security answer, each
+with a guarantee the data-pipelines variant (at-least-once, plaintext) does not run."""
 
 from __future__ import annotations
 

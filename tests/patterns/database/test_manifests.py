@@ -47,8 +47,8 @@ def test_kafka_connect_is_built_with_the_debezium_the_stack_runs_and_runs_the_co
     assert connect["spec"]["version"] == kafka
     assert connect["spec"]["config"]["exactly.once.source.support"] == "enabled"
     # Metrics: Strimzi's JMX exporter with the rules of a ConfigMap of the chart (which
-    # tests/deploy/test_chart_processes.py runs), scraped by a PodMonitor of the Connect pods where the chart makes
-    # monitors.
+    # tests/patterns/database/test_chart_processes.py runs), scraped by a PodMonitor of the Connect pods where the
+    # chart makes monitors.
     reference = connect["spec"]["metricsConfig"]["valueFrom"]["configMapKeyRef"]
     rules = yaml.safe_load(resources[f"ConfigMap/{reference['name']}"]["data"][reference["key"]])
     assert {"kafka_connect_connector_status", "kafka_connect_connector_task_status"} <= {
