@@ -100,7 +100,8 @@ def exists(skill: Skill, name: str) -> bool:
 
 
 def defines(path: Path, symbol: str) -> bool:
-    pattern = rf"^\s*(?:async def|def|class) {symbol}\b|^{symbol}\s*[:=]"
+    # A def or class at any depth; an assignment at module level, or in a module-level `if` (Spec is one).
+    pattern = rf"^\s*(?:async def|def|class) {symbol}\b|^{symbol}\s*[:=]|^    {symbol} = "
     return re.search(pattern, path.read_text(), re.MULTILINE) is not None
 
 
