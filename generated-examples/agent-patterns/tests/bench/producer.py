@@ -18,7 +18,7 @@ from agent_ops.events.avro import AvroSerde, load_schema
 from agent_ops.events.catalog import Topic
 from agent_ops.events.models import Event
 from agent_ops.kafka.connection import connection_options
-from agent_ops.kafka.producer import EventPublisher, create_producer
+from agent_ops.kafka.producer import BATCH_BYTES, EventPublisher, create_producer
 from agent_ops.settings import Settings
 from tests.samples import sample_event
 
@@ -55,6 +55,7 @@ def raw_producer(settings: Settings) -> AIOKafkaProducer:
         acks="all",
         enable_idempotence=True,
         linger_ms=5,
+        max_batch_size=BATCH_BYTES,
         request_timeout_ms=int(settings.publish_timeout_seconds * 1000),
     )
 

@@ -18,7 +18,7 @@ from order_pipelines.events.avro import AvroSerde, load_schema
 from order_pipelines.events.catalog import Topic
 from order_pipelines.events.models import Event
 from order_pipelines.kafka.connection import connection_options
-from order_pipelines.kafka.producer import EventPublisher, create_producer
+from order_pipelines.kafka.producer import BATCH_BYTES, EventPublisher, create_producer
 from order_pipelines.settings import Settings
 from tests.samples import sample_event
 
@@ -55,6 +55,7 @@ def raw_producer(settings: Settings) -> AIOKafkaProducer:
         acks="all",
         enable_idempotence=True,
         linger_ms=5,
+        max_batch_size=BATCH_BYTES,
         request_timeout_ms=int(settings.publish_timeout_seconds * 1000),
     )
 

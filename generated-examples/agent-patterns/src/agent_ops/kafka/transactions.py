@@ -33,7 +33,7 @@ from .consumer import ConsumerRunner, Failed, Handler, Outcome, where
 from .hooks import NO_HOOKS, Hooks
 from .outcomes import send_outcome
 from .partition_work import PartitionWork
-from .producer import stop_producer
+from .producer import BATCH_BYTES, stop_producer
 from .verification_retries import quiet_verification_retries
 
 log = logging.getLogger(__name__)
@@ -101,6 +101,7 @@ def create_transactional_producer(settings: Settings, tp: TopicPartition) -> AIO
         acks="all",
         enable_idempotence=True,
         linger_ms=5,
+        max_batch_size=BATCH_BYTES,
         transaction_timeout_ms=settings.transaction_timeout_ms,
         request_timeout_ms=int(settings.publish_timeout_seconds * 1000),
     )
