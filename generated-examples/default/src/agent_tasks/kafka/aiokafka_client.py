@@ -32,7 +32,15 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from ..settings import Settings
 from .connection import connection_options
-from .port import ClientErrors, GroupMetadata, Partition, Producer, RebalanceListener
+from .port import (
+    ClientErrors,
+    Consumer,
+    GroupMetadata,
+    Partition,
+    Producer,
+    RebalanceListener,
+    TransactionalProducer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +166,7 @@ class AiokafkaConsumer(AIOKafkaConsumer):  # type: ignore[misc]
         return group
 
 
-def create_consumer(settings: Settings, group_id: str | None = None, client_id: str | None = None) -> AiokafkaConsumer:
+def create_consumer(settings: Settings, group_id: str | None = None, client_id: str | None = None) -> Consumer:
     """The consumer of a group (the service's own unless `group_id` says otherwise) as the runner uses it."""
     options = connection_options(settings)
     if client_id is not None:
@@ -187,7 +195,7 @@ def committed_reader(
     from_earliest: bool = False,
     client_id: str | None = None,
     max_records: int | None = None,
-) -> AiokafkaConsumer:
+) -> Consumer:
     """A consumer that sees only committed records and commits only when told, with the client's defaults unless
     told otherwise: outside any group, for reading partitions it assigns itself, or in `group_id`. Reading a
     partition without a committed offset starts at its end, or at its beginning if `from_earliest`; a poll hands
@@ -206,11 +214,12 @@ def committed_reader(
     )
 
 
-def plain_producer(settings: Settings, idempotent: bool = False) -> AIOKafkaProducer:
+def plain_producer(settings: Settings, idempotent: bool = False) -> Producer:
     """A producer of the client's defaults (waiting for every in-sync replica without duplicates, if
     `idempotent`), for tools that send a little or only ask for metadata."""
     options: dict[str, Any] = {"acks": "all", "enable_idempotence": True} if idempotent else {}
-    return AIOKafkaProducer(**connection_options(settings), **options)
+    producer: Producer = AIOKafkaProducer(**connection_options(settings), **options)
+    return producer
 
 
 async def partitions_of(producer: Producer, topic: str) -> set[int]:
@@ -255,7 +264,7 @@ class AiokafkaTransactionalProducer(AIOKafkaProducer):  # type: ignore[misc]
         )
 
 
-def transactional_producer(settings: Settings, transactional_id: str, **tuning: Any) -> AiokafkaTransactionalProducer:
+def transactional_producer(settings: Settings, transactional_id: str, **tuning: Any) -> TransactionalProducer:
     """A producer of `transactional_id`'s transactions; `tuning` is aiokafka's options beyond the connection's."""
     return AiokafkaTransactionalProducer(
         **connection_options(settings),
@@ -278,7 +287,7 @@ async def stop_producer(producer: AIOKafkaProducer, timeout_seconds: float) -> N
         log.info("producer flushed and closed")
 
 
-async def fenced(producer: AIOKafkaProducer, shutdown_timeout_seconds: float) -> AIOKafkaProducer:
+async def fenced(producer: TransactionalProducer, shutdown_timeout_seconds: float) -> TransactionalProducer:
     """`producer` (transactional) started, once every earlier producer of its transactional id is fenced: beginning
     a transaction waits for the producer id, whose initialisation fences them and completes their open
     transaction; committing it empty sends nothing. Stopped again if that fails, or is cancelled."""
