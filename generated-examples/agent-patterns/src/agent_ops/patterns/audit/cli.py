@@ -16,9 +16,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from ...correlation import install_log_records
 from ...kafka.admin import DeclaredTopic, ensure_topics
 from ...kafka.client import committed_reader
-from ...kafka.clients import read_to_end
 from ...kafka.connection import connection_options
 from ...kafka.port import Partition, Record
+from ...kafka.reading import read_to_end
 from ...observability import metrics
 from ...settings import Settings, get_settings
 from . import names

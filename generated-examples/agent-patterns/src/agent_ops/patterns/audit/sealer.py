@@ -16,9 +16,9 @@ import logging
 from typing import Any, cast
 
 from ...kafka.client import ERRORS, committed_reader, fenced, transactional_producer
-from ...kafka.clients import POLL_TIMEOUT_MS, read_to_end
 from ...kafka.port import Consumer, Partition, Record, TransactionalProducer
 from ...kafka.producer import stop_producer
+from ...kafka.reading import POLL_TIMEOUT_MS, read_to_end
 from ...settings import Settings
 from ..clients import send_dead_letter
 from . import metrics, names

@@ -21,9 +21,9 @@ from typing import Any
 
 from ... import correlation
 from ...kafka.client import ERRORS, committed_reader, fenced, transactional_producer
-from ...kafka.clients import POLL_TIMEOUT_MS, read_to_end
 from ...kafka.port import Partition, Record, TransactionalProducer
 from ...kafka.producer import stop_producer
+from ...kafka.reading import POLL_TIMEOUT_MS, read_to_end
 from ...settings import Settings
 from ..clients import send_dead_letter
 from . import metrics, names

@@ -1,5 +1,4 @@
-"""What the service's own Kafka clients share: reading a partition to its end. (Fencing a transactional id, a
-reader of committed records and stopping a consumer while the broker is away are the client's: see client.py.)"""
+"""Reading a partition to its end, as the patterns' processes and `doctor` do to load what a partition holds."""
 
 from collections.abc import AsyncIterator
 
