@@ -54,6 +54,7 @@ NOT_READY: tuple[type[Exception], ...] = (NoAnswer, *ERRORS.any)
 """Why a partition cannot be prepared for transactions now."""
 
 TRANSACTION_FAILED: tuple[type[Exception], ...] = (UndeliverableOutcome, *ERRORS.any)
+"""Why a transaction did not commit, or may not have."""
 
 
 class TransactionalProcessor(ConsumerRunner):
