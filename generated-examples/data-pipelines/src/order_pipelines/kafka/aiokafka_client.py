@@ -200,18 +200,14 @@ def committed_reader(
     told otherwise: outside any group, for reading partitions it assigns itself, or in `group_id`. Reading a
     partition without a committed offset starts at its end, or at its beginning if `from_earliest`; a poll hands
     over up to `max_records`."""
-    options: dict[str, Any] = {"auto_offset_reset": "earliest"} if from_earliest else {}
+    options: dict[str, Any] = connection_options(settings)
     if client_id is not None:
         options["client_id"] = client_id
+    if from_earliest:
+        options["auto_offset_reset"] = "earliest"
     if max_records is not None:
         options["max_poll_records"] = max_records
-    return AiokafkaConsumer(
-        **connection_options(settings),
-        group_id=group_id,
-        isolation_level="read_committed",
-        enable_auto_commit=False,
-        **options,
-    )
+    return AiokafkaConsumer(**options, group_id=group_id, isolation_level="read_committed", enable_auto_commit=False)
 
 
 def plain_producer(settings: Settings, idempotent: bool = False) -> Producer:
