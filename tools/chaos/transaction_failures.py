@@ -106,8 +106,9 @@ class Row:
         await scenario.commit_group_at(self.bootstrap, self.group, start)
         self.base = sum(start.values())
         settings = self.project.settings.Settings(kafka_consumer_group=self.group)
-        transactions = __import__(f"{self.project.package}.kafka.transactions", fromlist=["transactional_id"])
-        ids = [transactions.transactional_id(settings, tp) for tp in self.tps]
+        # The worker's producers, one per input partition, each fenced by a transactional id of its own (aiokafka's).
+        adapter = __import__(f"{self.project.package}.kafka.aiokafka_client", fromlist=["transactional_id"])
+        ids = [adapter.transactional_id(settings, tp) for tp in self.tps]
 
         events = [self.project.samples.sample_event(self.source, key=f"txn-{uuid.uuid4().hex[:12]}") for _ in range(n)]
         causes = {str(e.event_id).encode() for e in events}

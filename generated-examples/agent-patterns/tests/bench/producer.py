@@ -17,8 +17,9 @@ from fastavro import parse_schema, schemaless_writer
 from agent_ops.events.avro import AvroSerde, load_schema
 from agent_ops.events.catalog import Topic
 from agent_ops.events.models import Event
+from agent_ops.kafka.aiokafka_client import BATCH_BYTES
 from agent_ops.kafka.connection import connection_options
-from agent_ops.kafka.producer import BATCH_BYTES, EventPublisher, create_producer
+from agent_ops.kafka.producer import EventPublisher, create_producer
 from agent_ops.settings import Settings
 from tests.samples import sample_event
 

@@ -19,9 +19,9 @@ from prometheus_client import REGISTRY
 from agent_ops.events.avro import AvroSerde
 from agent_ops.events.catalog import AGENT_TASK_HISTORY, CONSUMED_TOPICS, Topic
 from agent_ops.kafka import dead_letters
+from agent_ops.kafka.aiokafka_client import transactional_id
 from agent_ops.kafka.dead_letters import send_dead_letter
 from agent_ops.kafka.producer import event_headers
-from agent_ops.kafka.transactions import transactional_id
 from agent_ops.settings import Settings
 from tests.samples import ROUTES, sample_event, unique_key
 

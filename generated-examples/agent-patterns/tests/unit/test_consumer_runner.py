@@ -60,7 +60,7 @@ class OutputSerde(FlakySerde):
 
 
 def runner(serde: FlakySerde, handler: Any) -> ConsumerRunner:
-    return ConsumerRunner(consumer=None, serde=serde, handler=handler, settings=SETTINGS)
+    return ConsumerRunner(consumer=None, serde=serde, handler=handler, settings=SETTINGS)  # type: ignore[arg-type]
 
 
 async def test_a_registry_outage_is_waited_out_not_dead_lettered() -> None:
@@ -111,7 +111,7 @@ async def test_an_attempt_past_the_time_bound_is_cancelled_and_counts_as_a_faile
         return []
 
     bounded = SETTINGS.model_copy(update={"handler_timeout_seconds": 0.05})
-    slow = ConsumerRunner(consumer=None, serde=FlakySerde(sample_event(TOPIC)), handler=handler, settings=bounded)
+    slow = ConsumerRunner(consumer=None, serde=FlakySerde(sample_event(TOPIC)), handler=handler, settings=bounded)  # type: ignore[arg-type]
     outcome = await asyncio.wait_for(slow._handle(record(b"fine")), 60)
     assert isinstance(outcome, Failed)
     assert isinstance(outcome.error, TimeoutError)

@@ -10,8 +10,8 @@ from aiokafka import TopicPartition
 from aiokafka.errors import NodeNotReadyError
 from aiokafka.protocol.metadata import MetadataRequest
 
+from agent_ops.kafka.aiokafka_client import a_broker_answers
 from agent_ops.kafka.consumer import ConsumerRunner
-from agent_ops.kafka.health import a_broker_answers
 from agent_ops.main import create_app
 from agent_ops.settings import Settings
 from tests.patterns import ready_fakes

@@ -17,8 +17,9 @@ from fastavro import parse_schema, schemaless_writer
 from order_pipelines.events.avro import AvroSerde, load_schema
 from order_pipelines.events.catalog import Topic
 from order_pipelines.events.models import Event
+from order_pipelines.kafka.aiokafka_client import BATCH_BYTES
 from order_pipelines.kafka.connection import connection_options
-from order_pipelines.kafka.producer import BATCH_BYTES, EventPublisher, create_producer
+from order_pipelines.kafka.producer import EventPublisher, create_producer
 from order_pipelines.settings import Settings
 from tests.samples import sample_event
 

@@ -10,8 +10,8 @@ from aiokafka import TopicPartition
 from aiokafka.errors import NodeNotReadyError
 from aiokafka.protocol.metadata import MetadataRequest
 
+from order_pipelines.kafka.aiokafka_client import a_broker_answers
 from order_pipelines.kafka.consumer import ConsumerRunner
-from order_pipelines.kafka.health import a_broker_answers
 from order_pipelines.main import create_app
 from order_pipelines.settings import Settings
 from tests.patterns import ready_fakes

@@ -6,12 +6,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter
 
 from .events.serde import EventSerde
 from .kafka.admin import DeclaredTopic
 from .kafka.hooks import Hooks, ProcessedHook, PublishedHook
+from .kafka.port import Producer
 from .kafka.producer import Publisher
 from .settings import Settings
 
@@ -24,7 +24,7 @@ class Running:
 
     settings: Settings
     serde: EventSerde
-    producer: AIOKafkaProducer
+    producer: Producer
     publisher: Publisher
     ready: dict[str, Callable[[float], Awaitable[bool]]] = field(default_factory=dict)
     alive: dict[str, Callable[[], bool]] = field(default_factory=dict)

@@ -17,8 +17,9 @@ from fastavro import parse_schema, schemaless_writer
 from agent_tasks.events.avro import AvroSerde, load_schema
 from agent_tasks.events.catalog import Topic
 from agent_tasks.events.models import Event
+from agent_tasks.kafka.aiokafka_client import BATCH_BYTES
 from agent_tasks.kafka.connection import connection_options
-from agent_tasks.kafka.producer import BATCH_BYTES, EventPublisher, create_producer
+from agent_tasks.kafka.producer import EventPublisher, create_producer
 from agent_tasks.settings import Settings
 from tests.samples import sample_event
 

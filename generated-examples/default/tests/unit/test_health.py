@@ -10,8 +10,8 @@ from aiokafka import TopicPartition
 from aiokafka.errors import NodeNotReadyError
 from aiokafka.protocol.metadata import MetadataRequest
 
+from agent_tasks.kafka.aiokafka_client import a_broker_answers
 from agent_tasks.kafka.consumer import ConsumerRunner
-from agent_tasks.kafka.health import a_broker_answers
 from agent_tasks.main import create_app
 from agent_tasks.settings import Settings
 

@@ -6,6 +6,8 @@ runner continues the trace itself: `continue_trace` makes the record's context c
 (`observability.handling`) is its child, and the events the handler emits are sent inside it.
 """
 
+from collections.abc import Sequence
+
 from fastapi import FastAPI
 from opentelemetry import context, propagate, trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -19,7 +21,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from ..settings import Settings
 
-Headers = list[tuple[str, bytes | None]]
+Headers = Sequence[tuple[str, bytes | None]]
 
 
 class HeaderGetter(Getter[Headers]):

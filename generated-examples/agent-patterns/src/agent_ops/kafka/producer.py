@@ -15,6 +15,7 @@ from ..events.models import Event
 from ..events.serde import EventSerde
 from ..observability import metrics
 from ..settings import Settings
+from .aiokafka_client import BATCH_BYTES
 from .connection import connection_options
 from .hooks import NO_HOOKS, Hooks
 
@@ -46,13 +47,6 @@ class Publisher(Protocol):
     """What the HTTP routes publish with: an `EventPublisher`, or a pattern's publisher in its place."""
 
     async def publish(self, event: Event) -> Published: ...
-
-
-BATCH_BYTES = 256 * 1024
-"""The most a partition's open batch holds. aiokafka keeps one open batch per partition, and every send that finds
-it full waits (a timed wait each) until it is drained: with aiokafka's 16 KiB default, PUBLISH_MAX_IN_FLIGHT events
-of about 300 bytes (four headers) fill it within one linger, and the waits cost more CPU than the sends. A batch
-grows only as records arrive; 256 KiB stays well below the broker's 1 MiB `message.max.bytes`."""
 
 
 def create_producer(settings: Settings) -> AIOKafkaProducer:

@@ -5,60 +5,40 @@ import asyncio
 import contextlib
 import contextvars
 import logging
-from collections.abc import Iterable
-from typing import Any
-
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.errors import (
-    CommitFailedError,
-    CorruptRecordException,
-    InvalidProducerEpoch,
-    InvalidTimestampError,
-    KafkaError,
-    MessageSizeTooLargeError,
-    ProducerFenced,
-    RecordListTooLargeError,
-    RecordTooLargeError,
-    TopicAuthorizationFailedError,
-    UnsupportedForMessageFormatError,
-)
 
 from .. import correlation
 from ..events.serde import EventSerde
 from ..observability import metrics, tracing
 from ..settings import Settings
-from .clients import fenced
-from .connection import connection_options
+from .client import ERRORS
 from .consumer import ConsumerRunner, Failed, Handler, Outcome, where
 from .hooks import NO_HOOKS, Hooks
 from .outcomes import send_outcome
 from .partition_work import PartitionWork
-from .producer import BATCH_BYTES, stop_producer
-from .verification_retries import quiet_verification_retries
+from .port import Consumer, Delivery, Partition, Record, TransactionalProducer, TransactionalProducers
 
 log = logging.getLogger(__name__)
 
 HandledIn = contextvars.Context | correlation.Ids
 """What a record was handled under, for sending its outcome: its context, or, when not tracing, its correlation."""
 
-RECORD_ERRORS = (
-    CorruptRecordException,
-    InvalidTimestampError,
-    MessageSizeTooLargeError,
-    RecordListTooLargeError,
-    RecordTooLargeError,
-    TopicAuthorizationFailedError,
-    UnsupportedForMessageFormatError,
-)
+RECORD_ERRORS = ERRORS.record_rejected
 """Errors of one record's write that no retry fixes (unlike a fence, a timeout or a lost leader, which fail the
 transaction, not the record)."""
+
+UNWRITABLE: tuple[type[Exception], ...] = (*RECORD_ERRORS, ValueError, TypeError)
+"""A record the client refuses to send as it is."""
 
 UNDELIVERABLE_ABORTS = 2
 """Transactions one record's undeliverable writes may abort: its outcome's, then its dead letter's."""
 
-FENCED = (ProducerFenced, InvalidProducerEpoch)
-"""Another producer took the partition's transactional id, or the coordinator aborted a transaction that outlived
+FENCED = ERRORS.fenced
+"""A newer producer took over the partition's transactions, or the coordinator aborted a transaction that outlived
 its timeout."""
+
+
+class NoAnswer(Exception):
+    """The group coordinator did not answer in time."""
 
 
 class UndeliverableOutcome(Exception):
@@ -70,45 +50,15 @@ class UndeliverableOutcome(Exception):
         self.error = error
 
 
-def retrieve_exceptions(futures: Iterable["asyncio.Future[Any]"]) -> None:
-    """Mark the exceptions of futures nobody awaits any more as seen: the transaction they were part of failed,
-    and that is logged once, not once per future when it is garbage collected."""
-    for future in futures:
-        future.add_done_callback(lambda done: done.cancelled() or done.exception())
+NOT_READY: tuple[type[Exception], ...] = (NoAnswer, *ERRORS.any)
+"""Why a partition cannot be prepared for transactions now."""
 
-
-def abandon_transaction(producer: AIOKafkaProducer, deliveries: Iterable["asyncio.Future[Any]"]) -> None:
-    """The failed transaction's writes, and what a fenced producer's sender fails without anyone waiting for it
-    (the transaction's end, each batch's drain; aiokafka has no public handle on them): their failure is the one
-    logged. Called once the producer stopped, when its sender has failed all it will."""
-    accumulator = producer._message_accumulator
-    batches = [*(batch for queue in accumulator._batches.values() for batch in queue), *accumulator._pending_batches]
-    internals = [producer._txn_manager.wait_for_transaction_end(), *(batch._drain_waiter for batch in batches)]
-    retrieve_exceptions([*deliveries, *(future for future in internals if future is not None)])
-
-
-def transactional_id(settings: Settings, tp: TopicPartition) -> str:
-    """One transactional id per consumer group and input partition. Whoever owns the partition next starts a
-    producer with the same id, which fences this one and aborts its open transaction (aiokafka has no
-    KIP-447 group fencing). The prefix matches the Strimzi KafkaUser's prefix ACL."""
-    return f"{settings.kafka_transactional_id_prefix}{settings.kafka_consumer_group}-{tp.topic}-{tp.partition}"
-
-
-def create_transactional_producer(settings: Settings, tp: TopicPartition) -> AIOKafkaProducer:
-    return AIOKafkaProducer(
-        **connection_options(settings),
-        transactional_id=transactional_id(settings, tp),
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=5,
-        max_batch_size=BATCH_BYTES,
-        transaction_timeout_ms=settings.transaction_timeout_ms,
-        request_timeout_ms=int(settings.publish_timeout_seconds * 1000),
-    )
+TRANSACTION_FAILED: tuple[type[Exception], ...] = (UndeliverableOutcome, *ERRORS.any)
+"""Why a transaction did not commit, or may not have."""
 
 
 class TransactionalProcessor(ConsumerRunner):
-    """Consume-process-produce in transactions, one transactional producer per assigned partition.
+    """Consume-process-produce in transactions, each partition's with the producer `producers` gives it.
 
     Handlers run outside transactions, up to `consumer_concurrency` per partition (in key order): they only
     return events. What they returned waits in memory until every record before it was handled too; then one
@@ -120,81 +70,84 @@ class TransactionalProcessor(ConsumerRunner):
 
     A partition starts a transaction at most every `transaction_interval_ms`, with at most
     `transaction_max_records` records: under load, records handled meanwhile share one (as Kafka Streams'
-    commit interval does), and partitions' transactions run side by side, each under a lock of its own.
+    commit interval does), and partitions' transactions run side by side, each under a lock of its own (those
+    sharing one producer take turns: see `port.TransactionalProducers`).
     """
 
     def __init__(
         self,
-        consumer: AIOKafkaConsumer,
+        consumer: Consumer,
         serde: EventSerde,
         handler: Handler,
         settings: Settings,
+        producers: TransactionalProducers,
         hooks: Hooks = NO_HOOKS,
     ) -> None:
         super().__init__(consumer, serde, handler, settings)
         self._hooks = hooks
-        self._producers: dict[TopicPartition, AIOKafkaProducer] = {}
+        self._transactional = producers
+        # The producer of each partition prepared for transactions.
+        self._producers: dict[Partition, TransactionalProducer] = {}
         # The committed offset of each owned partition: records below it were already processed by a previous
         # owner, whatever position the consumer's fetcher happens to be at.
-        self._committed: dict[TopicPartition, int] = {}
+        self._committed: dict[Partition, int] = {}
         # Handled records' outcomes not written yet, per partition and offset, each with the work it belongs to
         # (its correlation ids; its whole context when tracing: the trace too), which the transaction writing it,
         # in another task, sends it under.
-        self._outcomes: dict[TopicPartition, dict[int, tuple[ConsumerRecord[bytes, bytes], Outcome, HandledIn]]] = {}
-        self._writers: dict[TopicPartition, asyncio.Task[None]] = {}
+        self._outcomes: dict[Partition, dict[int, tuple[Record, Outcome, HandledIn]]] = {}
+        self._writers: dict[Partition, asyncio.Task[None]] = {}
         # Set when a partition has `transaction_max_records` handled: its writer stops waiting for the interval.
-        self._batch_ready: dict[TopicPartition, asyncio.Event] = {}
-        self._last_began: dict[TopicPartition, float] = {}
+        self._batch_ready: dict[Partition, asyncio.Event] = {}
+        self._last_began: dict[Partition, float] = {}
         # One per partition, held while its transaction is open, so a rebalance waits for it instead of moving the
         # partition mid-way; partitions' transactions do not wait for each other.
-        self._locks: dict[TopicPartition, asyncio.Lock] = {}
+        self._locks: dict[Partition, asyncio.Lock] = {}
         self._generation = 0
         # Each partition's position after the last poll handed its records over: past a commit marker that follows
         # the last record too. Committed once every record below it is finished, so the group's lag reads 0 at rest.
-        self._read_to: dict[TopicPartition, int] = {}
+        self._read_to: dict[Partition, int] = {}
         # Partitions whose producer was fenced: re-initialising their transactional id waits until this member
         # proved it still belongs to the group (a stale member would fence the partition's real owner back).
-        self._fenced: set[TopicPartition] = set()
+        self._fenced: set[Partition] = set()
         # Partitions whose fenced producer the group coordinator then refused to vouch for: until the rejoin it
         # asked for revokes them, nothing of them is handled.
-        self._rejoining: set[TopicPartition] = set()
+        self._rejoining: set[Partition] = set()
         # Records whose outcome could not be written, per partition and offset, with the last error and how many
         # transactions it aborted: handled again, they are dead-lettered instead; a second abort stops the runner.
-        self._undeliverable: dict[TopicPartition, dict[int, tuple[BaseException, int]]] = {}
-        quiet_verification_retries()
+        self._undeliverable: dict[Partition, dict[int, tuple[BaseException, int]]] = {}
 
-    def _lock(self, tp: TopicPartition) -> asyncio.Lock:
+    def _lock(self, tp: Partition) -> asyncio.Lock:
         lock = self._locks.get(tp)
         if lock is None:
             lock = self._locks[tp] = asyncio.Lock()
         return lock
 
-    async def on_assigned(self, assigned: set[TopicPartition]) -> None:
+    async def on_assigned(self, assigned: set[Partition]) -> None:
         # The fetcher reads new partitions while this runs: `_accept` may meet one first, and prepares it.
         for tp in sorted(assigned):
             async with self._lock(tp):
                 try:
                     await self._prepare(tp)
-                except KafkaError as error:
+                except NOT_READY as error:
                     log.warning("%s[%d] not ready for transactions yet: %r", *tp, error)
 
-    async def _prepare(self, tp: TopicPartition, uncommitted_from: int | None = None) -> AIOKafkaProducer:
+    async def _prepare(self, tp: Partition, uncommitted_from: int | None = None) -> TransactionalProducer:
         """The partition's fenced producer, and its position moved to the committed offset; once per assignment."""
         producer = self._producers.get(tp)
         if producer is None:
             if tp in self._fenced:
                 await self._prove_membership(tp)
-            producer = await self._fenced_producer(tp)
+            producer = await self._transactional.acquire(tp)
             try:
                 await self._resume_from_committed(tp, uncommitted_from)
             except BaseException:
-                await stop_producer(producer, self._settings.shutdown_timeout_seconds)
+                await self._transactional.release(tp, producer)
                 raise
             # Ready only now: a partition with a producer is one whose position this group may process from.
             self._producers[tp] = producer
         return producer
 
-    async def _resume_from_committed(self, tp: TopicPartition, uncommitted_from: int | None = None) -> None:
+    async def _resume_from_committed(self, tp: Partition, uncommitted_from: int | None = None) -> None:
         """Seek to the committed offset, or to `uncommitted_from` when the group never committed on `tp`."""
         # Read after fencing: the previous owner's last transaction has now completed, so this offset is final
         # (the position the consumer fetched at assignment may predate that commit).
@@ -205,7 +158,7 @@ class TransactionalProcessor(ConsumerRunner):
             self._committed[tp] = committed
             self._seek(tp, committed)
 
-    def _seek(self, tp: TopicPartition, offset: int) -> None:
+    def _seek(self, tp: Partition, offset: int) -> None:
         """Move `tp`'s position. Every batch polled before is stale from now on: a batch polled while the partition
         was being prepared comes from the old position, and accepting it would make its records look handed over
         while the records between `offset` and it, fetched again, would look like repeats."""
@@ -213,7 +166,7 @@ class TransactionalProcessor(ConsumerRunner):
         self.positions_reset({tp})
         self._read_to.pop(tp, None)
 
-    async def _prove_membership(self, tp: TopicPartition) -> None:
+    async def _prove_membership(self, tp: Partition) -> None:
         """After a fence, commit the group's own committed offset of `tp` again, as this member: the coordinator
         refuses it (CommitFailedError) when the group has moved on without this member, which then rejoins instead
         of taking the transactional id back from the partition's new owner."""
@@ -222,17 +175,17 @@ class TransactionalProcessor(ConsumerRunner):
             try:
                 await asyncio.wait_for(self._consumer.commit({tp: committed}), self._settings.publish_timeout_seconds)
             except TimeoutError as error:
-                raise KafkaError(f"no answer from the group coordinator for {tp}") from error
+                raise NoAnswer(f"no answer from the group coordinator for {tp}") from error
         self._fenced.discard(tp)
 
-    async def _partitions_leaving(self, leaving: dict[TopicPartition, PartitionWork]) -> None:
+    async def _partitions_leaving(self, leaving: dict[Partition, PartitionWork]) -> None:
         # What was handled before the partitions move is written now, so the next owner starts after it.
         self._generation += 1
         for tp, work in sorted(leaving.items()):
             async with self._lock(tp):
                 await self._write_all_handled(tp, work)
 
-    async def on_revoked(self, revoked: set[TopicPartition]) -> None:
+    async def on_revoked(self, revoked: set[Partition]) -> None:
         await super().on_revoked(revoked)
         self._generation += 1
         for tp in revoked:
@@ -252,8 +205,9 @@ class TransactionalProcessor(ConsumerRunner):
             async with self._lock(tp):
                 await self._write_all_handled(tp, work)
         await self._stop_producers(set(self._producers))
+        await self._transactional.close()
 
-    async def _write_all_handled(self, tp: TopicPartition, work: PartitionWork) -> None:
+    async def _write_all_handled(self, tp: Partition, work: PartitionWork) -> None:
         """Write every handled prefix, `transaction_max_records` at a time, in place of the partition's writer
         (with the lock held: the writer is waiting for its interval or the lock, not in a transaction)."""
         writer = self._writers.pop(tp, None)
@@ -263,16 +217,12 @@ class TransactionalProcessor(ConsumerRunner):
         while await self._write_handled(tp, work):
             pass
 
-    async def _stop_producers(self, partitions: set[TopicPartition]) -> None:
+    async def _stop_producers(self, partitions: set[Partition]) -> None:
         # Together, not one after another: each may wait for its bound, and shutdown has one grace period.
-        stopping = [self._producers.pop(tp) for tp in partitions if tp in self._producers]
-        timeout = self._settings.shutdown_timeout_seconds
-        await asyncio.gather(*(stop_producer(producer, timeout) for producer in stopping))
+        stopping = [(tp, self._producers.pop(tp)) for tp in partitions if tp in self._producers]
+        await asyncio.gather(*(self._transactional.release(tp, producer) for tp, producer in stopping))
 
-    async def _fenced_producer(self, tp: TopicPartition) -> AIOKafkaProducer:
-        return await fenced(create_transactional_producer(self._settings, tp), self._settings.shutdown_timeout_seconds)
-
-    async def _accept(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+    async def _accept(self, tp: Partition, records: list[Record]) -> None:
         if tp in self._rejoining:
             return  # refused by the group coordinator: the rejoin it asked for assigns positions afresh
         if tp in self._producers and not self._stale(tp):
@@ -290,7 +240,7 @@ class TransactionalProcessor(ConsumerRunner):
                 return
         await self._accept_fresh(tp, records)
 
-    async def _accept_fresh(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+    async def _accept_fresh(self, tp: Partition, records: list[Record]) -> None:
         # A batch fetched from a stale position repeats committed work: that part is done already.
         fresh = [record for record in records if record.offset >= self._committed.get(tp, 0)]
         if len(fresh) < len(records):
@@ -298,22 +248,22 @@ class TransactionalProcessor(ConsumerRunner):
         if fresh:
             await super()._accept(tp, fresh)
 
-    async def _prepare_or_rewind(self, tp: TopicPartition, first: int) -> None:
+    async def _prepare_or_rewind(self, tp: Partition, first: int) -> None:
         """Prepare `tp`; if the broker refuses for now, read again from `first`: the position is already past it,
         and a record handed over is never dropped."""
         self.positions_reset({tp})
         try:
             await self._prepare(tp, uncommitted_from=first)
-        except CommitFailedError as error:
-            # Not a member of the group's current generation any more: aiokafka rejoins, and the partition is
+        except ERRORS.not_in_group as error:
+            # Not a member of the group's current generation any more: the consumer rejoins, and the partition is
             # revoked (and maybe assigned again, positions afresh). Until then nothing of it is handled.
             log.warning("%s[%d]: fenced, and the group has moved on (%r); rejoining", *tp, error)
             self._rejoining.add(tp)
-        except KafkaError as error:
+        except NOT_READY as error:
             log.warning("%s[%d] not ready for transactions: %r; reading again from offset %d", *tp, error, first)
             self._seek(tp, first)
 
-    async def _complete(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes], outcome: Outcome) -> None:
+    async def _complete(self, tp: Partition, record: Record, outcome: Outcome) -> None:
         # Copying the whole context is cheap; sending under it takes a task of its own, so only when tracing.
         handled_in = contextvars.copy_context() if tracing.enabled() else correlation.current()
         outcome = self._deliverable(tp, record, outcome)
@@ -322,7 +272,7 @@ class TransactionalProcessor(ConsumerRunner):
         if len(outcomes) >= self._settings.transaction_max_records and (ready := self._batch_ready.get(tp)):
             ready.set()
 
-    def _deliverable(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes], outcome: Outcome) -> Outcome:
+    def _deliverable(self, tp: Partition, record: Record, outcome: Outcome) -> Outcome:
         """`outcome`, or, when writing it already aborted a transaction for good, the record's dead letter."""
         failed = self._undeliverable.get(tp, {}).get(record.offset)
         if failed is None:
@@ -338,18 +288,18 @@ class TransactionalProcessor(ConsumerRunner):
         metrics.consumed(record.topic, "dead_lettered")
         return Failed(error if isinstance(error, Exception) else RuntimeError(repr(error)), 1)
 
-    def _full(self, tp: TopicPartition, work: PartitionWork) -> bool:
+    def _full(self, tp: Partition, work: PartitionWork) -> bool:
         # Handled records wait in memory until their transaction: a partition whose transactions fall behind its
         # handlers stops fetching too.
         unwritten = len(self._outcomes.get(tp, ()))
         return super()._full(tp, work) or unwritten >= self._settings.transaction_max_records
 
-    def _finished(self, tp: TopicPartition, work: PartitionWork) -> None:
+    def _finished(self, tp: Partition, work: PartitionWork) -> None:
         writer = self._writers.get(tp)
         if writer is None or writer.done():
             self._writers[tp] = asyncio.create_task(self._write_while_handled(tp, work), name=f"transactions {tp}")
 
-    async def _write_while_handled(self, tp: TopicPartition, work: PartitionWork) -> None:
+    async def _write_while_handled(self, tp: Partition, work: PartitionWork) -> None:
         """Write handled prefixes of `tp` until none is left, a transaction at most every interval: records
         finishing meanwhile go into the next one."""
         generation = self._generation
@@ -375,7 +325,7 @@ class TransactionalProcessor(ConsumerRunner):
             log.exception("%s[%d]: writing handled records failed; the runner stops", *tp)
             self._failure = error
 
-    async def _write_handled(self, tp: TopicPartition, work: PartitionWork) -> bool:
+    async def _write_handled(self, tp: Partition, work: PartitionWork) -> bool:
         """One transaction for the handled records below the partition's lowest unfinished one (the first
         `transaction_max_records` of them); false when there is nothing to write or it failed (then the partition
         has no producer). Called with the partition's lock held."""
@@ -394,7 +344,7 @@ class TransactionalProcessor(ConsumerRunner):
             upto = read_to
         if not ready and upto <= self._committed.get(tp, -1):
             return False
-        deliveries: list[tuple[int, asyncio.Future[Any]]] = []  # each write, with the offset it is the outcome of
+        deliveries: list[tuple[int, Delivery]] = []  # each write, with the offset it is the outcome of
         try:
             async with producer.transaction():
                 for offset in ready:
@@ -408,20 +358,19 @@ class TransactionalProcessor(ConsumerRunner):
                             sent = await send_outcome(producer, self._hooks, record, outcome)
                     except FENCED:
                         raise
-                    except (*RECORD_ERRORS, ValueError, TypeError) as error:
+                    except UNWRITABLE as error:
                         raise UndeliverableOutcome(offset, error) from error
                     deliveries.extend((offset, delivery) for delivery in sent)
                 await self._delivered(deliveries)
-                await producer.send_offsets_to_transaction({tp: upto}, self._settings.kafka_consumer_group)
-        except (KafkaError, UndeliverableOutcome) as error:
+                await producer.send_offsets_to_transaction({tp: upto}, self._consumer.group_metadata())
+        except TRANSACTION_FAILED as error:
             # The outcome may be unknown (a commit can fail after the coordinator took it): the next producer of
             # this transactional id fences this one, which completes the transaction either way.
             self._note_failure(tp, error)
             log.warning("transaction for %s[%d] failed: %r; resuming from the committed offset", *tp, error)
             metrics.transaction("aborted")
             del self._producers[tp]
-            await stop_producer(producer, self._settings.shutdown_timeout_seconds)
-            abandon_transaction(producer, (delivery for _, delivery in deliveries))
+            await self._transactional.discard(tp, producer, (delivery for _, delivery in deliveries))
             return False
         metrics.transaction("committed")
         for offset in ready:
@@ -432,9 +381,9 @@ class TransactionalProcessor(ConsumerRunner):
         return True
 
     @staticmethod
-    async def _delivered(deliveries: list[tuple[int, "asyncio.Future[Any]"]]) -> None:
-        """Wait for every write of the transaction; raise the first failure (aiokafka fails only the record's
-        future on a produce error and would commit the rest: Java's commitTransaction throws here)."""
+    async def _delivered(deliveries: list[tuple[int, Delivery]]) -> None:
+        """Wait for every write of the transaction; raise the first failure (a client may fail only the record's
+        future on a produce error and commit the rest, as aiokafka does: Java's commitTransaction throws here)."""
         results = await asyncio.gather(*(delivery for _, delivery in deliveries), return_exceptions=True)
         failures = [(offset, result) for (offset, _), result in zip(deliveries, results, strict=True)]
         for offset, result in failures:
@@ -443,7 +392,7 @@ class TransactionalProcessor(ConsumerRunner):
             if isinstance(result, BaseException):
                 raise result
 
-    def _note_failure(self, tp: TopicPartition, error: BaseException) -> None:
+    def _note_failure(self, tp: Partition, error: BaseException) -> None:
         """Remember why a transaction failed where it matters to the partition's next one."""
         if isinstance(error, FENCED):
             self._fenced.add(tp)
@@ -460,7 +409,7 @@ class TransactionalProcessor(ConsumerRunner):
                 continue
             try:
                 position = await self._consumer.position(tp)
-            except KafkaError:  # no longer assigned
+            except ERRORS.any:  # no longer assigned
                 self._read_to.pop(tp, None)
                 continue
             if self._stale(tp) or self._work.get(tp) is not work:
@@ -469,7 +418,7 @@ class TransactionalProcessor(ConsumerRunner):
             if work.drained and position > self._committed.get(tp, -1):
                 self._finished(tp, work)
 
-    async def _restart(self, tp: TopicPartition, work: PartitionWork) -> None:
+    async def _restart(self, tp: Partition, work: PartitionWork) -> None:
         """After a failed transaction: drop what `tp` holds (cancelling its handlers) and read it again from
         whatever offset the transaction left committed."""
         self.positions_reset({tp})

@@ -3,10 +3,11 @@ for the lag gauge and for `doctor`."""
 
 from collections.abc import Iterable
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from ..kafka.client import committed_reader
 from ..kafka.connection import connection_options
+from ..kafka.port import Partition
 from ..settings import Settings
 
 
@@ -16,9 +17,7 @@ class OffsetReader:
     def __init__(self, settings: Settings) -> None:
         self.admin = AIOKafkaAdminClient(**connection_options(settings))
         # read_committed: the end of a partition is its last stable offset, where this service's consumer stops.
-        self.consumer = AIOKafkaConsumer(
-            **connection_options(settings), group_id=None, enable_auto_commit=False, isolation_level="read_committed"
-        )
+        self.consumer = committed_reader(settings)
 
     async def start(self) -> None:
         await self.admin.start()
@@ -34,20 +33,20 @@ class OffsetReader:
         finally:
             await self.admin.close()
 
-    async def committed(self, group: str) -> dict[TopicPartition, int]:
+    async def committed(self, group: str) -> dict[Partition, int]:
         """The group's committed offset per partition it ever committed on."""
         offsets = await self.admin.list_consumer_group_offsets(group)
-        return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+        return {Partition(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
 
-    async def ends(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+    async def ends(self, partitions: Iterable[Partition]) -> dict[Partition, int]:
         wanted = sorted(partitions)
         return dict(await self.consumer.end_offsets(wanted)) if wanted else {}
 
-    async def beginnings(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+    async def beginnings(self, partitions: Iterable[Partition]) -> dict[Partition, int]:
         wanted = sorted(partitions)
         return dict(await self.consumer.beginning_offsets(wanted)) if wanted else {}
 
-    async def lag(self, group: str, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+    async def lag(self, group: str, partitions: Iterable[Partition]) -> dict[Partition, int]:
         """Records between the group's commit (or the log's start, before any commit) and the end."""
         wanted = set(partitions)
         committed = await self.committed(group)

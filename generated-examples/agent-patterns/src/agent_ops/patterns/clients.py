@@ -1,19 +1,14 @@
 """What the patterns' own Kafka clients share besides the service's (`kafka/clients.py`): their dead letters."""
 
 import asyncio
-import inspect
 from typing import Any
 
-from aiokafka import AIOKafkaProducer, ConsumerRecord
-from aiokafka.record.default_records import DefaultRecordBatchBuilder
-
-MAX_REQUEST_SIZE: int = inspect.signature(AIOKafkaProducer).parameters["max_request_size"].default
-"""The largest record the patterns' producers send (aiokafka's default): aiokafka refuses a larger one, and in a
-transaction that refusal aborts everything else the transaction holds."""
+from ..kafka.client import MAX_REQUEST_SIZE, record_size
+from ..kafka.port import Producer, Record
 
 
 def dead_letter_headers(
-    record: ConsumerRecord[Any, Any], error: BaseException, extra: tuple[tuple[str, bytes], ...] = ()
+    record: Record, error: BaseException, extra: tuple[tuple[str, bytes], ...] = ()
 ) -> list[tuple[str, bytes]]:
     """The record's own headers (a header without a value kept, empty), where it came from and why it failed."""
     return [
@@ -28,15 +23,15 @@ def dead_letter_headers(
 
 
 async def send_dead_letter(
-    producer: AIOKafkaProducer,
+    producer: Producer,
     topic: str,
-    record: ConsumerRecord[Any, Any],
+    record: Record,
     error: BaseException,
     extra: tuple[tuple[str, bytes], ...] = (),
 ) -> "asyncio.Future[Any]":
     """Queue `record` on `topic` as it came, same key and value, with `dead_letter_headers`; its delivery future.
 
-    A record with neither key nor value (Kafka stores one; aiokafka refuses to send one) becomes an empty value and a
+    A record with neither key nor value (Kafka stores one; clients refuse to send one) becomes an empty value and a
     `dlq.original.null` header saying so. A value too large to write again beside those headers goes without it
     (`dlq.original.value: dropped: N bytes`; the original stays at its topic, partition and offset until retention)."""
     headers = dead_letter_headers(record, error, extra)
@@ -44,7 +39,8 @@ async def send_dead_letter(
     if record.key is None and value is None:
         value = b""
         headers.append(("dlq.original.null", b"key,value"))
-    if value and DefaultRecordBatchBuilder.estimate_size_in_bytes(record.key, value, headers) > MAX_REQUEST_SIZE:
+    # The client refuses a record larger than it sends, and in a transaction that aborts everything else with it.
+    if value and record_size(record.key, value, headers) > MAX_REQUEST_SIZE:
         headers.append(("dlq.original.value", f"dropped: {len(value)} bytes".encode()))
         value = b""
     delivery: asyncio.Future[Any] = await producer.send(topic, value, key=record.key, headers=headers)

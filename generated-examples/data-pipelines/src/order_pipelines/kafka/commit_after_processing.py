@@ -3,17 +3,16 @@
 import asyncio
 import logging
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
-
 from ..events.serde import EventSerde
 from ..observability import metrics
 from ..processed import ProcessedEvents
 from ..settings import Settings
+from .client import ERRORS
 from .consumer import ConsumerRunner, Failed, Handler, Outcome
 from .hooks import NO_HOOKS, Hooks
 from .outcomes import send_outcome
 from .partition_work import PartitionWork
+from .port import Consumer, Partition, Producer, Record
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +28,10 @@ class CommitAfterProcessing(ConsumerRunner):
 
     def __init__(
         self,
-        consumer: AIOKafkaConsumer,
+        consumer: Consumer,
         serde: EventSerde,
         handler: Handler,
-        producer: AIOKafkaProducer,
+        producer: Producer,
         processed: ProcessedEvents,
         settings: Settings,
         hooks: Hooks = NO_HOOKS,
@@ -41,14 +40,14 @@ class CommitAfterProcessing(ConsumerRunner):
         self._producer = producer
         self._hooks = hooks
         self._processed = processed
-        self._committed: dict[TopicPartition, int] = {}
+        self._committed: dict[Partition, int] = {}
         # Each partition's position after the last poll handed its records over: past its last record, and past
         # the commit marker a transactional producer (Kafka Connect's exactly-once sources, for one) wrote after it.
-        self._read_to: dict[TopicPartition, int] = {}
+        self._read_to: dict[Partition, int] = {}
         # One commit at a time, so a partition's offsets reach the broker in order.
         self._commit_lock = asyncio.Lock()
         self._committing: asyncio.Task[None] | None = None
-        # aiokafka gives up on a batch after its request timeout; a retry or two may follow before that.
+        # The client gives up on a batch after its request timeout; a retry or two may follow before that.
         self._ack_bound_seconds = 3 * settings.publish_timeout_seconds
 
     async def start(self) -> None:
@@ -61,7 +60,7 @@ class CommitAfterProcessing(ConsumerRunner):
         finally:
             await self._processed.close()
 
-    async def _process_record(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> None:
+    async def _process_record(self, tp: Partition, record: Record) -> None:
         decoded = await self._decode_record(record)
         if isinstance(decoded, Failed):
             await self._complete(tp, record, decoded)
@@ -76,7 +75,7 @@ class CommitAfterProcessing(ConsumerRunner):
                 return
             await self._complete(tp, record, await self._call_handler(record, topic, event))
 
-    async def _complete(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes], outcome: Outcome) -> None:
+    async def _complete(self, tp: Partition, record: Record, outcome: Outcome) -> None:
         deliveries = await send_outcome(self._producer, self._hooks, record, outcome)
         if deliveries:
             # The partition's next records go on in a lane of their own while this one waits for the acks.
@@ -85,7 +84,7 @@ class CommitAfterProcessing(ConsumerRunner):
             # next owner waits for). Past the bound the id is left unrecorded and the runner stops, unacknowledged.
             await asyncio.wait_for(asyncio.gather(*deliveries), self._ack_bound_seconds)
 
-    def _finished(self, tp: TopicPartition, work: PartitionWork) -> None:
+    def _finished(self, tp: Partition, work: PartitionWork) -> None:
         # Commit what finished without waiting for the next poll, which may wait its whole timeout for records;
         # while a commit is under way, records finishing meanwhile go into the next one.
         self._commit_soon()
@@ -102,12 +101,12 @@ class CommitAfterProcessing(ConsumerRunner):
         for tp in list(self._work):
             try:
                 self._read_to[tp] = await self._consumer.position(tp)
-            except KafkaError:  # no longer assigned
+            except ERRORS.any:  # no longer assigned
                 self._read_to.pop(tp, None)
         # In the background: polling goes on during the commit's round trip.
         self._commit_soon()
 
-    async def _partitions_leaving(self, leaving: dict[TopicPartition, PartitionWork]) -> None:
+    async def _partitions_leaving(self, leaving: dict[Partition, PartitionWork]) -> None:
         # Commit finished work before the partitions move, so the new owner does not redo it.
         await self._commit(leaving)
         for tp in leaving:
@@ -119,7 +118,7 @@ class CommitAfterProcessing(ConsumerRunner):
             await asyncio.gather(self._committing, return_exceptions=True)
         await self._commit(self._work)
 
-    def _commit_offset(self, tp: TopicPartition, work: PartitionWork) -> int | None:
+    def _commit_offset(self, tp: Partition, work: PartitionWork) -> int | None:
         """Up to the lowest unfinished record; once all is finished, up to where the last poll read: a commit
         marker after the last record is then committed past too, and the group's lag reads 0, not 1."""
         offset = work.commit_offset
@@ -128,7 +127,7 @@ class CommitAfterProcessing(ConsumerRunner):
             return read_to
         return offset
 
-    async def _commit(self, works: dict[TopicPartition, PartitionWork]) -> bool:
+    async def _commit(self, works: dict[Partition, PartitionWork]) -> bool:
         """Commit each partition up to its lowest unfinished record; whether there was anything new to commit."""
         async with self._commit_lock:
             offsets = {
@@ -140,7 +139,7 @@ class CommitAfterProcessing(ConsumerRunner):
                 return False
             try:
                 await self._consumer.commit(offsets)
-            except KafkaError as error:
+            except ERRORS.any as error:
                 # Typically the partition moved during a rebalance: its new owner repeats the work (at-least-once).
                 log.warning("commit of %s failed: %r", offsets, error)
                 return False

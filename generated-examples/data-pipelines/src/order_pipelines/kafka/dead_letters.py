@@ -6,28 +6,24 @@ write again beside the `dlq.*` headers goes without it (`dlq.original.value: dro
 topic, partition and offset until retention)."""
 
 import asyncio
-import inspect
 from typing import Any
 
-from aiokafka import AIOKafkaProducer, ConsumerRecord
-from aiokafka.record.default_records import DefaultRecordBatchBuilder
+from .client import MAX_REQUEST_SIZE, record_size
+from .port import Producer, Record
 
-MAX_REQUEST_SIZE: int = inspect.signature(AIOKafkaProducer).parameters["max_request_size"].default
-"""The largest record the service's producers send (aiokafka's default; none of them changes it): aiokafka refuses
-a larger one before sending it."""
+__all__ = [
+    "MAX_REQUEST_SIZE",
+    "ORIGINAL_VALUE",
+    "dead_letter",
+    "dead_letter_headers",
+    "record_size",
+    "send_dead_letter",
+]
 
 ORIGINAL_VALUE = "dlq.original.value"
 
 
-def record_size(key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes | None]]) -> int:
-    """The size aiokafka checks against its `max_request_size` before sending a record."""
-    size: int = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers)
-    return size
-
-
-def dead_letter_headers(
-    record: ConsumerRecord[bytes, bytes], error: BaseException, attempts: int
-) -> list[tuple[str, bytes | None]]:
+def dead_letter_headers(record: Record, error: BaseException, attempts: int) -> list[tuple[str, bytes | None]]:
     """The original headers (a header's value may be null in Kafka) plus where the message came from and why it
     failed."""
     original: list[tuple[str, bytes | None]] = list(record.headers or ())
@@ -43,7 +39,7 @@ def dead_letter_headers(
 
 
 def dead_letter(
-    record: ConsumerRecord[bytes, bytes], error: BaseException, attempts: int
+    record: Record, error: BaseException, attempts: int
 ) -> tuple[bytes | None, bytes, list[tuple[str, bytes | None]]]:
     """The key, value and headers of `record`'s dead letter: always a record a producer accepts."""
     headers = dead_letter_headers(record, error, attempts)
@@ -59,7 +55,7 @@ def dead_letter(
 
 
 async def send_dead_letter(
-    producer: AIOKafkaProducer, record: ConsumerRecord[bytes, bytes], error: BaseException, attempts: int
+    producer: Producer, record: Record, error: BaseException, attempts: int
 ) -> "asyncio.Future[Any]":
     """Queue the message on `<topic>.dlq`, same key and value (see the module for null and oversized values);
     returns its delivery future. With a transactional producer the dead letter commits or aborts together with the

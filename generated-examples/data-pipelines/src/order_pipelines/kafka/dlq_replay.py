@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from uuid import UUID
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from ..events.catalog import CONSUMED_TOPICS
 from ..settings import Settings, get_settings
-from .connection import connection_options
+from .client import committed_reader, partitions_of, plain_producer
+from .port import Consumer, Partition, Producer, Record
 
 DLQ_HEADER_PREFIX = "dlq."
 REPLAYED_FROM = "dlq.replayed.from"
@@ -49,17 +49,17 @@ def replay_group(settings: Settings) -> str:
     return f"{settings.kafka_consumer_group}.dlq-replay"
 
 
-def original_topic(record: ConsumerRecord[bytes, bytes]) -> str:
+def original_topic(record: Record) -> str:
     named: bytes | None = dict(record.headers).get("dlq.original.topic")
     return named.decode() if named else record.topic.removesuffix(".dlq")
 
 
-def replay_headers(record: ConsumerRecord[bytes, bytes]) -> list[tuple[str, bytes]]:
+def replay_headers(record: Record) -> list[tuple[str, bytes]]:
     kept = [(name, value) for name, value in record.headers if not name.startswith(DLQ_HEADER_PREFIX)]
     return [*kept, (REPLAYED_FROM, f"{record.topic}/{record.partition}/{record.offset}".encode())]
 
 
-def event_id_of(record: ConsumerRecord[bytes, bytes]) -> UUID | None:
+def event_id_of(record: Record) -> UUID | None:
     """The id the service published the event under (its `event-id` header); none for a record that was never
     an event of this service (undecodable: it was never recorded as processed either)."""
     value: bytes | None = dict(record.headers).get("event-id")
@@ -98,18 +98,16 @@ async def forget_processed(settings: Settings, event_ids: list[UUID]) -> str:
     )
 
 
-async def _behind(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+async def _behind(consumer: Consumer, ends: dict[Partition, int]) -> bool:
     for tp, end in ends.items():
         if await consumer.position(tp) < end:
             return True
     return False
 
 
-async def _read_dead_letters(
-    consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int], within: float
-) -> list[ConsumerRecord[bytes, bytes]]:
+async def _read_dead_letters(consumer: Consumer, ends: dict[Partition, int], within: float) -> list[Record]:
     """Every dead letter from the group's committed offsets up to `ends`."""
-    records: list[ConsumerRecord[bytes, bytes]] = []
+    records: list[Record] = []
     async with asyncio.timeout(within):
         while await _behind(consumer, ends):
             batches = await consumer.getmany(timeout_ms=200)
@@ -118,34 +116,27 @@ async def _read_dead_letters(
     return records
 
 
-def _consumer(settings: Settings) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(
-        **connection_options(settings),
-        group_id=replay_group(settings),
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        isolation_level="read_committed",  # a dead letter written in an aborted transaction never happened
-    )
+def _consumer(settings: Settings) -> Consumer:
+    # Committed records only: a dead letter written in an aborted transaction never happened.
+    return committed_reader(settings, group_id=replay_group(settings), from_earliest=True)
 
 
-async def _assign(
-    consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, topics: Sequence[str]
-) -> dict[TopicPartition, int]:
+async def _assign(consumer: Consumer, producer: Producer, topics: Sequence[str]) -> dict[Partition, int]:
     """Assign every partition of the topics' dead-letter topics; their ends now."""
     partitions = [
-        TopicPartition(f"{name}.dlq", partition)
+        Partition(f"{name}.dlq", partition)
         for name in topics
-        for partition in sorted(await producer.partitions_for(f"{name}.dlq"))  # waits for the topic's metadata
+        for partition in sorted(await partitions_of(producer, f"{name}.dlq"))  # waits for the topic's metadata
     ]
     consumer.assign(partitions)
-    ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
+    ends: dict[Partition, int] = await consumer.end_offsets(partitions)
     return ends
 
 
 async def replay(settings: Settings, topics: Sequence[str], within: float = 60.0) -> Replayed:
     """Replay the dead letters of `topics` (consumed topics' names) that no earlier replay put back."""
     consumer = _consumer(settings)
-    producer = AIOKafkaProducer(**connection_options(settings), acks="all", enable_idempotence=True)
+    producer = plain_producer(settings, idempotent=True)
     await consumer.start()
     await producer.start()
     try:
@@ -156,9 +147,9 @@ async def replay(settings: Settings, topics: Sequence[str], within: float = 60.0
         per_topic = dict.fromkeys(topics, 0)
         for record in records:
             target = original_topic(record)
-            await producer.send_and_wait(target, record.value, key=record.key, headers=replay_headers(record))
+            await (await producer.send(target, record.value, key=record.key, headers=replay_headers(record)))
             # Committed one by one: a replay that stops halfway resumes after the last dead letter put back.
-            await consumer.commit({TopicPartition(record.topic, record.partition): record.offset + 1})
+            await consumer.commit({Partition(record.topic, record.partition): record.offset + 1})
             per_topic[target] = per_topic.get(target, 0) + 1
         if ends:
             await consumer.commit(dict(ends))
@@ -171,7 +162,7 @@ async def replay(settings: Settings, topics: Sequence[str], within: float = 60.0
 async def discard(settings: Settings, topics: Sequence[str]) -> int:
     """Move the replay past every dead letter of `topics` there is now, without replaying them; how many."""
     consumer = _consumer(settings)
-    producer = AIOKafkaProducer(**connection_options(settings))
+    producer = plain_producer(settings)
     await consumer.start()
     await producer.start()
     try:

@@ -1,18 +1,18 @@
 """The consumer runner for this service's delivery guarantee: at-least-once."""
 
-from aiokafka import AIOKafkaProducer
-
 from ..events.serde import EventSerde
 from ..processed import InMemoryProcessedEvents, ProcessedEvents, SqliteProcessedEvents
 from ..processed_postgres import PostgresProcessedEvents
 from ..settings import Settings
+from .client import create_consumer
 from .commit_after_processing import CommitAfterProcessing
-from .consumer import ConsumerRunner, Handler, create_consumer
+from .consumer import ConsumerRunner, Handler
 from .hooks import Hooks
+from .port import Producer
 
 
 def create_runner(
-    settings: Settings, serde: EventSerde, handler: Handler, producer: AIOKafkaProducer, hooks: Hooks
+    settings: Settings, serde: EventSerde, handler: Handler, producer: Producer, hooks: Hooks
 ) -> ConsumerRunner:
     """The runner; what it writes for a record goes with what the patterns' `hooks` write."""
     return CommitAfterProcessing(

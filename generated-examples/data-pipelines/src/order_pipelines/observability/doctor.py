@@ -24,8 +24,8 @@ from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError
 
 from ..events.catalog import CONSUMED_TOPICS, TOPICS
-from ..kafka.clients import POLL_TIMEOUT_MS
 from ..kafka.connection import connection_options
+from ..kafka.reading import POLL_TIMEOUT_MS
 from ..settings import Settings, get_settings
 from .consumer_diagnosis import (
     GroupSample,

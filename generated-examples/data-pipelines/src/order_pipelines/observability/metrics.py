@@ -14,10 +14,10 @@ import time
 from collections.abc import Collection, Iterator
 from typing import Any
 
-from aiokafka import TopicPartition
-from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
+from ..kafka.client import ERRORS
+from ..kafka.port import Partition
 from ..settings import Settings
 from .offsets import OffsetReader
 
@@ -140,7 +140,7 @@ def handled(topic: str, seconds: float, error: BaseException | None) -> None:
         labelled(CONSUMED, topic, "ok").inc()
 
 
-def assigned(partitions: Collection[TopicPartition]) -> None:
+def assigned(partitions: Collection[Partition]) -> None:
     """A rebalance completed with `partitions` as this consumer's whole assignment."""
     REBALANCES.inc()
     _owned.clear()
@@ -173,25 +173,25 @@ async def watch_lag(settings: Settings, interval_seconds: float) -> None:
         try:
             await reader.start()
             break
-        except KafkaError as error:
+        except ERRORS.any as error:
             log.warning("lag gauge: no broker yet (%r); retrying", error)
             await asyncio.sleep(interval_seconds)
     try:
         while True:
             try:
                 update_lag(await reader.lag(settings.kafka_consumer_group, _owned))
-            except KafkaError as error:  # the next round tries again; a scrape shows the last values meanwhile
+            except ERRORS.any as error:  # the next round tries again; a scrape shows the last values meanwhile
                 log.warning("lag gauge: could not read offsets: %r", error)
             await asyncio.sleep(interval_seconds)
     finally:
         await reader.stop()
 
 
-_owned: set[TopicPartition] = set()
+_owned: set[Partition] = set()
 _lag_series: set[tuple[str, str]] = set()
 
 
-def update_lag(lag: dict[TopicPartition, int]) -> None:
+def update_lag(lag: dict[Partition, int]) -> None:
     """Set the gauge. Series are removed one by one, never cleared, so that a scrape in between (the worker serves
     metrics from a thread) never misses a partition still owned."""
     current = {(tp.topic, str(tp.partition)): records for tp, records in lag.items()}

@@ -9,66 +9,49 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
-from aiokafka.errors import GroupAuthorizationFailedError, KafkaError, TopicAuthorizationFailedError
-
 from .. import correlation
 from ..events.catalog import CONSUMED_TOPICS, Topic, topic_named
 from ..events.models import Event
 from ..events.serde import DeserializationError, EventSerde, RegistryUnavailableError
 from ..observability import metrics, tracing
 from ..settings import Settings
-from .clients import stop_consumer
-from .connection import connection_options
+from .client import ERRORS
 from .deadlines import Deadlines
 from .outcomes import Failed, Handled, Outcome, encode
 from .partition_work import PartitionWork
+from .port import Consumer, Partition, Record
 
 log = logging.getLogger(__name__)
+
+UNANSWERED: tuple[type[Exception], ...] = (TimeoutError, *ERRORS.any)
+"""A lookup that failed or got no answer in time."""
 
 Handler = Callable[[Topic, Event], Awaitable[Sequence[Event]]]
 """Handles one event; returns the events it causes, which the runner publishes under its guarantee."""
 
-__all__ = ["ConsumerRunner", "Failed", "Handled", "Handler", "Interrupted", "Outcome", "create_consumer"]
-
-
-def create_consumer(settings: Settings) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(
-        **connection_options(settings),
-        group_id=settings.kafka_consumer_group,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        # Records of aborted (and still open) transactions are never handed to the handlers.
-        isolation_level="read_committed",
-        max_poll_records=settings.consumer_max_records,
-        # aiokafka leaves the group when `getmany` is not called for this long; the runner polls while handlers
-        # run, so only a stuck event loop comes near it, whatever the handlers' duration.
-        max_poll_interval_ms=settings.consumer_max_poll_interval_ms,
-        session_timeout_ms=settings.consumer_session_timeout_ms,
-        heartbeat_interval_ms=settings.consumer_heartbeat_interval_ms,
-        # A rebalance waits for the revoke listener, which waits for in-flight handlers up to its bound.
-        rebalance_timeout_ms=settings.consumer_session_timeout_ms + int(settings.consumer_revoke_wait_seconds * 1000),
-    )
+__all__ = ["ConsumerRunner", "Failed", "Handled", "Handler", "Interrupted", "Outcome"]
 
 
 class Interrupted(Exception):
     """Shutdown came while a message was being retried: it stays uncommitted for the next owner."""
 
 
-class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Lets the runner settle its work before partitions move, and prepare before it reads new ones."""
+class Rebalance:
+    """Lets the runner settle its work before partitions move, and prepare before it reads new ones (a
+    `port.RebalanceListener`)."""
 
     def __init__(self, runner: "ConsumerRunner") -> None:
         self._runner = runner
 
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+    async def on_partitions_revoked(self, revoked: set[Partition]) -> None:
         self._runner.positions_reset(revoked)
         await self._runner.on_revoked(revoked)
 
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+    async def on_partitions_assigned(self, assigned: set[Partition]) -> None:
         self._runner.positions_reset(assigned)
         await self._runner.on_assigned(assigned)
-        metrics.assigned(assigned)
+        # The whole assignment: `assigned` is only what arrived when the client rebalances incrementally.
+        metrics.assigned(self._runner.assignment())
         self._runner.joined.set()
         log.info("assigned %s", sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned))
 
@@ -83,7 +66,7 @@ class ConsumerRunner:
     _lanes_go_on = True
     """Whether a lane goes on with the next record itself; false when every record must go through `_launch`."""
 
-    def __init__(self, consumer: AIOKafkaConsumer, serde: EventSerde, handler: Handler, settings: Settings) -> None:
+    def __init__(self, consumer: Consumer, serde: EventSerde, handler: Handler, settings: Settings) -> None:
         self._consumer = consumer
         self._serde = serde
         self._handler = handler
@@ -91,15 +74,15 @@ class ConsumerRunner:
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._polling = False
-        self._work: dict[TopicPartition, PartitionWork] = {}
-        self._handling: dict[TopicPartition, set[asyncio.Task[None]]] = {}
+        self._work: dict[Partition, PartitionWork] = {}
+        self._handling: dict[Partition, set[asyncio.Task[None]]] = {}
         self._failure: BaseException | None = None
         # The partitions `_flow_control` paused: only a record of one of them can make a resume due.
-        self._paused: set[TopicPartition] = set()
+        self._paused: set[Partition] = set()
         # Bumped whenever a partition's position is reset (a rebalance, a seek): a batch polled before that is
         # stale, and its records are fetched again from the new position.
-        self._resets: dict[TopicPartition, int] = {}
-        self._resets_at_poll: dict[TopicPartition, int] = {}
+        self._resets: dict[Partition, int] = {}
+        self._resets_at_poll: dict[Partition, int] = {}
         self._deadlines = Deadlines(settings.handler_timeout_seconds)
         self.joined = asyncio.Event()
 
@@ -107,7 +90,7 @@ class ConsumerRunner:
         self._consumer.subscribe([topic.name for topic in CONSUMED_TOPICS], listener=Rebalance(self))
         try:
             await self._consumer.start()
-        except (GroupAuthorizationFailedError, TopicAuthorizationFailedError) as denied:
+        except ERRORS.denied as denied:
             # A missing ACL: no restart can grant it. Stay alive and unready, say why, and keep asking.
             log.error("Kafka denies the consumer (%r); it retries until the ACL is granted", denied)
             self._task = asyncio.create_task(self._start_when_allowed(), name="consumer-runner")
@@ -120,7 +103,7 @@ class ConsumerRunner:
             backoff_seconds = min(backoff_seconds * 2, 30.0)
             try:
                 await self._consumer.start()
-            except (GroupAuthorizationFailedError, TopicAuthorizationFailedError) as denied:
+            except ERRORS.denied as denied:
                 log.error("Kafka still denies the consumer (%r)", denied)
                 continue
             await self._run()
@@ -140,11 +123,14 @@ class ConsumerRunner:
         # Handlers still running after the grace period are abandoned: their records stay uncommitted.
         await self._drain(set(self._handling), self._settings.shutdown_timeout_seconds)
         await self._settle()
-        await stop_consumer(self._consumer)
+        await self._consumer.stop()
 
     @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
+
+    def assignment(self) -> set[Partition]:
+        return self._consumer.assignment()
 
     async def lag(self, timeout_seconds: float) -> dict[str, int]:
         """Records not yet handled in each assigned partition: the end of the partition minus the lowest record not
@@ -155,9 +141,9 @@ class ConsumerRunner:
         timeout are left out."""
         lag: dict[str, int] = {}
         assigned = self._consumer.assignment()
-        ends: dict[TopicPartition, int] = {}
+        ends: dict[Partition, int] = {}
         if paused := self._consumer.paused() & assigned:
-            with contextlib.suppress(TimeoutError, KafkaError):
+            with contextlib.suppress(*UNANSWERED):
                 ends = await asyncio.wait_for(self._consumer.end_offsets(sorted(paused)), timeout_seconds)
         for tp in sorted(assigned):
             highwater: int | None = ends.get(tp) if tp in paused else self._consumer.highwater(tp)
@@ -170,36 +156,36 @@ class ConsumerRunner:
             else:
                 try:
                     position = await asyncio.wait_for(self._consumer.position(tp), timeout_seconds)
-                except (TimeoutError, KafkaError):
+                except UNANSWERED:
                     continue
             lag[f"{tp.topic}[{tp.partition}]"] = max(highwater - position, 0)
         return lag
 
-    async def on_assigned(self, assigned: set[TopicPartition]) -> None:
+    async def on_assigned(self, assigned: set[Partition]) -> None:
         """Called before the first fetch from newly assigned partitions."""
 
-    async def on_revoked(self, revoked: set[TopicPartition]) -> None:
+    async def on_revoked(self, revoked: set[Partition]) -> None:
         """Before partitions move: wait a bounded time for their in-flight handlers, abandon the rest, then make
         what finished durable so the next owner starts after it."""
         leaving = {tp: self._work.pop(tp) for tp in revoked if tp in self._work}
         await self._drain(revoked, self._settings.consumer_revoke_wait_seconds)
         await self._partitions_leaving(leaving)
 
-    async def _partitions_leaving(self, leaving: dict[TopicPartition, PartitionWork]) -> None:
+    async def _partitions_leaving(self, leaving: dict[Partition, PartitionWork]) -> None:
         """Called once the in-flight work of partitions about to move finished or was abandoned."""
 
     async def _settle(self) -> None:
         """Called once the loop stopped and in-flight work finished or was abandoned: make what finished durable."""
 
-    def positions_reset(self, partitions: set[TopicPartition]) -> None:
+    def positions_reset(self, partitions: set[Partition]) -> None:
         for tp in partitions:
             self._resets[tp] = self._resets.get(tp, 0) + 1
 
-    def _stale(self, tp: TopicPartition) -> bool:
+    def _stale(self, tp: Partition) -> bool:
         """Whether `tp`'s position was reset since the batch in hand was polled: it will be fetched again."""
         return self._resets.get(tp, 0) != self._resets_at_poll.get(tp, 0)
 
-    async def _accept(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+    async def _accept(self, tp: Partition, records: list[Record]) -> None:
         """Queue fetched records for handling (no await before they are queued: the check stays true)."""
         if self._stale(tp):
             return
@@ -209,11 +195,11 @@ class ConsumerRunner:
         work.add(records)
         self._start_ready(tp)
 
-    async def _complete(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes], outcome: Outcome) -> None:
+    async def _complete(self, tp: Partition, record: Record, outcome: Outcome) -> None:
         """Write what handling `record` came to; the record counts as finished once this returns."""
         raise NotImplementedError
 
-    def _finished(self, tp: TopicPartition, work: PartitionWork) -> None:
+    def _finished(self, tp: Partition, work: PartitionWork) -> None:
         """Called each time a record of `tp` finished."""
 
     async def _run(self) -> None:
@@ -224,7 +210,7 @@ class ConsumerRunner:
                 self._polling = True
                 batch = await self._consumer.getmany(timeout_ms=self._settings.consumer_poll_timeout_ms)
                 self._polling = False
-                # aiokafka hands over only records at the positions as they are now (a rebalance or a seek during
+                # A poll hands over only records at the positions as they are now (a rebalance or a seek during
                 # the poll discards what was fetched before it); later resets make this batch stale.
                 self._resets_at_poll = dict(self._resets)
                 assigned = self._consumer.assignment()
@@ -243,20 +229,20 @@ class ConsumerRunner:
     async def _polled(self) -> None:
         """Called after each poll: a chance to commit what finished since the last one."""
 
-    def _start_ready(self, tp: TopicPartition) -> None:
+    def _start_ready(self, tp: Partition) -> None:
         work = self._work.get(tp)
         if work is None or self._stopping.is_set():
             return
         if started := work.start():
             self._launch(tp, work, started)
 
-    def _launch(self, tp: TopicPartition, work: PartitionWork, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+    def _launch(self, tp: Partition, work: PartitionWork, records: list[Record]) -> None:
         """Start handling `records`, which `work` just handed out: each in a lane of its own, which goes on with
         the partition's next records as long as there are any it may start."""
         for record in records:
             self._spawn(tp, self._process(tp, work, record), f"handle {tp.topic}[{tp.partition}]")
 
-    def _next_in_lane(self, tp: TopicPartition, work: PartitionWork) -> ConsumerRecord[bytes, bytes] | None:
+    def _next_in_lane(self, tp: Partition, work: PartitionWork) -> Record | None:
         """The record the lane that just finished one goes on with; other records that may start now get lanes
         of their own. A task per record would cost more than handling a fast handler's record does."""
         if self._stopping.is_set():
@@ -270,16 +256,16 @@ class ConsumerRunner:
         self._launch(tp, work, started[1:])
         return started[0]
 
-    def _spawn(self, tp: TopicPartition, work: Coroutine[Any, Any, None], name: str) -> None:
+    def _spawn(self, tp: Partition, work: Coroutine[Any, Any, None], name: str) -> None:
         """Run `work` as a task of `tp`'s, which a revoke or shutdown waits for (then cancels)."""
         task = asyncio.create_task(work, name=name)
         tasks = self._handling.setdefault(tp, set())
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
-    async def _process(self, tp: TopicPartition, work: PartitionWork, record: ConsumerRecord[bytes, bytes]) -> None:
+    async def _process(self, tp: Partition, work: PartitionWork, record: Record) -> None:
         """A lane: handle `record`, then the partition's next records while there are any it may start."""
-        next_record: ConsumerRecord[bytes, bytes] | None = record
+        next_record: Record | None = record
         while next_record is not None:
             record = next_record
             try:
@@ -297,10 +283,10 @@ class ConsumerRunner:
             next_record = self._next_in_lane(tp, work)
             self._resume_if_room(tp, work)
 
-    async def _process_record(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> None:
+    async def _process_record(self, tp: Partition, record: Record) -> None:
         await self._complete(tp, record, await self._handle(record))
 
-    def _release(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> None:
+    def _release(self, tp: Partition, record: Record) -> None:
         """`record`'s writes are queued (in order, by one producer): the next records, of its key too, may start
         while it waits for their acknowledgement, as a batch's sends did. It is finished only after that."""
         work = self._work.get(tp)
@@ -308,11 +294,11 @@ class ConsumerRunner:
             work.release(record.offset)
             self._start_ready(tp)
 
-    def _full(self, tp: TopicPartition, work: PartitionWork) -> bool:
+    def _full(self, tp: Partition, work: PartitionWork) -> bool:
         """Whether `tp` holds as much as it may: fetching it waits until it has room."""
         return work.waiting >= self._settings.consumer_max_records
 
-    def _resume_if_room(self, tp: TopicPartition, work: PartitionWork) -> None:
+    def _resume_if_room(self, tp: Partition, work: PartitionWork) -> None:
         if tp in self._paused and not self._full(tp, work):
             self._consumer.resume(tp)
             self._paused.discard(tp)
@@ -328,7 +314,7 @@ class ConsumerRunner:
             self._consumer.resume(*resume)
         self._paused = (paused | pause) - resume
 
-    async def _drain(self, partitions: set[TopicPartition], grace_seconds: float) -> None:
+    async def _drain(self, partitions: set[Partition], grace_seconds: float) -> None:
         """Wait up to `grace_seconds` for the handlers of `partitions` (those they start meanwhile too), then cancel
         those still running."""
         deadline = asyncio.get_running_loop().time() + grace_seconds
@@ -344,14 +330,14 @@ class ConsumerRunner:
         for tp in partitions:
             self._handling.pop(tp, None)
 
-    async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> Outcome:
+    async def _handle(self, record: Record) -> Outcome:
         """Decode and handle one record, retrying a failing handler with exponential backoff."""
         decoded = await self._decode_record(record)
         if isinstance(decoded, Failed):
             return decoded
         return await self._call_handler(record, *decoded)
 
-    async def _decode_record(self, record: ConsumerRecord[bytes, bytes]) -> tuple[Topic, Event] | Failed:
+    async def _decode_record(self, record: Record) -> tuple[Topic, Event] | Failed:
         """The record's event, or dead-letter material: whatever its bytes and headers, a record that is not an
         event of its topic never stops the runner. Only a registry outage is waited out (the record is fine)."""
         topic = topic_named(record.topic)
@@ -366,7 +352,7 @@ class ConsumerRunner:
             metrics.consumed(record.topic, "dead_lettered")
             return Failed(poison, 0)
 
-    async def _call_handler(self, record: ConsumerRecord[bytes, bytes], topic: Topic, event: Event) -> Outcome:
+    async def _call_handler(self, record: Record, topic: Topic, event: Event) -> Outcome:
         """The handler's result, each attempt bounded by `handler_timeout_seconds`; dead-letter material once
         `handler_max_attempts` attempts failed."""
         backoff = self._settings.handler_retry_backoff_seconds
@@ -393,7 +379,7 @@ class ConsumerRunner:
         emitted = await self._handler(topic, event)
         return Handled(event, await encode(self._serde, event, emitted))
 
-    async def _decode(self, topic: Topic, record: ConsumerRecord[bytes, bytes]) -> Event:
+    async def _decode(self, topic: Topic, record: Record) -> Event:
         """Decode, waiting out a registry outage: the message is fine, so it must neither fail nor be skipped."""
         if record.value is None:
             raise DeserializationError(f"not a {topic.name} event: a null value (a tombstone)")
@@ -414,5 +400,5 @@ class ConsumerRunner:
             await asyncio.wait([self._task])
 
 
-def where(record: ConsumerRecord[bytes, bytes]) -> str:
+def where(record: Record) -> str:
     return f"{record.topic}[{record.partition}]@{record.offset}"

@@ -2,13 +2,11 @@
 the end of each partition it is."""
 
 import asyncio
-import contextlib
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
-from aiokafka.protocol.metadata import MetadataRequest
+from .client import broker_answers
+from .port import Producer
 
 
 class Consumer(Protocol):
@@ -34,30 +32,8 @@ class Readiness:
         return self.broker and self.consumer
 
 
-async def a_broker_answers(client: Any, timeout_seconds: float) -> bool:
-    """Whether any broker the client knows answers a metadata request within `timeout_seconds`: a real round trip,
-    since cached metadata would say "up" through an outage. It asks for no topic, so the answer is the brokers alone
-    however many topics the cluster holds, and it asks every broker at once, so that one restarting in a roll (or
-    hung) fails no probe while another answers."""
-    asks = [
-        asyncio.ensure_future(client.send(broker.nodeId, MetadataRequest([]))) for broker in client.cluster.brokers()
-    ]
-    try:
-        for ask in asyncio.as_completed(asks, timeout=timeout_seconds):
-            with contextlib.suppress(KafkaError, OSError):
-                await ask
-                return True
-        return False
-    except TimeoutError:
-        return False
-    finally:
-        for ask in asks:
-            ask.cancel()
-        await asyncio.gather(*asks, return_exceptions=True)
-
-
-async def check_readiness(producer: AIOKafkaProducer, runner: Consumer | None, timeout_seconds: float) -> Readiness:
-    broker = await a_broker_answers(producer.client, timeout_seconds)
+async def check_readiness(producer: Producer, runner: Consumer | None, timeout_seconds: float) -> Readiness:
+    broker = await broker_answers(producer, timeout_seconds)
     if runner is None:
         return Readiness(broker=broker, consumer=True)
     consumer = runner.running and runner.joined.is_set()

@@ -11,14 +11,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaProducer, ConsumerRecord
-
 from ..events.catalog import topic_for
 from ..events.models import Event
 from ..events.serde import EventSerde
 from ..observability import metrics
 from . import dead_letters
 from .hooks import Hooks
+from .port import Producer, Record
 from .producer import event_headers
 
 
@@ -74,7 +73,7 @@ async def encode(serde: EventSerde, cause: Event, emitted: Sequence[Event]) -> l
 
 
 async def send_outcome(
-    producer: AIOKafkaProducer, hooks: Hooks, record: ConsumerRecord[bytes, bytes], outcome: Outcome
+    producer: Producer, hooks: Hooks, record: Record, outcome: Outcome
 ) -> list["asyncio.Future[Any]"]:
     """Queue what `outcome` writes, and what the patterns' `hooks` write with it; returns the delivery futures.
     With a transactional producer it all commits or aborts with the transaction."""
@@ -86,7 +85,7 @@ async def send_outcome(
     return sent + noted
 
 
-async def _send(producer: AIOKafkaProducer, hooks: Hooks, encoded: Encoded) -> "asyncio.Future[Any]":
+async def _send(producer: Producer, hooks: Hooks, encoded: Encoded) -> "asyncio.Future[Any]":
     # A copy: tracing instrumentation appends its context to the list it is given.
     delivery: asyncio.Future[Any] = await producer.send(
         encoded.topic, encoded.value, key=encoded.key, headers=list(encoded.headers)

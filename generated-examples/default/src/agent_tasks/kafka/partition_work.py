@@ -4,13 +4,13 @@ the key's whole order). The offset to commit is the lowest one not handled yet: 
 
 from collections import deque
 
-from aiokafka import ConsumerRecord
+from .port import Record
 
 
 class PartitionWork:
     def __init__(self, concurrency: int) -> None:
         self._concurrency = concurrency
-        self._pending: deque[ConsumerRecord[bytes, bytes]] = deque()
+        self._pending: deque[Record] = deque()
         self._in_flight: dict[int, bytes | None] = {}
         # Released (their key and slot free for the next records) but not finished: not committable yet.
         self._released: set[int] = set()
@@ -18,7 +18,7 @@ class PartitionWork:
         self.first_offset: int | None = None
         """The first record queued: where to read again from if this work is dropped before any commit."""
 
-    def add(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+    def add(self, records: list[Record]) -> None:
         """Queue fetched records. One already queued (a fetch repeating what this work holds) is kept once."""
         for record in records:
             if self._next_offset is not None and record.offset < self._next_offset:
@@ -28,11 +28,11 @@ class PartitionWork:
             self._pending.append(record)
             self._next_offset = record.offset + 1
 
-    def start(self) -> list[ConsumerRecord[bytes, bytes]]:
+    def start(self) -> list[Record]:
         """The records that may start now, taken out of the queue; the caller must `finish` each."""
-        started: list[ConsumerRecord[bytes, bytes]] = []
+        started: list[Record] = []
         busy = set(self._in_flight.values())
-        waiting: list[ConsumerRecord[bytes, bytes]] = []
+        waiting: list[Record] = []
         while self._pending and len(self._in_flight) < self._concurrency:
             record = self._pending.popleft()
             if record.key in busy:

@@ -19,13 +19,11 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
-
 from ... import correlation
-from ...kafka.clients import POLL_TIMEOUT_MS, committed_reader, fenced, read_to_end, stop_consumer
-from ...kafka.connection import connection_options
+from ...kafka.client import ERRORS, committed_reader, fenced, transactional_producer
+from ...kafka.port import Partition, Record, TransactionalProducer
 from ...kafka.producer import stop_producer
+from ...kafka.reading import POLL_TIMEOUT_MS, read_to_end
 from ...settings import Settings
 from ..clients import send_dead_letter
 from . import metrics, names
@@ -53,10 +51,10 @@ SWEEP_INTERVAL_SECONDS = 60.0
 
 async def read_states(settings: Settings, partition: int) -> dict[str, SagaState]:
     """The latest committed state of every saga of one state partition."""
-    reader = committed_reader(settings, auto_offset_reset="earliest")
+    reader = committed_reader(settings, from_earliest=True)
     await reader.start()
     try:
-        tp = TopicPartition(names.STATE_TOPIC, partition)
+        tp = Partition(names.STATE_TOPIC, partition)
         reader.assign([tp])
         begin = (await reader.beginning_offsets([tp]))[tp]
         end = (await reader.end_offsets([tp]))[tp]
@@ -80,7 +78,7 @@ async def read_states(settings: Settings, partition: int) -> dict[str, SagaState
 
 @dataclass
 class _Partition:
-    producer: AIOKafkaProducer
+    producer: TransactionalProducer
     states: dict[str, SagaState]
 
 
@@ -99,14 +97,14 @@ def _taking(state: SagaState) -> _Change:
     return _Change(state, state.pending, issues=False)
 
 
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+class _Rebalance:
     def __init__(self, orchestrator: "SagaOrchestrator") -> None:
         self._orchestrator = orchestrator
 
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+    async def on_partitions_revoked(self, revoked: set[Partition]) -> None:
         await self._orchestrator.release(revoked)
 
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+    async def on_partitions_assigned(self, assigned: set[Partition]) -> None:
         self._orchestrator.assigned(assigned)
         log.info("orchestrating saga partitions %s", sorted(tp.partition for tp in assigned))
 
@@ -128,21 +126,20 @@ class SagaOrchestrator:
         self._steps = steps
         self._plan = plan
         self._by_name = {step.name: step for step in plan}
-        self._consumer = AIOKafkaConsumer(
-            **(connection_options(settings) | {"client_id": f"{settings.kafka_client_id}-saga"}),
+        self._consumer = committed_reader(
+            settings,
             group_id=names.GROUP,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            isolation_level="read_committed",
-            max_poll_records=saga.max_records,
+            from_earliest=True,
+            client_id=f"{settings.kafka_client_id}-saga",
+            max_records=saga.max_records,
         )
-        self._owned: dict[TopicPartition, _Partition] = {}
+        self._owned: dict[Partition, _Partition] = {}
         # The partitions the group gave it, none from a revocation until the next assignment: the consumer's own
         # assignment() still lists the revoked ones meanwhile, which must not be taken again as they are released.
-        self._assigned: set[TopicPartition] = set()
+        self._assigned: set[Partition] = set()
         self._gate = asyncio.Semaphore(saga.concurrency)
-        self._busy: dict[TopicPartition, asyncio.Task[None]] = {}
-        self._swept: dict[TopicPartition, float] = {}
+        self._busy: dict[Partition, asyncio.Task[None]] = {}
+        self._swept: dict[Partition, float] = {}
         self._failure: BaseException | None = None
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -167,13 +164,13 @@ class SagaOrchestrator:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         await self.release(set(self._owned) | set(self._busy))
-        await stop_consumer(self._consumer)
+        await self._consumer.stop()
 
-    def assigned(self, partitions: set[TopicPartition]) -> None:
+    def assigned(self, partitions: set[Partition]) -> None:
         """The group gave it `partitions`: each is taken (fenced, loaded) before its first batch."""
         self._assigned = set(partitions)
 
-    async def release(self, partitions: set[TopicPartition]) -> None:
+    async def release(self, partitions: set[Partition]) -> None:
         """Give partitions up: their batches in hand are cancelled (a transaction cut short aborts, so their commands
         come again to the next owner), then their producers closed."""
         self._assigned -= partitions
@@ -212,14 +209,14 @@ class SagaOrchestrator:
                 elif now - self._swept.get(tp, now) >= SWEEP_INTERVAL_SECONDS:
                     self._in_turn(tp, self._sweep(tp))
 
-    def _in_turn(self, tp: TopicPartition, work: Coroutine[Any, Any, None]) -> None:
+    def _in_turn(self, tp: Partition, work: Coroutine[Any, Any, None]) -> None:
         """Run `work` as the partition's one task at a time, the partition paused until it is done."""
         self._consumer.pause(tp)
         task = asyncio.create_task(work, name=f"saga-{tp.partition}")
         self._busy[tp] = task
         task.add_done_callback(functools.partial(self._batch_done, tp))
 
-    def _batch_done(self, tp: TopicPartition, task: "asyncio.Task[None]") -> None:
+    def _batch_done(self, tp: Partition, task: "asyncio.Task[None]") -> None:
         if self._busy.get(tp) is task:
             del self._busy[tp]
             if tp in self._consumer.assignment():
@@ -227,26 +224,19 @@ class SagaOrchestrator:
         if not task.cancelled() and task.exception() is not None:
             self._failure = task.exception()
 
-    async def _partition_batch(
-        self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]], read_to: int
-    ) -> None:
+    async def _partition_batch(self, tp: Partition, records: list[Record], read_to: int) -> None:
         if tp not in self._owned:
             await self._take(tp)  # moves the position: these records come again
             return
         await self._process(tp, records, read_to)
 
-    async def _take(self, tp: TopicPartition) -> None:
+    async def _take(self, tp: Partition) -> None:
         await self._prepare(tp)
         await self._sweep(tp)
 
-    async def _prepare(self, tp: TopicPartition) -> None:
+    async def _prepare(self, tp: Partition) -> None:
         """Fence the partition's previous owner, then load its sagas and resume from the committed offset."""
-        producer = AIOKafkaProducer(
-            **connection_options(self._settings),
-            transactional_id=f"{self._config.transactional_id_prefix}{tp.partition}",
-            acks="all",
-            enable_idempotence=True,
-        )
+        producer = transactional_producer(self._settings, f"{self._config.transactional_id_prefix}{tp.partition}")
         await fenced(producer, self._settings.shutdown_timeout_seconds)
         try:  # also when stop() cancels us mid-way: a started producer is always stopped
             states = await read_states(self._settings, tp.partition)
@@ -261,10 +251,10 @@ class SagaOrchestrator:
         waiting = sum(1 for state in states.values() if state.status not in TERMINAL)
         log.info("saga partition %d: %d sagas, %d under way; resuming", tp.partition, len(states), waiting)
 
-    async def _process(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]], read_to: int) -> None:
+    async def _process(self, tp: Partition, records: list[Record], read_to: int) -> None:
         owned = self._owned[tp]
-        commands: dict[str, list[tuple[Command, ConsumerRecord[bytes, bytes]]]] = {}
-        unreadable: list[tuple[ConsumerRecord[bytes, bytes], Exception]] = []
+        commands: dict[str, list[tuple[Command, Record]]] = {}
+        unreadable: list[tuple[Record, Exception]] = []
         for record in records:
             try:
                 command = Command.from_bytes(record.value)
@@ -300,10 +290,10 @@ class SagaOrchestrator:
 
     async def _commit(
         self,
-        tp: TopicPartition,
+        tp: Partition,
         first: int,
         changed: list[_Change],
-        unreadable: Sequence[tuple[ConsumerRecord[bytes, bytes], Exception]] = (),
+        unreadable: Sequence[tuple[Record, Exception]] = (),
         read_to: int | None = None,
     ) -> bool:
         """Commit the sagas' new states (their commands and records, the dead letters, the position `read_to` when
@@ -319,8 +309,8 @@ class SagaOrchestrator:
                 # aiokafka commits a transaction whose sends failed: only the futures tell. Any failure aborts.
                 await asyncio.gather(*sent)
                 if read_to is not None:
-                    await producer.send_offsets_to_transaction({tp: read_to}, names.GROUP)
-        except KafkaError as error:
+                    await producer.send_offsets_to_transaction({tp: read_to}, self._consumer.group_metadata())
+        except ERRORS.any as error:
             # Aborted, or its outcome unknown: fence and start over from what is committed.
             metrics.saga_transaction(committed=False)
             log.warning("committing sagas of %s[%d] failed: %r; resuming from the committed state", *tp, error)
@@ -336,7 +326,9 @@ class SagaOrchestrator:
             owned.states[change.state.saga_id] = change.state
         return True
 
-    async def _write(self, producer: AIOKafkaProducer, partition: int, change: _Change) -> list["asyncio.Future[Any]"]:
+    async def _write(
+        self, producer: TransactionalProducer, partition: int, change: _Change
+    ) -> list["asyncio.Future[Any]"]:
         """The saga's new state, its next command and its step's records, all caused by the command just handled;
         their delivery futures."""
         state, cause = change.state, change.cause.command_id
@@ -360,7 +352,7 @@ class SagaOrchestrator:
             sent.append(await producer.send(topic, value, key=record_key, headers=correlation.outgoing(cause, cause)))
         return sent
 
-    async def _sweep(self, tp: TopicPartition) -> None:
+    async def _sweep(self, tp: Partition) -> None:
         """Tombstone the partition's sagas finished longer than the retention ago, and issue again the pending
         command of those that waited longer than the commands topic keeps a record: nothing else would run it."""
         owned = self._owned.get(tp)
@@ -398,7 +390,7 @@ class SagaOrchestrator:
                     )
                     sent.extend(await self._write(producer, tp.partition, _Change(state, state.pending)))
                 await asyncio.gather(*sent)
-        except KafkaError as error:
+        except ERRORS.any as error:
             # The producer is fenced or failing: the next batch's transaction finds out and starts over.
             log.warning("sweeping sagas of %s[%d] failed: %r; tried again later", *tp, error)
             return
@@ -413,9 +405,7 @@ class SagaOrchestrator:
             len(lost),
         )
 
-    async def _saga(
-        self, state: SagaState | None, queued: list[tuple[Command, ConsumerRecord[bytes, bytes]]]
-    ) -> _Change | None:
+    async def _saga(self, state: SagaState | None, queued: list[tuple[Command, Record]]) -> _Change | None:
         """Apply one saga's commands of the batch in order; its change, or None when all were repeats."""
         change: _Change | None = None
         for command, record in queued:

@@ -7,9 +7,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-
 from ... import correlation
+from ...kafka.port import Producer
 from . import names
 from .machine import Command
 
@@ -27,7 +26,7 @@ class Started:
 
 
 async def start_saga(
-    producer: AIOKafkaProducer, input: dict[str, Any], saga_id: str | None = None, timeout_seconds: float = 10.0
+    producer: Producer, input: dict[str, Any], saga_id: str | None = None, timeout_seconds: float = 10.0
 ) -> Started:
     """Ask the orchestrator to run a saga on `input`, once the broker has the command."""
     saga_id = saga_id or str(uuid.uuid4())

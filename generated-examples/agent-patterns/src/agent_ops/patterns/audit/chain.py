@@ -34,7 +34,7 @@ class Break:
     reason: str
 
 
-def first_break(records: Iterable[tuple[int, bytes]], key: bytes, from_genesis: bool) -> Break | None:
+def first_break(records: Iterable[tuple[int, bytes | None]], key: bytes, from_genesis: bool) -> Break | None:
     """The first of a partition's `(offset, value)` records whose chain breaks, or None when it holds.
 
     `from_genesis`: the partition still starts at its first record, which must link to GENESIS; after retention
@@ -42,6 +42,8 @@ def first_break(records: Iterable[tuple[int, bytes]], key: bytes, from_genesis: 
     prev = GENESIS if from_genesis else None
     for offset, value in records:
         try:
+            if value is None:
+                raise TypeError  # a tombstone
             sealed = json.loads(value)
             entry, claimed_prev, claimed = sealed["entry"], sealed["prev"], sealed["hash"]
             if not isinstance(entry, dict) or not isinstance(claimed_prev, str) or not isinstance(claimed, str):

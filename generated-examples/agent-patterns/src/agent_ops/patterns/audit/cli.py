@@ -11,13 +11,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from ...correlation import install_log_records
 from ...kafka.admin import DeclaredTopic, ensure_topics
-from ...kafka.clients import committed_reader, read_to_end
+from ...kafka.client import committed_reader
 from ...kafka.connection import connection_options
+from ...kafka.port import Partition, Record
+from ...kafka.reading import read_to_end
 from ...observability import metrics
 from ...settings import Settings, get_settings
 from . import names
@@ -38,16 +39,16 @@ class Unsealed:
 
 async def read_partition(
     settings: Settings, topic: str, partition: int, start: int | None = None
-) -> tuple[int, int, list[ConsumerRecord[bytes, bytes]]]:
+) -> tuple[int, int, list[Record]]:
     """The partition's first and end offsets, and its committed records from `start` (its first) up to now."""
     reader = committed_reader(settings)
     await reader.start()
     try:
-        tp = TopicPartition(topic, partition)
+        tp = Partition(topic, partition)
         reader.assign([tp])
         begin = (await reader.beginning_offsets([tp]))[tp]
         end = (await reader.end_offsets([tp]))[tp]
-        records: list[ConsumerRecord[bytes, bytes]] = []
+        records: list[Record] = []
         async for batch in read_to_end(reader, tp, max(begin, start or begin), end):
             records.extend(batch)
         return begin, end, records
@@ -55,7 +56,7 @@ async def read_partition(
         await reader.stop()
 
 
-async def partition_records(settings: Settings, partition: int) -> tuple[bool, list[ConsumerRecord[bytes, bytes]]]:
+async def partition_records(settings: Settings, partition: int) -> tuple[bool, list[Record]]:
     """Whether the partition still starts at offset 0, and its committed records up to now, in order."""
     begin, _, records = await read_partition(settings, names.AUDIT_TOPIC, partition)
     return begin == 0, records
@@ -91,11 +92,11 @@ async def verify(settings: Settings) -> dict[int, Break]:
 async def unsealed(settings: Settings, older_than_seconds: float) -> dict[int, Unsealed]:
     """The intake partitions holding entries the sealer has not sealed for longer than `older_than_seconds`: a
     sealer that is down, or stuck; intake retention deletes such entries unsealed."""
-    reader = AIOKafkaConsumer(**connection_options(settings), group_id=names.SEALER_GROUP, enable_auto_commit=False)
+    reader = committed_reader(settings, group_id=names.SEALER_GROUP)
     await reader.start()
     try:
         intake = await partitions(settings, names.INTAKE_TOPIC)
-        committed = {p: await reader.committed(TopicPartition(names.INTAKE_TOPIC, p)) for p in intake}
+        committed = {p: await reader.committed(Partition(names.INTAKE_TOPIC, p)) for p in intake}
     finally:
         await reader.stop()
     now = time.time()
@@ -115,7 +116,9 @@ async def history(settings: Settings, key: str) -> list[dict[str, Any]]:
         for record in records:
             if record.key == key.encode():
                 try:
-                    entries.append(json.loads(record.value)["entry"] | {"offset": f"{partition}@{record.offset}"})
+                    entries.append(
+                        json.loads(record.value or b"")["entry"] | {"offset": f"{partition}@{record.offset}"}
+                    )
                 except (ValueError, KeyError, TypeError):
                     continue  # `verify` reports it
     return sorted(entries, key=lambda e: str(e.get("at")))

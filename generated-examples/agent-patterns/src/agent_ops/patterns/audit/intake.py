@@ -8,9 +8,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaProducer, ConsumerRecord
-
 from ... import correlation
+from ...kafka.port import Producer, Record
 from . import names
 from .chain import canonical
 
@@ -39,7 +38,7 @@ def entry(action: str, outcome: str, topic: str, key: bytes | None, headers: dic
     }
 
 
-async def _send(producer: AIOKafkaProducer, key: bytes | None, value: dict[str, Any]) -> "asyncio.Future[Any]":
+async def _send(producer: Producer, key: bytes | None, value: dict[str, Any]) -> "asyncio.Future[Any]":
     delivery: asyncio.Future[Any] = await producer.send(
         names.INTAKE_TOPIC, canonical(value), key=key, headers=[("event-type", b"AuditEntry")]
     )
@@ -47,14 +46,14 @@ async def _send(producer: AIOKafkaProducer, key: bytes | None, value: dict[str, 
 
 
 async def record_published(
-    producer: AIOKafkaProducer, topic: str, key: bytes, headers: Sequence[tuple[str, bytes]]
+    producer: Producer, topic: str, key: bytes, headers: Sequence[tuple[str, bytes]]
 ) -> "asyncio.Future[Any]":
     """Note an event sent to `topic` with `headers`; returns the entry's delivery future."""
     return await _send(producer, key, entry("published", "sent", topic, key, dict(headers)))
 
 
 async def record_processed(
-    producer: AIOKafkaProducer, record: ConsumerRecord[bytes, bytes], outcome: str, by: str | None = None
+    producer: Producer, record: Record, outcome: str, by: str | None = None
 ) -> "asyncio.Future[Any]":
     """Note what became of a consumed record ("handled", "dead-lettered", "delivered"); `by` names a fan-out
     channel."""

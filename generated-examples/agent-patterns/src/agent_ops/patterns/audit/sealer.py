@@ -13,14 +13,12 @@ there yet) is logged and counted, and it starts over after a backoff, doubling u
 import asyncio
 import json
 import logging
-from typing import Any
+from typing import Any, cast
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError, KafkaTimeoutError
-
-from ...kafka.clients import POLL_TIMEOUT_MS, committed_reader, fenced, read_to_end, stop_consumer
-from ...kafka.connection import connection_options
+from ...kafka.client import ERRORS, committed_reader, fenced, transactional_producer
+from ...kafka.port import Consumer, Partition, Record, TransactionalProducer
 from ...kafka.producer import stop_producer
+from ...kafka.reading import POLL_TIMEOUT_MS, read_to_end
 from ...settings import Settings
 from ..clients import send_dead_letter
 from . import metrics, names
@@ -35,14 +33,18 @@ AUDIT_LOG_WAIT_SECONDS = 40.0
 the wait when aiokafka did the waiting."""
 
 
-async def audit_log_exists(reader: AIOKafkaConsumer) -> None:
+class AuditLogMissingError(TimeoutError):
+    """The audit log does not exist (yet)."""
+
+
+async def audit_log_exists(reader: Consumer) -> None:
     """Return once the audit log exists, asking once a second. Asked for the offsets of a topic it does not know,
     aiokafka retries in a busy loop: a whole core until its request timeout, on every restart of the sealer."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + AUDIT_LOG_WAIT_SECONDS
     while names.AUDIT_TOPIC not in await reader.topics():
         if loop.time() > deadline:
-            raise KafkaTimeoutError(f"the audit log {names.AUDIT_TOPIC} does not exist; is its KafkaTopic ready?")
+            raise AuditLogMissingError(f"the audit log {names.AUDIT_TOPIC} does not exist; is its KafkaTopic ready?")
         await asyncio.sleep(1)
 
 
@@ -69,18 +71,18 @@ async def last_hash(settings: Settings, partition: int) -> str:
     try:
         await reader.start()
         await audit_log_exists(reader)
-        tp = TopicPartition(names.AUDIT_TOPIC, partition)
+        tp = Partition(names.AUDIT_TOPIC, partition)
         reader.assign([tp])
         begin = (await reader.beginning_offsets([tp]))[tp]
         end = (await reader.end_offsets([tp]))[tp]
         window = 64
         while True:
             start = max(begin, end - window)
-            last: ConsumerRecord[bytes, bytes] | None = None
+            last: Record | None = None
             async for batch in read_to_end(reader, tp, start, end):
                 last = batch[-1] if batch else last
             if last is not None:
-                hashed: str = json.loads(last.value)["hash"]
+                hashed: str = json.loads(cast(bytes, last.value))["hash"]  # the sealer's records all have one
                 return hashed
             if start == begin:
                 return GENESIS
@@ -89,14 +91,14 @@ async def last_hash(settings: Settings, partition: int) -> str:
         await reader.stop()
 
 
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+class _Rebalance:
     def __init__(self, sealer: "AuditSealer") -> None:
         self._sealer = sealer
 
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+    async def on_partitions_revoked(self, revoked: set[Partition]) -> None:
         await self._sealer.release(revoked)
 
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+    async def on_partitions_assigned(self, assigned: set[Partition]) -> None:
         log.info("sealing audit partitions %s", sorted(tp.partition for tp in assigned))
 
 
@@ -108,9 +110,9 @@ class AuditSealer:
         self._audit = audit or get_audit_settings()
         self._key = self._audit.chain_key.get_secret_value().encode()
         self._restart_backoff_seconds = restart_backoff_seconds
-        self._consumer: AIOKafkaConsumer | None = None
-        self._producers: dict[TopicPartition, AIOKafkaProducer] = {}
-        self._prev: dict[TopicPartition, str] = {}
+        self._consumer: Consumer | None = None
+        self._producers: dict[Partition, TransactionalProducer] = {}
+        self._prev: dict[Partition, str] = {}
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -133,7 +135,7 @@ class AuditSealer:
             await asyncio.gather(self._task, return_exceptions=True)
         await self._close()
 
-    async def release(self, partitions: set[TopicPartition]) -> None:
+    async def release(self, partitions: set[Partition]) -> None:
         async with self._lock:
             for tp in partitions:
                 self._prev.pop(tp, None)
@@ -167,15 +169,14 @@ class AuditSealer:
         await self.release(set(self._producers))
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
-            await stop_consumer(consumer)
+            await consumer.stop()
 
     async def _run(self) -> None:
-        consumer = self._consumer = AIOKafkaConsumer(
-            **(connection_options(self._settings) | {"client_id": f"{self._settings.kafka_client_id}-audit-sealer"}),
+        consumer = self._consumer = committed_reader(
+            self._settings,
             group_id=names.SEALER_GROUP,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            isolation_level="read_committed",
+            from_earliest=True,
+            client_id=f"{self._settings.kafka_client_id}-audit-sealer",
         )
         consumer.subscribe([names.INTAKE_TOPIC], listener=_Rebalance(self))
         await consumer.start()
@@ -194,14 +195,9 @@ class AuditSealer:
                     read_to = await consumer.position(tp)
                     await self._seal(consumer, tp, records, read_to)
 
-    async def _prepare(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> None:
+    async def _prepare(self, consumer: Consumer, tp: Partition) -> None:
         """Fence the partition's previous sealer, then resume from the committed intake offset and last hash."""
-        producer = AIOKafkaProducer(
-            **connection_options(self._settings),
-            transactional_id=f"{self._audit.transactional_id_prefix}{tp.partition}",
-            acks="all",
-            enable_idempotence=True,
-        )
+        producer = transactional_producer(self._settings, f"{self._audit.transactional_id_prefix}{tp.partition}")
         await fenced(producer, self._settings.shutdown_timeout_seconds)
         try:  # also when stop() cancels us mid-way: a started producer is always stopped
             self._prev[tp] = await last_hash(self._settings, tp.partition)
@@ -214,9 +210,7 @@ class AuditSealer:
             raise
         self._producers[tp] = producer
 
-    async def _seal(
-        self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]], read_to: int
-    ) -> None:
+    async def _seal(self, consumer: Consumer, tp: Partition, records: list[Record], read_to: int) -> None:
         producer = self._producers[tp]
         prev = self._prev[tp]
         sealed_count = dead_count = 0
@@ -242,8 +236,8 @@ class AuditSealer:
                 # aiokafka commits a transaction whose sends failed: only the futures tell. Any failure aborts, or
                 # the chain would link to a record that is not in the log.
                 await asyncio.gather(*sent)
-                await producer.send_offsets_to_transaction({tp: read_to}, names.SEALER_GROUP)
-        except KafkaError as error:
+                await producer.send_offsets_to_transaction({tp: read_to}, consumer.group_metadata())
+        except ERRORS.any as error:
             # Aborted, or its outcome unknown: fence and start over from what is committed.
             log.warning("sealing %s[%d] failed: %r; resuming from the committed offset", *tp, error)
             metrics.sealer_aborted()

@@ -15,17 +15,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
-
 from ... import correlation
 from ...events.catalog import Topic
 from ...events.models import Event
 from ...events.serde import DeserializationError, EventSerde, RegistryUnavailableError
-from ...kafka.connection import connection_options
+from ...kafka.client import ERRORS, create_consumer
 from ...kafka.consumer import ConsumerRunner, Failed, Interrupted, Outcome, Rebalance, where
 from ...kafka.hooks import NO_HOOKS, Hooks
 from ...kafka.partition_work import PartitionWork
+from ...kafka.port import Partition, Producer, Record
 from ...observability import metrics
 from ...settings import Settings
 from ..clients import send_dead_letter
@@ -67,25 +65,15 @@ class ChannelRunner(ConsumerRunner):
         channel: Channel,
         topic: Topic,
         serde: EventSerde,
-        producer: AIOKafkaProducer,
+        producer: Producer,
         settings: Settings,
         hooks: Hooks = NO_HOOKS,
         fanout: FanoutSettings | None = None,
     ) -> None:
         """`hooks` are the patterns' hooks on each record's outcome (an audit entry, for one)."""
         settings = channel_settings(settings, fanout or get_fanout_settings())
-        consumer = AIOKafkaConsumer(
-            **(connection_options(settings) | {"client_id": f"{settings.kafka_client_id}-{channel.name}"}),
-            group_id=channel.group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            isolation_level="read_committed",
-            max_poll_records=settings.consumer_max_records,
-            max_poll_interval_ms=settings.consumer_max_poll_interval_ms,
-            session_timeout_ms=settings.consumer_session_timeout_ms,
-            heartbeat_interval_ms=settings.consumer_heartbeat_interval_ms,
-            rebalance_timeout_ms=settings.consumer_session_timeout_ms
-            + int(settings.consumer_revoke_wait_seconds * 1000),
+        consumer = create_consumer(
+            settings, group_id=channel.group, client_id=f"{settings.kafka_client_id}-{channel.name}"
         )
 
         async def deliver(_topic: Topic, event: Event) -> Sequence[Event]:
@@ -97,10 +85,10 @@ class ChannelRunner(ConsumerRunner):
         self._topic = topic
         self._producer = producer
         self._hooks = hooks
-        self._committed: dict[TopicPartition, int] = {}
+        self._committed: dict[Partition, int] = {}
         # Each partition's position after the last poll handed its records over: past its last record, and past
         # the commit marker a transactional producer wrote after it.
-        self._read_to: dict[TopicPartition, int] = {}
+        self._read_to: dict[Partition, int] = {}
         self._commit_lock = asyncio.Lock()
         self._committing: asyncio.Task[None] | None = None
 
@@ -109,7 +97,7 @@ class ChannelRunner(ConsumerRunner):
         await self._consumer.start()
         self._task = asyncio.create_task(self._run(), name=f"fanout-{self.channel.name}")
 
-    async def _decode_record(self, record: ConsumerRecord[bytes, bytes]) -> tuple[Topic, Event] | Failed:
+    async def _decode_record(self, record: Record) -> tuple[Topic, Event] | Failed:
         correlation.adopt(record.headers)
         try:
             return self._topic, await self._decode(self._topic, record)
@@ -119,7 +107,7 @@ class ChannelRunner(ConsumerRunner):
             metrics.consumed(record.topic, "dead_lettered")
             return Failed(poison, 0)
 
-    async def _decode(self, topic: Topic, record: ConsumerRecord[bytes, bytes]) -> Event:
+    async def _decode(self, topic: Topic, record: Record) -> Event:
         """Any bytes that do not decode are poison, whatever the exception says (a registry outage excepted: the
         runner waits it out)."""
         try:
@@ -129,7 +117,7 @@ class ChannelRunner(ConsumerRunner):
         except Exception as error:
             raise DeserializationError(f"not a {topic.name} event: {error!r}") from error
 
-    async def _complete(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes], outcome: Outcome) -> None:
+    async def _complete(self, tp: Partition, record: Record, outcome: Outcome) -> None:
         sent: list[asyncio.Future[Any]] = []
         if isinstance(outcome, Failed):
             name = self.channel.name
@@ -142,7 +130,7 @@ class ChannelRunner(ConsumerRunner):
             self._release(tp, record)
             await asyncio.gather(*sent)
 
-    def _finished(self, tp: TopicPartition, work: PartitionWork) -> None:
+    def _finished(self, tp: Partition, work: PartitionWork) -> None:
         self._commit_soon()
 
     def _commit_soon(self) -> None:
@@ -157,11 +145,11 @@ class ChannelRunner(ConsumerRunner):
         for tp in list(self._work):
             try:
                 self._read_to[tp] = await self._consumer.position(tp)
-            except KafkaError:  # no longer assigned
+            except ERRORS.any:  # no longer assigned
                 self._read_to.pop(tp, None)
         self._commit_soon()
 
-    async def _partitions_leaving(self, leaving: dict[TopicPartition, PartitionWork]) -> None:
+    async def _partitions_leaving(self, leaving: dict[Partition, PartitionWork]) -> None:
         # Commit what was delivered before the partitions move, so the new owner does not deliver it again.
         await self._commit(leaving)
         for tp in leaving:
@@ -173,7 +161,7 @@ class ChannelRunner(ConsumerRunner):
             await asyncio.gather(self._committing, return_exceptions=True)
         await self._commit(self._work)
 
-    def _commit_offset(self, tp: TopicPartition, work: PartitionWork) -> int | None:
+    def _commit_offset(self, tp: Partition, work: PartitionWork) -> int | None:
         """Up to the lowest undelivered record; once all is delivered, up to where the last poll read (past a commit
         marker too: the group's lag then reads 0, not 1)."""
         offset = work.commit_offset
@@ -182,7 +170,7 @@ class ChannelRunner(ConsumerRunner):
             return read_to
         return offset
 
-    async def _commit(self, works: dict[TopicPartition, PartitionWork]) -> bool:
+    async def _commit(self, works: dict[Partition, PartitionWork]) -> bool:
         """Commit each partition up to its lowest undelivered record; whether there was anything new to commit."""
         async with self._commit_lock:
             offsets = {
@@ -194,7 +182,7 @@ class ChannelRunner(ConsumerRunner):
                 return False
             try:
                 await self._consumer.commit(offsets)
-            except KafkaError as error:
+            except ERRORS.any as error:
                 # The partition moved: its new owner delivers again what this commit would have covered.
                 log.warning("%s: commit of %s failed: %r", self.channel.name, offsets, error)
                 return False

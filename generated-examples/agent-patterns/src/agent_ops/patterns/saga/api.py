@@ -3,15 +3,17 @@ command. The orchestrator runs it from there (`python -m agent_ops saga show --i
 
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel, Field
 
 from ...api.events import RETRY_AFTER_SECONDS, Problem
+from ...kafka.client import ERRORS
+from ...kafka.port import Producer
 from .start import SAGA_ID, start_saga
 
 router = APIRouter()
+
+UNSENT: tuple[type[Exception], ...] = (TimeoutError, *ERRORS.any)
 
 
 class SagaRequest(BaseModel):
@@ -48,11 +50,11 @@ class SagaAccepted(BaseModel):
     responses=START_RESPONSES,
 )
 async def start_task_run(body: SagaRequest, request: Request) -> SagaAccepted:
-    producer: AIOKafkaProducer = request.app.state.producer
+    producer: Producer = request.app.state.producer
     settings = request.app.state.settings
     try:
         started = await start_saga(producer, body.input, body.saga_id, settings.publish_timeout_seconds)
-    except (KafkaError, TimeoutError) as error:
+    except UNSENT as error:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,
             detail=f"the saga was not started: {error!r}",

@@ -10,12 +10,12 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from ...correlation import install_log_records
 from ...kafka.admin import DeclaredTopic, ensure_topics
 from ...kafka.connection import connection_options
+from ...kafka.port import Producer
 from ...kafka.producer import create_producer, stop_producer
 from ...observability import metrics
 from ...settings import Settings, get_settings
@@ -74,7 +74,7 @@ async def saga_state(settings: Settings, saga_id: str) -> SagaState | None:
 
 
 async def start(settings: Settings, input: dict[str, Any], saga_id: str | None) -> str:
-    producer: AIOKafkaProducer = create_producer(settings)
+    producer: Producer = create_producer(settings)
     await producer.start()
     try:
         return (await start_saga(producer, input, saga_id, settings.publish_timeout_seconds)).saga_id
