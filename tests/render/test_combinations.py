@@ -47,6 +47,7 @@ NEEDS_A_CONSUMED_TOPIC = [name for name, pattern in PATTERNS.items() if pattern.
 FACTORS: dict[str, tuple[Any, ...]] = {
     "delivery_guarantee": GUARANTEES,
     "security": choices("security"),
+    "kafka_client": choices("kafka_client"),
     **dict.fromkeys(PATTERN_NAMES, (False, True)),
     "schema_subject_strategy": choices("schema_subject_strategy"),
     "schema_compatibility": choices("schema_compatibility"),
