@@ -1,4 +1,5 @@
-"""`make bench` runs end to end: on a tiny count, every row it promises lands in its JSON, and the chart is drawn.
+"""`make bench` runs end to end: on a tiny count, every row it promises lands in its JSON for both clients, the
+clients are compared path by path, and the chart is drawn.
 
 A program's smoke test, not a benchmark: no figure is asserted, only that each path was measured."""
 
@@ -11,20 +12,27 @@ from pathlib import Path
 from tools.bench import layers
 
 ROWS = {
-    ("publish", layers.CEILING),
-    ("publish", "aiokafka producer"),
-    ("publish", "service EventPublisher"),
-    ("http ingest", "bare FastAPI + aiokafka"),
-    ("http ingest", "service POST"),
-    ("consume", "aiokafka loop, commit after"),
-    ("consume", "service runner (at-least-once)"),
-    ("consume", "aiokafka idempotent loop"),
-    ("consume", "service transactional runner"),
-    ("serde", "fastavro schemaless_writer"),
-    ("serde", "service AvroSerde"),
-    *(("http clients", f"{clients} clients") for clients in (1, 16, 64, 256)),
-    *(("worker processes", name) for name in ("1 worker", "2 workers", "4 workers")),
+    ("java", "publish", layers.CEILING),
+    *(
+        (client, group, name)
+        for client in layers.CLIENTS
+        for group, name in (
+            ("publish", f"{client} producer"),
+            ("publish", "service EventPublisher"),
+            ("http ingest", f"bare FastAPI + {client}"),
+            ("http ingest", "service POST"),
+            ("consume", f"{client} loop, commit after"),
+            ("consume", "service runner (at-least-once)"),
+            ("consume", f"{client} idempotent loop"),
+            ("consume", "service transactional runner"),
+        )
+    ),
+    ("aiokafka", "serde", "fastavro schemaless_writer"),
+    ("aiokafka", "serde", "service AvroSerde"),
+    *(("aiokafka", "http clients", f"{clients} clients") for clients in (1, 16, 64, 256)),
+    *(("aiokafka", "worker processes", name) for name in ("1 worker", "2 workers", "4 workers")),
 }
+COMPARED = set(layers.PATHS)
 
 
 def test_the_bench_measures_every_row(tmp_path: Path) -> None:
@@ -33,11 +41,13 @@ def test_the_bench_measures_every_row(tmp_path: Path) -> None:
     assert layers.main([*tiny, "--out", str(tmp_path)]) == 0
     written = json.loads((tmp_path / "bench.json").read_text())
     rows = written["rows"]
-    assert {(row["group"], row["name"]) for row in rows} == ROWS
+    assert {(row["client"], row["group"], row["name"]) for row in rows} == ROWS
     for row in rows:
         assert row["events_per_second"] > 0, row
         assert len(row["repetitions"]) == 1, row
     compared = [row for row in rows if row["baseline"] is not None]
     assert all(any(base["name"] == row["baseline"] for base in rows) for row in compared)
+    assert {entry["path"] for entry in written["comparisons"]} == COMPARED
+    assert all(entry["ratios"] for entry in written["comparisons"])
     assert written["meta"]["machine"]["nproc"] >= 1
     assert (tmp_path / "bench.png").read_bytes().startswith(b"\x89PNG")

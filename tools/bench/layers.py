@@ -3,11 +3,15 @@ template's `make bench`.
 
     python -m tools.bench.layers [--events 20000] [--backlog 200000] [--seconds 5] [--repetitions 3] [--out build/bench]
 
-Renders the default (at-least-once) and exactly-once variants, starts a local stack of its own on 127.0.0.1 with
-the launcher, and runs each project's own bench (`python -m tests.bench`: publish, HTTP ingest, consumers, serde,
-scale-out) on it, plus Kafka's `ProducerPerformance` (kafka-tools from Maven Central, acks=all, idempotent, the
-service's record size) as the ceiling. Prints a table, writes bench.json and draws bench.png into --out; stops the
-stack. Needs uv, and wrk for the HTTP rows (`apt-get install -y wrk`). Prints figures; asserts nothing.
+Renders the default (at-least-once) and exactly-once variants on each client answer (aiokafka, and librdkafka
+through confluent-kafka), starts a local stack of its own on 127.0.0.1 with the launcher, and runs each project's
+own bench (`python -m tests.bench`: publish, HTTP ingest, consumers; serde and scale-out on aiokafka's default) on
+it, plus Kafka's `ProducerPerformance` (kafka-tools from Maven Central, acks=all, idempotent, the service's record
+size) as the ceiling. A project's bench measures the service on its own client next to that raw client; this tool
+compares the clients. It runs in rounds, every project and the ceiling once a round, so each ratio is a median of
+pairs measured side by side (the spread, min to max, beside it). Prints a table, writes bench.json and draws
+bench.png into --out; stops the stack. Needs uv, and wrk for the HTTP rows (`apt-get install -y wrk`). Prints
+figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -83,10 +87,15 @@ def machine(load: list[float]) -> dict[str, Any]:
     }
 
 
-def prepared(variant: str, root: Path) -> Path:
+CLIENTS = {"aiokafka": "aiokafka", "librdkafka": "confluent-kafka"}
+"""The rows' client names, and the `kafka_client` answer of each."""
+
+
+def prepared(variant: str, client: str, root: Path) -> Path:
     from tools.render import render, variant_answers
 
-    project = render(variant_answers(variant), root / variant)
+    answers = variant_answers(variant) | {"kafka_client": CLIENTS[client]}
+    project = render(answers, root / f"{variant}-{client}")
     subprocess.run(["uv", "sync", "-q"], cwd=project, check=True, env=project_env({}))
     return project
 
@@ -117,30 +126,29 @@ async def create_topic(bootstrap: str, name: str, partitions: int) -> None:
         await admin.close()
 
 
-def ceiling(stack: dict[str, str], record_bytes: int, events: int, repetitions: int, partitions: int) -> dict[str, Any]:
-    """Kafka's own producer at full speed: acks=all, idempotent, the service's linger and record size."""
+def ceiling_once(stack: dict[str, str], record_bytes: int, events: int) -> dict[str, float]:
+    """Kafka's own producer at full speed, one run: acks=all, idempotent, the service's linger and record size."""
     from tools.stack import kafka_stack
 
     libs = kafka_stack.resolve_jars("kafka-tools-4.3.1", [KAFKA_TOOLS])
     java = kafka_stack.find_java()
     bootstrap = stack["KAFKA_BOOTSTRAP_SERVERS"]
-    asyncio.run(create_topic(bootstrap, CEILING_TOPIC, partitions))
     command = [java, "-cp", f"{libs}/*", "org.apache.kafka.tools.ProducerPerformance", "--topic", CEILING_TOPIC]
     command += ["--num-records", str(events), "--record-size", str(record_bytes), "--throughput", "-1"]
     command += ["--bootstrap-server", bootstrap, "--warmup-records", str(min(events // 10, 10_000))]
     command += ["--command-property", "acks=all", "enable.idempotence=true", "linger.ms=5"]
-    repeats = []
-    for _ in range(repetitions):
-        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-        # The last summary line covers the measured records (after the warm-up ones).
-        found = [match.groupdict() for match in RESULT.finditer(out)]
-        if not found:
-            raise RuntimeError(f"no summary in ProducerPerformance's output:\n{out}")
-        result = found[-1]
-        repeats.append(
-            {"events_per_second": float(result["rate"]), "p50_ms": float(result["p50"]), "p99_ms": float(result["p99"])}
-        )
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    # The last summary line covers the measured records (after the warm-up ones).
+    found = [match.groupdict() for match in RESULT.finditer(out)]
+    if not found:
+        raise RuntimeError(f"no summary in ProducerPerformance's output:\n{out}")
+    result = found[-1]
+    return {"events_per_second": float(result["rate"]), "p50_ms": float(result["p50"]), "p99_ms": float(result["p99"])}
+
+
+def ceiling_row(repeats: list[dict[str, float]], record_bytes: int, events: int) -> dict[str, Any]:
     return {
+        "client": "java",
         "group": "publish",
         "name": CEILING,
         "events_per_second": statistics.median(r["events_per_second"] for r in repeats),
@@ -154,11 +162,55 @@ def ceiling(stack: dict[str, str], record_bytes: int, events: int, repetitions: 
     }
 
 
-def ratio(rows: list[dict[str, Any]], row: dict[str, Any]) -> float | None:
-    base = next((r for r in rows if r["name"] == row["baseline"]), None)
-    if base is None or not base["events_per_second"]:
+def merged(rounds: list[list[dict[str, Any]]], client: str) -> list[dict[str, Any]]:
+    """One row per path of a project's rounds (each run with one repetition per row): every round's repetition,
+    the medians over them."""
+    rows: dict[str, dict[str, Any]] = {}
+    for measured in rounds:
+        for row in measured:
+            kept = rows.setdefault(row["name"], row | {"client": client, "repetitions": []})
+            kept["repetitions"] += row["repetitions"]
+    for row in rows.values():
+        for key in ("events_per_second", "p50_ms", "p99_ms", "cpu_us_per_event"):
+            values = [value for rep in row["repetitions"] if (value := rep.get(key)) is not None]
+            row[key] = statistics.median(values) if values else None
+    return list(rows.values())
+
+
+def paired(row: dict[str, Any], base: dict[str, Any]) -> list[float]:
+    """`row`'s rate over `base`'s, round by round (the two were measured side by side)."""
+    return [
+        float(mine["events_per_second"]) / float(theirs["events_per_second"])
+        for mine, theirs in zip(row["repetitions"], base["repetitions"], strict=False)
+        if theirs["events_per_second"]
+    ]
+
+
+def baseline_of(rows: list[dict[str, Any]], row: dict[str, Any]) -> dict[str, Any] | None:
+    if row["baseline"] is None:
         return None
-    return float(row["events_per_second"]) / float(base["events_per_second"])
+    same_client = [r for r in rows if r["name"] == row["baseline"] and r.get("client") == row.get("client")]
+    return next(iter(same_client), None) or next((r for r in rows if r["name"] == row["baseline"]), None)
+
+
+def ratio(rows: list[dict[str, Any]], row: dict[str, Any]) -> list[float] | None:
+    base = baseline_of(rows, row)
+    if base is None:
+        return None
+    return paired(row, base) or None
+
+
+def spread(ratios: list[float] | None) -> str:
+    if not ratios:
+        return ""
+    return f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})"
+
+
+def verdict(ratios: list[float] | None, goal: float | None) -> str:
+    if goal is None:
+        return ""
+    met = "" if not ratios else (" met" if statistics.median(ratios) >= goal else " missed")
+    return f">= {goal:g}x{met}"
 
 
 def table(rows: list[dict[str, Any]]) -> str:
@@ -166,18 +218,67 @@ def table(rows: list[dict[str, Any]]) -> str:
         return "" if value is None else f"{value:,.{digits}f}"
 
     lines = [
-        "| group | path | events/s | p50 ms | p99 ms | CPU µs/event | ratio | of | goal |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
+        "| client | group | path | events/s | p50 ms | p99 ms | CPU µs/event | ratio, median (min-max) | of | goal |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
     ]
     for row in rows:
-        share = ratio(rows, row)
-        goal = f">= {row['goal']:g}x" if row.get("goal") is not None else ""
-        verdict = "" if share is None or row.get("goal") is None else (" met" if share >= row["goal"] else " missed")
+        ratios = ratio(rows, row)
         lines.append(
-            f"| {row['group']} | {row['name']} | {row['events_per_second']:,.0f} | {cell(row['p50_ms'])} "
-            f"| {cell(row['p99_ms'])} | {cell(row.get('cpu_us_per_event'), 0)} "
-            f"| {'' if share is None else f'{share:.2f}x'} | {row['baseline'] or ''} "
-            f"| {goal}{verdict} |"
+            f"| {row.get('client', '')} | {row['group']} | {row['name']} | {row['events_per_second']:,.0f} "
+            f"| {cell(row['p50_ms'])} | {cell(row['p99_ms'])} | {cell(row.get('cpu_us_per_event'), 0)} "
+            f"| {spread(ratios)} | {row['baseline'] or ''} | {verdict(ratios, row.get('goal'))} |"
+        )
+    return "\n".join(lines)
+
+
+PATHS = {
+    "publish path": ("service EventPublisher", "{raw} producer"),
+    "HTTP ingest": ("service POST", "bare FastAPI + {raw}"),
+    "at-least-once runner": ("service runner (at-least-once)", "{raw} loop, commit after"),
+    "exactly-once runner": ("service transactional runner", "{raw} idempotent loop"),
+}
+FASTER = {"publish path": 2.5, "exactly-once runner": 1.5}
+"""How much faster the service is to be on librdkafka than on aiokafka, where a goal says so."""
+
+
+def comparisons(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """librdkafka against aiokafka, round by round: the service's rate, and its share of its raw client's (the
+    service's overhead is to be no worse on librdkafka)."""
+    found = {(row.get("client"), row["name"]): row for row in rows}
+    compared = []
+    for path, (service, raw) in PATHS.items():
+        ours = {client: found.get((client, service)) for client in CLIENTS}
+        raws = {client: found.get((client, raw.format(raw=client))) for client in CLIENTS}
+        if ours["aiokafka"] is None or ours["librdkafka"] is None:
+            continue
+        compared.append(
+            {
+                "path": path,
+                "what": "service, librdkafka over aiokafka",
+                "ratios": paired(ours["librdkafka"], ours["aiokafka"]),
+                "goal": FASTER.get(path),
+            }
+        )
+        if raws["aiokafka"] is not None and raws["librdkafka"] is not None:
+            shares = {client: paired(ours[client], raws[client]) for client in CLIENTS}  # type: ignore[arg-type]
+            relative = [lib / aio for lib, aio in zip(shares["librdkafka"], shares["aiokafka"], strict=False) if aio]
+            compared.append(
+                {
+                    "path": path,
+                    "what": "share of its raw client, librdkafka over aiokafka",
+                    "ratios": relative,
+                    "goal": 1.0,
+                }
+            )
+    return compared
+
+
+def comparison_table(compared: list[dict[str, Any]]) -> str:
+    lines = ["| path | compared | ratio, median (min-max) | goal |", "| --- | --- | ---: | ---: |"]
+    for entry in compared:
+        lines.append(
+            f"| {entry['path']} | {entry['what']} | {spread(entry['ratios'])} "
+            f"| {verdict(entry['ratios'], entry['goal'])} |"
         )
     return "\n".join(lines)
 
@@ -193,10 +294,10 @@ def chart(rows: list[dict[str, Any]], meta: dict[str, Any], path: Path) -> None:
     compared = [r for r in rows if r["group"] not in ("worker processes", "http clients", "serde")]
     workers = [r for r in rows if r["group"] == "worker processes"]
     clients = [r for r in rows if r["group"] == "http clients"]
-    figure = plt.figure(figsize=(13, 8.5), layout="constrained")
+    figure = plt.figure(figsize=(13, 11), layout="constrained")
     grid = figure.add_gridspec(2, 2, height_ratios=[1.35, 1])
     bars = figure.add_subplot(grid[0, :])
-    labels = [f"{r['group']}: {r['name']}" for r in compared]
+    labels = [f"{r.get('client', '')} {r['group']}: {r['name']}" for r in compared]
     colours = ["#9e9e9e" if r["baseline"] is None else "#1f77b4" for r in compared]
     positions = range(len(compared))
     bars.barh(positions, [r["events_per_second"] for r in compared], color=colours)
@@ -205,10 +306,10 @@ def chart(rows: list[dict[str, Any]], meta: dict[str, Any], path: Path) -> None:
     bars.set_xscale("log")
     bars.set_xlabel("events/s (log scale; grey: the baseline of the blue bar(s) below it)")
     for position, row in zip(positions, compared, strict=True):
-        share = ratio(rows, row)
+        ratios = ratio(rows, row)
         text = f"{row['events_per_second']:,.0f}/s"
-        if share is not None:
-            text += f"  {share:.2f}x" + (f" (goal {row['goal']:g}x)" if row.get("goal") is not None else "")
+        if ratios:
+            text += f"  {spread(ratios)}" + (f" (goal {row['goal']:g}x)" if row.get("goal") is not None else "")
         bars.text(row["events_per_second"] * 1.05, position, text, va="center", fontsize=9)
     bars.set_xlim(right=max((r["events_per_second"] for r in compared), default=1) * 12)
     load = meta["machine"]["load_average_1m"]
@@ -253,32 +354,48 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    common = ["--events", str(args.events), "--seconds", str(args.seconds), "--repetitions", str(args.repetitions)]
-    default_options = ["--backlog", str(args.backlog), *args.default_options]
+    once = ["--events", str(args.events), "--seconds", str(args.seconds), "--repetitions", "1"]
+    clients = args.clients.split(",")
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch, LoadWatch().running() as load:
         root = Path(scratch)
-        print("rendering the default and exactly-once services ...", file=sys.stderr, flush=True)
-        default = prepared("default", root)
-        exactly_once = prepared("exactly-once", root)
+        print(f"rendering the default and exactly-once services on {', '.join(clients)} ...", file=sys.stderr)
+        projects = {(variant, client): prepared(variant, client, root) for client in clients for variant in VARIANTS}
         state_dir = root / "stack"
+        rounds: dict[tuple[str, str], list[list[dict[str, Any]]]] = {project: [] for project in projects}
+        ceilings: list[dict[str, float]] = []
         try:
             stack = kafka_stack.up(state_dir, ["kafka", "registry"])
-            print("default (at-least-once) service ...", file=sys.stderr, flush=True)
-            rows = project_bench(default, stack, [*common, *default_options], root / "default.json")
-            print("exactly-once service ...", file=sys.stderr, flush=True)
-            eos_options = [*common, "--only", "consume"]
-            eos = project_bench(exactly_once, stack, eos_options, root / "exactly-once.json")
-            print("Kafka's ProducerPerformance ...", file=sys.stderr, flush=True)
-            record = next(r for r in rows if r["name"] == "aiokafka producer")["notes"]["record_bytes"]
-            top = ceiling(stack, record, args.ceiling_events, args.repetitions, 6)
+            asyncio.run(create_topic(stack["KAFKA_BOOTSTRAP_SERVERS"], CEILING_TOPIC, 6))
+            record = 0
+            for turn in range(args.repetitions):
+                for (variant, client), project in projects.items():
+                    print(f"round {turn + 1}: {variant} on {client} ...", file=sys.stderr, flush=True)
+                    only = VARIANTS[variant]
+                    measured = project_bench(project, stack, [*once, "--only", only], root / f"{variant}-{client}.json")
+                    rounds[variant, client].append(measured)
+                    record = record or next(r for r in measured if r["group"] == "publish")["notes"]["record_bytes"]
+                print(f"round {turn + 1}: Kafka's ProducerPerformance ...", file=sys.stderr, flush=True)
+                ceilings.append(ceiling_once(stack, record, args.ceiling_events))
+            print("serde, HTTP clients and scale-out (aiokafka's default service) ...", file=sys.stderr, flush=True)
+            rest = [
+                *once[:-1],
+                str(args.repetitions),
+                "--backlog",
+                str(args.backlog),
+                "--only",
+                "serde,http-clients,workers",
+            ]
+            extra = project_bench(projects["default", clients[0]], stack, rest, root / "rest.json")
         finally:
             kafka_stack.down(state_dir)
+    rows = [ceiling_row(ceilings, record, args.ceiling_events)]
+    for (_, client), runs in rounds.items():
+        rows += merged(runs, client)
+    rows += [row | {"client": clients[0]} for row in extra]
     for row in rows:
-        if row["name"] == "aiokafka producer":
+        if row["group"] == "publish" and row["name"].endswith(" producer") and row["client"] != "java":
             row["baseline"] = CEILING
-    consume = [i for i, r in enumerate(rows) if r["group"] == "consume"]
-    at = consume[-1] + 1 if consume else len(rows)
-    rows = [top, *rows[:at], *eos, *rows[at:]]
+    compared = comparisons(rows)
     meta = {
         "machine": machine(load.samples),
         "repetitions": args.repetitions,
@@ -287,16 +404,23 @@ def run(args: argparse.Namespace) -> int:
         "wall_seconds": round(time.monotonic() - started),
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    (out / "bench.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    written = {"meta": meta, "rows": rows, "comparisons": compared}
+    (out / "bench.json").write_text(json.dumps(written, indent=2) + "\n")
     chart(rows, meta, out / "bench.png")
     print(table(rows))
+    print()
+    print(comparison_table(compared))
     load_avg = meta["machine"]["load_average_1m"]
     print(
         f"\n{meta['machine']['nproc']} cores, {meta['machine']['cpu']}; load average {load_avg['min']:.2f} to "
-        f"{load_avg['max']:.2f} (mean {load_avg['mean']:.2f}); {meta['wall_seconds']} s in all. "
-        f"Wrote {out / 'bench.json'} and {out / 'bench.png'}."
+        f"{load_avg['max']:.2f} (mean {load_avg['mean']:.2f}); {args.repetitions} rounds; "
+        f"{meta['wall_seconds']} s in all. Wrote {out / 'bench.json'} and {out / 'bench.png'}."
     )
     return 0
+
+
+VARIANTS = {"default": "publish,http,consume", "exactly-once": "consume"}
+"""The rows each variant's bench measures once a round."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -305,7 +429,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ceiling-events", type=int, default=200_000, help="records per ProducerPerformance run")
     parser.add_argument("--backlog", type=int, default=200_000, help="events waiting when the scale-out workers start")
     parser.add_argument("--seconds", type=float, default=5, help="length of each HTTP load run")
-    parser.add_argument("--repetitions", type=int, default=3)
+    parser.add_argument("--repetitions", type=int, default=5, help="rounds; every ratio is the median of as many")
+    parser.add_argument("--clients", default="aiokafka,librdkafka", help=f"of {','.join(CLIENTS)}")
     parser.add_argument("--out", default="build/bench", help="where bench.json and bench.png go")
     parser.add_argument(
         "--default-options", nargs=argparse.REMAINDER, default=[], help="more options for the default project's bench"
