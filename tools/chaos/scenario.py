@@ -119,6 +119,10 @@ async def read_all(bootstrap: str, topic: str, count: int, within: float = 120) 
         await consumer.stop()
 
 
+def instance_id(group: str, slot: int) -> str:
+    return f"{group}-{slot}"
+
+
 class Workers:
     """`python -m <package> worker` processes of one consumer group, one per slot, their logs in `workdir`."""
 
@@ -143,8 +147,13 @@ class Workers:
 
     def start(self, slot: int = 0) -> None:
         self.started += 1
-        # Each worker serves its metrics on a port of its own: several share this machine.
-        env = self.env | {"METRICS_PORT": str(kafka_stack.free_port())}
+        # Each worker serves its metrics on a port of its own: several share this machine. A worker restarted in its
+        # slot keeps its instance id, as a container restarted in its pod keeps the pod's name: on librdkafka its
+        # transactional id, so it aborts what the killed one left open at once (aiokafka's settings have none).
+        env = self.env | {
+            "METRICS_PORT": str(kafka_stack.free_port()),
+            "KAFKA_INSTANCE_ID": instance_id(self.group, slot),
+        }
         with (self.workdir / f"{self.group}-worker-{self.started}.log").open("wb") as out:
             self.procs[slot] = subprocess.Popen(
                 self.command,
