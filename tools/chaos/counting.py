@@ -65,6 +65,7 @@ class Seen(NamedTuple):
     offset: int
     key: bytes | None
     headers: dict[str, bytes]
+    value: bytes | None
 
 
 def read(client: str, bootstrap: str, topic: str, partitions: int, within: float = 120) -> list[Seen]:
@@ -104,8 +105,12 @@ def _read_with_librdkafka(bootstrap: str, topic: str, partitions: int, within: f
                     raise RuntimeError(f"librdkafka: {error}")
                 else:
                     at_end.discard(message.partition() or 0)
-                    headers = {name: value or b"" for name, value in message.headers() or []}
-                    seen.append(Seen(message.partition() or 0, message.offset() or 0, message.key(), headers))
+                    found: Any = message.headers() or []  # a list of pairs as librdkafka hands them over
+                    pairs: list[tuple[str, Any]] = list(found)
+                    key: Any = message.key()
+                    headers = {name: value or b"" for name, value in pairs}
+                    value: Any = message.value()
+                    seen.append(Seen(message.partition() or 0, message.offset() or 0, key, headers, value))
     finally:
         reader.close()
     return seen
@@ -134,7 +139,7 @@ async def _read_with_aiokafka(bootstrap: str, topic: str, partitions: int, withi
                 for batch in (await reader.getmany(timeout_ms=500)).values():
                     for r in batch:
                         headers = {name: value or b"" for name, value in r.headers}
-                        seen.append(Seen(r.partition, r.offset, r.key, headers))
+                        seen.append(Seen(r.partition, r.offset, r.key, headers, r.value))
     finally:
         await reader.stop()
     return seen
