@@ -4,8 +4,9 @@ project), as scenario.py is:
 
     .venv/bin/python .../tools/chaos/hostile.py '{"kind": "hostile", ...}'
 
-Valid events are published through the service's EventPublisher; the hostile records are written and the dead
-letters counted with librdkafka (confluent-kafka); the outputs are counted by aiokafka and by librdkafka.
+Valid events are published through the service's EventPublisher; the hostile records are written with librdkafka
+(confluent-kafka), the dead letters counted by a client of the other kind than the service's (tools/chaos/counting.py);
+the outputs are counted by aiokafka and by librdkafka.
 Promises: every valid event processed (its output on the emitted topic), every hostile record dead-lettered with
 its error headers (by the runner; in the patterns row by the consumers of the consumed topic a pattern adds too, its
 "channels"), no worker exit, final lag 0. The patterns row also writes hostile records to each topic a pattern consumes
@@ -155,12 +156,14 @@ def write_hostile(bootstrap: str, topic: str, partitions: int, valid_value: byte
     return written
 
 
-def dead_lettered(messages: list[Any], topic: str, written: dict[tuple[int, int], str]) -> tuple[set[Any], int]:
-    """The hostile records `messages` (a dead-letter topic's) stand for, and how many lack their error headers."""
+def dead_lettered(
+    letters: list[dict[str, bytes]], topic: str, written: dict[tuple[int, int], str]
+) -> tuple[set[Any], int]:
+    """The hostile records a dead-letter topic's records (their headers: `letters`) stand for, and how many lack their
+    error headers."""
     found: set[Any] = set()
     bad = 0
-    for message in messages:
-        headers = {name: value or b"" for name, value in message.headers() or []}
+    for headers in letters:
         if headers.get("dlq.original.topic") != topic.encode():
             continue
         where = (int(headers["dlq.original.partition"]), int(headers["dlq.original.offset"]))
@@ -248,32 +251,42 @@ async def run_hostile(args: dict[str, Any], scenario: Any, parts: list[Any]) -> 
     result |= scenario.per_input(caused, ids, 1)
     second = await asyncio.to_thread(read_topic, bootstrap, output.name, output.partitions)
     result["librdkafka"] = scenario.per_input([dict(m.headers() or []).get("causation-id") for m in second], ids, 1)
-    dead = await asyncio.to_thread(read_topic, bootstrap, source.dead_letter, source.partitions)
-    found, bad = dead_lettered(dead, source.name, written)
+    # The dead letters the service wrote, counted by a client of the other kind than its own.
+    client = args.get("client", "aiokafka")
+    found, bad = dead_lettered(await letters(client, bootstrap, source.dead_letter), source.name, written)
     result |= {"dead_letters": len(found), "bad_headers": bad}
     if channels:
         result["channels"] = {}
         for name, (_, dead_letter) in channels.items():
-            partitions = await asyncio.to_thread(topic_partitions, bootstrap, dead_letter)
-            messages = await asyncio.to_thread(read_topic, bootstrap, dead_letter, partitions)
-            result["channels"][name] = len(dead_lettered(messages, source.name, written)[0])
+            seen = await letters(client, bootstrap, dead_letter)
+            result["channels"][name] = len(dead_lettered(seen, source.name, written)[0])
     if consumers:
-        result["patterns"] = await pattern_dead_letters(bootstrap, consumers, on_patterns)
+        result["patterns"] = await pattern_dead_letters(client, bootstrap, consumers, on_patterns)
     return result
 
 
+async def letters(client: str, bootstrap: str, topic: str) -> list[dict[str, bytes]]:
+    """The headers of every record of `topic`, read by the other client than `client` (tools/chaos/counting.py)."""
+    counting: Any = importlib.import_module("counting")  # beside this script, in the project's interpreter
+    partitions = await asyncio.to_thread(topic_partitions, bootstrap, topic)
+    return [seen.headers for seen in await asyncio.to_thread(counting.read, client, bootstrap, topic, partitions)]
+
+
 async def pattern_dead_letters(
-    bootstrap: str, consumers: dict[str, tuple[str, str]], written: dict[str, dict[tuple[int, int], str]]
+    client: str,
+    bootstrap: str,
+    consumers: dict[str, tuple[str, str]],
+    written: dict[str, dict[tuple[int, int], str]],
 ) -> dict[str, list[int]]:
     """For each pattern consumer: [hostile records written to its topic, dead letters found for them on any
     `.dlq` topic] (where a pattern dead-letters is its own choice)."""
     from confluent_kafka.admin import AdminClient
 
     metadata = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10)
-    dlqs = {name: len(topic.partitions) for name, topic in metadata.topics.items() if name.endswith(".dlq")}
-    messages = [m for name, count in dlqs.items() for m in await asyncio.to_thread(read_topic, bootstrap, name, count)]
+    dlqs = [name for name in metadata.topics if name.endswith(".dlq")]
+    seen = [headers for name in dlqs for headers in await letters(client, bootstrap, name)]
     return {
-        name: [len(written[name]), len(dead_lettered(messages, topic, written[name])[0])]
+        name: [len(written[name]), len(dead_lettered(seen, topic, written[name])[0])]
         for name, (topic, _) in consumers.items()
     }
 

@@ -1,11 +1,16 @@
 """`make chaos`: render the delivery-guarantee variants, install them, and break their processes on purpose
 against a real local broker; print one row per scenario and exit non-zero if a guarantee did not hold.
 
-    python -m tools.chaos.run [--inputs 10000] [--kills 5] [--lanes 2 [--lane K]] [--keep]
+    python -m tools.chaos.run [--client aiokafka|confluent-kafka|both] [--inputs 10000] [--kills 5]
+                              [--lanes 2 [--lane K]] [--keep]
 
-Rows run in lanes side by side (two by default), each lane on a local stack of its own, one row at a time: a row
-that restarts its broker or kills its Connect worker disturbs no other. `--lane K` runs lane K alone: `make test`
-runs each lane as a test of tests/chaos/test_chaos.py, beside the variant suites.
+Every row that drives a service runs once per client answer (`--client`, both by default), on projects rendered with
+that `kafka_client`, and is named with its client: "exactly-once (aiokafka)", "exactly-once (librdkafka)". Where a
+row counts what the service wrote, a client of the other kind counts it too (librdkafka for an aiokafka service,
+aiokafka for a librdkafka one; the exactly-once rows count with both). Rows run in lanes side by side, `--lanes` per
+client (two by default), each lane on a local stack of its own, one row at a time: a row that restarts its broker or
+kills its Connect worker disturbs no other. `--lane K` runs lane K alone (the first client's lanes come first):
+`make test` runs each lane as a test of tests/chaos/test_chaos.py, beside the variant suites.
 
 Scenarios (each on its own consumer groups, inputs published through the service's own EventPublisher, half as a
 backlog before the workers start and the rest while they run; the last tenth only after every planned kill):
@@ -27,6 +32,12 @@ backlog before the workers start and the rest while they run; the last tenth onl
                            aiokafka and by librdkafka
   transaction failures     exactly-once on three brokers of its own: a zombie fences the worker's producers mid-batch 20
                            times, an output partition's leader is stopped once: one output per input, final lag 0
+  scaling slow handlers    handlers of 30 s, 8 at once per partition, events flowing; workers scaled 1 -> 3 -> 1
+                           (two started, later stopped with SIGTERM), each step once the group is seen settled and a
+                           call is in flight on every partition: handler calls abandoned and re-run per step, on the
+                           partitions that stayed with their worker and on those that moved, counted from the
+                           handlers' own journal; librdkafka must abandon and re-run none on an unmoved partition;
+                           neither may lose an event (see tools/chaos/scaling_figures.py)
 """
 
 from __future__ import annotations
@@ -46,7 +57,7 @@ from typing import Any
 import yaml
 
 from extensions.kafka_events_spec.patterns import ALL
-from tools.chaos import hostile, patterns
+from tools.chaos import clients, hostile, patterns, scaling_figures
 from tools.render import VARIANTS_DIR, render, variant_answers
 from tools.stack import kafka_stack
 
@@ -61,6 +72,7 @@ BORROWED = {name: lender for pattern in PATTERNS for name, lender in pattern.BOR
 SCRIPTS = {
     "hostile": HOSTILE,
     "transaction-failures": SCENARIO.with_name("transaction_failures.py"),
+    "scaling": SCENARIO.with_name("scaling.py"),
     **{kind: script for pattern in PATTERNS for kind, script in pattern.SCRIPTS.items()},
 }
 """The kinds run by a script of their own with the project's interpreter; the others run in SCENARIO."""
@@ -84,6 +96,12 @@ def projects() -> dict[str, dict[str, Any]]:
         "at-most-once": sampler | {"patterns": [], "spec": without_patterns(sampler["spec"])},
     }
     return answers | {name: variant_answers(variant) for name, variant in PROJECTS.items() if name not in missing()}
+
+
+def client_projects(chosen: list[str]) -> dict[str, dict[str, Any]]:
+    """Every project's answers with each chosen client, by the project's name for that client."""
+    every = projects()
+    return {clients.project(name, client): clients.answers(every[name], client) for client in chosen for name in every}
 
 
 def missing() -> set[str]:
@@ -153,6 +171,7 @@ def verdict(name: str, guarantee: str, r: dict[str, Any], kills: int) -> list[st
     """The broken promises of one scenario's result (empty when it held)."""
     if "error" in r:
         return [r["error"]]
+    client, name, guarantee = clients.client_of(name), clients.base(name), clients.unrendered(guarantee)
     broken = []
     if r.get("stalled"):
         broken.append("stalled")
@@ -178,6 +197,8 @@ def verdict(name: str, guarantee: str, r: dict[str, Any], kills: int) -> list[st
         broken.extend(pattern.verdict(name, r))
     if name.startswith("hostile records"):
         broken.extend(hostile.verdict(r))
+    if name == "scaling slow handlers":
+        broken.extend(scaling_figures.verdict(r, client))
     if name == "transaction failures" and (r["final_lag"] or not r["leader_lost"] or r["aborted"] < r["fences"]):
         broken.append(f"final lag {r['final_lag']}, leader lost {r['leader_lost']}, {r['aborted']} aborted")
     if name == "poison" and (
@@ -197,7 +218,25 @@ Result = tuple[str, str, dict[str, Any], list[str]]
 
 
 def planned(args: argparse.Namespace, root: Path) -> list[Row]:
-    """Every scenario, in table order. A row whose arguments hold "state_dir" drives its lane's stack itself."""
+    """Every scenario, in table order: each row that drives a service once per chosen client, named with it (its
+    project rendered with it); a row without a service of its own once. A row whose arguments hold "state_dir" drives
+    its lane's stack itself."""
+    chosen = clients.chosen(args.client)
+    plans = {client: client_plan(args, root, client) for client in chosen}
+    table: list[Row] = []
+    for index, (name, project, extra) in enumerate(plans[chosen[0]]):
+        if project in BORROWED:  # no service of its own, so no client to choose
+            table.append((name, project, extra))
+            continue
+        for client in chosen:
+            ours = plans[client][index][2] | {"client": client}
+            table.append((clients.named(name, client), clients.project(project, client), ours))
+    return table
+
+
+def client_plan(args: argparse.Namespace, root: Path, client: str) -> list[Row]:
+    """Every scenario for one client answer, by the names and projects the table knows without it."""
+    root = root / clients.LABEL[client]
     kills = {"kind": "kills", "kills": args.kills, "poison": 0}
     half = args.inputs // 2
     shared = [
@@ -236,6 +275,8 @@ def planned(args: argparse.Namespace, root: Path) -> list[Row]:
             "exactly-once",
             {"kind": "transaction-failures", "kills": 20, "fences": 20, "brokers_dir": "brokers"},
         ),
+        # Workers scaled 1 -> 3 -> 1 under handlers of 30 s: what each rebalance abandons and re-runs.
+        ("scaling slow handlers", "at-least-once", {"kind": "scaling", "kills": 2}),
         # Records no well-behaved producer writes, every kind on every partition (see tools/chaos/hostile.py).
         *[
             (f"hostile records {guarantee}", guarantee, {"kind": "hostile", "kills": 0, "inputs": half})
@@ -277,19 +318,30 @@ def with_pattern_rows(table: list[Row], args: argparse.Namespace) -> list[Row]:
 def described(plan: list[Row]) -> str:
     """This module's docstring, then the lines of the patterns' rows in table order."""
     lines = {name: doc for pattern in PATTERNS for name, doc in pattern.DOC.items()}
-    return str(__doc__) + "".join(lines.get(name, "") for name, _, _ in plan)
+    names = dict.fromkeys(clients.base(name) for name, _, _ in plan)
+    return str(__doc__) + "".join(lines.get(name, "") for name in names)
 
 
 def needs_postgres(row: Row) -> bool:
-    return row[0] in PIPELINES or "processed_url" in row[2]
+    return clients.base(row[0]) in PIPELINES or "processed_url" in row[2]
 
 
 WEIGHT = {
     "transaction failures": 3.0,
     "at-least-once slow handlers": 1.5,
+    "scaling slow handlers": 2.5,
     **{name: weight for pattern in PATTERNS for name, weight in pattern.WEIGHT.items()},
 }
 """Rough length of a row against an ordinary one, for splitting rows into lanes of about equal length."""
+
+
+def client_lanes(runs: list[Row], lanes: int) -> list[list[Row]]:
+    """`lanes` lanes for each client's rows, the first client's first (a row of no client goes with them)."""
+    first = clients.client_of(runs[0][0]) if runs else None
+    by_client: dict[str | None, list[Row]] = {}
+    for row in runs:
+        by_client.setdefault(clients.client_of(row[0]) or first, []).append(row)
+    return [lane for rows in by_client.values() for lane in lanes_of(rows, lanes)]
 
 
 def lanes_of(runs: list[Row], lanes: int) -> list[list[Row]]:
@@ -301,7 +353,7 @@ def lanes_of(runs: list[Row], lanes: int) -> list[list[Row]]:
     split: list[list[Row]] = [[row for row in runs if needs_postgres(row)]] + [[] for _ in range(lanes - 1)]
 
     def work(lane: list[Row]) -> float:
-        return sum(WEIGHT.get(name, 1.0) for name, _, _ in lane)
+        return sum(WEIGHT.get(clients.base(name), 1.0) for name, _, _ in lane)
 
     for row in runs:
         if not needs_postgres(row):
@@ -325,7 +377,7 @@ class Lane:
             raise SystemExit(f"the local stack of {self.name} did not start: {error}") from error
         if any("processed_url" in extra for _, _, extra in self.rows):
             self.settings["DATABASE_URL"] = with_postgres(self.state_dir)
-        if any(name in PIPELINES for name, _, _ in self.rows):
+        if any(clients.base(name) in PIPELINES for name, _, _ in self.rows):
             self.settings |= with_connect(self.state_dir)
 
     def run(
@@ -340,10 +392,10 @@ class Lane:
                 extra = extra | {"state_dir": str(self.state_dir)}
             if "brokers_dir" in extra:
                 extra = extra | {"state_dir": str(root / f"{extra['brokers_dir']}-{attempt}")}
-            if name in PIPELINES:
+            if clients.base(name) in PIPELINES:
                 extra = extra | {"settings": self.settings}
-            if guarantee in BORROWED and built.get(BORROWED[guarantee], (None, ""))[0] is not None:
-                extra = extra | {"project": str(built[BORROWED[guarantee]][0])}
+            if guarantee in BORROWED and built.get(args.lenders[guarantee], (None, ""))[0] is not None:
+                extra = extra | {"project": str(built[args.lenders[guarantee]][0])}
             project, package = built[guarantee]
             spec = {
                 "package": package,
@@ -357,6 +409,8 @@ class Lane:
             result = scenario(project, spec, env)
             result.setdefault("poison", extra.get("poison", 0))
             result.setdefault("inputs", spec["inputs"])
+            if "client" in extra:
+                result.setdefault("client", extra["client"])
             broken = verdict(name, guarantee, result, extra["kills"])
             results.append((name, guarantee, result, broken))
             say(f"{self.name}: {name}: {json.dumps(result)}{'  BROKEN: ' + ', '.join(broken) if broken else ''}")
@@ -381,9 +435,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the rendered projects and logs")
     parser.add_argument("--only", default="", help="comma-separated scenario names to run (default: all)")
     parser.add_argument("--repeat", type=int, default=1, help="run each scenario this many times")
-    parser.add_argument("--lanes", type=int, default=2, help="rows run side by side, each lane on a stack of its own")
     parser.add_argument(
-        "--lane", type=int, default=0, help="run only this lane (1 to --lanes), e.g. one per process of a test runner"
+        "--client", choices=clients.CHOICES, default="both", help="the services' kafka_client answer(s) (default: both)"
+    )
+    parser.add_argument(
+        "--lanes", type=int, default=2, help="lanes per client: rows run side by side, each lane on a stack of its own"
+    )
+    parser.add_argument(
+        "--lane", type=int, default=0, help="run only this lane (1 to the lanes' count), e.g. one per test process"
     )
     parser.description = described(planned(parser.parse_args([]), Path()))
     args = parser.parse_args(argv)
@@ -398,18 +457,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         output = emitted_topic(projects()["exactly-once"])
         plan = planned(args, root)
+        # A row by its name, or by its name without the client: on every chosen client.
         only = {name.strip() for name in args.only.split(",") if name.strip()}
-        unknown = only - {name for name, _, _ in plan}
+        unknown = only - {name for name, _, _ in plan} - {clients.base(name) for name, _, _ in plan}
         if unknown:
             raise SystemExit(
                 f"no scenario {', '.join(sorted(unknown))}; choose from {', '.join(n for n, _, _ in plan)}"
             )
-        runs = [(name, guarantee, extra) for name, guarantee, extra in plan if not only or name in only]
-        absent = missing()
+        runs = [row for row in plan if not only or row[0] in only or clients.base(row[0]) in only]
+        first = clients.chosen(args.client)[0]
+        args.lenders = {project: clients.project(lender, first) for project, lender in BORROWED.items()}
+        absent = {clients.project(name, client) for name in missing() for client in clients.CLIENTS}
         if only & {name for name, project, _ in plan if project in absent}:
-            raise SystemExit(f"the rows on {', '.join(sorted(absent))} need their variants (missing in {VARIANTS_DIR})")
+            raise SystemExit(
+                f"the rows on {', '.join(sorted(missing()))} need their variants (missing in {VARIANTS_DIR})"
+            )
         runs = [run for run in runs if run[1] not in absent]
-        chosen = list(enumerate(lanes_of(runs, args.lanes)))
+        chosen = list(enumerate(client_lanes(runs, args.lanes)))
         if args.lane:
             if not 1 <= args.lane <= len(chosen):
                 raise SystemExit(f"--lane {args.lane}: the rows make {len(chosen)} lane(s); choose 1 to {len(chosen)}")
@@ -417,17 +481,19 @@ def main(argv: list[str] | None = None) -> int:
             runs = chosen[0][1]
         needed = {guarantee for _, guarantee, _ in runs if guarantee not in BORROWED}
         # A row without a project of its own reads the project it borrows, when that can be rendered.
-        needed |= {BORROWED[project] for _, project, _ in runs if project in BORROWED} - absent
+        needed |= {args.lenders[project] for _, project, _ in runs if project in BORROWED} - absent
         lanes = [Lane(index, rows) for index, rows in chosen]
         say(f"rendering and installing {', '.join(sorted(needed))} under {root}; starting {len(lanes)} stack(s)")
         with ThreadPoolExecutor(max_workers=1) as stacks:
             # One stack after another (each picks free ports), while the projects are rendered and installed.
             starting = stacks.submit(start_stacks, lanes)
             built: dict[str, tuple[Path | None, str]] = {
-                name: prepare(name, answers, root) for name, answers in projects().items() if name in needed
+                name: prepare(name, answers, root)
+                for name, answers in client_projects(clients.chosen(args.client)).items()
+                if name in needed
             }
             starting.result()
-        for project, lender in BORROWED.items():
+        for project, lender in args.lenders.items():
             built[project] = (None, built[lender][1] if lender in built else "")
         expected = len(runs) * args.repeat
         with ThreadPoolExecutor(max_workers=len(lanes)) as pool:
@@ -441,6 +507,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
     print(table(rows))
+    if scaled := [(name, r) for name, _, r, _ in rows if "steps" in r]:
+        print(f"\n{scaling_figures.table(scaled)}")
     held = sum(1 for *_, broken in rows if not broken)
     print(f"\n{len(rows)} of {expected} scenarios ran in {time.monotonic() - started:.0f} s")
     # Every planned scenario must run and hold: one that did not run counts as failed.
@@ -472,6 +540,7 @@ def table(rows: list[tuple[str, str, dict[str, Any], list[str]]]) -> str:
             notes.append(f"client retries {r['retries']}")
         for pattern in PATTERNS:
             notes.extend(pattern.notes(r))
+        notes.extend(scaling_figures.notes(r))
         if "fences" in r:
             notes.append(
                 f"{r['producer_fences']} producers fenced in {r['fences']} rounds mid-batch, {r['aborted']} "
@@ -482,7 +551,7 @@ def table(rows: list[tuple[str, str, dict[str, Any], list[str]]]) -> str:
         lines.append(
             (
                 name,
-                guarantee,
+                clients.unrendered(guarantee),
                 str(r.get("inputs", "-")),
                 str(r.get("outputs", "-")),
                 str(r.get("duplicates", "-")),

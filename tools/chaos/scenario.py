@@ -3,7 +3,9 @@
     .venv/bin/python .../tools/chaos/scenario.py '{"kind": "kills", ...}'
 
 Drives the project's real code: inputs are published through its EventPublisher (the app's lifespan, consumer
-off), processing is `python -m <package> worker` subprocesses killed with SIGKILL. Prints one JSON result line.
+off), processing is `python -m <package> worker` subprocesses killed with SIGKILL. What the service wrote is counted
+by a client of the other kind than its own (counting.py), the exactly-once outputs by both. Prints one JSON result
+line.
 A pattern's own kinds are in its folder (tools/chaos/patterns/<name>/scenario.py, `KINDS`), found through the
 `patterns` package beside this script; each gets this module for its machinery.
 """
@@ -31,6 +33,8 @@ import kafka_stack
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError
 from confluent_kafka import TopicPartition as Partition
+
+counting: Any = importlib.import_module("counting")  # beside this script
 
 
 def log(message: str) -> None:
@@ -119,6 +123,10 @@ async def read_all(bootstrap: str, topic: str, count: int, within: float = 120) 
         await consumer.stop()
 
 
+def instance_id(group: str, slot: int) -> str:
+    return f"{group}-{slot}"
+
+
 class Workers:
     """`python -m <package> worker` processes of one consumer group, one per slot, their logs in `workdir`."""
 
@@ -143,8 +151,13 @@ class Workers:
 
     def start(self, slot: int = 0) -> None:
         self.started += 1
-        # Each worker serves its metrics on a port of its own: several share this machine.
-        env = self.env | {"METRICS_PORT": str(kafka_stack.free_port())}
+        # Each worker serves its metrics on a port of its own: several share this machine. A worker restarted in its
+        # slot keeps its instance id, as a container restarted in its pod keeps the pod's name: on librdkafka its
+        # transactional id, so it aborts what the killed one left open at once (aiokafka's settings have none).
+        env = self.env | {
+            "METRICS_PORT": str(kafka_stack.free_port()),
+            "KAFKA_INSTANCE_ID": instance_id(self.group, slot),
+        }
         with (self.workdir / f"{self.group}-worker-{self.started}.log").open("wb") as out:
             self.procs[slot] = subprocess.Popen(
                 self.command,
@@ -371,10 +384,12 @@ async def run_kills(args: dict[str, Any]) -> dict[str, Any]:
     if args.get("processed_url"):
         result |= await side_effects(args["processed_url"], groups, ids)
     if poison:
-        dead = [r for r in await read_all(bootstrap, source.dead_letter, source.partitions) if r.key in poison_at]
+        client = args.get("client", "aiokafka")
+        letters = await asyncio.to_thread(counting.read, client, bootstrap, source.dead_letter, source.partitions)
+        dead = [r for r in letters if r.key in poison_at]
         wrong = 0
         for record in dead:
-            h = dict(record.headers)
+            h = record.headers
             partition, offset = poison_at[record.key]
             expected = {
                 "dlq.original.topic": source.name.encode(),
@@ -467,7 +482,11 @@ async def run_broker_restart(args: dict[str, Any]) -> dict[str, Any]:
     retries = await project.publish(events, on_ack=on_ack)
     await restarter
     seconds = time.monotonic() - t0
-    stored = [dict(r.headers).get("event-id") for r in await read_all(bootstrap, source.name, source.partitions)]
+    client = args.get("client", "aiokafka")
+    stored = [
+        r.headers.get("event-id")
+        for r in await asyncio.to_thread(counting.read, client, bootstrap, source.name, source.partitions)
+    ]
     ours = [i for i in stored if i in ids]
     return {
         "inputs": n,

@@ -8,7 +8,10 @@ CHAOS_SIDE_EFFECTS=postgres (at-least-once with PROCESSED_EVENTS_URL), each hand
 `chaos_side_effects` inside the transaction that records its id, as a handler whose effect is a database write
 makes it once: the rows, counted per event id, are the side effects the row checks. With CHAOS_ALSO_CONSUME (topic
 names), the runner also consumes topics the service only publishes, as a downstream consumer would: their events'
-side effect is that row alone. These knobs live here, in the chaos tool, not in the service.
+side effect is that row alone. With CHAOS_JOURNAL (a directory), each handler call appends `start`, then `finish` or
+`cancel` (abandoned by the runner), with the time, the event id and CHAOS_WORKER, to a file of the process's own: the
+handlers' durable record the scaling row counts from, not the service's metrics. These knobs live here, in the chaos
+tool, not in the service.
 """
 
 from __future__ import annotations
@@ -18,13 +21,45 @@ import dataclasses
 import importlib
 import os
 import sys
-from typing import Any
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+
+class Journal:
+    """One line per handler call's start and end, flushed as written: what a SIGTERM'd process did survives it."""
+
+    def __init__(self, folder: str, worker: str) -> None:
+        self.worker = worker
+        self.file: TextIO | None = None
+        if folder:
+            self.file = (Path(folder) / f"{worker}-{os.getpid()}.log").open("a", buffering=1)
+
+    def write(self, what: str, event: Any) -> None:
+        if self.file is not None:
+            self.file.write(f"{what} {time.time():.3f} {event.event_id} {self.worker}\n")
 
 
 def slow(
-    handler: Any, seconds: float, effects: bool, group: str, current_transaction: Any, foreign: frozenset[str]
+    handler: Any,
+    seconds: float,
+    effects: bool,
+    group: str,
+    current_transaction: Any,
+    foreign: frozenset[str],
+    journal: Journal,
 ) -> Any:
     async def handle(topic: Any, event: Any) -> Any:
+        journal.write("start", event)
+        try:
+            emitted = await calls(topic, event)
+        except asyncio.CancelledError:
+            journal.write("cancel", event)
+            raise
+        journal.write("finish", event)
+        return emitted
+
+    async def calls(topic: Any, event: Any) -> Any:
         await asyncio.sleep(seconds)
         # A topic the service publishes for others: the side effect is the whole handling, as in a consumer there.
         emitted = () if topic.name in foreign else await handler(topic, event)
@@ -64,9 +99,10 @@ def main() -> int:
     foreign = frozenset(name for name in os.environ.get("CHAOS_ALSO_CONSUME", "").split(",") if name)
     if foreign:
         also_consume(package, foreign)
+    journal = Journal(os.environ.get("CHAOS_JOURNAL", ""), os.environ.get("CHAOS_WORKER", "worker"))
 
     def create_slow_runner(settings: Any, serde: Any, handler: Any, producer: Any, hooks: Any) -> Any:
-        handle = slow(handler, seconds, effects, group, current_transaction, foreign)
+        handle = slow(handler, seconds, effects, group, current_transaction, foreign, journal)
         return create_runner(settings, serde, handle, producer, hooks)
 
     app.create_runner = create_slow_runner

@@ -4,8 +4,9 @@
 
 On a stack of its own with three brokers (topics replicated three times), `inputs` events reach an exactly-once
 worker in `fences` chunks. While each chunk is being processed, a zombie (a confluent-kafka producer initialised with
-the worker's own transactional id of every input partition) fences the worker's producers: their open transactions
-abort, and the worker must read each partition again from its committed offset. Halfway, the broker leading an
+the worker's own transactional ids: one per input partition on aiokafka, the process's one on librdkafka, its instance
+id set by the row) fences the worker's producers: their open transactions abort, and the worker must read each
+partition again from its committed offset. Halfway, the broker leading an
 output partition is stopped until that partition has a new leader and the worker committed more, then started
 again. Every fault waits for a condition (outputs committed since the last one), never for a fixed time.
 
@@ -105,10 +106,7 @@ class Row:
         start = await scenario.end_offsets(self.bootstrap, self.tps)
         await scenario.commit_group_at(self.bootstrap, self.group, start)
         self.base = sum(start.values())
-        settings = self.project.settings.Settings(kafka_consumer_group=self.group)
-        # The worker's producers, one per input partition, each fenced by a transactional id of its own (aiokafka's).
-        adapter = __import__(f"{self.project.package}.kafka.aiokafka_client", fromlist=["transactional_id"])
-        ids = [adapter.transactional_id(settings, tp) for tp in self.tps]
+        ids, worker_env = self.transactional_ids()
 
         events = [self.project.samples.sample_event(self.source, key=f"txn-{uuid.uuid4().hex[:12]}") for _ in range(n)]
         causes = {str(e.event_id).encode() for e in events}
@@ -117,7 +115,7 @@ class Row:
         count = 2 * fences
         chunks = [events[i * n // count : (i + 1) * n // count] for i in range(count)]
         self.fleet = scenario.Workers(
-            self.project.package, self.group, workdir, {"KAFKA_TOPIC_REPLICATION_FACTOR": "3"}
+            self.project.package, self.group, workdir, {"KAFKA_TOPIC_REPLICATION_FACTOR": "3"} | worker_env
         )
         done = 0
         leader: dict[str, Any] = {"lost": False, "node": None}
@@ -171,6 +169,20 @@ class Row:
         )
         result["librdkafka"] = scenario.per_input(second, causes, 1)
         return result
+
+    def transactional_ids(self) -> tuple[list[str], dict[str, str]]:
+        """The worker's transactional ids, and what its environment needs for them to be these."""
+        package = self.project.package
+        if self.args.get("client") == "confluent-kafka":
+            # One producer per process (KIP-447), named by the process's instance id: the one its slot gets.
+            instance = scenario.instance_id(self.group, 0)
+            settings = self.project.settings.Settings(kafka_consumer_group=self.group, kafka_instance_id=instance)
+            adapter = importlib.import_module(f"{package}.kafka.confluent_client")
+            return [adapter.transactional_id(settings)], {}
+        # aiokafka: one producer per input partition, each fenced by a transactional id of its own.
+        settings = self.project.settings.Settings(kafka_consumer_group=self.group)
+        adapter = importlib.import_module(f"{package}.kafka.aiokafka_client")
+        return [adapter.transactional_id(settings, tp) for tp in self.tps], {}
 
     async def stop_a_leader(self, n: int) -> dict[str, Any]:
         """Stop the broker leading output partition 0, and wait until the partition has another leader: the next

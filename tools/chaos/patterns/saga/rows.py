@@ -13,8 +13,9 @@ DOC = {
     "saga": """\
   saga                     1,000 sagas of the agent-patterns service's saga (a fifth failing at each step in turn,
                            a fifth at none), its orchestrator killed -9: every saga completed or compensated, none
-                           stuck, each step and compensation once (its effects counted by librdkafka), compensations
-                           in reverse order of the completed steps (a step that timed out undone first)
+                           stuck, each step and compensation once (its effects counted by the client of the other
+                           kind), compensations in reverse order of the completed steps (a step that timed out undone
+                           first)
 """
 }
 PROJECTS = {"saga": "agent-patterns"}
@@ -51,6 +52,6 @@ def notes(r: dict[str, Any]) -> list[str]:
         return []
     return [
         f"{r['completed']} completed, {r['compensated']} compensated, {r['stuck']} stuck, "
-        f"{r['doubled']} doubled, {r['step_effects']} step effects (librdkafka) of {r['handler_calls']} "
-        f"handler calls, {r['unplanned']} unplanned ({r['timed_out']} with a step timed out)"
+        f"{r['doubled']} doubled, {r['step_effects']} step effects (counted by the other client) of "
+        f"{r['handler_calls']} handler calls, {r['unplanned']} unplanned ({r['timed_out']} with a step timed out)"
     ]

@@ -16,8 +16,6 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError
-from confluent_kafka import TopicPartition as Partition
 
 from .judgement import saga_verdict
 
@@ -59,38 +57,13 @@ class StateTail:
 TERMINAL_STATUSES = {"completed", "compensated", "failed"}
 
 
-def read_effects_with_librdkafka(bootstrap: str, topic: str, partitions: int) -> Counter[tuple[str, str]]:
+def read_effects(counting: Any, client: str, bootstrap: str, topic: str, partitions: int) -> Counter[tuple[str, str]]:
     """How many times each (saga id, handler) completed, from the effects the test steps send in each step's
-    transaction, as librdkafka reads them (read_committed)."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"chaos-effects-{uuid.uuid4().hex}",
-            "isolation.level": "read_committed",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
-    )
-    consumer.assign([Partition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
+    transaction, as a client of the other kind than the service's reads them (read_committed)."""
     counted: Counter[tuple[str, str]] = Counter()
-    at_end: set[Any] = set()
-    deadline = time.monotonic() + 120
-    try:
-        while len(at_end) < partitions:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"librdkafka did not reach the end of {topic}")
-            for message in consumer.consume(num_messages=5000, timeout=1.0):
-                error = message.error()
-                if error is not None and error.code() == KafkaError._PARTITION_EOF:
-                    at_end.add(message.partition())
-                elif error is not None:
-                    raise RuntimeError(f"librdkafka: {error}")
-                else:
-                    at_end.discard(message.partition())
-                    effect = json.loads(message.value() or b"{}")
-                    counted[effect["saga_id"], effect["handler"]] += 1
-    finally:
-        consumer.close()
+    for seen in counting.read(client, bootstrap, topic, partitions):
+        effect = json.loads(seen.value or b"{}")
+        counted[effect["saga_id"], effect["handler"]] += 1
     return counted
 
 
@@ -217,7 +190,8 @@ async def run_saga(args: dict[str, Any], scenario: Any) -> dict[str, Any]:
     await asyncio.sleep(1)
     await tail.poll()
     await tail.consumer.stop()
-    effects = await asyncio.to_thread(read_effects_with_librdkafka, bootstrap, topics["effects"], partitions)
+    client = args.get("client", "aiokafka")
+    effects = await asyncio.to_thread(read_effects, scenario.counting, client, bootstrap, topics["effects"], partitions)
 
     stuck = [
         saga_id for saga_id in ids if tail.latest.get(saga_id, {}).get("status") not in {"completed", "compensated"}
