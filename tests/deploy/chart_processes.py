@@ -269,6 +269,10 @@ def make_pod(
     for item in container.get("env", []):
         if "value" in item:
             env[item["name"]] = item["value"]
+        elif "fieldRef" in item["valueFrom"]:
+            # The downward API: the pod's own name (a Deployment's pod, named after it).
+            assert item["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name", item
+            env[item["name"]] = f"{key.rpartition('/')[2]}-{uuid.uuid4().hex[:5]}"
         else:
             ref = item["valueFrom"]["secretKeyRef"]
             if ref["key"] not in cluster.secrets.get(ref["name"], {}):
