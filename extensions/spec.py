@@ -3,6 +3,7 @@ Copier its `SpecExtension`. It adds these filters:
 
     {{ spec | spec_problems }}               the problems, one a line, or "" when the spec is valid
     {{ spec | spec_consumes }}               whether the service consumes a topic
+    {{ spec | spec_queues }}                 whether a topic is a queue (`delivery: queue`, a share group)
     {{ patterns | pattern_problems(spec) }}  what the chosen patterns miss in the spec, one a line, or ""
     {{ spec | spec_model(package_name, patterns) }}
                                              the normalised model as JSON (names in every casing, types per language)

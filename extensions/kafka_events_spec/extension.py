@@ -21,12 +21,18 @@ class SpecExtension(Extension):
         environment.filters["spec_problems"] = lambda spec: "\n".join(problems(spec))
         environment.filters["spec_model"] = self._model
         environment.filters["spec_consumes"] = self._consumes
+        environment.filters["spec_queues"] = self._queues
         environment.filters["pattern_problems"] = lambda patterns, spec: "\n".join(pattern_problems(patterns, spec))
 
     @staticmethod
     def _consumes(spec: Any) -> bool:
         """Whether the service consumes a topic (an invalid spec counts as consuming: it is refused anyway)."""
         return bool(problems(spec)) or any(topic.consumed for topic in Spec.model_validate(spec).topics)
+
+    @staticmethod
+    def _queues(spec: Any) -> bool:
+        """Whether a topic of the service is a queue (`delivery: queue`); false for an invalid spec."""
+        return not problems(spec) and any(topic.delivery == "queue" for topic in Spec.model_validate(spec).topics)
 
     @staticmethod
     def _model(spec: Any, package_name: str, patterns: Sequence[str] = ()) -> str:

@@ -35,6 +35,8 @@ class RenderModelBase(Rendered):
 
     consumer_group: str
     consumes: bool
+    queues: bool
+    """A consumed topic is a queue (`delivery: queue`): the service runs a share group beside its consumer group."""
     headless: bool
     processes: list[str]
     topics: list[TopicModel]
@@ -90,6 +92,7 @@ def derive_fields(spec: Spec, package_name: str, patterns: Sequence[str] = ()) -
     return {
         "consumer_group": spec.consumer_group,
         "consumes": consumes,
+        "queues": any(topic.delivery == "queue" for topic in spec.topics),
         # A process without the HTTP API serves /metrics on METRICS_PORT: the worker, a pattern's own process.
         "headless": consumes or any(pattern.PROCESS for pattern in chosen),
         # The chosen patterns that run a process of their own (an orchestrator, a sealer, channels).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keyword
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field as PydanticField
 from pydantic import model_validator
@@ -74,6 +74,9 @@ class SpecTopic(Strict):
     ]
     route: Annotated[str, rule(r"(/[a-z0-9][a-z0-9-]*)+", "type an HTTP path of lower-case segments, e.g. /tasks.")]
     consumed: bool = True
+    delivery: Literal["stream", "queue"] = "stream"
+    """`stream`: a consumer group, each partition in key order on one worker. `queue`: a share group (KIP-932),
+    each record to any worker, acknowledged on its own: workers beyond the partition count, no order."""
     emits_to: str | None = None
     events: Annotated[list[SpecEvent], PydanticField(min_length=1)]
 
@@ -92,6 +95,12 @@ class SpecTopic(Strict):
                 f'"{self.name}" mixes "." and "_", which collide in Kafka metric names; use one of them, '
                 f"e.g. {self.name.replace('_', '.')}.",
                 loc="name",
+            )
+        if self.delivery == "queue" and not self.consumed:
+            raise problem(
+                f"{self.name} is a queue only for the service's own workers to take tasks from; "
+                "drop `delivery: queue` or `consumed: false`.",
+                loc="delivery",
             )
         for index, event in enumerate(self.events):
             if self.key not in {field.name for field in event.fields}:
@@ -112,6 +121,8 @@ ADVICE: dict[str, str] = {
     "topics.key": "name the field whose value keys each record (it orders events per entity), e.g. key: task_id.",
     "topics.route": "type an HTTP path of lower-case segments, e.g. /tasks.",
     "topics.consumed": "type true or false.",
+    "topics.delivery": "type stream (a consumer group: key order per partition) or queue (a share group: any "
+    "number of workers, each task acknowledged on its own).",
     "topics.emits_to": "name another topic of the spec that this topic's handlers publish to.",
     "topics.events": "list at least one event, e.g. `events: [{name: TaskCreated, fields: [{name: task_id, "
     "type: string}]}]`.",
@@ -164,6 +175,8 @@ class TopicModel(Rendered):
     key: str
     route: str
     consumed: bool
+    queue: bool
+    """Consumed by a share group (`delivery: queue`), not a consumer group."""
     emits_to: str | None
     events: list[EventModel]
     stored: bool
@@ -261,6 +274,7 @@ def derive_topics(topics: list[SpecTopic], package_name: str) -> tuple[list[dict
                 "key": topic.key,
                 "route": topic.route,
                 "consumed": topic.consumed,
+                "queue": topic.delivery == "queue",
                 "emits_to": topic.emits_to,
                 "events": events,
                 "stored": False,

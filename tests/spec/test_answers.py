@@ -45,6 +45,13 @@ ANSWER_REFUSALS = [
     ({"spec": ["not", "a", "mapping"]}, "spec", "must be a mapping"),
     ({"spec": spec_with("topics.0.key", "missing_field")}, "spec", 'the topic key "missing_field" must be a field'),
     ({"spec": spec_with("topics.0.events.0.fields.0.type", "uuid")}, "spec", "type one of string, int, long"),
+    # A queue (a share group) has no transactions and only librdkafka consumes one.
+    (
+        {"spec": spec_with("topics.0.delivery", "queue"), "delivery_guarantee": "exactly-once"},
+        "delivery_guarantee",
+        "type at-least-once",
+    ),
+    ({"spec": spec_with("topics.0.delivery", "queue")}, "kafka_client", "type confluent-kafka"),
 ]
 
 # (spec, the path and advice the message must hold), checked in Python without rendering.
@@ -66,6 +73,12 @@ SPEC_REFUSALS = [
     (spec_with("topics.0.key", "Thing"), "spec.topics[0].key: name the field whose value keys each record"),
     (spec_with("topics.0.consumed", "yes"), "spec.topics[0].consumed: type true or false"),
     (spec_with("topics.0.emits_to", "nowhere"), "spec.topics[0].emits_to: name another topic"),
+    (spec_with("topics.0.delivery", "fifo"), "spec.topics[0].delivery: type stream (a consumer group"),
+    (
+        spec_with("topics.0.delivery", "queue")
+        | {"topics": [SPEC["topics"][0] | {"delivery": "queue", "consumed": False}]},
+        "spec.topics[0].delivery: things is a queue only for the service's own workers",
+    ),
     (spec_with("topics.0.emits_to", "things"), "spec.topics[0].emits_to: name another topic"),
     (spec_with("topics.0.events", []), "spec.topics[0].events: list at least one event"),
     (spec_with("topics.0.events.0.name", "thing_happened"), "spec.topics[0].events[0].name: type an event name in Pa"),
