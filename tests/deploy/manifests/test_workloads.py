@@ -115,6 +115,7 @@ NOT_IN_CONFIGMAP = {
     "CONSUMER_ENABLED",
     "PROCESSED_EVENTS_URL",
     "DATABASE_URL",
+    "KAFKA_INSTANCE_ID",  # the pod's own name (the downward API): see the test below
     *secret_settings(),
 }
 
@@ -168,6 +169,37 @@ def test_the_configmap_sets_every_setting_of_the_service(variant: str, checked: 
     assert not unknown, f"ConfigMap keys the service ignores: {sorted(unknown)}"
     plain = service_config(helm_template(helm, project))["data"]
     assert not OPTIONAL_IN_CONFIGMAP & set(plain), "tracing stays off unless an endpoint is given"
+
+
+COMPONENT = "app.kubernetes.io/component"
+RUNNERS = {None, "worker"}
+"""The service's own pods (the app, and the worker Deployment when it runs apart): their runner writes its
+transactions with the process's one producer."""
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_each_pod_that_writes_transactions_on_librdkafka_is_its_own_transactional_instance(
+    variant: str, checked: Checked, helm: str
+) -> None:
+    """One transactional producer per process (KIP-447): its id ends in the pod's name, so no two pods share one and
+    a container restarted in its pod fences what its predecessor left open. (A pattern's own process without it ends
+    its id in hostname and process id, the pod's name and 1 in a container.)"""
+    out, _, _ = checked
+    project = out / variant
+    resources = helm_template(helm, project)
+    instance = {"name": "KAFKA_INSTANCE_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+    consuming = [
+        container
+        for key, doc in resources.items()
+        if key.startswith("Deployment/") and doc["spec"]["template"]["metadata"]["labels"].get(COMPONENT) in RUNNERS
+        for container in doc["spec"]["template"]["spec"]["containers"]
+    ]
+    assert consuming
+    named = [container for container in consuming if instance in container.get("env", [])]
+    if "KAFKA_INSTANCE_ID" in setting_names(project):
+        assert named == consuming, "a pod without its own transactional instance would share one id"
+    else:
+        assert not named, "a setting the service does not have"
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
