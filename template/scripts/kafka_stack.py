@@ -1111,6 +1111,20 @@ class Kafka(Piece):
                     f"log.dirs={data}",
                     # Tests start consumer groups constantly; the default 3 s delay only slows them down.
                     "group.initial.rebalance.delay.ms=0",
+                    # The consumer group protocol (KIP-848) keeps a member's session timeout on the broker (45 s by
+                    # default, and no client may ask for less): a member killed in development or a chaos row would
+                    # hold its partitions that long. 10 s, with heartbeats every 2 s, as a local stack wants.
+                    "group.consumer.min.session.timeout.ms=6000",
+                    "group.consumer.session.timeout.ms=10000",
+                    "group.consumer.min.heartbeat.interval.ms=1000",
+                    "group.consumer.heartbeat.interval.ms=2000",
+                    # Share groups (KIP-932) alike; and a queue's acquisition lock must outlast its longest handler
+                    # (a service asks for twice its handler bound): the default maximum of 60 s would refuse it.
+                    "group.share.min.session.timeout.ms=6000",
+                    "group.share.session.timeout.ms=10000",
+                    "group.share.min.heartbeat.interval.ms=1000",
+                    "group.share.heartbeat.interval.ms=2000",
+                    "group.share.max.record.lock.duration.ms=3600000",
                     "num.partitions=3",
                     "auto.create.topics.enable=false",
                     "",
