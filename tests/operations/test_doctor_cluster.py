@@ -1,7 +1,7 @@
 """`doctor describe` on a three-node cluster (`kafka_stack.py up --brokers 3`) with one node stopped: it names the
 offline partitions, those under min.insync.replicas and the under-replicated ones, with the broker missing from their
-in-sync replicas; and the same cluster, whole, healthy. Meanwhile a real Prometheus scrapes the nodes' metrics (the
-JMX exporter with Strimzi's rules) and fires the project's Kafka alerts."""
+in-sync replicas, in the same words on either client answer; and the same cluster, whole, healthy. Meanwhile a real
+Prometheus scrapes the nodes' metrics (the JMX exporter with Strimzi's rules) and fires the project's Kafka alerts."""
 
 from __future__ import annotations
 
@@ -82,12 +82,26 @@ def prometheus(cluster: tuple[Path, dict[str, str]], project: Path, tmp_path: Pa
         process.wait(timeout=60)
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    dest = render(variant_answers("default"), tmp_path_factory.mktemp("doctor") / "default")
+CLIENTS = ("aiokafka", "confluent-kafka")
+"""The answers doctor must read the cluster alike on."""
+
+
+def render_default(tmp_path_factory: pytest.TempPathFactory, client: str) -> Path:
+    dest = render(variant_answers("default") | {"kafka_client": client}, tmp_path_factory.mktemp("doctor") / "default")
     uv = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
     subprocess.run([uv, "sync", "--quiet"], cwd=dest, env=clean_env(), check=True)
     return dest
+
+
+@pytest.fixture(scope="module")
+def projects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The default variant rendered on each client."""
+    return {client: render_default(tmp_path_factory, client) for client in CLIENTS}
+
+
+@pytest.fixture(scope="module")
+def project(projects: dict[str, Path]) -> Path:
+    return projects["aiokafka"]
 
 
 def clean_env() -> dict[str, str]:
@@ -137,41 +151,45 @@ def findings(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def test_doctor_names_offline_under_min_isr_and_under_replicated_partitions_when_a_node_stops(
-    cluster: tuple[Path, dict[str, str]], project: Path, prometheus: int
+    cluster: tuple[Path, dict[str, str]], projects: dict[str, Path], prometheus: int
 ) -> None:
     state_dir, settings = cluster
     bootstrap = settings["KAFKA_BOOTSTRAP_SERVERS"]
     asyncio.run(create_topics(bootstrap))
-    code, out = doctor(project, bootstrap, "describe", "--json")
-    assert code == 0, out
-    assert [(f["check"], f["severity"]) for f in json.loads(out)["findings"]] == [("describe", "ok")]
+    for client, project in projects.items():
+        code, out = doctor(project, bootstrap, "describe", "--json")
+        assert code == 0, (client, out)
+        assert [(f["check"], f["severity"]) for f in json.loads(out)["findings"]] == [("describe", "ok")], client
 
     subprocess.run([*stack_command(state_dir), "stop", "kafka-3"], check=True)
-    # The controller fences the stopped node and shrinks the ISRs: wait for doctor to see all three conditions.
-    deadline = time.monotonic() + 90
-    while True:
-        code, out = doctor(project, bootstrap, "describe", "--json")
-        seen = findings(json.loads(out))
-        if {"offline", "under min ISR", "under-replicated"} <= set(seen) or time.monotonic() > deadline:
-            break
-        time.sleep(2)
-    assert code == 1, out
-    offline, under_min, under = seen["offline"], seen["under min ISR"], seen["under-replicated"]
-    assert offline["severity"] == under_min["severity"] == "error"
-    assert under["severity"] == "warning"
-    assert offline["title"] == "offline: 6 partition(s) have no leader"
-    assert all(detail.startswith(f"{TOPIC}.dlq[") for detail in offline["details"])
-    assert under_min["title"].startswith("under min ISR: 4 partition(s)")
-    assert f"{TOPIC}[2] in sync [1] < min.insync.replicas 2" in under_min["details"]
-    assert f"{TOPIC}[2] leader 1, replicas [1, 3], missing from ISR: [3]" in under["details"]
-    assert "Broker(s) 3 are not in the cluster." in under["why"]
-    assert f"{TOPIC}[0]" not in " ".join(under["details"]), "a partition without a replica on node 3 is fine"
+    texts: dict[str, str] = {}
+    for client, project in projects.items():
+        # The controller fences the stopped node and shrinks the ISRs: wait for doctor to see all three conditions.
+        deadline = time.monotonic() + 90
+        while True:
+            code, out = doctor(project, bootstrap, "describe", "--json")
+            seen = findings(json.loads(out))
+            if {"offline", "under min ISR", "under-replicated"} <= set(seen) or time.monotonic() > deadline:
+                break
+            time.sleep(2)
+        assert code == 1, (client, out)
+        offline, under_min, under = seen["offline"], seen["under min ISR"], seen["under-replicated"]
+        assert offline["severity"] == under_min["severity"] == "error"
+        assert under["severity"] == "warning"
+        assert offline["title"] == "offline: 6 partition(s) have no leader"
+        assert all(detail.startswith(f"{TOPIC}.dlq[") for detail in offline["details"])
+        assert under_min["title"].startswith("under min ISR: 4 partition(s)")
+        assert f"{TOPIC}[2] in sync [1] < min.insync.replicas 2" in under_min["details"]
+        assert f"{TOPIC}[2] leader 1, replicas [1, 3], missing from ISR: [3]" in under["details"]
+        assert "Broker(s) 3 are not in the cluster." in under["why"]
+        assert f"{TOPIC}[0]" not in " ".join(under["details"]), "a partition without a replica on node 3 is fine"
 
-    # What a person sees.
-    code, text = doctor(project, bootstrap, "describe")
-    assert code == 1
-    assert "[FAIL] offline: 6 partition(s) have no leader" in text
-    assert "[WARN] under-replicated: 4 partition(s)" in text
+        # What a person sees.
+        code, texts[client] = doctor(project, bootstrap, "describe")
+        assert code == 1
+        assert "[FAIL] offline: 6 partition(s) have no leader" in texts[client]
+        assert "[WARN] under-replicated: 4 partition(s)" in texts[client]
+    assert texts["confluent-kafka"] == texts["aiokafka"], "doctor says the same on either client"
 
     # And what Prometheus makes of the brokers' own metrics: the project's Kafka alerts fire.
     for alert in ("KafkaUnderReplicatedPartitions", "KafkaUnderMinIsrPartitions", "KafkaOfflinePartitions"):
