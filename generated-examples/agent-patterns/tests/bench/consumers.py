@@ -1,4 +1,4 @@
-"""Consuming: a raw aiokafka consume loop next to the service's exactly-once runner, each reading the
+"""Consuming: a raw librdkafka consume loop next to the service's exactly-once runner, each reading the
 same backlog from the start on a consumer group of its own, with the service's handlers.
 
 The raw loop decodes with plain fastavro and writes what the service's handlers would emit for the event, with an
@@ -11,11 +11,10 @@ import asyncio
 import time
 import uuid
 from collections import deque
-from collections.abc import Sequence
 from io import BytesIO
 from typing import Any, cast
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.schema_registry import AsyncSchemaRegistryClient
 from fastavro import parse_schema, schemaless_reader
 
@@ -24,8 +23,10 @@ from agent_ops.events.avro import AvroSerde, load_schema
 from agent_ops.events.catalog import Topic, topic_for
 from agent_ops.events.models import Event
 from agent_ops.handlers import EventHandlers
+from agent_ops.kafka.client import committed_reader, partitions_of, plain_producer
 from agent_ops.kafka.connection import connection_options
 from agent_ops.kafka.consumer import ConsumerRunner, Handler
+from agent_ops.kafka.port import Partition
 from agent_ops.kafka.producer import create_producer, send_event
 from agent_ops.kafka.runners import create_runner
 from agent_ops.main import chosen_plugins
@@ -43,26 +44,27 @@ TIMEOUT_SECONDS = 300.0
 class Progress:
     """When each polled record was fetched and when a commit covered it: the rate, and each record's latency."""
 
-    def __init__(self, start: dict[TopicPartition, int], end: dict[TopicPartition, int]) -> None:
+    def __init__(self, start: dict[Partition, int], end: dict[Partition, int]) -> None:
         self._end = {tp: offset for tp, offset in end.items() if offset > start[tp]}
         self._events = sum(end[tp] - start[tp] for tp in self._end)
-        self._fetched: dict[TopicPartition, deque[list[Any]]] = {tp: deque() for tp in end}
-        self._committed: dict[TopicPartition, int] = dict(start)
+        self._fetched: dict[Partition, deque[list[Any]]] = {tp: deque() for tp in end}
+        self._committed: dict[Partition, int] = dict(start)
         self._latencies: list[float] = []
         self._first: float | None = None
         self._last = 0.0
         self._cpu_first = self._cpu_last = 0.0
         self.done = asyncio.Event()
 
-    def fetched(self, batch: dict[TopicPartition, Sequence[Any]]) -> None:
+    def fetched(self, batch: dict[Partition, tuple[int, int]]) -> None:
+        """Note a poll: each partition's first offset fetched and the one after its last."""
         now = time.perf_counter()
-        for tp, records in batch.items():
-            if records and tp in self._fetched:
+        for tp, (first, stop) in batch.items():
+            if tp in self._fetched:
                 if self._first is None:
                     self._first, self._cpu_first = now, time.process_time()
-                self._fetched[tp].append([records[0].offset, records[-1].offset + 1, now])
+                self._fetched[tp].append([first, stop, now])
 
-    def committed(self, offsets: dict[TopicPartition, Any]) -> None:
+    def committed(self, offsets: dict[Partition, Any]) -> None:
         now = time.perf_counter()
         for tp, committed in offsets.items():
             offset = committed if isinstance(committed, int) else committed.offset
@@ -84,15 +86,15 @@ class Progress:
         return Run(self._events, seconds, self._latencies, cpu_seconds=self._cpu_last - self._cpu_first)
 
     def watch(self, consumer: Any) -> None:
-        """Note the fetches and commits of `consumer` (an aiokafka consumer, instrumented in place)."""
+        """Note the fetches and commits of `consumer` (a `port.Consumer`, instrumented in place)."""
         getmany, commit = consumer.getmany, consumer.commit
 
         async def fetch(*args: Any, **kwargs: Any) -> Any:
             batch = await getmany(*args, **kwargs)
-            self.fetched(batch)
+            self.fetched({tp: (records[0].offset, records[-1].offset + 1) for tp, records in batch.items() if records})
             return batch
 
-        async def commit_and_note(offsets: dict[TopicPartition, Any]) -> None:
+        async def commit_and_note(offsets: dict[Partition, Any]) -> None:
             await commit(offsets)
             self.committed(offsets)
 
@@ -102,7 +104,7 @@ class Progress:
 class Backlog:
     """`count` events on the consumed topic, and each partition's offsets before and after them."""
 
-    def __init__(self, topic: Topic, start: dict[TopicPartition, int], end: dict[TopicPartition, int]) -> None:
+    def __init__(self, topic: Topic, start: dict[Partition, int], end: dict[Partition, int]) -> None:
         self.topic = topic
         self.start = start
         self.end = end
@@ -122,7 +124,7 @@ class Backlog:
     async def new_group(self, settings: Settings, name: str) -> str:
         """A consumer group that starts at the backlog's first event."""
         group = f"bench-{name}-{uuid.uuid4().hex[:8]}"
-        committer = AIOKafkaConsumer(**connection_options(settings), group_id=group, enable_auto_commit=False)
+        committer = committed_reader(settings, group_id=group)
         await committer.start()
         try:
             committer.assign(list(self.start))
@@ -132,20 +134,17 @@ class Backlog:
         return group
 
 
-async def end_offsets(settings: Settings, topic: Topic) -> dict[TopicPartition, int]:
-    metadata = AIOKafkaProducer(**connection_options(settings))
+async def end_offsets(settings: Settings, topic: Topic) -> dict[Partition, int]:
+    metadata = plain_producer(settings)
     await metadata.start()
     try:
-        partitions = await metadata.partitions_for(topic.name)  # fresh: the topic may have grown
+        partitions = await partitions_of(metadata, topic.name)  # fresh: the topic may have grown
     finally:
         await metadata.stop()
-    probe = AIOKafkaConsumer(**connection_options(settings))
+    probe = committed_reader(settings)
     await probe.start()
     try:
-        offsets: dict[TopicPartition, int] = await probe.end_offsets(
-            [TopicPartition(topic.name, p) for p in sorted(partitions)]
-        )
-        return offsets
+        return await probe.end_offsets([Partition(topic.name, p) for p in sorted(partitions)])
     finally:
         await probe.stop()
 
@@ -169,40 +168,48 @@ class RawLoop:
         self._handle_event = getattr(EventHandlers(), HANDLER_METHODS[self._event_type])
         self._encoders = {event_type: RawAvro(header, event_type) for event_type, header in headers.items()}
 
-    async def run(self, group: str, progress: Progress, producer: AIOKafkaProducer) -> None:
+    async def run(self, group: str, progress: Progress, producer: Producer) -> None:
         settings = self._settings
-        consumer = AIOKafkaConsumer(
-            **connection_options(settings),
-            group_id=group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            isolation_level="read_committed",
-            max_poll_records=settings.consumer_max_records,
+        consumer = Consumer(
+            connection_options(settings)
+            | {
+                "group.id": group,
+                "group.protocol": "consumer",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed",
+            }
         )
-        progress.watch(consumer)
         consumer.subscribe([self._topic.name])
-        await consumer.start()
         try:
             while not progress.done.is_set():
-                batch = await consumer.getmany(timeout_ms=settings.consumer_poll_timeout_ms)
-                offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
-                await asyncio.gather(*await self._handle(batch, producer))
+                # Blocking on the loop's thread: nothing else runs here, as in a plain librdkafka program.
+                messages = consumer.consume(settings.consumer_max_records, settings.consumer_poll_timeout_ms / 1000)
+                batch: dict[Partition, list[Message]] = {}
+                for message in messages:
+                    if error := message.error():
+                        raise KafkaException(error)
+                    batch.setdefault(Partition(message.topic() or "", message.partition() or 0), []).append(message)
+                spans = {tp: (ms[0].offset() or 0, (ms[-1].offset() or 0) + 1) for tp, ms in batch.items()}
+                progress.fetched(spans)
+                offsets = [TopicPartition(tp.topic, tp.partition, stop) for tp, (_, stop) in spans.items()]
+                await self._handle(batch, producer)
+                producer.flush()  # every write acknowledged before the offsets that cover it commit
                 if offsets:
-                    await consumer.commit(offsets)
+                    consumer.commit(offsets=offsets, asynchronous=False)
+                    progress.committed({tp: stop for tp, (_, stop) in spans.items()})
         finally:
-            await consumer.stop()
+            consumer.close()
 
-    async def _handle(
-        self, batch: dict[TopicPartition, list[Any]], producer: AIOKafkaProducer
-    ) -> list["asyncio.Future[Any]"]:
-        deliveries = []
-        for records in batch.values():
-            for record in records:
-                fields = cast(dict[str, Any], schemaless_reader(BytesIO(record.value[5:]), self._schema, None))
+    async def _handle(self, batch: dict[Partition, list[Message]], producer: Producer) -> None:
+        for messages in batch.values():
+            for message in messages:
+                value = message.value() or b""
+                fields = cast(dict[str, Any], schemaless_reader(BytesIO(value[5:]), self._schema, None))
                 for event in await self._handle_event(self._event_type.model_construct(**fields)):
                     topic, encoder = topic_for(event), self._encoders[type(event)]
-                    deliveries.append(await producer.send(topic.name, encoder.encode(event), key=topic.key_of(event)))
-        return deliveries
+                    producer.produce(topic.name, encoder.encode(event), topic.key_of(event))
+                    producer.poll(0)
 
 
 async def run_service(settings: Settings, serde: AvroSerde, group: str, progress: Progress, producer: Any) -> None:
@@ -220,9 +227,9 @@ def watch_runner(runner: ConsumerRunner, progress: Progress) -> None:
     progress.watch(runner._consumer)
     # Offsets commit with each transaction, not through the consumer: note them when a transaction committed.
     write_handled = runner._write_handled  # type: ignore[attr-defined]
-    committed: dict[TopicPartition, int] = runner._committed  # type: ignore[attr-defined]
+    committed: dict[Partition, int] = runner._committed  # type: ignore[attr-defined]
 
-    async def write_and_note(tp: TopicPartition, work: Any) -> bool:
+    async def write_and_note(tp: Partition, work: Any) -> bool:
         wrote: bool = await write_handled(tp, work)
         if wrote:
             progress.committed({tp: committed[tp]})
@@ -231,7 +238,7 @@ def watch_runner(runner: ConsumerRunner, progress: Progress) -> None:
     setattr(runner, "_write_handled", write_and_note)  # noqa: B010
 
 
-RAW = "aiokafka idempotent loop"
+RAW = "librdkafka idempotent loop"
 SERVICE = "service transactional runner"
 GOAL: float | None = 0.85
 
@@ -242,7 +249,6 @@ async def bench(settings: Settings, topic: Topic, count: int, repetitions: int) 
     producer = create_producer(settings)
     plain = raw_producer(settings)
     await producer.start()
-    await plain.start()
     try:
         backlog = await Backlog.publish(settings, serde, topic, count)
         emitted = await service_handler()(topic, events_of(topic, 1, "sample")[0])
@@ -266,6 +272,6 @@ async def bench(settings: Settings, topic: Topic, count: int, repetitions: int) 
             row("consume", SERVICE, service_runs, baseline=RAW, goal=GOAL, notes=notes),
         ]
     finally:
-        await plain.stop()
+        plain.flush()
         await producer.stop()
         await registry.aclose()

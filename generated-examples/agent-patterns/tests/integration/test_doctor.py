@@ -15,10 +15,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from agent_ops.dispatch import Dispatcher
 from agent_ops.events.catalog import CONSUMED_TOPICS, Topic
 from agent_ops.events.models import Event
-from agent_ops.kafka.connection import connection_options
 from agent_ops.observability.diagnosis import Finding
 from agent_ops.observability.doctor import CHECKS, Report, diagnose
 from agent_ops.settings import Settings
+from tests.aiokafka_options import aiokafka_options
 from tests.samples import ROUTES, sample_event, unique_key
 
 from .service import eventually, running_service, service_settings
@@ -35,7 +35,7 @@ def finding(report: Report, check: str) -> Finding:
 
 
 async def produce(settings: Settings, key: str, count: int, value: bytes = b"raw") -> None:
-    producer = AIOKafkaProducer(**connection_options(settings), acks="all")
+    producer = AIOKafkaProducer(**aiokafka_options(settings), acks="all")
     await producer.start()
     try:
         for _ in range(count):
@@ -147,7 +147,7 @@ async def slow_members(settings: Settings, count: int) -> AsyncIterator[None]:
     async def member() -> None:
         consumer = AIOKafkaConsumer(
             TOPIC.name,
-            **connection_options(settings),
+            **aiokafka_options(settings),
             group_id=settings.kafka_consumer_group,
             enable_auto_commit=False,
             max_poll_interval_ms=1500,

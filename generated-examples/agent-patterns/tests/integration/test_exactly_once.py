@@ -8,9 +8,9 @@ import time
 from collections import Counter
 from typing import Any
 
+import confluent_kafka
 import pytest
 from aiokafka import TopicPartition as Partition
-from aiokafka.errors import KafkaError
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka import KafkaError as LibrdkafkaError
 from confluent_kafka.schema_registry import AsyncSchemaRegistryClient
@@ -19,7 +19,7 @@ from prometheus_client import REGISTRY
 from agent_ops.events.avro import AvroSerde
 from agent_ops.events.catalog import AGENT_TASK_HISTORY, CONSUMED_TOPICS, Topic
 from agent_ops.kafka import dead_letters
-from agent_ops.kafka.aiokafka_client import transactional_id
+from agent_ops.kafka.confluent_client import transactional_id
 from agent_ops.kafka.dead_letters import send_dead_letter
 from agent_ops.kafka.producer import event_headers
 from agent_ops.settings import Settings
@@ -45,7 +45,9 @@ async def test_an_aborted_dead_letter_is_never_seen_by_read_committed_readers(
         if record.key == poison_key and not failures:
             failures.append(record.offset)
             await delivery  # the dead letter is in the log, inside the open transaction, when it aborts
-            raise KafkaError("simulated failure before commit")
+            raise confluent_kafka.KafkaException(
+                confluent_kafka.KafkaError(confluent_kafka.KafkaError._FAIL, "simulated failure before commit")
+            )
         return delivery
 
     def dead(records: list[Any]) -> list[Any]:
@@ -220,7 +222,8 @@ async def test_a_member_joining_mid_stream_emits_no_effect_twice_as_librdkafka_c
     settings = service_settings(kafka_bootstrap, unique)
     async with running_service(settings) as first:
         await post_all(first, events[:100])
-        async with running_service(settings) as second:
+        # Another process: another instance id, so another transactional id.
+        async with running_service(settings.model_copy(update={"kafka_instance_id": f"{unique}-second"})) as second:
             await post_all(second, events[100:])
             await wait_until_committed(kafka_bootstrap, settings.kafka_consumer_group)
     counts = await asyncio.to_thread(effects_counted_by_librdkafka, kafka_bootstrap, AGENT_TASK_HISTORY)
@@ -239,11 +242,10 @@ async def test_two_groups_on_one_input_never_fence_each_other(kafka_bootstrap: s
     assert effects_of(events, counts) == [2] * len(events)
 
 
-def fence(bootstrap: str, settings: Settings, partition: int) -> None:
-    """What a zombie of the worker, or the partition's next owner, does: initialise a producer with the worker's
-    own transactional id for `partition`. The worker's producer is fenced, its open transaction aborted."""
-    tp = Partition(TOPIC.name, partition)
-    zombie = Producer(librdkafka(bootstrap) | {"transactional.id": transactional_id(settings, tp)})
+def fence(bootstrap: str, settings: Settings) -> None:
+    """What a zombie of the worker's process (its pod restarted with the same instance id) does: initialise a
+    producer with the process's transactional id. The worker's producer is fenced, its open transaction aborted."""
+    zombie = Producer(librdkafka(bootstrap) | {"transactional.id": transactional_id(settings)})
     zombie.init_transactions(60)
 
 
@@ -279,8 +281,7 @@ async def test_producers_fenced_mid_stream_skip_no_record_and_repeat_none_as_lib
                 progress = await committed_total(kafka_bootstrap, group)
                 await post_all(client, events[chunk * 100 : (chunk + 1) * 100])
                 await eventually(functools.partial(moved_past, kafka_bootstrap, group, progress), within=60)
-                for partition in range(TOPIC.partitions):
-                    await asyncio.to_thread(fence, kafka_bootstrap, settings, partition)
+                await asyncio.to_thread(fence, kafka_bootstrap, settings)
                 await wait_until_committed(kafka_bootstrap, group)
         counts = await asyncio.to_thread(effects_counted_by_librdkafka, kafka_bootstrap, AGENT_TASK_HISTORY)
         assert effects_of(events, counts) == [1] * len(events), "each event's effect once: none skipped, none repeated"

@@ -9,14 +9,13 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent_ops.events.catalog import CONSUMED_TOPICS
-from agent_ops.kafka.connection import connection_options
+from agent_ops.kafka.client import plain_producer
 from agent_ops.main import create_app
 from agent_ops.observability import tracing
 from tests.samples import ROUTES, sample_event, unique_key
@@ -141,12 +140,12 @@ async def test_a_record_with_a_garbled_traceparent_stops_no_traced_runner(
     app = create_app(settings, tracer_provider=provider)
     try:
         async with running_service(settings, app) as client:
-            producer = AIOKafkaProducer(**connection_options(settings))
+            producer = plain_producer(settings)
             await producer.start()
             try:
                 # Read while polling, before any handler sees the record: then dead-lettered as no event at all.
                 garbled = [("traceparent", b"\xff\xfe not utf-8")]
-                await producer.send_and_wait(TOPIC.name, b"\x00", key=key.encode(), headers=garbled)
+                await (await producer.send(TOPIC.name, b"\x00", key=key.encode(), headers=garbled))
             finally:
                 await producer.stop()
             event = sample_event(TOPIC, key=key)  # same key, so the same partition, after the garbled record

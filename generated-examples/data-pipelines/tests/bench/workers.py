@@ -22,6 +22,7 @@ from confluent_kafka.schema_registry import AsyncSchemaRegistryClient
 
 from order_pipelines.events.avro import AvroSerde
 from order_pipelines.events.catalog import Topic
+from order_pipelines.kafka.client import plain_producer
 from order_pipelines.kafka.connection import connection_options
 from order_pipelines.kafka.producer import event_headers
 from order_pipelines.settings import Settings
@@ -29,7 +30,7 @@ from order_pipelines.settings import Settings
 from .consumers import end_offsets
 from .ingest import free_port
 from .measure import Row, Run, row
-from .producer import events_of, raw_producer
+from .producer import events_of
 
 ASSIGNED = re.compile(r"^messaging_kafka_consumer_assigned_partitions\{[^}]*\} (\S+)$", re.MULTILINE)
 TIMEOUT_SECONDS = 300.0
@@ -80,7 +81,7 @@ async def once(settings: Settings, serde: AvroSerde, topic: Topic, workers: int,
     setter.assign(list(start))
     await setter.commit(start)
     await setter.stop()
-    producer = raw_producer(settings)
+    producer = plain_producer(settings, idempotent=True)
     await producer.start()
     try:
         deliveries = []

@@ -15,10 +15,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from order_pipelines.dispatch import Dispatcher
 from order_pipelines.events.catalog import CONSUMED_TOPICS, Topic
 from order_pipelines.events.models import Event
-from order_pipelines.kafka.connection import connection_options
 from order_pipelines.observability.diagnosis import Finding
 from order_pipelines.observability.doctor import CHECKS, Report, diagnose
 from order_pipelines.settings import Settings
+from tests.aiokafka_options import aiokafka_options
 from tests.samples import ROUTES, sample_event, unique_key
 
 from .service import eventually, running_service, service_settings
@@ -35,7 +35,7 @@ def finding(report: Report, check: str) -> Finding:
 
 
 async def produce(settings: Settings, key: str, count: int, value: bytes = b"raw") -> None:
-    producer = AIOKafkaProducer(**connection_options(settings), acks="all")
+    producer = AIOKafkaProducer(**aiokafka_options(settings), acks="all")
     await producer.start()
     try:
         for _ in range(count):
@@ -147,7 +147,7 @@ async def slow_members(settings: Settings, count: int) -> AsyncIterator[None]:
     async def member() -> None:
         consumer = AIOKafkaConsumer(
             TOPIC.name,
-            **connection_options(settings),
+            **aiokafka_options(settings),
             group_id=settings.kafka_consumer_group,
             enable_auto_commit=False,
             max_poll_interval_ms=1500,

@@ -12,6 +12,7 @@ from prometheus_client import REGISTRY
 from order_pipelines.api.dependencies import get_publisher
 from order_pipelines.events.catalog import TOPICS, Topic
 from order_pipelines.events.models import Event
+from order_pipelines.kafka.port import Delivery
 from order_pipelines.kafka.producer import (
     EventPublisher,
     PublishBackpressure,
@@ -29,7 +30,16 @@ class SilentProducer:
     def __init__(self) -> None:
         self.sent = 0
 
-    async def send(self, topic: str, value: bytes, **_: Any) -> "asyncio.Future[Any]":
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    async def flush(self) -> None:
+        pass
+
+    async def send(self, topic: str, value: bytes | None = None, *args: Any, **kwargs: Any) -> Delivery:
         self.sent += topic in {t.name for t in TOPICS}  # events only, not what patterns send beside them
         return asyncio.get_running_loop().create_future()
 

@@ -10,11 +10,10 @@ import asyncio
 import time
 import uuid
 from collections import deque
-from collections.abc import Sequence
 from io import BytesIO
 from typing import Any, cast
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from confluent_kafka.schema_registry import AsyncSchemaRegistryClient
 from fastavro import parse_schema, schemaless_reader
 
@@ -23,8 +22,10 @@ from agent_tasks.events.avro import AvroSerde, load_schema
 from agent_tasks.events.catalog import Topic, topic_for
 from agent_tasks.events.models import Event
 from agent_tasks.handlers import EventHandlers
+from agent_tasks.kafka.client import committed_reader, partitions_of, plain_producer
 from agent_tasks.kafka.connection import connection_options
 from agent_tasks.kafka.consumer import ConsumerRunner, Handler
+from agent_tasks.kafka.port import Partition
 from agent_tasks.kafka.producer import create_producer, send_event
 from agent_tasks.kafka.runners import create_runner
 from agent_tasks.main import chosen_plugins
@@ -42,26 +43,27 @@ TIMEOUT_SECONDS = 300.0
 class Progress:
     """When each polled record was fetched and when a commit covered it: the rate, and each record's latency."""
 
-    def __init__(self, start: dict[TopicPartition, int], end: dict[TopicPartition, int]) -> None:
+    def __init__(self, start: dict[Partition, int], end: dict[Partition, int]) -> None:
         self._end = {tp: offset for tp, offset in end.items() if offset > start[tp]}
         self._events = sum(end[tp] - start[tp] for tp in self._end)
-        self._fetched: dict[TopicPartition, deque[list[Any]]] = {tp: deque() for tp in end}
-        self._committed: dict[TopicPartition, int] = dict(start)
+        self._fetched: dict[Partition, deque[list[Any]]] = {tp: deque() for tp in end}
+        self._committed: dict[Partition, int] = dict(start)
         self._latencies: list[float] = []
         self._first: float | None = None
         self._last = 0.0
         self._cpu_first = self._cpu_last = 0.0
         self.done = asyncio.Event()
 
-    def fetched(self, batch: dict[TopicPartition, Sequence[Any]]) -> None:
+    def fetched(self, batch: dict[Partition, tuple[int, int]]) -> None:
+        """Note a poll: each partition's first offset fetched and the one after its last."""
         now = time.perf_counter()
-        for tp, records in batch.items():
-            if records and tp in self._fetched:
+        for tp, (first, stop) in batch.items():
+            if tp in self._fetched:
                 if self._first is None:
                     self._first, self._cpu_first = now, time.process_time()
-                self._fetched[tp].append([records[0].offset, records[-1].offset + 1, now])
+                self._fetched[tp].append([first, stop, now])
 
-    def committed(self, offsets: dict[TopicPartition, Any]) -> None:
+    def committed(self, offsets: dict[Partition, Any]) -> None:
         now = time.perf_counter()
         for tp, committed in offsets.items():
             offset = committed if isinstance(committed, int) else committed.offset
@@ -83,15 +85,15 @@ class Progress:
         return Run(self._events, seconds, self._latencies, cpu_seconds=self._cpu_last - self._cpu_first)
 
     def watch(self, consumer: Any) -> None:
-        """Note the fetches and commits of `consumer` (an aiokafka consumer, instrumented in place)."""
+        """Note the fetches and commits of `consumer` (a `port.Consumer`, instrumented in place)."""
         getmany, commit = consumer.getmany, consumer.commit
 
         async def fetch(*args: Any, **kwargs: Any) -> Any:
             batch = await getmany(*args, **kwargs)
-            self.fetched(batch)
+            self.fetched({tp: (records[0].offset, records[-1].offset + 1) for tp, records in batch.items() if records})
             return batch
 
-        async def commit_and_note(offsets: dict[TopicPartition, Any]) -> None:
+        async def commit_and_note(offsets: dict[Partition, Any]) -> None:
             await commit(offsets)
             self.committed(offsets)
 
@@ -101,7 +103,7 @@ class Progress:
 class Backlog:
     """`count` events on the consumed topic, and each partition's offsets before and after them."""
 
-    def __init__(self, topic: Topic, start: dict[TopicPartition, int], end: dict[TopicPartition, int]) -> None:
+    def __init__(self, topic: Topic, start: dict[Partition, int], end: dict[Partition, int]) -> None:
         self.topic = topic
         self.start = start
         self.end = end
@@ -121,7 +123,7 @@ class Backlog:
     async def new_group(self, settings: Settings, name: str) -> str:
         """A consumer group that starts at the backlog's first event."""
         group = f"bench-{name}-{uuid.uuid4().hex[:8]}"
-        committer = AIOKafkaConsumer(**connection_options(settings), group_id=group, enable_auto_commit=False)
+        committer = committed_reader(settings, group_id=group)
         await committer.start()
         try:
             committer.assign(list(self.start))
@@ -131,20 +133,17 @@ class Backlog:
         return group
 
 
-async def end_offsets(settings: Settings, topic: Topic) -> dict[TopicPartition, int]:
-    metadata = AIOKafkaProducer(**connection_options(settings))
+async def end_offsets(settings: Settings, topic: Topic) -> dict[Partition, int]:
+    metadata = plain_producer(settings)
     await metadata.start()
     try:
-        partitions = await metadata.partitions_for(topic.name)  # fresh: the topic may have grown
+        partitions = await partitions_of(metadata, topic.name)  # fresh: the topic may have grown
     finally:
         await metadata.stop()
-    probe = AIOKafkaConsumer(**connection_options(settings))
+    probe = committed_reader(settings)
     await probe.start()
     try:
-        offsets: dict[TopicPartition, int] = await probe.end_offsets(
-            [TopicPartition(topic.name, p) for p in sorted(partitions)]
-        )
-        return offsets
+        return await probe.end_offsets([Partition(topic.name, p) for p in sorted(partitions)])
     finally:
         await probe.stop()
 
@@ -178,21 +177,22 @@ class RawLoop:
             isolation_level="read_committed",
             max_poll_records=settings.consumer_max_records,
         )
-        progress.watch(consumer)
         consumer.subscribe([self._topic.name])
         await consumer.start()
         try:
             while not progress.done.is_set():
                 batch = await consumer.getmany(timeout_ms=settings.consumer_poll_timeout_ms)
-                offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
+                progress.fetched({tp: (rs[0].offset, rs[-1].offset + 1) for tp, rs in batch.items() if rs})
+                offsets = {tp: rs[-1].offset + 1 for tp, rs in batch.items() if rs}
                 await asyncio.gather(*await self._handle(batch, producer))
                 if offsets:
                     await consumer.commit(offsets)
+                    progress.committed(offsets)
         finally:
             await consumer.stop()
 
     async def _handle(
-        self, batch: dict[TopicPartition, list[Any]], producer: AIOKafkaProducer
+        self, batch: dict[Partition, list[Any]], producer: AIOKafkaProducer
     ) -> list["asyncio.Future[Any]"]:
         deliveries = []
         for records in batch.values():

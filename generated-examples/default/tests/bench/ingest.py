@@ -181,6 +181,7 @@ def wrk_script(topic: Topic) -> Iterator[Path]:
 
 SERVICE = "agent_tasks.main:create_app"
 BARE = "tests.bench.ingest:bare_app"
+BARE_NAME = "bare FastAPI + aiokafka"
 
 
 def bench(settings: Settings, topic: Topic, clients: int, seconds: float, repetitions: int) -> list[Row]:
@@ -200,12 +201,12 @@ def bench(settings: Settings, topic: Topic, clients: int, seconds: float, repeti
                 runs[factory].append(load(server, route, script, clients, seconds))
     notes = {"clients": clients, "seconds": seconds}
     return [
-        row("http ingest", "bare FastAPI + aiokafka", runs[BARE], notes=notes),
+        row("http ingest", BARE_NAME, runs[BARE], notes=notes),
         row(
             "http ingest",
             "service POST",
             runs[SERVICE],
-            baseline="bare FastAPI + aiokafka",
+            baseline=BARE_NAME,
             goal=0.7,
             notes=notes,
         ),

@@ -1,5 +1,5 @@
-"""Publishing: a raw aiokafka producer with the service's settings, sending records encoded by plain fastavro,
-next to the service's `EventPublisher` (Avro through the registry-backed serde, ids cached, headers, metrics).
+"""Publishing: a raw aiokafka producer with the service's settings, sending records encoded by plain
+fastavro, next to the service's `EventPublisher` (Avro through the registry-backed serde, ids cached, headers, metrics).
 
 Both keep `window` sends waiting for their acknowledgement at once, as that many concurrent requests would; an
 event's latency is from the call to its acknowledgement."""
@@ -47,6 +47,9 @@ async def drive(events: list[Event], window: int, send: Callable[[Event], Awaita
     started, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(caller() for _ in range(window)))
     return Run(len(events), time.perf_counter() - started, latencies, cpu_seconds=time.process_time() - cpu)
+
+
+RAW = "aiokafka producer"
 
 
 def raw_producer(settings: Settings) -> AIOKafkaProducer:
@@ -106,12 +109,12 @@ async def bench(settings: Settings, topic: Topic, count: int, window: int, repet
         notes = {"record_bytes": len(encoded), "window": window, "events": count}
         raw_runs, service_runs = await alternate(repetitions, raw_once, service_once)
         return [
-            row("publish", "aiokafka producer", raw_runs, notes=notes),
+            row("publish", RAW, raw_runs, notes=notes),
             row(
                 "publish",
                 "service EventPublisher",
                 service_runs,
-                baseline="aiokafka producer",
+                baseline=RAW,
                 goal=0.9,
                 notes=notes,
             ),

@@ -210,7 +210,8 @@ def group_finding(
             f"for session.timeout.ms ({session_timeout_ms} ms). This service's runner polls while handlers run "
             f"(up to {max_records} records per partition wait in memory), so a slow handler does not do it: a "
             "blocked event loop does, or a stalled process, or a consumer of the group that handles a batch "
-            "before polling again. Each rejoin revokes every member's partitions (eager rebalancing)."
+            "before polling again. Each rejoin moves partitions: every member's under the classic protocol (eager), "
+            "those that change owner under the consumer protocol (KIP-848)."
         )
         do = (
             "Find what blocks the event loop: a synchronous call in a handler (a blocking HTTP or database client, "

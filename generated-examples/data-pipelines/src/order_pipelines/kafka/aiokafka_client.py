@@ -225,6 +225,22 @@ def plain_producer(settings: Settings, idempotent: bool = False) -> Producer:
     return producer
 
 
+def publish_producer(settings: Settings) -> Producer:
+    """The publish path's producer (`producer.create_producer`): the guarantee's acknowledgement, batches of up to
+    5 ms and BATCH_BYTES, each request bounded by PUBLISH_TIMEOUT_SECONDS."""
+    producer: Producer = AIOKafkaProducer(
+        **connection_options(settings),
+        # Every in-sync replica stores the event before the ack, and the producer id with sequence numbers lets
+        # the broker drop a resent batch it already has: retries (until the broker answers) never duplicate.
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        max_batch_size=BATCH_BYTES,
+        request_timeout_ms=int(settings.publish_timeout_seconds * 1000),
+    )
+    return producer
+
+
 async def partitions_of(producer: Producer, topic: str) -> set[int]:
     """The partitions of `topic`, waiting for its metadata."""
     partitions: set[int] = await cast(AIOKafkaProducer, producer).partitions_for(topic)

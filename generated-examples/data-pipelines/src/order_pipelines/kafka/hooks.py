@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from aiokafka import AIOKafkaProducer, ConsumerRecord
+from .port import Producer, Record
 
 Headers = Sequence[tuple[str, bytes]]
 
@@ -15,9 +15,7 @@ Headers = Sequence[tuple[str, bytes]]
 class PublishedHook(Protocol):
     """Called as an event is sent to `topic`; returns the delivery of what the hook sent."""
 
-    async def __call__(
-        self, producer: AIOKafkaProducer, topic: str, key: bytes, headers: Headers
-    ) -> "asyncio.Future[Any]": ...
+    async def __call__(self, producer: Producer, topic: str, key: bytes, headers: Headers) -> "asyncio.Future[Any]": ...
 
 
 class ProcessedHook(Protocol):
@@ -25,7 +23,7 @@ class ProcessedHook(Protocol):
     processed it where a service has several consumers of a topic. Returns the delivery of what the hook sent."""
 
     async def __call__(
-        self, producer: AIOKafkaProducer, record: ConsumerRecord[bytes, bytes], outcome: str, by: str | None = None
+        self, producer: Producer, record: Record, outcome: str, by: str | None = None
     ) -> "asyncio.Future[Any]": ...
 
 
@@ -35,7 +33,7 @@ class Hooks:
     processed: tuple[ProcessedHook, ...] = ()
 
     async def on_published(
-        self, producer: AIOKafkaProducer, topic: str, key: bytes, headers: Headers, delivery: "asyncio.Future[Any]"
+        self, producer: Producer, topic: str, key: bytes, headers: Headers, delivery: "asyncio.Future[Any]"
     ) -> "asyncio.Future[Any]":
         """`delivery`, or with hooks a future of it that resolves once what every hook sent is acknowledged too."""
         if not self.published:
@@ -44,7 +42,7 @@ class Hooks:
         return together(delivery, noted)
 
     async def on_processed(
-        self, producer: AIOKafkaProducer, record: ConsumerRecord[bytes, bytes], outcome: str, by: str | None = None
+        self, producer: Producer, record: Record, outcome: str, by: str | None = None
     ) -> list["asyncio.Future[Any]"]:
         """The deliveries of what the hooks sent for `record`."""
         return [await hook(producer, record, outcome, by) for hook in self.processed]

@@ -18,13 +18,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
-from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError
-
 from ..events.catalog import CONSUMED_TOPICS, TOPICS
-from ..kafka.connection import connection_options
+from ..kafka.client import ERRORS, committed_reader
+from ..kafka.port import Partition
 from ..kafka.reading import POLL_TIMEOUT_MS
 from ..settings import Settings, get_settings
 from .consumer_diagnosis import (
@@ -41,8 +37,6 @@ from .diagnosis import Finding, PartitionReplicas, missing_topics_finding, repli
 from .offsets import OffsetReader
 
 CHECKS = ("lag", "describe", "group")
-MAX_POLL_INTERVAL_MS = 300_000
-"""aiokafka's default, which the service keeps."""
 HOT_KEY_SAMPLE = 500
 
 
@@ -79,11 +73,11 @@ async def diagnose(settings: Settings, checks: Iterable[str], window: float, int
         if "describe" in wanted:
             if missing:
                 report.findings.append(missing_topics_finding(missing))
-            live = {broker["node_id"] for broker in (await reader.admin.describe_cluster())["brokers"]}
+            live = await reader.admin.brokers()
             report.findings += replication_findings(replicas, live, await min_insync_replicas(reader, topics))
         if wanted & {"lag", "group"}:
             consumed = {topic.name for topic in CONSUMED_TOPICS}
-            partitions = [TopicPartition(p.topic, p.partition) for p in replicas if p.topic in consumed]
+            partitions = [Partition(p.topic, p.partition) for p in replicas if p.topic in consumed]
             offsets, groups = await watch(reader, group, partitions, window, interval)
             if "lag" in wanted:
                 owners = groups[-1][1]
@@ -99,7 +93,7 @@ async def diagnose(settings: Settings, checks: Iterable[str], window: float, int
                         group,
                         settings.consumer_max_records,
                         settings.consumer_session_timeout_ms,
-                        MAX_POLL_INTERVAL_MS,
+                        settings.consumer_max_poll_interval_ms,
                     )
                 )
     finally:
@@ -109,37 +103,28 @@ async def diagnose(settings: Settings, checks: Iterable[str], window: float, int
 
 async def describe_partitions(reader: OffsetReader, topics: list[str]) -> tuple[list[PartitionReplicas], list[str]]:
     """Every partition of `topics`, and the topics that do not exist."""
-    partitions: list[PartitionReplicas] = []
-    missing: list[str] = []
-    for topic in await reader.admin.describe_topics(topics):
-        if topic["error_code"] == UnknownTopicOrPartitionError.errno:
-            missing.append(topic["topic"])
-        for p in topic["partitions"]:
-            partitions.append(
-                PartitionReplicas(topic["topic"], p["partition"], p["leader"], list(p["replicas"]), list(p["isr"]))
-            )
-    return partitions, missing
+    described = await reader.admin.partitions(topics)
+    partitions = [
+        PartitionReplicas(p.topic, p.partition, p.leader, p.replicas, p.isr)
+        for topic in topics
+        for p in described.get(topic, [])
+    ]
+    return partitions, [topic for topic in topics if topic not in described]
 
 
 async def min_insync_replicas(reader: OffsetReader, topics: list[str]) -> dict[str, int]:
-    wanted = [ConfigResource(ConfigResourceType.TOPIC, name, {"min.insync.replicas": None}) for name in topics]
-    found: dict[str, int] = {}
-    for response in await reader.admin.describe_configs(wanted):
-        for _error, _message, _type, name, entries, *_ in response.resources:
-            for entry in entries:
-                if entry[0] == "min.insync.replicas":
-                    found[name] = int(entry[1])
-    return found
+    configs = await reader.admin.topic_config(topics, "min.insync.replicas")
+    return {topic: int(value) for topic, value in configs.items()}
 
 
-GroupState = tuple[GroupSample, dict[TopicPartition, str]]
+GroupState = tuple[GroupSample, dict[Partition, str]]
 
 
 async def watch(
-    reader: OffsetReader, group: str, partitions: list[TopicPartition], window: float, interval: float
-) -> tuple[dict[TopicPartition, list[OffsetSample]], list[GroupState]]:
+    reader: OffsetReader, group: str, partitions: list[Partition], window: float, interval: float
+) -> tuple[dict[Partition, list[OffsetSample]], list[GroupState]]:
     """Sample offsets and the group every `interval` seconds for `window` seconds (at least twice)."""
-    offsets: dict[TopicPartition, list[OffsetSample]] = {tp: [] for tp in partitions}
+    offsets: dict[Partition, list[OffsetSample]] = {tp: [] for tp in partitions}
     groups: list[GroupState] = []
     started = time.monotonic()
     while True:
@@ -156,39 +141,29 @@ async def watch(
 
 
 async def group_state(reader: OffsetReader, group: str, at: float) -> GroupState:
-    (response,) = await reader.admin.describe_consumer_groups([group])
-    _error, _group, state, _protocol_type, _protocol, members, *_ = response.groups[0]
-    sample_members: list[Member] = []
-    owners: dict[TopicPartition, str] = {}
-    for member in members:
-        # DescribeGroups v4+ adds group_instance_id after member_id.
-        member_id, *rest = member
-        client_id, client_host, _metadata, assignment = rest[-4:]
-        sample_members.append(Member(member_id, client_id, client_host))
-        if assignment:
-            for tp in ConsumerProtocolMemberAssignment.decode(assignment).partitions():
-                owners[tp] = f"{client_id}@{client_host.lstrip('/')}"
-    return GroupSample(at, state, sample_members), owners
+    described = await reader.admin.group(group)
+    owners = {tp: f"{m.client_id}@{m.host}" for m in described.members for tp in m.partitions}
+    members = [Member(m.member_id, m.client_id, m.host) for m in described.members]
+    return GroupSample(at, described.state, members), owners
 
 
 async def with_hot_key(settings: Settings, partition: PartitionLag) -> PartitionLag:
     """The partition, with the key that dominates the next records it has to process, if one does."""
     if partition.status == "OK" or partition.lag == 0:
         return partition
-    tp = TopicPartition(partition.topic, partition.partition)
-    consumer = AIOKafkaConsumer(**connection_options(settings), group_id=None, enable_auto_commit=False)
+    tp = Partition(partition.topic, partition.partition)
+    # Outside any group: without a commit it reads from the partition's first record, as the group would.
+    consumer = committed_reader(settings, from_earliest=True, max_records=HOT_KEY_SAMPLE)
     await consumer.start()
     keys: list[bytes | None] = []
     try:
         consumer.assign([tp])
-        if partition.committed is None:
-            await consumer.seek_to_beginning(tp)
-        else:
+        if partition.committed is not None:
             consumer.seek(tp, partition.committed)
         async with asyncio.timeout(5):
             while len(keys) < min(HOT_KEY_SAMPLE, partition.lag):
-                batch = await consumer.getmany(tp, timeout_ms=POLL_TIMEOUT_MS, max_records=HOT_KEY_SAMPLE - len(keys))
-                keys += [record.key for record in batch.get(tp, [])]
+                batch = await consumer.getmany(tp, timeout_ms=POLL_TIMEOUT_MS)
+                keys += [record.key for record in batch.get(tp, [])][: HOT_KEY_SAMPLE - len(keys)]
     except TimeoutError:
         pass  # judge on what was read
     finally:
@@ -198,6 +173,9 @@ async def with_hot_key(settings: Settings, partition: PartitionLag) -> Partition
         return partition
     return PartitionLag(**{**vars(partition), "hot_key": key, "hot_key_share": share})
 
+
+UNREADABLE: tuple[type[Exception], ...] = (*ERRORS.any, OSError)
+"""What the client raises when it cannot read the cluster."""
 
 MARKS = {"ok": "[ OK ]", "warning": "[WARN]", "error": "[FAIL]"}
 
@@ -233,7 +211,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     checks = CHECKS if args.check == "all" else (args.check,)
     try:
         report = asyncio.run(diagnose(settings, checks, args.window, args.interval))
-    except (KafkaError, OSError) as error:
+    except UNREADABLE as error:
         print(f"doctor: cannot read the cluster at {settings.kafka_bootstrap_servers}: {error!r}", file=sys.stderr)
         return 2
     print(json.dumps(report.as_dict(), indent=2) if args.json else render(report))

@@ -1,6 +1,6 @@
 """Tracing with OpenTelemetry: off unless OTEL_EXPORTER_OTLP_ENDPOINT is set.
 
-FastAPI's instrumentation opens a span per request; aiokafka's opens one per send and writes its context into
+FastAPI's instrumentation opens a span per request. aiokafka's opens one per send and writes its context into
 the record's headers (W3C traceparent). Its receive span closes inside `getmany`, before any handler runs, so the
 runner continues the trace itself: `continue_trace` makes the record's context current, the handler's span
 (`observability.handling`) is its child, and the events the handler emits are sent inside it.
@@ -19,6 +19,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+from ..kafka.port import Record
 from ..settings import Settings
 
 Headers = Sequence[tuple[str, bytes | None]]
@@ -78,17 +79,20 @@ def enabled() -> bool:
     return _tracing
 
 
-def continue_trace(headers: Headers) -> None:
+def continue_trace(record: Record) -> None:
     """Make the trace a record's headers carry the current context of the runner's task, until the next record.
 
     Not detached on purpose: the runner sends the events a message caused, and its dead letter, after the
     handler returned; they belong to the message's trace. Each record replaces the context of the one before."""
     if _tracing:
-        try:
-            extracted = propagate.extract(headers, getter=HEADERS)
-        except Exception:  # a propagator meeting garbage it does not expect: the record starts a trace of its own
-            extracted = context.Context()
-        context.attach(extracted)
+        context.attach(_extracted(record.headers))
+
+
+def _extracted(headers: Headers) -> context.Context:
+    try:
+        return propagate.extract(headers, getter=HEADERS)
+    except Exception:  # a propagator meeting garbage it does not expect: the record starts a trace of its own
+        return context.Context()
 
 
 def continue_in(span: trace.Span) -> None:

@@ -1,5 +1,6 @@
-"""The Kafka client this service runs on: aiokafka. The rest of the service reaches it through the port
-(port.py) and the names below, never through the client library itself."""
+"""The Kafka client this service runs on: aiokafka.
+The rest of the service reaches it through the port (port.py) and the names below, never through the client
+library itself."""
 
 from .aiokafka_client import (
     ERRORS,
@@ -10,6 +11,7 @@ from .aiokafka_client import (
     fenced,
     partitions_of,
     plain_producer,
+    publish_producer,
     record_size,
     transactional_producer,
 )
@@ -23,6 +25,7 @@ __all__ = [
     "fenced",
     "partitions_of",
     "plain_producer",
+    "publish_producer",
     "record_size",
     "transactional_producer",
 ]

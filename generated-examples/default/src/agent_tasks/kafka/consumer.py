@@ -341,7 +341,7 @@ class ConsumerRunner:
         """The record's event, or dead-letter material: whatever its bytes and headers, a record that is not an
         event of its topic never stops the runner. Only a registry outage is waited out (the record is fine)."""
         topic = topic_named(record.topic)
-        tracing.continue_trace(record.headers)
+        tracing.continue_trace(record)
         correlation.adopt(record.headers)  # the handler's logs and what it emits continue the record's work
         try:
             return topic, await self._decode(topic, record)

@@ -6,18 +6,15 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
-
 from .. import correlation
 from ..events.catalog import Topic, topic_for
 from ..events.models import Event
 from ..events.serde import EventSerde
 from ..observability import metrics
 from ..settings import Settings
-from .aiokafka_client import BATCH_BYTES
-from .connection import connection_options
+from .client import ERRORS, publish_producer
 from .hooks import NO_HOOKS, Hooks
+from .port import Delivery, Producer
 
 log = logging.getLogger(__name__)
 
@@ -49,22 +46,16 @@ class Publisher(Protocol):
     async def publish(self, event: Event) -> Published: ...
 
 
-def create_producer(settings: Settings) -> AIOKafkaProducer:
-    return AIOKafkaProducer(
-        **connection_options(settings),
-        # Every in-sync replica stores the event before the ack, and the producer id with sequence numbers lets
-        # the broker drop a resent batch it already has: retries (until the broker answers) never duplicate.
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=5,
-        max_batch_size=BATCH_BYTES,
-        request_timeout_ms=int(settings.publish_timeout_seconds * 1000),
-    )
+def create_producer(settings: Settings) -> Producer:
+    """The publish path's producer: idempotent, every in-sync replica acknowledging, batching
+    for up to 5 ms, each request bounded by PUBLISH_TIMEOUT_SECONDS (the client's own tuning: `publish_producer`)."""
+    return publish_producer(settings)
 
 
-async def stop_producer(producer: AIOKafkaProducer, timeout_seconds: float) -> None:
-    """Flush and close. Bounded: while no broker answers, aiokafka would retry unsent records forever; every
-    one of those was answered 503 (or its message left uncommitted), so giving up on them loses nothing."""
+async def stop_producer(producer: Producer, timeout_seconds: float) -> None:
+    """Flush and close. Bounded: while no broker answers, a client retries unsent records (aiokafka forever,
+    librdkafka until its delivery timeout); every one of those was answered 503 (or its message left uncommitted),
+    so giving up on them loses nothing."""
     try:
         await asyncio.wait_for(producer.stop(), timeout_seconds)
     except TimeoutError:
@@ -91,7 +82,7 @@ def _type_header(event_type: type[Event]) -> tuple[str, bytes]:
 
 
 async def send_event(
-    producer: AIOKafkaProducer,
+    producer: Producer,
     serde: EventSerde,
     event: Event,
     cause: Event | None = None,
@@ -106,7 +97,7 @@ async def send_event(
 
 
 async def _send(
-    producer: AIOKafkaProducer,
+    producer: Producer,
     serde: EventSerde,
     topic: Topic,
     event: Event,
@@ -119,7 +110,7 @@ async def _send(
     value = await serde.serialize(topic, event)
     headers = _headers(event, event_id, cause)
     key = topic.key_of(event)
-    delivery: asyncio.Future[Any] = await producer.send(topic.name, value, key=key, headers=headers)
+    delivery: Delivery = await producer.send(topic.name, value, key=key, headers=headers)
     if counted:
         metrics.sending(topic.name, delivery)
     if not hooks.published:  # the common case: no coroutine more per event
@@ -133,7 +124,7 @@ class EventPublisher:
 
     def __init__(
         self,
-        producer: AIOKafkaProducer,
+        producer: Producer,
         serde: EventSerde,
         timeout_seconds: float,
         max_in_flight: int,
@@ -159,7 +150,7 @@ class EventPublisher:
                 delivery = await _send(self._producer, self._serde, topic, event, event_id, None, False, self._hooks)
             except (ValueError, TypeError) as error:
                 raise UnpublishableEvent(f"{type(event).__name__} cannot be encoded: {error}") from error
-            except KafkaError as error:
+            except ERRORS.any as error:
                 raise PublishError(f"{topic.name}: not accepted by the producer ({error!r})") from error
             # Counted here once acknowledged, rather than by a callback on the delivery: one loop callback less.
             started = metrics.handed()
@@ -178,7 +169,7 @@ class EventPublisher:
         watched = self._deadlines.watch(delivery)
         try:
             return await delivery
-        except KafkaError as error:
+        except ERRORS.any as error:
             raise PublishError(f"{topic.name}: no acknowledgement within {self._timeout:g} s ({error!r})") from error
         except asyncio.CancelledError as error:
             task = asyncio.current_task()

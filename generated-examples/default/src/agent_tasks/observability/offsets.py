@@ -3,10 +3,8 @@ for the lag gauge and for `doctor`."""
 
 from collections.abc import Iterable
 
-from aiokafka.admin import AIOKafkaAdminClient
-
+from ..kafka.admin import Admin
 from ..kafka.client import committed_reader
-from ..kafka.connection import connection_options
 from ..kafka.port import Partition
 from ..settings import Settings
 
@@ -15,7 +13,7 @@ class OffsetReader:
     """An admin client for the group's commits and a group-less consumer for end offsets, started together."""
 
     def __init__(self, settings: Settings) -> None:
-        self.admin = AIOKafkaAdminClient(**connection_options(settings))
+        self.admin = Admin(settings)
         # read_committed: the end of a partition is its last stable offset, where this service's consumer stops.
         self.consumer = committed_reader(settings)
 
@@ -35,8 +33,7 @@ class OffsetReader:
 
     async def committed(self, group: str) -> dict[Partition, int]:
         """The group's committed offset per partition it ever committed on."""
-        offsets = await self.admin.list_consumer_group_offsets(group)
-        return {Partition(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+        return await self.admin.committed(group)
 
     async def ends(self, partitions: Iterable[Partition]) -> dict[Partition, int]:
         wanted = sorted(partitions)

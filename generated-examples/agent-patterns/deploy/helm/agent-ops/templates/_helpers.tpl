@@ -131,9 +131,16 @@ names them: every pod that reads the ConfigMap and talks to Kafka mounts these, 
 {{- end }}
 
 {{/*
-Settings that come from Secrets, never from the ConfigMap: the KafkaUser's password.
+Settings that come from Secrets or the pod, never from the ConfigMap: the KafkaUser's password, the
+pod's name (the end of its transactional id).
 */}}
 {{- define "agent-ops.secretEnv" -}}
+# One transactional producer per pod (KIP-447), its id ending in the pod's name: a container restarted in the pod
+# aborts at once what its predecessor left open, instead of leaving read_committed readers waiting for the timeout.
+- name: KAFKA_INSTANCE_ID
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
 {{- if include "agent-ops.kafkaSasl" . }}
 # Strimzi's User Operator writes this Secret for the KafkaUser.
 - name: KAFKA_SASL_PASSWORD
@@ -145,8 +152,8 @@ Settings that come from Secrets, never from the ConfigMap: the KafkaUser's passw
 {{- end }}
 
 {{/*
-Most replicas worth running with KEDA: the partitions of the consumed topics (aiokafka's default
-round-robin assignor spreads all of them over the group), and no more than autoscaling.maxReplicas.
+Most replicas worth running with KEDA: the partitions of the consumed topics (the group's assignor spreads
+all of them over its members; one more member would own none), and no more than autoscaling.maxReplicas.
 */}}
 {{- define "agent-ops.kedaMaxReplicas" -}}
 {{- $partitions := 0 }}

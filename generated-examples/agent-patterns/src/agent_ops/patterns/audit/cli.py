@@ -11,12 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka.admin import AIOKafkaAdminClient
-
 from ...correlation import install_log_records
-from ...kafka.admin import DeclaredTopic, ensure_topics
+from ...kafka.admin import DeclaredTopic, ensure_topics, topic_partitions
 from ...kafka.client import committed_reader
-from ...kafka.connection import connection_options
 from ...kafka.port import Partition, Record
 from ...kafka.reading import read_to_end
 from ...observability import metrics
@@ -64,13 +61,7 @@ async def partition_records(settings: Settings, partition: int) -> tuple[bool, l
 
 async def partitions(settings: Settings, topic: str | None = None) -> list[int]:
     """The partitions of `topic` (the audit log's by default); none while the topic does not exist."""
-    admin = AIOKafkaAdminClient(**connection_options(settings))
-    await admin.start()
-    try:
-        (described,) = await admin.describe_topics([topic or names.AUDIT_TOPIC])
-        return sorted(partition["partition"] for partition in described["partitions"])
-    finally:
-        await admin.close()
+    return await topic_partitions(settings, topic or names.AUDIT_TOPIC)
 
 
 async def verify(settings: Settings) -> dict[int, Break]:

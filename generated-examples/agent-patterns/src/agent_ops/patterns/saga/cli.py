@@ -10,11 +10,8 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-from aiokafka.admin import AIOKafkaAdminClient
-
 from ...correlation import install_log_records
-from ...kafka.admin import DeclaredTopic, ensure_topics
-from ...kafka.connection import connection_options
+from ...kafka.admin import DeclaredTopic, ensure_topics, topic_partitions
 from ...kafka.port import Producer
 from ...kafka.producer import create_producer, stop_producer
 from ...observability import metrics
@@ -59,14 +56,7 @@ async def run_until_stopped(settings: Settings, steps: Steps, topics: Sequence[D
 
 async def saga_state(settings: Settings, saga_id: str) -> SagaState | None:
     """A saga's latest committed state, read from the partition its id is keyed to."""
-    admin = AIOKafkaAdminClient(**connection_options(settings))
-    await admin.start()
-    try:
-        (described,) = await admin.describe_topics([names.STATE_TOPIC])
-        partitions = sorted(partition["partition"] for partition in described["partitions"])
-    finally:
-        await admin.close()
-    for partition in partitions:
+    for partition in await topic_partitions(settings, names.STATE_TOPIC):
         found = (await read_states(settings, partition)).get(saga_id)
         if found is not None:
             return found

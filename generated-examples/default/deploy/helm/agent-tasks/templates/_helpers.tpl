@@ -131,7 +131,7 @@ names them: every pod that reads the ConfigMap and talks to Kafka mounts these, 
 {{- end }}
 
 {{/*
-Settings that come from Secrets, never from the ConfigMap: the KafkaUser's password, and the URL of the
+Settings that come from Secrets or the pod, never from the ConfigMap: the KafkaUser's password, and the URL of the
 processed-event store that every pod of the group shares.
 */}}
 {{- define "agent-tasks.secretEnv" -}}
@@ -153,8 +153,8 @@ processed-event store that every pod of the group shares.
 {{- end }}
 
 {{/*
-Most replicas worth running with KEDA: the partitions of the consumed topics (aiokafka's default
-round-robin assignor spreads all of them over the group), and no more than autoscaling.maxReplicas.
+Most replicas worth running with KEDA: the partitions of the consumed topics (the group's assignor spreads
+all of them over its members; one more member would own none), and no more than autoscaling.maxReplicas.
 */}}
 {{- define "agent-tasks.kedaMaxReplicas" -}}
 {{- $partitions := 0 }}
