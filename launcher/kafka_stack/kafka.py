@@ -141,6 +141,13 @@ class Kafka(Piece):
                     "group.consumer.session.timeout.ms=10000",
                     "group.consumer.min.heartbeat.interval.ms=1000",
                     "group.consumer.heartbeat.interval.ms=2000",
+                    # Share groups (KIP-932) alike; and a queue's acquisition lock must outlast its longest handler
+                    # (a service asks for twice its handler bound): the default maximum of 60 s would refuse it.
+                    "group.share.min.session.timeout.ms=6000",
+                    "group.share.session.timeout.ms=10000",
+                    "group.share.min.heartbeat.interval.ms=1000",
+                    "group.share.heartbeat.interval.ms=2000",
+                    "group.share.max.record.lock.duration.ms=3600000",
                     "num.partitions=3",
                     "auto.create.topics.enable=false",
                     "",

@@ -47,7 +47,14 @@ def test_keda_reaches_kafka_by_its_fully_qualified_name_and_only_where_keda_is(
     with_keda = helm_template(helm, project, "--set", "autoscaling.mode=keda", "--api-versions", "keda.sh/v1alpha1")
     scaled = only(with_keda, "ScaledObject")
     assert scaled["spec"]["triggers"], "a kafka trigger per consumed topic"
+    queues = [topic for topic in answers["spec"]["topics"] if topic.get("delivery") == "queue"]
+    by_type = [trigger["type"] for trigger in scaled["spec"]["triggers"]]
+    # A share group has no lag KEDA's kafka scaler reads: its workers' busy slots, from Prometheus, instead.
+    assert by_type.count("prometheus") == (1 if queues else 0)
     for trigger in scaled["spec"]["triggers"]:
+        if trigger["type"] == "prometheus":
+            assert "messaging_kafka_queue_utilization" in trigger["metadata"]["query"]
+            continue
         # The scaler runs in KEDA's namespace: a short Service name would not resolve there.
         assert trigger["metadata"]["bootstrapServers"] == bootstrap
         # As the service's consumer: a new group's backlog is lag to scale on.
