@@ -11,8 +11,9 @@ from typing import Any
 import confluent_kafka
 import pytest
 from aiokafka import TopicPartition as Partition
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, ConsumerGroupType, Producer, TopicPartition
 from confluent_kafka import KafkaError as LibrdkafkaError
+from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import AsyncSchemaRegistryClient
 from prometheus_client import REGISTRY
 
@@ -247,6 +248,56 @@ def fence(bootstrap: str, settings: Settings) -> None:
     producer with the process's transactional id. The worker's producer is fenced, its open transaction aborted."""
     zombie = Producer(librdkafka(bootstrap) | {"transactional.id": transactional_id(settings)})
     zombie.init_transactions(60)
+
+
+def stale_member_metadata(bootstrap: str, group: str) -> Any:
+    """The group metadata of a member of `group` that has left since: what a zombie of an older generation holds."""
+    member = Consumer(librdkafka(bootstrap) | {"group.id": group, "group.protocol": "consumer"})
+    member.subscribe([TOPIC.name])
+    deadline = time.monotonic() + 60
+    while not member.assignment() and time.monotonic() < deadline:
+        member.poll(0.2)
+    assert member.assignment(), "the member never joined"
+    metadata = member.consumer_group_metadata()
+    member.close()
+    return metadata
+
+
+def commit_offsets_as(bootstrap: str, transactional_id: str, metadata: Any, offsets: list[TopicPartition]) -> None:
+    producer = Producer(librdkafka(bootstrap) | {"transactional.id": transactional_id})
+    producer.init_transactions(60)
+    producer.begin_transaction()
+    producer.send_offsets_to_transaction(offsets, metadata, 30)
+    producer.commit_transaction(30)
+
+
+def group_type(bootstrap: str, group: str) -> Any:
+    described = AdminClient(librdkafka(bootstrap)).describe_consumer_groups([group])[group].result(30)
+    return described.type
+
+
+async def test_a_zombie_of_an_older_group_generation_is_fenced_by_the_group_coordinator(
+    kafka_bootstrap: str, unique: str
+) -> None:
+    """KIP-447: the process's one producer commits offsets with the consumer's group metadata, so a transaction of
+    a member the group has moved on from is refused, and cannot rewind what the live member committed. The group
+    runs the consumer group protocol (KIP-848), as Kafka itself reports it."""
+    settings = service_settings(kafka_bootstrap, unique)
+    group = settings.kafka_consumer_group
+    stale = await asyncio.to_thread(stale_member_metadata, kafka_bootstrap, group)
+    events = [sample_event(TOPIC, key=unique_key(TOPIC)) for _ in range(30)]
+    async with running_service(settings) as client:
+        await post_all(client, events)
+        await wait_until_committed(kafka_bootstrap, group)
+        assert await asyncio.to_thread(group_type, kafka_bootstrap, group) == ConsumerGroupType.CONSUMER
+        partitions = [Partition(TOPIC.name, p) for p in range(TOPIC.partitions)]
+        before = await committed_offsets(kafka_bootstrap, group, partitions)
+        rewind = [TopicPartition(TOPIC.name, p, 0) for p in range(TOPIC.partitions)]
+        with pytest.raises(confluent_kafka.KafkaException):
+            await asyncio.to_thread(commit_offsets_as, kafka_bootstrap, f"{unique}-zombie", stale, rewind)
+        assert await committed_offsets(kafka_bootstrap, group, partitions) == before, "the zombie rewound nothing"
+    counts = await asyncio.to_thread(effects_counted_by_librdkafka, kafka_bootstrap, AGENT_TASK_HISTORY)
+    assert effects_of(events, counts) == [1] * len(events)
 
 
 async def committed_total(bootstrap: str, group: str) -> int:

@@ -95,9 +95,9 @@ class ConfluentConsumer:
         self._paused: set[Partition] = set()
         # Seeks queued for the thread, per partition: a message of one taken before they apply is stale.
         self._seeking: dict[Partition, int] = {}
-        # Partitions seeked since their last message was taken, and where to: librdkafka's position moves only as
-        # messages are taken.
-        self._sought: dict[Partition, int] = {}
+        # Partitions seeked since, and where to, with librdkafka's position when the seek applied (None until then):
+        # librdkafka's position moves only as messages (or transaction markers) are taken, not with a seek.
+        self._sought: dict[Partition, tuple[int, int | None]] = {}
         self._highwaters: dict[Partition, int] = {}
         self._group_metadata: GroupMetadata | None = None
 
@@ -308,7 +308,7 @@ class ConfluentConsumer:
     def seek(self, partition: Partition, offset: int) -> None:
         with self._lock:
             self._seeking[partition] = self._seeking.get(partition, 0) + 1
-            self._sought[partition] = offset
+            self._sought[partition] = (offset, None)
             if self._batch is not None:
                 self._batch.pop(partition, None)
         self._queue(self._seek, self._client, partition, offset)
@@ -324,14 +324,20 @@ class ConfluentConsumer:
             if self._batch is not None:
                 self._batch.pop(partition, None)
             client.seek(native(partition, offset))
+            (before,) = client.position([native(partition)])
+            sought = self._sought.get(partition)
+            if sought is not None and sought == (offset, None):
+                self._sought[partition] = (offset, before.offset)
 
     async def position(self, partition: Partition) -> int:
         client = self._client
+        (tp,) = await self._ask(client.position, [native(partition)])  # after any seek queued before
         with self._lock:
             sought = self._sought.get(partition)
-        if sought is not None:
-            return sought  # seeked, nothing taken since
-        (tp,) = await self._ask(client.position, [native(partition)])
+            if sought is not None:
+                if sought[1] is None or tp.offset == sought[1]:
+                    return sought[0]  # seeked, nothing taken since
+                del self._sought[partition]  # moved on since (past transaction markers, say)
         if tp.error is not None:
             raise raised(tp.error)
         if tp.offset >= 0:
@@ -357,7 +363,17 @@ class ConfluentConsumer:
     async def _watermarks(self, partition: Partition) -> tuple[int, int]:
         """The partition's first offset and its end, asked of its leader. In read_committed (every consumer of the
         service) librdkafka asks for the last stable offset as the end."""
-        low_high = await self._ask(self._client.get_watermark_offsets, native(partition), self._timeout)
+        client, loop = self._client, asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout
+        while True:
+            try:
+                low_high = await self._thread.run(client.get_watermark_offsets, native(partition), self._timeout)
+                break
+            except KafkaException as error:
+                # A leader that moved (or a topic just created): asked again, as aiokafka does, until the bound.
+                if not error.args[0].retriable() or loop.time() >= deadline:
+                    raise raised(error) from None
+            await asyncio.sleep(0.1)
         if low_high is None:
             raise raised(KafkaError(KafkaError._TIMED_OUT, f"no offsets of {partition} within {self._timeout:g} s"))
         return int(low_high[0]), int(low_high[1])
@@ -378,7 +394,13 @@ class ConfluentConsumer:
             return
         client = self._client
         natives = [native(tp, offset) for tp, offset in offsets.items()]
-        committed = await self._ask(lambda: client.commit(offsets=natives, asynchronous=False))
+        try:
+            # Bounded here: librdkafka's synchronous commit has no timeout of its own (it waits for a coordinator).
+            committed = await asyncio.wait_for(
+                self._ask(lambda: client.commit(offsets=natives, asynchronous=False)), self._timeout
+            )
+        except TimeoutError:
+            raise raised(KafkaError(KafkaError._TIMED_OUT, f"no commit within {self._timeout:g} s")) from None
         for tp in committed or ():
             if tp.error is not None:
                 raise raised(tp.error)

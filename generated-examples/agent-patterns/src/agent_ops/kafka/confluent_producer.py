@@ -108,7 +108,7 @@ class ConfluentProducer:
             log.error("producer failed: %s", error.str())
             self.broken = self.broken or raised(error)
         else:
-            log.info("producer: %s", error.str())
+            log.debug("producer: %s", error.str())  # librdkafka recovers, and logs it itself
 
     def _delivered(self, future: "asyncio.Future[Any]", error: KafkaError | None, message: Any) -> None:
         """librdkafka's delivery report, on whichever thread polled (ours, or one flushing or committing)."""
@@ -210,15 +210,19 @@ class ConfluentTransactionalProducer(ConfluentProducer):
     librdkafka sorts a transaction's errors: abortable (abort, then go on), retriable (try again) or fatal (the
     producer is done: `broken`, to be replaced)."""
 
-    def __init__(self, config: dict[str, Any], timeout_seconds: float) -> None:
+    def __init__(self, config: dict[str, Any], timeout_seconds: float, init_timeout_seconds: float = 60.0) -> None:
+        """`timeout_seconds` bounds each round trip of a transaction; `init_timeout_seconds` the initialisation,
+        which waits for the transaction coordinator (loading for a while on a fresh cluster, or after a failover)
+        and for the previous producer's open transaction to end."""
         super().__init__(config)
         self._timeout = timeout_seconds
+        self._init_timeout = init_timeout_seconds
         self._turn = asyncio.Lock()
 
     async def start(self) -> None:
         await super().start()
         try:
-            await self._transactional(self.client.init_transactions, self._timeout)
+            await self._transactional(self.client.init_transactions, self._init_timeout)
         except BaseException:
             self._close()
             raise

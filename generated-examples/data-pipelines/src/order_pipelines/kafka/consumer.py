@@ -208,8 +208,16 @@ class ConsumerRunner:
                 if self._failure is not None:
                     raise self._failure
                 self._polling = True
-                batch = await self._consumer.getmany(timeout_ms=self._settings.consumer_poll_timeout_ms)
-                self._polling = False
+                try:
+                    batch = await self._consumer.getmany(timeout_ms=self._settings.consumer_poll_timeout_ms)
+                except ERRORS.denied as denied:
+                    # librdkafka learns of a missing ACL when it polls (aiokafka when it starts): stay alive and
+                    # unready (never joined), say why, and keep asking.
+                    log.error("Kafka denies the consumer (%r); it retries until the ACL is granted", denied)
+                    await self._pause_while_denied()
+                    continue
+                finally:
+                    self._polling = False
                 # A poll hands over only records at the positions as they are now (a rebalance or a seek during
                 # the poll discards what was fetched before it); later resets make this batch stale.
                 self._resets_at_poll = dict(self._resets)
@@ -225,6 +233,10 @@ class ConsumerRunner:
         except Exception:
             log.exception("consumer runner stopped on an unexpected error")
             raise
+
+    async def _pause_while_denied(self, seconds: float = 5.0) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
 
     async def _polled(self) -> None:
         """Called after each poll: a chance to commit what finished since the last one."""
