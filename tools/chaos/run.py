@@ -237,7 +237,6 @@ def planned(args: argparse.Namespace, root: Path) -> list[Row]:
 def client_plan(args: argparse.Namespace, root: Path, client: str) -> list[Row]:
     """Every scenario for one client answer, by the names and projects the table knows without it."""
     root = root / clients.LABEL[client]
-    root.mkdir(parents=True, exist_ok=True)  # the rows' files (processed-id stores) live here
     kills = {"kind": "kills", "kills": args.kills, "poison": 0}
     half = args.inputs // 2
     shared = [

@@ -308,6 +308,7 @@ async def run_kills(args: dict[str, Any]) -> dict[str, Any]:
 
     extra = {}
     if args.get("processed_db"):
+        Path(args["processed_db"]).parent.mkdir(parents=True, exist_ok=True)  # the client's folder of the run
         extra["PROCESSED_EVENTS_PATH"] = args["processed_db"]
     command = None
     if args.get("slow_handler_ms"):
