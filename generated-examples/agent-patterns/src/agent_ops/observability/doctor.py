@@ -37,9 +37,6 @@ from .diagnosis import Finding, PartitionReplicas, missing_topics_finding, repli
 from .offsets import OffsetReader
 
 CHECKS = ("lag", "describe", "group")
-BROKER_SESSION_TIMEOUT_MS = 45_000
-"""The group's session timeout: the broker's `group.consumer.session.timeout.ms` default (KIP-848), not the
-client's."""
 HOT_KEY_SAMPLE = 500
 
 
@@ -95,7 +92,7 @@ async def diagnose(settings: Settings, checks: Iterable[str], window: float, int
                         [sample for sample, _ in groups],
                         group,
                         settings.consumer_max_records,
-                        BROKER_SESSION_TIMEOUT_MS,
+                        settings.consumer_session_timeout_ms,
                         settings.consumer_max_poll_interval_ms,
                     )
                 )
