@@ -3,7 +3,7 @@
     .venv/bin/python .../tools/chaos/transaction_failures.py '{"inputs": 10000, "fences": 20, ...}'
 
 On a stack of its own with three brokers (topics replicated three times), `inputs` events reach an exactly-once
-worker in `fences` chunks. While each chunk is being processed, a zombie (a confluent-kafka producer initialised with
+worker in `2 * fences` chunks. While every other chunk is being processed, a zombie (a confluent-kafka producer initialised with
 the worker's own transactional ids: one per input partition on aiokafka, the process's one on librdkafka, its instance
 id set by the row) fences the worker's producers: their open transactions abort, and the worker must read each
 partition again from its committed offset. Halfway, the broker leading an
@@ -110,8 +110,8 @@ class Row:
 
         events = [self.project.samples.sample_event(self.source, key=f"txn-{uuid.uuid4().hex[:12]}") for _ in range(n)]
         causes = {str(e.event_id).encode() for e in events}
-        # Twice as many chunks as fences: a chunk the worker is seen to have finished already gets no fence (it would
-        # not land mid-batch), and the next one gets it.
+        # Twice as many chunks as fences: every other chunk is fenced, and the chunk after it makes the fenced
+        # producers' successors commit (a fence that lands between two transactions fails the next one instead).
         count = 2 * fences
         chunks = [events[i * n // count : (i + 1) * n // count] for i in range(count)]
         self.fleet = scenario.Workers(
@@ -127,9 +127,10 @@ class Row:
                     leader = await self.stop_a_leader(n)
                 before = await self.progress()
                 arriving = asyncio.create_task(self.project.publish(chunk, concurrency=50, on_ack=self.acked))
-                # Mid-batch: the worker committed some of this chunk, and not all that was published yet.
+                # As soon as the worker committed some of this chunk: mid-batch while the rest is still arriving,
+                # whatever the machine's speed; or, if it already took the whole chunk, its next transaction fails.
                 progress = await self.wait_for_progress(before + 1, f"chunk {index}")
-                if done < fences and (progress < self.published or not arriving.done()):
+                if index % 2 == 0:
                     await asyncio.to_thread(fence, self.bootstrap, ids)
                     done += 1
                     scenario.log(
@@ -150,6 +151,7 @@ class Row:
             "inputs": n,
             "kills": done,
             "fences": done,
+            "planned_fences": fences,
             "producer_fences": done * len(ids),
             "aborted": aborted_transactions(workdir, self.group),
             "leader_lost": leader["lost"],

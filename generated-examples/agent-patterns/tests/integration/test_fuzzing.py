@@ -44,8 +44,8 @@ def app(kafka_bootstrap: str, unique: str) -> FastAPI:
 def accepted(kafka_bootstrap: str) -> Iterator[set[tuple[str, int, int]]]:
     """Where each 202 said its event went; after the test, the topics must have gained exactly those records."""
     watched = [(topic.name, topic.partitions) for topic in TOPICS]
-    # The app's start-up creates the topics, a pattern's route may publish on one of the pattern's own: create them
-    # first, to read their ends.
+    # The app's start-up creates the topics (this may be the first test on a fresh stack), and a pattern's route may
+    # publish on one of the pattern's own: create them first, to read their ends.
     published = [topic for topic in chosen(chosen_plugins()).topics if topic.name in published_topics()]
     asyncio.run(ensure_topics(service_settings(kafka_bootstrap, "fuzz"), published))
     watched += [(topic.name, topic.partitions) for topic in published]

@@ -63,6 +63,11 @@ def owned(port: int) -> int:
     return int(sum(float(value) for value in ASSIGNED.findall(text)))
 
 
+async def partition_ends(settings: Settings, topic: Topic) -> dict[TopicPartition, int]:
+    """The topic's end offsets, by aiokafka's partitions (this bench's own client)."""
+    return {TopicPartition(*partition): offset for partition, offset in (await end_offsets(settings, topic)).items()}
+
+
 async def committed(settings: Settings, group: str, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
     reader = AIOKafkaConsumer(**connection_options(settings), group_id=group, enable_auto_commit=False)
     await reader.start()
@@ -75,7 +80,7 @@ async def committed(settings: Settings, group: str, partitions: list[TopicPartit
 
 async def once(settings: Settings, serde: AvroSerde, topic: Topic, workers: int, count: int) -> Run:
     group = f"bench-workers-{workers}-{uuid.uuid4().hex[:8]}"
-    start = await end_offsets(settings, topic)
+    start = await partition_ends(settings, topic)
     setter = AIOKafkaConsumer(**connection_options(settings), group_id=group, enable_auto_commit=False)
     await setter.start()
     setter.assign(list(start))
@@ -91,7 +96,7 @@ async def once(settings: Settings, serde: AvroSerde, topic: Topic, workers: int,
         await asyncio.gather(*deliveries)
     finally:
         await producer.stop()
-    end = await end_offsets(settings, topic)
+    end = await partition_ends(settings, topic)
     ports = [free_port() for _ in range(workers)]
     env = os.environ | {
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,

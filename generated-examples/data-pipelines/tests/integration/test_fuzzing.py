@@ -48,8 +48,8 @@ def accepted(kafka_bootstrap: str) -> Iterator[set[tuple[str, int, int]]]:
     """Where each 202 said its event went; after the test, the topics must have gained exactly those records."""
     # A stored topic gains its records later, from what publishes what was stored: that pattern's own tests follow it.
     watched = [(topic.name, topic.partitions) for topic in TOPICS if topic.name not in STORED]
-    # The app's start-up creates the topics, a pattern's route may publish on one of the pattern's own: create them
-    # first, to read their ends.
+    # The app's start-up creates the topics (this may be the first test on a fresh stack), and a pattern's route may
+    # publish on one of the pattern's own: create them first, to read their ends.
     published = [topic for topic in chosen(chosen_plugins()).topics if topic.name in published_topics()]
     asyncio.run(ensure_topics(service_settings(kafka_bootstrap, "fuzz"), published))
     watched += [(topic.name, topic.partitions) for topic in published]

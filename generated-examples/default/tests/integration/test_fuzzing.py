@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
 
 from agent_tasks.events.catalog import TOPICS
+from agent_tasks.kafka.admin import ensure_topics
 from agent_tasks.main import create_app
 from agent_tasks.settings import Settings
 
@@ -39,6 +40,8 @@ def app(kafka_bootstrap: str, unique: str) -> FastAPI:
 def accepted(kafka_bootstrap: str) -> Iterator[set[tuple[str, int, int]]]:
     """Where each 202 said its event went; after the test, the topics must have gained exactly those records."""
     watched = [(topic.name, topic.partitions) for topic in TOPICS]
+    # The topics as the app's start-up creates them: this may be the first test on a fresh stack.
+    asyncio.run(ensure_topics(service_settings(kafka_bootstrap, "fuzz")))
     starts = {
         tp: offset
         for name, partitions in watched
