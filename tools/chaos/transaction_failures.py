@@ -3,12 +3,13 @@
     .venv/bin/python .../tools/chaos/transaction_failures.py '{"inputs": 10000, "fences": 20, ...}'
 
 On a stack of its own with three brokers (topics replicated three times), `inputs` events reach an exactly-once
-worker in `2 * fences` chunks. While every other chunk is being processed, a zombie (a confluent-kafka producer initialised with
-the worker's own transactional ids: one per input partition on aiokafka, the process's one on librdkafka, its instance
-id set by the row) fences the worker's producers: their open transactions abort, and the worker must read each
-partition again from its committed offset. Halfway, the broker leading an
-output partition is stopped until that partition has a new leader and the worker committed more, then started
-again. Every fault waits for a condition (outputs committed since the last one), never for a fixed time.
+worker in `2 * fences` chunks. While every other chunk is being processed, a zombie (a confluent-kafka producer
+initialised with the worker's own transactional ids: one per input partition on aiokafka, the process's one on
+librdkafka, its instance id set by the row) fences the worker's producers: their open transactions abort (or, had
+the worker taken the whole chunk already, its next one fails), and the worker must read each partition again from its
+committed offset. Halfway, the broker leading an output partition is stopped until that partition has a new leader
+and the worker committed more, then started again. Every fault waits for a condition (outputs committed since the
+last one), never for a fixed time, and every planned fault happens.
 
 Counted afterwards by aiokafka and by librdkafka in read_committed: one output per input, none lost, none twice;
 the group's lag on the input is 0. Prints one JSON result line.

@@ -36,6 +36,8 @@ class StateTail:
         )
         self.latest: dict[str, dict[str, Any]] = {}
         self.transitions = 0
+        self.history: dict[str, list[tuple[int, int, str]]] = {}
+        """Each saga's transitions: (partition, offset, what the state says), to name the sagas of a surplus."""
 
     async def start(self) -> None:
         await self.consumer.start()
@@ -47,8 +49,15 @@ class StateTail:
         for records in (await self.consumer.getmany(timeout_ms=200)).values():
             for record in records:
                 state = json.loads(record.value)
-                self.transitions += (state["pending"] or {}).get("deadline") is None
-                self.latest[record.key.decode()] = state
+                saga_id = record.key.decode()
+                if (state["pending"] or {}).get("deadline") is None:
+                    self.transitions += 1
+                    pending = state["pending"]
+                    seen = state["status"]
+                    if pending:
+                        seen += f" -> {pending['action']} {pending['step']} #{pending['attempt']}"
+                    self.history.setdefault(saga_id, []).append((record.partition, record.offset, seen))
+                self.latest[saga_id] = state
 
     def settled(self, ids: list[str]) -> int:
         return sum(1 for saga_id in ids if self.latest.get(saga_id, {}).get("status") in TERMINAL_STATUSES)
@@ -219,6 +228,11 @@ async def run_saga(args: dict[str, Any], scenario: Any) -> dict[str, Any]:
         "step_effects": sum(count for (saga_id, _), count in effects.items() if saga_id in plan),
         "transitions": tail.transitions,
         "expected_transitions": sum(transitions(fail_at) for fail_at in plan.values()),
+        # A few sagas with more transitions than their plan, and what each one was: where a surplus comes from.
+        "surplus": {
+            saga_id: tail.history.get(saga_id, [])
+            for saga_id in [s for s, fail_at in plan.items() if len(tail.history.get(s, [])) > transitions(fail_at)][:3]
+        },
         "handler_calls": await asyncio.to_thread(lambda: len(calls.read_text().splitlines()) if calls.exists() else 0),
     }
 
