@@ -397,7 +397,10 @@ class Lane:
             if "state_dir" in extra:
                 extra = extra | {"state_dir": str(self.state_dir)}
             if "brokers_dir" in extra:
-                extra = extra | {"state_dir": str(root / f"{extra['brokers_dir']}-{attempt}")}
+                # Of this lane and attempt: lanes run side by side, and two sharing a stack would count each
+                # other's inputs (and the first done would stop it under the other).
+                brokers = f"{extra['brokers_dir']}-{self.name.replace(' ', '-')}-{attempt}"
+                extra = extra | {"state_dir": str(root / brokers)}
             if clients.base(name) in PIPELINES:
                 extra = extra | {"settings": self.settings}
             if guarantee in BORROWED and built.get(args.lenders[guarantee], (None, ""))[0] is not None:
@@ -549,7 +552,7 @@ def table(rows: list[tuple[str, str, dict[str, Any], list[str]]]) -> str:
         notes.extend(scaling_figures.notes(r))
         if "fences" in r:
             notes.append(
-                f"{r['producer_fences']} producers fenced in {r['fences']} rounds mid-batch, {r['aborted']} "
+                f"{r['producer_fences']} producers fenced in {r['fences']} of {r['planned_fences']} planned rounds, {r['aborted']} "
                 f"transactions failed, output leader lost {r['leader_down_s']} s, final lag {r['final_lag']}"
             )
         if "seconds" in r:
