@@ -552,8 +552,9 @@ def table(rows: list[tuple[str, str, dict[str, Any], list[str]]]) -> str:
         notes.extend(scaling_figures.notes(r))
         if "fences" in r:
             notes.append(
-                f"{r['producer_fences']} producers fenced in {r['fences']} of {r['planned_fences']} planned rounds, {r['aborted']} "
-                f"transactions failed, output leader lost {r['leader_down_s']} s, final lag {r['final_lag']}"
+                f"{r['producer_fences']} producers fenced in {r['fences']} of {r['planned_fences']} planned rounds, "
+                f"{r['aborted']} transactions failed, output leader lost {r['leader_down_s']} s, "
+                f"final lag {r['final_lag']}"
             )
         if "seconds" in r:
             notes.append(f"{r['seconds']} s")
