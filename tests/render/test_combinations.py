@@ -51,7 +51,8 @@ FACTORS: dict[str, tuple[Any, ...]] = {
     **dict.fromkeys(PATTERN_NAMES, (False, True)),
     "schema_subject_strategy": choices("schema_subject_strategy"),
     "schema_compatibility": choices("schema_compatibility"),
-    "consumes": (True, False),  # False: a producer-only service, no topic consumed
+    "consumes": (True, False),  # False: the orders topic is only published (a producer-only service, without a queue)
+    "queue": (False, True),  # True: a topic of tasks consumed as a queue (a share group) besides
     "events": ("several", "one"),  # event types per topic
 }
 Row = dict[str, Any]
@@ -65,6 +66,12 @@ def allowed(row: Mapping[str, Any]) -> bool:
         return False
     # Some patterns run on the runner of the spec's consumed topics (change data capture, the fan-out channels).
     if row.get("consumes") is False and any(row.get(name) is True for name in NEEDS_A_CONSUMED_TOPIC):
+        return False
+    # A queue is taken at least once (a share group has no transactions), and only librdkafka has a share consumer.
+    if row.get("queue") is True and (
+        row.get("delivery_guarantee", "at-least-once") != "at-least-once"
+        or row.get("kafka_client", "confluent-kafka") != "confluent-kafka"
+    ):
         return False
     # A service that consumes nothing is asked for no delivery guarantee: it renders with the default.
     return not (row.get("consumes") is False and row.get("delivery_guarantee", GUARANTEES[0]) != GUARANTEES[0])
@@ -135,6 +142,17 @@ def spec(row: Mapping[str, Any]) -> dict[str, Any]:
             {"name": "orders", "key": "order_id", "partitions": 3, "consumed": row["consumes"], "events": events}
         ],
     }
+    if row["queue"]:
+        task = {"name": "task_id", "type": "string", "doc": "Identifier of the task."}
+        result["topics"].append(
+            {
+                "name": "order.tasks",
+                "key": "task_id",
+                "partitions": 2,
+                "delivery": "queue",
+                "events": [{"name": "TaskSubmitted", "fields": [task, {"name": "prompt", "type": "string"}]}],
+            }
+        )
     for name, pattern in PATTERNS.items():
         section = pattern.section("orders") if row[name] else None
         if section is not None:
@@ -145,7 +163,8 @@ def spec(row: Mapping[str, Any]) -> dict[str, Any]:
 def answers(row: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "project_name": "order-service",
-        **({"delivery_guarantee": row["delivery_guarantee"]} if row["consumes"] else {}),
+        **({"delivery_guarantee": row["delivery_guarantee"]} if row["consumes"] or row["queue"] else {}),
+        "kafka_client": row["kafka_client"],
         "security": row["security"],
         "patterns": [name for name in PATTERN_NAMES if row[name]],
         "schema_subject_strategy": row["schema_subject_strategy"],
@@ -157,9 +176,11 @@ def answers(row: Mapping[str, Any]) -> dict[str, Any]:
 def row_id(index: int, row: Mapping[str, Any]) -> str:
     patterns = "+".join(name for name in PATTERN_NAMES if row[name]) or "plain"
     side = "consumer" if row["consumes"] else "producer"
+    client = "librdkafka" if row["kafka_client"] == "confluent-kafka" else row["kafka_client"]
     return (
-        f"c{index:02d}-{row['delivery_guarantee']}-{row['security']}-{patterns}-{row['schema_subject_strategy']}-"
-        f"{row['schema_compatibility']}-{side}-{row['events']}"
+        f"c{index:02d}-{row['delivery_guarantee']}-{row['security']}-{client}-{patterns}-"
+        f"{row['schema_subject_strategy']}-{row['schema_compatibility']}-{side}{'+queue' if row['queue'] else ''}-"
+        f"{row['events']}"
     )
 
 
