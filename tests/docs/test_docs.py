@@ -31,7 +31,7 @@ LESSON_PARTS = (
     "## Exercise",
     "## Skill reflection",
 )
-LESSON_VARIANTS = ("default", "exactly-once", "at-most-once", "agent-patterns")
+LESSON_VARIANTS = ("default", "exactly-once", "at-most-once", "agent-patterns", "task-queue")
 
 
 def nav_pages(nav: object) -> list[str]:
