@@ -162,6 +162,13 @@ def test_every_dashboard_query_parses(
     assert result.returncode == 0, result.stdout
 
 
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_dashboard_panel_has_an_id_of_its_own(rendered: Callable[[str], Path], variant: str) -> None:
+    dashboard = json.loads((rendered(variant) / "deploy" / "monitoring" / "grafana-dashboard.json").read_text())
+    ids = [panel["id"] for panel in dashboard["panels"]]
+    assert len(ids) == len(set(ids)), sorted(ids)  # Grafana links, edits and embeds a panel by its id
+
+
 def test_the_dashboard_shows_transactions_only_where_there_are_any(rendered: Callable[[str], Path]) -> None:
     for variant in VARIANTS:
         shown = any("messaging_kafka_transactions_total" in q for q in dashboard_queries(rendered(variant)))
