@@ -37,6 +37,9 @@ class RenderModelBase(Rendered):
     consumes: bool
     queues: bool
     """A consumed topic is a queue (`delivery: queue`): the service runs a share group beside its consumer group."""
+    streams: bool
+    """A topic is consumed as a stream (a consumed topic that is no queue, or a pattern's own): the service runs a
+    consumer group."""
     headless: bool
     processes: list[str]
     topics: list[TopicModel]
@@ -93,6 +96,7 @@ def derive_fields(spec: Spec, package_name: str, patterns: Sequence[str] = ()) -
         "consumer_group": spec.consumer_group,
         "consumes": consumes,
         "queues": any(topic.delivery == "queue" for topic in spec.topics),
+        "streams": any(topic.consumed and topic.delivery != "queue" for topic in spec.topics) or bool(plugin_topics),
         # A process without the HTTP API serves /metrics on METRICS_PORT: the worker, a pattern's own process.
         "headless": consumes or any(pattern.PROCESS for pattern in chosen),
         # The chosen patterns that run a process of their own (an orchestrator, a sealer, channels).

@@ -295,14 +295,23 @@ def test_a_combination_the_template_cannot_serve_is_refused_with_advice(
     assert not (tmp_path / "out" / "src").exists(), "nothing is rendered from a refused answer"
 
 
-# Where a pair of (guarantee, security, pattern) values runs against the real broker other than in a variant's own
-# suite. A value added to copier.yml makes new pairs: each must land in a variant's suite or here.
+# Where a pair of (guarantee, security, client, pattern) values runs against the real broker other than in a
+# variant's own suite. A value added to copier.yml makes new pairs: each must land in a variant's suite or here.
 CHART_PROCESSES = (
     "test_chart_processes.py (tests/deploy/, tests/patterns/database/) runs the chart's Deployments, hooks and "
     "KafkaConnect as processes"
 )
+LIBRDKAFKA_CHAOS = "tests/chaos/test_chaos.py runs the chaos rows of both clients (the librdkafka lanes)"
 REAL_STACK_ELSEWHERE: dict[frozenset[tuple[str, Any]], str] = {
     frozenset({("delivery_guarantee", "exactly-once"), ("security", "mtls")}): f"{CHART_PROCESSES} (agent-patterns)",
+    **{
+        frozenset({("kafka_client", "confluent-kafka"), other}): f"{LIBRDKAFKA_CHAOS}: {row}"
+        for other, row in (
+            (("delivery_guarantee", "at-most-once"), "at-most-once, hostile records at-most-once"),
+            (("outbox", True), "outbox, postgres restart"),
+            (("cdc", True), "cdc"),
+        )
+    },
     **{
         frozenset({other, (name, True)}): f"{CHART_PROCESSES} ({where})"
         for name, pattern in PATTERNS.items()
@@ -312,9 +321,10 @@ REAL_STACK_ELSEWHERE: dict[frozenset[tuple[str, Any]], str] = {
 
 
 def variant_pairs(answers: Mapping[str, Any]) -> set[frozenset[tuple[str, Any]]]:
-    """The (guarantee, security, pattern) pairs a variant's suite runs on the real broker: its guarantee only when it
-    consumes (a producer-only service is asked none)."""
+    """The (guarantee, security, client, pattern) pairs a variant's suite runs on the real broker: its guarantee only
+    when it consumes (a producer-only service is asked none)."""
     values: list[tuple[str, Any]] = [("security", answers.get("security", QUESTIONS["security"]["default"]))]
+    values.append(("kafka_client", answers.get("kafka_client", QUESTIONS["kafka_client"]["default"])))
     values += [(pattern, True) for pattern in answers.get("patterns", [])]
     topics = answers.get("spec", {}).get("topics")
     if topics is None or any(topic.get("consumed", True) for topic in topics):  # the default spec consumes
@@ -322,9 +332,10 @@ def variant_pairs(answers: Mapping[str, Any]) -> set[frozenset[tuple[str, Any]]]
     return {frozenset(pair) for pair in itertools.combinations(values, 2)}
 
 
-def test_every_pair_of_guarantee_security_and_pattern_runs_on_the_real_stack_or_says_why_not() -> None:
+def test_every_pair_of_guarantee_security_client_and_pattern_runs_on_the_real_stack_or_says_why_not() -> None:
     values: list[tuple[str, Any]] = [("delivery_guarantee", g) for g in GUARANTEES]
     values += [("security", s) for s in choices("security")] + [(pattern, True) for pattern in PATTERN_NAMES]
+    values += [("kafka_client", c) for c in choices("kafka_client")]
     wanted = {frozenset(pair) for pair in itertools.combinations(values, 2) if len({name for name, _ in pair}) == 2}
     wanted = {pair for pair in wanted if not {name for name, _ in pair} <= set(PATTERN_NAMES)}
     in_suites = set().union(*(variant_pairs(variant_answers(name)) for name in variant_names())) & wanted

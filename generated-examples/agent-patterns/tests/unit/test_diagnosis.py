@@ -4,11 +4,16 @@ from agent_ops.observability.consumer_diagnosis import (
     GroupSample,
     Member,
     OffsetSample,
+    SessionTimeout,
     group_finding,
     hot_key,
     partition_status,
 )
 from agent_ops.observability.diagnosis import PartitionReplicas, replication_findings
+from agent_ops.observability.doctor import session_timeout
+from agent_ops.settings import Settings
+
+SESSION = SessionTimeout("session.timeout.ms (45000 ms)", "raise CONSUMER_SESSION_TIMEOUT_MS")
 
 
 def samples(*points: tuple[int | None, int]) -> list[OffsetSample]:
@@ -77,7 +82,7 @@ def test_the_same_consumers_rejoining_is_a_storm_caused_by_slow_polls() -> None:
         GroupSample(10, "Stable", members("b", "c")),
         GroupSample(15, "CompletingRebalance", members("c", "d")),
     ]
-    finding = group_finding(history, "g", max_records=100, session_timeout_ms=45_000, max_poll_interval_ms=300_000)
+    finding = group_finding(history, "g", max_records=100, session=SESSION, max_poll_interval_ms=300_000)
     assert finding.severity == "error"
     assert finding.title.startswith("rebalancing storm: group g had")
     assert "max.poll.interval.ms (300000 ms)" in finding.why
@@ -94,12 +99,27 @@ def test_new_processes_coming_and_going_is_a_storm_of_restarts() -> None:
         GroupSample(10, "PreparingRebalance", members("c", host="/10.0.0.3")),
         GroupSample(15, "Stable", members("d", host="/10.0.0.4")),
     ]
-    finding = group_finding(history, "g", max_records=100, session_timeout_ms=45_000, max_poll_interval_ms=300_000)
+    finding = group_finding(history, "g", max_records=100, session=SESSION, max_poll_interval_ms=300_000)
     assert finding.severity == "error"
     assert "members restart" in finding.why
 
 
+def test_a_storm_of_stalled_members_names_the_session_timeout_the_group_protocol_uses() -> None:
+    history = [
+        GroupSample(0, "Stable", members("a", "b")),
+        GroupSample(5, "PreparingRebalance", members("b")),
+        GroupSample(10, "Stable", members("b", "c")),
+        GroupSample(15, "CompletingRebalance", members("c", "d")),
+    ]
+    settings = Settings(kafka_consumer_group="g")
+    finding = group_finding(history, "g", 100, session_timeout(settings), max_poll_interval_ms=300_000)
+    # The consumer protocol (KIP-848): the broker and the group set it; librdkafka refuses the client's setting.
+    assert "group.consumer.session.timeout.ms" in finding.why
+    assert "--entity-type groups --entity-name g --add-config consumer.session.timeout.ms=" in finding.do
+    assert "CONSUMER_SESSION_TIMEOUT_MS" not in finding.do
+
+
 def test_a_stable_group_is_no_storm() -> None:
     history = [GroupSample(t, "Stable", members("a", "b")) for t in (0, 5, 10)]
-    finding = group_finding(history, "g", max_records=100, session_timeout_ms=45_000, max_poll_interval_ms=300_000)
+    finding = group_finding(history, "g", max_records=100, session=SESSION, max_poll_interval_ms=300_000)
     assert finding.severity == "ok"

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from order_pipelines.dispatch import Dispatcher
 from order_pipelines.events.catalog import CONSUMED_TOPICS, Topic
@@ -21,6 +21,7 @@ from order_pipelines.settings import Settings
 from tests.aiokafka_options import aiokafka_options
 from tests.samples import ROUTES, sample_event, unique_key
 
+from .kafka_io import committed_offsets, find_record
 from .service import eventually, running_service, service_settings
 
 pytestmark = pytest.mark.integration
@@ -66,6 +67,10 @@ async def test_a_healthy_service_is_reported_healthy_and_exits_zero(kafka_bootst
 
 async def consumed(client: httpx.AsyncClient, key: str) -> bool:
     return (await client.get(f"{ROUTE}/{key}")).status_code == 200
+
+
+async def committed_past(bootstrap: str, group: str, partition: TopicPartition, offset: int) -> bool:
+    return (await committed_offsets(bootstrap, group, [partition]))[partition] > offset
 
 
 async def test_lag_of_a_stopped_consumer_while_events_keep_coming_is_named_stop(
@@ -124,6 +129,11 @@ async def test_a_poison_handler_retried_over_and_over_is_named_a_stall_with_its_
         caught_up = sample_event(TOPIC, key=key)
         assert (await client.post(ROUTE, json=caught_up.model_dump(mode="json"))).status_code == 202
         await eventually(lambda: consumed(client, key), within=180)
+        # And committed: a commit landing within the doctor's window would be progress, and no stall.
+        record = await find_record(kafka_bootstrap, TOPIC.name, TOPIC.key_of(caught_up))
+        partition = TopicPartition(TOPIC.name, record.partition)
+        group = settings.kafka_consumer_group
+        await eventually(lambda: committed_past(kafka_bootstrap, group, partition, record.offset), within=60)
         assert (await client.post(ROUTE, json=poison.model_dump(mode="json"))).status_code == 202
         await asyncio.wait_for(attempts.wait(), 60)
         # Behind the poison message, on its partition: its key's next events wait.

@@ -28,6 +28,7 @@ from .consumer_diagnosis import (
     Member,
     OffsetSample,
     PartitionLag,
+    SessionTimeout,
     group_finding,
     hot_key,
     judge_partition,
@@ -68,7 +69,9 @@ async def diagnose(settings: Settings, checks: Iterable[str], window: float, int
     reader = OffsetReader(settings)
     await reader.start()
     try:
-        topics = [name for topic in TOPICS for name in (topic.name, topic.dead_letter)]
+        # A topic's dead letters are written only by the service's consumers: its user may not even see the dead
+        # letters of a topic it only publishes to.
+        topics = [topic.name for topic in TOPICS] + [topic.dead_letter for topic in TOPICS if topic.consumed]
         replicas, missing = await describe_partitions(reader, topics)
         if "describe" in wanted:
             if missing:
@@ -92,7 +95,7 @@ async def diagnose(settings: Settings, checks: Iterable[str], window: float, int
                         [sample for sample, _ in groups],
                         group,
                         settings.consumer_max_records,
-                        settings.consumer_session_timeout_ms,
+                        session_timeout(settings),
                         settings.consumer_max_poll_interval_ms,
                     )
                 )
@@ -115,6 +118,19 @@ async def describe_partitions(reader: OffsetReader, topics: list[str]) -> tuple[
 async def min_insync_replicas(reader: OffsetReader, topics: list[str]) -> dict[str, int]:
     configs = await reader.admin.topic_config(topics, "min.insync.replicas")
     return {topic: int(value) for topic, value in configs.items()}
+
+
+def session_timeout(settings: Settings) -> SessionTimeout:
+    """The consumer group protocol's (KIP-848): the broker sets it, and a group may set its own; librdkafka
+    refuses the client's `session.timeout.ms` with that protocol."""
+    group = settings.kafka_consumer_group
+    return SessionTimeout(
+        "the group's consumer.session.timeout.ms (the broker's group.consumer.session.timeout.ms unless the group "
+        "sets its own; 45000 ms by default)",
+        "raise the group's own session timeout, as an admin, within the broker's "
+        "group.consumer.max.session.timeout.ms: kafka-configs.sh --bootstrap-server <brokers> --alter "
+        f"--entity-type groups --entity-name {group} --add-config consumer.session.timeout.ms=<ms>",
+    )
 
 
 GroupState = tuple[GroupSample, dict[Partition, str]]

@@ -28,6 +28,7 @@ from .consumer_diagnosis import (
     Member,
     OffsetSample,
     PartitionLag,
+    SessionTimeout,
     group_finding,
     hot_key,
     judge_partition,
@@ -68,7 +69,9 @@ async def diagnose(settings: Settings, checks: Iterable[str], window: float, int
     reader = OffsetReader(settings)
     await reader.start()
     try:
-        topics = [name for topic in TOPICS for name in (topic.name, topic.dead_letter)]
+        # A topic's dead letters are written only by the service's consumers: its user may not even see the dead
+        # letters of a topic it only publishes to.
+        topics = [topic.name for topic in TOPICS] + [topic.dead_letter for topic in TOPICS if topic.consumed]
         replicas, missing = await describe_partitions(reader, topics)
         if "describe" in wanted:
             if missing:
@@ -92,7 +95,7 @@ async def diagnose(settings: Settings, checks: Iterable[str], window: float, int
                         [sample for sample, _ in groups],
                         group,
                         settings.consumer_max_records,
-                        settings.consumer_session_timeout_ms,
+                        session_timeout(settings),
                         settings.consumer_max_poll_interval_ms,
                     )
                 )
@@ -115,6 +118,13 @@ async def describe_partitions(reader: OffsetReader, topics: list[str]) -> tuple[
 async def min_insync_replicas(reader: OffsetReader, topics: list[str]) -> dict[str, int]:
     configs = await reader.admin.topic_config(topics, "min.insync.replicas")
     return {topic: int(value) for topic, value in configs.items()}
+
+
+def session_timeout(settings: Settings) -> SessionTimeout:
+    """The classic group protocol's: the consumer asks for it when it joins."""
+    return SessionTimeout(
+        f"session.timeout.ms ({settings.consumer_session_timeout_ms} ms)", "raise CONSUMER_SESSION_TIMEOUT_MS"
+    )
 
 
 GroupState = tuple[GroupSample, dict[Partition, str]]

@@ -168,8 +168,19 @@ class GroupSample:
 REBALANCING = {"PreparingRebalance", "CompletingRebalance"}
 
 
+@dataclass(frozen=True)
+class SessionTimeout:
+    """How long a member's heartbeats may stop before the group expels it, as the client's group protocol sets it:
+    the client under the classic protocol, the broker (and the group's own config) under KIP-848."""
+
+    described: str
+    """The setting and its value, as the finding names it."""
+    to_raise: str
+    """The advice that raises it."""
+
+
 def group_finding(
-    samples: list[GroupSample], group: str, max_records: int, session_timeout_ms: int, max_poll_interval_ms: int
+    samples: list[GroupSample], group: str, max_records: int, session: SessionTimeout, max_poll_interval_ms: int
 ) -> Finding:
     """A storm: members keep joining and leaving, or the group is seldom stable, over the window."""
     seen: list[str] = []
@@ -207,7 +218,7 @@ def group_finding(
         why = (
             "The same consumers leave and rejoin under new member ids: a member that does not poll again within "
             f"max.poll.interval.ms ({max_poll_interval_ms} ms) is expelled, and so is one whose heartbeats stop "
-            f"for session.timeout.ms ({session_timeout_ms} ms). This service's runner polls while handlers run "
+            f"for {session.described}. This service's runner polls while handlers run "
             f"(up to {max_records} records per partition wait in memory), so a slow handler does not do it: a "
             "blocked event loop does, or a stalled process, or a consumer of the group that handles a batch "
             "before polling again. Each rejoin moves partitions: every member's under the classic protocol (eager), "
@@ -216,7 +227,7 @@ def group_finding(
         do = (
             "Find what blocks the event loop: a synchronous call in a handler (a blocking HTTP or database client, "
             "time.sleep, CPU-heavy work) must become an awaited async call or run in asyncio.to_thread. If "
-            "processes stall (CPU throttling, long GC), raise CONSUMER_SESSION_TIMEOUT_MS. Another program in the "
+            f"processes stall (CPU throttling, long GC), {session.to_raise}. Another program in the "
             "group that polls only between batches must poll while it works, or leave the group."
         )
     return Finding(
