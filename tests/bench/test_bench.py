@@ -31,6 +31,16 @@ ROWS = {
     ("aiokafka", "serde", "service AvroSerde"),
     *(("aiokafka", "http clients", f"{clients} clients") for clients in (1, 16, 64, 256)),
     *(("aiokafka", "worker processes", name) for name in ("1 worker", "2 workers", "4 workers")),
+    *(
+        ("librdkafka", "queue workers", name)
+        for name in (
+            "1 queue worker",
+            "2 queue workers",
+            "4 queue workers",
+            "8 queue workers",
+            "8 queue workers, tasks in batches",
+        )
+    ),
 }
 COMPARED = set(layers.PATHS)
 
@@ -38,6 +48,7 @@ COMPARED = set(layers.PATHS)
 def test_the_bench_measures_every_row(tmp_path: Path) -> None:
     assert shutil.which("wrk"), "the HTTP rows need wrk: apt-get install -y wrk"
     tiny = ["--events", "300", "--backlog", "600", "--seconds", "1", "--repetitions", "1", "--ceiling-events", "2000"]
+    tiny += ["--tasks-per-worker", "3", "--task-ms", "20"]
     assert layers.main([*tiny, "--out", str(tmp_path)]) == 0
     written = json.loads((tmp_path / "bench.json").read_text())
     rows = written["rows"]
@@ -47,6 +58,9 @@ def test_the_bench_measures_every_row(tmp_path: Path) -> None:
         assert len(row["repetitions"]) == 1, row
     compared = [row for row in rows if row["baseline"] is not None]
     assert all(any(base["name"] == row["baseline"] for base in rows) for row in compared)
+    queue = {row["name"]: row for row in rows if row["group"] == "queue workers"}
+    assert queue["8 queue workers"]["baseline"] == "1 queue worker"
+    assert queue["8 queue workers"]["goal"] == 3.0
     assert {entry["path"] for entry in written["comparisons"]} == COMPARED
     assert all(entry["ratios"] for entry in written["comparisons"])
     assert written["meta"]["machine"]["nproc"] >= 1

@@ -7,7 +7,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from tools.chaos import clients, run, scaling_figures
+from tests.chaos import test_chaos
+from tools.chaos import clients, queue_figures, run, scaling_figures
 
 
 def plan(client: str) -> list[run.Row]:
@@ -27,9 +28,44 @@ def test_every_row_that_drives_a_service_runs_once_per_client_on_its_render() ->
     by_client = {
         client: [clients.base(n) for n, _, _ in rows if clients.client_of(n) == client] for client in clients.CLIENTS
     }
-    assert by_client["aiokafka"] == by_client["confluent-kafka"]
+    # The queue row's service renders with librdkafka only (a share group needs its share consumer).
+    assert by_client["aiokafka"] == [name for name in by_client["confluent-kafka"] if name != "queue tasks"]
     assert "scaling slow handlers" in by_client["confluent-kafka"]
-    assert [clients.base(n) for n, _, _ in plan("confluent-kafka")] == [clients.base(n) for n, _, _ in plan("aiokafka")]
+    alone = {client: [clients.base(n) for n, _, _ in plan(client)] for client in clients.CLIENTS}
+    assert alone["aiokafka"] == [name for name in alone["confluent-kafka"] if name != "queue tasks"]
+
+
+def test_the_queue_row_runs_on_librdkafka_alone_with_its_kills_at_every_input_count() -> None:
+    assert "queue tasks" not in [clients.base(n) for n, _, _ in plan("aiokafka")]
+    for inputs in (10_000, *test_chaos.INPUTS.values()):
+        rows = run.planned(argparse.Namespace(client="both", inputs=inputs, kills=5, poison=100), Path("/chaos"))
+        ((name, project, extra),) = [row for row in rows if clients.base(row[0]) == "queue tasks"]
+        assert (name, project) == ("queue tasks (librdkafka)", "task-queue-librdkafka")
+        assert extra["kills"] == 5
+        assert extra["inputs"] == inputs // 2
+    assert run.client_projects(["aiokafka", "confluent-kafka"]).keys() >= {"task-queue-librdkafka"}
+    assert "task-queue" not in run.client_projects(["aiokafka", "confluent-kafka"])
+
+
+def queue_result(**changed: Any) -> dict[str, Any]:
+    result = {
+        "lost": 0,
+        "duplicates": 0,
+        "wrong_dead_letters": 0,
+        "failing": 20,
+        "last_delivery_kills": 2,
+        "last_delivery_dead_lettered": 2,
+    }
+    return result | changed
+
+
+def test_the_queue_row_holds_no_loss_no_second_output_and_the_last_delivery_dead_lettered() -> None:
+    assert queue_figures.verdict(queue_result()) == []
+    assert queue_figures.verdict(queue_result(lost=1))
+    assert queue_figures.verdict(queue_result(duplicates=1))
+    assert queue_figures.verdict(queue_result(wrong_dead_letters=1))
+    assert queue_figures.verdict(queue_result(last_delivery_kills=0, last_delivery_dead_lettered=0))
+    assert queue_figures.verdict(queue_result(last_delivery_dead_lettered=1)), "killed on its last delivery, lost"
 
 
 def test_each_clients_rows_run_in_lanes_of_their_own() -> None:

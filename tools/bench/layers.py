@@ -7,9 +7,11 @@ Renders the default (at-least-once) and exactly-once variants on each client ans
 through confluent-kafka), starts a local stack of its own on 127.0.0.1 with the launcher, and runs each project's
 own bench (`python -m tests.bench`: publish, HTTP ingest, consumers; serde and scale-out on aiokafka's default) on
 it, plus Kafka's `ProducerPerformance` (kafka-tools from Maven Central, acks=all, idempotent, the service's record
-size) as the ceiling. A project's bench measures the service on its own client next to that raw client; this tool
-compares the clients. It runs in rounds, every project and the ceiling once a round, so each ratio is a median of
-pairs measured side by side (the spread, min to max, beside it). Prints a table, writes bench.json and draws
+size) as the ceiling; and, with librdkafka, the task-queue variant's queue rows (tasks per second of 1, 2, 4 and 8
+workers on its two partitions, tasks of --task-ms, the goal 8 workers above 3x one). A project's bench measures the
+service on its own client next to that raw client; this tool compares the clients. It runs in rounds, every project
+and the ceiling once a round, so each ratio is a median of pairs measured side by side (the spread, min to max,
+beside it). Prints a table, writes bench.json and draws
 bench.png into --out; stops the stack. Needs uv, and wrk for the HTTP rows (`apt-get install -y wrk`). Prints
 figures; asserts nothing.
 """
@@ -360,12 +362,23 @@ def run(args: argparse.Namespace) -> int:
         root = Path(scratch)
         print(f"rendering the default and exactly-once services on {', '.join(clients)} ...", file=sys.stderr)
         projects = {(variant, client): prepared(variant, client, root) for client in clients for variant in VARIANTS}
+        # A queue topic needs librdkafka's share consumer: its variant renders with that client alone.
+        queue = prepared(QUEUE_VARIANT, "librdkafka", root) if "librdkafka" in clients else None
         state_dir = root / "stack"
         rounds: dict[tuple[str, str], list[list[dict[str, Any]]]] = {project: [] for project in projects}
         ceilings: list[dict[str, float]] = []
+        extra_queue: list[dict[str, Any]] = []
         try:
             stack = kafka_stack.up(state_dir, ["kafka", "registry"])
             asyncio.run(create_topic(stack["KAFKA_BOOTSTRAP_SERVERS"], CEILING_TOPIC, 6))
+            if queue is not None:
+                # First: the default service's bench writes to a topic of the same name and grows it to 12
+                # partitions; the queue rows measure the variant's own 2.
+                print("queue workers (the task-queue service on librdkafka) ...", file=sys.stderr, flush=True)
+                tasks = ["--tasks-per-worker", str(args.tasks_per_worker), "--task-ms", str(args.task_ms)]
+                queued = [*once[:-1], str(args.repetitions), "--only", "queue-workers", *tasks]
+                measured = project_bench(queue, stack, queued, root / "queue.json")
+                extra_queue = [row | {"client": "librdkafka"} for row in measured]
             record = 0
             for turn in range(args.repetitions):
                 for (variant, client), project in projects.items():
@@ -392,6 +405,7 @@ def run(args: argparse.Namespace) -> int:
     for (_, client), runs in rounds.items():
         rows += merged(runs, client)
     rows += [row | {"client": clients[0]} for row in extra]
+    rows += extra_queue
     for row in rows:
         if row["group"] == "publish" and row["name"].endswith(" producer") and row["client"] != "java":
             row["baseline"] = CEILING
@@ -421,6 +435,8 @@ def run(args: argparse.Namespace) -> int:
 
 VARIANTS = {"default": "publish,http,consume", "exactly-once": "consume"}
 """The rows each variant's bench measures once a round."""
+QUEUE_VARIANT = "task-queue"
+"""The variant whose bench measures the queue rows (on librdkafka)."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -429,6 +445,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ceiling-events", type=int, default=200_000, help="records per ProducerPerformance run")
     parser.add_argument("--backlog", type=int, default=200_000, help="events waiting when the scale-out workers start")
     parser.add_argument("--seconds", type=float, default=5, help="length of each HTTP load run")
+    parser.add_argument("--tasks-per-worker", type=int, default=40, help="tasks of a queue row, per worker")
+    parser.add_argument("--task-ms", type=int, default=100, help="how long a queue row's task takes its handler")
     parser.add_argument("--repetitions", type=int, default=5, help="rounds; every ratio is the median of as many")
     parser.add_argument("--clients", default="aiokafka,librdkafka", help=f"of {','.join(CLIENTS)}")
     parser.add_argument("--out", default="build/bench", help="where bench.json and bench.png go")

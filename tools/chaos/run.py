@@ -39,6 +39,12 @@ backlog before the workers start and the rest while they run; the last tenth onl
                            partitions that stayed with their worker and on those that moved, counted from the
                            handlers' own journal; librdkafka must abandon and re-run none on an unmoved partition;
                            neither may lose an event (see tools/chaos/scaling_figures.py)
+  queue tasks              librdkafka only: 5,000 agent tasks of 50 to 500 ms on a queue topic (a share group,
+                           KIP-932), 4 workers on 2 partitions, each killed -9 in turn while a task is in flight
+                           (every second kill on a failing task's last allowed delivery): every task's output once,
+                           or its dead letter after the delivery limit (at once for a permanent failure), none lost,
+                           counted by aiokafka; redeliveries counted from the handlers' journal
+                           (see tools/chaos/queue_tasks.py)
 """
 
 from __future__ import annotations
@@ -58,7 +64,7 @@ from typing import Any
 import yaml
 
 from extensions.kafka_events_spec.patterns import ALL
-from tools.chaos import clients, hostile, patterns, scaling_figures
+from tools.chaos import clients, hostile, patterns, queue_figures, scaling_figures
 from tools.render import VARIANTS_DIR, render, variant_answers
 from tools.stack import kafka_stack
 
@@ -74,6 +80,7 @@ SCRIPTS = {
     "hostile": HOSTILE,
     "transaction-failures": SCENARIO.with_name("transaction_failures.py"),
     "scaling": SCENARIO.with_name("scaling.py"),
+    "queue": SCENARIO.with_name("queue_tasks.py"),
     **{kind: script for pattern in PATTERNS for kind, script in pattern.SCRIPTS.items()},
 }
 """The kinds run by a script of their own with the project's interpreter; the others run in SCENARIO."""
@@ -96,13 +103,24 @@ def projects() -> dict[str, dict[str, Any]]:
         "at-least-once": ledger | {"delivery_guarantee": "at-least-once"},
         "at-most-once": sampler | {"patterns": [], "spec": without_patterns(sampler["spec"])},
     }
+    answers["task-queue"] = variant_answers("task-queue")
     return answers | {name: variant_answers(variant) for name, variant in PROJECTS.items() if name not in missing()}
 
 
+ONLY_ON = {"task-queue": "confluent-kafka"}
+"""Projects that render with one client answer only (a queue topic needs librdkafka's share consumer), and their
+rows run on it alone."""
+
+
 def client_projects(chosen: list[str]) -> dict[str, dict[str, Any]]:
-    """Every project's answers with each chosen client, by the project's name for that client."""
+    """Every project's answers with each chosen client it renders with, by the project's name for that client."""
     every = projects()
-    return {clients.project(name, client): clients.answers(every[name], client) for client in chosen for name in every}
+    return {
+        clients.project(name, client): clients.answers(every[name], client)
+        for client in chosen
+        for name in every
+        if ONLY_ON.get(name, client) == client
+    }
 
 
 def missing() -> set[str]:
@@ -200,6 +218,8 @@ def verdict(name: str, guarantee: str, r: dict[str, Any], kills: int) -> list[st
         broken.extend(hostile.verdict(r))
     if name == "scaling slow handlers":
         broken.extend(scaling_figures.verdict(r, client))
+    if name == "queue tasks":
+        broken.extend(queue_figures.verdict(r))
     if name == "transaction failures" and (
         r["final_lag"] or not r["leader_lost"] or r["fences"] != r["planned_fences"] or r["aborted"] < r["fences"]
     ):
@@ -235,6 +255,8 @@ def planned(args: argparse.Namespace, root: Path) -> list[Row]:
             table.append((name, project, extra))
             continue
         for client in chosen:
+            if ONLY_ON.get(project, client) != client:
+                continue
             ours = plans[client][index][2] | {"client": client}
             table.append((clients.named(name, client), clients.project(project, client), ours))
     return table
@@ -283,6 +305,8 @@ def client_plan(args: argparse.Namespace, root: Path, client: str) -> list[Row]:
         ),
         # Workers scaled 1 -> 3 -> 1 under handlers of 30 s: what each rebalance abandons and re-runs.
         ("scaling slow handlers", "at-least-once", {"kind": "scaling", "kills": 2}),
+        # Agent tasks on a share group, half as many as the streams' inputs, workers killed -9 with a task in flight.
+        ("queue tasks", "task-queue", {"kind": "queue", "kills": args.kills, "poison": 0, "inputs": half}),
         # Records no well-behaved producer writes, every kind on every partition (see tools/chaos/hostile.py).
         *[
             (f"hostile records {guarantee}", guarantee, {"kind": "hostile", "kills": 0, "inputs": half})
@@ -336,6 +360,7 @@ WEIGHT = {
     "transaction failures": 3.0,
     "at-least-once slow handlers": 1.5,
     "scaling slow handlers": 2.5,
+    "queue tasks": 3.0,
     **{name: weight for pattern in PATTERNS for name, weight in pattern.WEIGHT.items()},
 }
 """Rough length of a row against an ordinary one, for splitting rows into lanes of about equal length."""
@@ -550,6 +575,7 @@ def table(rows: list[tuple[str, str, dict[str, Any], list[str]]]) -> str:
         for pattern in PATTERNS:
             notes.extend(pattern.notes(r))
         notes.extend(scaling_figures.notes(r))
+        notes.extend(queue_figures.notes(r))
         if "fences" in r:
             notes.append(
                 f"{r['producer_fences']} producers fenced in {r['fences']} of {r['planned_fences']} planned rounds, "

@@ -48,7 +48,8 @@ class Project:
         self.catalog = importlib.import_module(f"{package}.events.catalog")
         self.settings = importlib.import_module(f"{package}.settings")
         self.samples = importlib.import_module("tests.samples")
-        self.source = self.catalog.CONSUMED_TOPICS[0]
+        # The consumed topic the rows publish to: a stream's, or a queue's where the service has no stream.
+        self.source = (*self.catalog.CONSUMED_TOPICS, *getattr(self.catalog, "QUEUE_TOPICS", ()))[0]
 
     async def publish(self, events: list[Any], concurrency: int = 200, on_ack: Any = None) -> int:
         """Publish through the service's own EventPublisher; a refused or unacknowledged event is sent again
