@@ -52,6 +52,7 @@ def queue_result(**changed: Any) -> dict[str, Any]:
         "lost": 0,
         "duplicates": 0,
         "wrong_dead_letters": 0,
+        "ok_dead_lettered": 0,
         "failing": 20,
         "last_delivery_kills": 2,
         "last_delivery_dead_lettered": 2,
@@ -64,6 +65,7 @@ def test_the_queue_row_holds_no_loss_no_second_output_and_the_last_delivery_dead
     assert queue_figures.verdict(queue_result(lost=1))
     assert queue_figures.verdict(queue_result(duplicates=1))
     assert queue_figures.verdict(queue_result(wrong_dead_letters=1))
+    assert queue_figures.verdict(queue_result(ok_dead_lettered=1)), "a task that succeeds, dead-lettered unrun"
     assert queue_figures.verdict(queue_result(last_delivery_kills=0, last_delivery_dead_lettered=0))
     assert queue_figures.verdict(queue_result(last_delivery_dead_lettered=1)), "killed on its last delivery, lost"
 

@@ -8,8 +8,8 @@ from typing import Any
 
 def verdict(r: dict[str, Any]) -> list[str]:
     """Every task's output once or its dead letter once, none lost, each dead letter as its task's outcome says (after
-    the delivery limit for a failing task, at once for a permanent one), and at least one kill on a task's last
-    allowed delivery, whose task was dead-lettered on the spare delivery."""
+    the delivery limit for a failing task, at once for a permanent one, never for one that succeeds), and at least
+    one kill on a task's last allowed delivery, whose task was dead-lettered on the spare delivery."""
     if "failing" not in r:
         return []
     broken = []
@@ -19,6 +19,9 @@ def verdict(r: dict[str, Any]) -> list[str]:
         broken.append(f"{r['duplicates']} output(s) or dead letter(s) more than one per task")
     if r["wrong_dead_letters"]:
         broken.append(f"{r['wrong_dead_letters']} dead letter(s) or output(s) against the task's outcome")
+    if r["ok_dead_lettered"]:
+        # Tasks are written one per record batch, so none waits out its lock in another worker's hands.
+        broken.append(f"{r['ok_dead_lettered']} task(s) that succeed dead-lettered without running")
     if r["failing"] and not r["last_delivery_kills"]:
         broken.append("no kill landed on a task's last allowed delivery")
     if r["last_delivery_dead_lettered"] != r["last_delivery_kills"]:
