@@ -437,7 +437,9 @@ def test_a_secured_services_quick_start_runs_on_one_secured_stack_as_its_own_pri
                 service.wait(timeout=120)
                 run_log.close()
             log = (tmp_path / "run.log").read_text()
-            if answers["security"] == "scram-tls":
+            # aiokafka logs its login; librdkafka logs none, and the readiness above on credentials that are only
+            # the service's (its user, a password other than the admin's) is the proof there.
+            if answers["security"] == "scram-tls" and answers.get("kafka_client", "aiokafka") == "aiokafka":
                 assert f"Authenticated as {user} via SCRAM-SHA-512" in log, log[-3000:]
         finally:
             subprocess.run([*make, "stack-down"], cwd=project, env=env, check=False)

@@ -468,6 +468,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poison", type=int, default=100)
     parser.add_argument("--keep", action="store_true", help="keep the rendered projects and logs")
     parser.add_argument("--only", default="", help="comma-separated scenario names to run (default: all)")
+    parser.add_argument("--skip", default="", help="comma-separated scenario names not to run")
     parser.add_argument("--repeat", type=int, default=1, help="run each scenario this many times")
     parser.add_argument(
         "--client", choices=clients.CHOICES, default="both", help="the services' kafka_client answer(s) (default: both)"
@@ -493,12 +494,14 @@ def main(argv: list[str] | None = None) -> int:
         plan = planned(args, root)
         # A row by its name, or by its name without the client: on every chosen client.
         only = {name.strip() for name in args.only.split(",") if name.strip()}
-        unknown = only - {name for name, _, _ in plan} - {clients.base(name) for name, _, _ in plan}
+        skipped = {name.strip() for name in args.skip.split(",") if name.strip()}
+        unknown = (only | skipped) - {name for name, _, _ in plan} - {clients.base(name) for name, _, _ in plan}
         if unknown:
             raise SystemExit(
                 f"no scenario {', '.join(sorted(unknown))}; choose from {', '.join(n for n, _, _ in plan)}"
             )
         runs = [row for row in plan if not only or row[0] in only or clients.base(row[0]) in only]
+        runs = [row for row in runs if row[0] not in skipped and clients.base(row[0]) not in skipped]
         first = clients.chosen(args.client)[0]
         args.lenders = {project: clients.project(lender, first) for project, lender in BORROWED.items()}
         absent = {clients.project(name, client) for name in missing() for client in clients.CLIENTS}

@@ -40,6 +40,12 @@ SLICE_SECONDS = 0.05
 """The longest a poll blocks the consumer's thread at a time: what the loop asks for meanwhile waits this long."""
 
 
+LEADER_WAIT_SECONDS = 40.0
+"""How long a partition without a leader (a topic just created, a leader moving) is asked again for its offsets:
+aiokafka's `request_timeout_ms`, which bounds the same wait there. An election on a busy cluster outlasts the round
+trip's own bound."""
+
+
 class ConfluentRecord:
     """A consumed message with the port's attributes (librdkafka's has methods)."""
 
@@ -378,7 +384,7 @@ class ConfluentConsumer:
         """The partition's first offset and its end, asked of its leader. In read_committed (every consumer of the
         service) librdkafka asks for the last stable offset as the end."""
         client, loop = self._client, asyncio.get_running_loop()
-        deadline = loop.time() + self._timeout
+        deadline = loop.time() + max(self._timeout, LEADER_WAIT_SECONDS)
         while True:
             try:
                 low_high = await self._thread.run(client.get_watermark_offsets, native(partition), self._timeout)
