@@ -160,8 +160,7 @@ async def test_a_member_joining_mid_stream_takes_partitions_over_without_losing_
         for key in first_keys:
             response = await first.post(ROUTE, json=sample_event(TOPIC, key=key).model_dump(mode="json"))
             assert response.status_code == 202
-        # Another process: another instance id, so another transactional id.
-        async with running_service(settings.model_copy(update={"kafka_instance_id": f"{unique}-second"})) as second:
+        async with running_service(settings) as second:
             for key in later_keys:
                 response = await second.post(ROUTE, json=sample_event(TOPIC, key=key).model_dump(mode="json"))
                 assert response.status_code == 202
