@@ -19,10 +19,8 @@ import importlib
 import os
 import random
 import sys
-import time
 import uuid
-from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 OK, FAILING, PERMANENT = "ok", "failing", "permanent"
 
@@ -42,19 +40,11 @@ def duration_ms(spec: str) -> float:
     return random.uniform(float(low), float(high or low))
 
 
-class Journal:
-    def __init__(self, folder: str, worker: str) -> None:
-        self.worker = worker
-        self.file: TextIO | None = None
-        if folder:
-            self.file = (Path(folder) / f"{worker}-{os.getpid()}.log").open("a", buffering=1)
-
-    def write(self, what: str, event: Any, extra: str = "") -> None:
-        if self.file is not None:
-            self.file.write(f"{what} {time.time():.3f} {event.event_id} {self.worker}{extra}\n")
+# The slow handlers' journal, one file per process (beside this script, so on its path).
+Journal: Any = importlib.import_module("slow_worker").Journal
 
 
-def agent(package: str, journal: Journal) -> Any:
+def agent(package: str, journal: Any) -> Any:
     models: Any = importlib.import_module(f"{package}.events.models")
     queue: Any = importlib.import_module(f"{package}.kafka.queue")
     spec = os.environ.get("CHAOS_TASK_MS", "100")

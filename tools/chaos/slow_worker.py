@@ -35,9 +35,9 @@ class Journal:
         if folder:
             self.file = (Path(folder) / f"{worker}-{os.getpid()}.log").open("a", buffering=1)
 
-    def write(self, what: str, event: Any) -> None:
+    def write(self, what: str, event: Any, extra: str = "") -> None:
         if self.file is not None:
-            self.file.write(f"{what} {time.time():.3f} {event.event_id} {self.worker}\n")
+            self.file.write(f"{what} {time.time():.3f} {event.event_id} {self.worker}{extra}\n")
 
 
 def slow(
