@@ -9,7 +9,7 @@ from typing import Any
 def verdict(r: dict[str, Any]) -> list[str]:
     """Every task's output once or its dead letter once, none lost, each dead letter as its task's outcome says (after
     the delivery limit for a failing task, at once for a permanent one, never for one that succeeds), and at least
-    one kill on a task's last allowed delivery, whose task was dead-lettered on the spare delivery."""
+    one kill on a task's last allowed delivery, whose task was dead-lettered on a spare delivery."""
     if "failing" not in r:
         return []
     broken = []
@@ -27,7 +27,7 @@ def verdict(r: dict[str, Any]) -> list[str]:
     if r["last_delivery_dead_lettered"] != r["last_delivery_kills"]:
         broken.append(
             f"{r['last_delivery_kills'] - r['last_delivery_dead_lettered']} task(s) killed on their last delivery "
-            "not dead-lettered on the spare one"
+            "not dead-lettered on a spare one"
         )
     return broken
 
@@ -38,8 +38,8 @@ def notes(r: dict[str, Any]) -> list[str]:
     return [
         f"{r['workers']} workers on {r['partitions']} partitions; {r['succeeding']} succeeding, {r['failing']} failing "
         f"on every delivery, {r['permanent']} permanent; {r['dead_lettered']} dead letters ({r['spare_dead_letters']} "
-        f"on the spare delivery {r['delivery_limit'] + 1}, {r['ok_dead_lettered']} of succeeding tasks); "
+        f"on a spare delivery after {r['delivery_limit']}, {r['ok_dead_lettered']} of succeeding tasks); "
         f"{r['handler_calls']} handler calls, {r['redeliveries']} redeliveries ({r['reruns_after_kills']} re-runs of "
         f"succeeding tasks after kills); {r['last_delivery_kills']} kill(s) on a last delivery, "
-        f"{r['last_delivery_dead_lettered']} of those tasks dead-lettered on the spare"
+        f"{r['last_delivery_dead_lettered']} of those tasks dead-lettered on a spare"
     ]
