@@ -6,4 +6,5 @@ from ..settings import Settings
 
 
 def connection_options(settings: Settings) -> dict[str, Any]:
-    return {"bootstrap_servers": settings.kafka_bootstrap_servers, "client_id": settings.kafka_client_id}
+    """librdkafka's configuration properties for the brokers and the client's name."""
+    return {"bootstrap.servers": settings.kafka_bootstrap_servers, "client.id": settings.kafka_client_id}
