@@ -92,12 +92,10 @@ class Outcomes:
     """What the service wrote for our tasks, read as it is written (aiokafka, read_committed): outputs by the
     causation id, dead letters by the task's event id."""
 
-    def __init__(self, bootstrap: str, output: Any, dead_letters: str, partitions: int) -> None:
+    def __init__(self, bootstrap: str, output: str, dead_letters: str, partitions: dict[str, int]) -> None:
         self.bootstrap = bootstrap
-        self.tps = [TopicPartition(output.name, p) for p in range(output.partitions)] + [
-            TopicPartition(dead_letters, p) for p in range(partitions)
-        ]
-        self.output = output.name
+        self.tps = [TopicPartition(topic, p) for topic in (output, dead_letters) for p in range(partitions[topic])]
+        self.output = output
         self.concluded: set[bytes] = set()
         self.consumer: AIOKafkaConsumer | None = None
 
@@ -124,6 +122,15 @@ class Outcomes:
     async def stop(self) -> None:
         if self.consumer is not None:
             await self.consumer.stop()
+
+
+def partitions_of(bootstrap: str, declared: dict[str, int]) -> dict[str, int]:
+    """Each topic's partitions as the broker has them. The lane's earlier rows may have made a topic of the same name
+    (`agent.tasks`, its dead letters) with more partitions than this service declares: the share group starts on
+    each of them, and its records there are counted too."""
+    metadata = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=30)
+    found = {name: len(topic.partitions) for name, topic in metadata.topics.items() if topic.error is None}
+    return {name: found.get(name, count) for name, count in declared.items()}
 
 
 def start_at_end(bootstrap: str, group: str, topic: str, partitions: int, within: float = 120) -> None:
@@ -171,8 +178,10 @@ async def run(args: dict[str, Any]) -> dict[str, Any]:
     failing, permanent = args.get("failing_per_mille", 30), args.get("permanent_per_mille", 10)
 
     await project.publish([])  # the topics
-    await asyncio.to_thread(start_at_end, bootstrap, share_group, source.name, source.partitions)
-    outcomes = Outcomes(bootstrap, output, source.dead_letter, source.partitions)
+    declared = {source.name: source.partitions, output.name: output.partitions, source.dead_letter: source.partitions}
+    partitions = await asyncio.to_thread(partitions_of, bootstrap, declared)
+    await asyncio.to_thread(start_at_end, bootstrap, share_group, source.name, partitions[source.name])
+    outcomes = Outcomes(bootstrap, output.name, source.dead_letter, partitions)
     await outcomes.start()
     following = asyncio.create_task(outcomes.follow())
 
@@ -263,8 +272,10 @@ async def run(args: dict[str, Any]) -> dict[str, Any]:
     seconds = time.monotonic() - t0
     await asyncio.to_thread(journal.read)
     client = args.get("client", "confluent-kafka")
-    outputs = await asyncio.to_thread(counting.read, client, bootstrap, output.name, output.partitions)
-    letters = await asyncio.to_thread(counting.read, client, bootstrap, source.dead_letter, source.partitions)
+    outputs = await asyncio.to_thread(counting.read, client, bootstrap, output.name, partitions[output.name])
+    letters = await asyncio.to_thread(
+        counting.read, client, bootstrap, source.dead_letter, partitions[source.dead_letter]
+    )
     return {
         "inputs": n,
         "kills": len(killed),
@@ -272,7 +283,7 @@ async def run(args: dict[str, Any]) -> dict[str, Any]:
         "crashes": fleet.crashes,
         "seconds": round(seconds, 1),
         "workers": workers,
-        "partitions": source.partitions,
+        "partitions": partitions[source.name],
     } | judged(ids, kind, outputs, letters, journal, killed)
 
 
