@@ -310,6 +310,8 @@ REAL_STACK_ELSEWHERE: dict[frozenset[tuple[str, Any]], str] = {
             (("delivery_guarantee", "at-most-once"), "at-most-once, hostile records at-most-once"),
             (("outbox", True), "outbox, postgres restart"),
             (("cdc", True), "cdc"),
+            (("audit", True), "hostile records patterns"),
+            (("saga", True), "saga, hostile records patterns"),
         )
     },
     **{

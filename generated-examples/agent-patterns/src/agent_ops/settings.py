@@ -1,8 +1,6 @@
 """Runtime configuration, read from the environment (and a `.env` file in development). Each pattern reads
 its own settings, with its own prefix, in its package."""
 
-import os
-import socket
 from functools import lru_cache
 from typing import Literal
 
@@ -52,7 +50,7 @@ class Settings(BaseSettings):
     consumer_max_poll_interval_ms: int = Field(
         default=300_000,
         ge=1,
-        description="librdkafka leaves the group if not polled for this long; the runner polls while handlers run.",
+        description="aiokafka leaves the group if not polled for this long; the runner polls while handlers run.",
     )
     consumer_revoke_wait_seconds: float = Field(
         default=5.0,
@@ -60,6 +58,8 @@ class Settings(BaseSettings):
         description="On a rebalance, how long revoked partitions' in-flight handlers may finish before they are "
         "abandoned (left uncommitted); the rebalance waits this long at most.",
     )
+    consumer_session_timeout_ms: int = Field(default=45_000, ge=1)
+    consumer_heartbeat_interval_ms: int = Field(default=3_000, ge=1)
     shutdown_timeout_seconds: float = Field(
         default=10.0, gt=0, description="Bound on flushing unsent records at shutdown (all were answered 503)."
     )
@@ -70,11 +70,6 @@ class Settings(BaseSettings):
     kafka_transactional_id_prefix: str = Field(
         default="agent-ops-",
         description="Starts every transactional id (the KafkaUser's prefix ACL).",
-    )
-    kafka_instance_id: str = Field(
-        default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
-        description="This process's part of its transactional id, unique among the group's processes (on Kubernetes, "
-        "the pod's name): a process restarted with the same one aborts what its predecessor left open at once.",
     )
     transaction_timeout_ms: int = Field(
         default=60_000, ge=1000, description="The broker aborts a transaction left open longer (a hung process)."

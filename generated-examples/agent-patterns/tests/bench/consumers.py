@@ -1,4 +1,4 @@
-"""Consuming: a raw librdkafka consume loop next to the service's exactly-once runner, each reading the
+"""Consuming: a raw aiokafka consume loop next to the service's exactly-once runner, each reading the
 same backlog from the start on a consumer group of its own, with the service's handlers.
 
 The raw loop decodes with plain fastavro and writes what the service's handlers would emit for the event, with an
@@ -14,7 +14,7 @@ from collections import deque
 from io import BytesIO
 from typing import Any, cast
 
-from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from confluent_kafka.schema_registry import AsyncSchemaRegistryClient
 from fastavro import parse_schema, schemaless_reader
 
@@ -168,48 +168,41 @@ class RawLoop:
         self._handle_event = getattr(EventHandlers(), HANDLER_METHODS[self._event_type])
         self._encoders = {event_type: RawAvro(header, event_type) for event_type, header in headers.items()}
 
-    async def run(self, group: str, progress: Progress, producer: Producer) -> None:
+    async def run(self, group: str, progress: Progress, producer: AIOKafkaProducer) -> None:
         settings = self._settings
-        consumer = Consumer(
-            connection_options(settings)
-            | {
-                "group.id": group,
-                "group.protocol": "consumer",
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "isolation.level": "read_committed",
-            }
+        consumer = AIOKafkaConsumer(
+            **connection_options(settings),
+            group_id=group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_poll_records=settings.consumer_max_records,
         )
         consumer.subscribe([self._topic.name])
+        await consumer.start()
         try:
             while not progress.done.is_set():
-                # Blocking on the loop's thread: nothing else runs here, as in a plain librdkafka program.
-                messages = consumer.consume(settings.consumer_max_records, settings.consumer_poll_timeout_ms / 1000)
-                batch: dict[Partition, list[Message]] = {}
-                for message in messages:
-                    if error := message.error():
-                        raise KafkaException(error)
-                    batch.setdefault(Partition(message.topic() or "", message.partition() or 0), []).append(message)
-                spans = {tp: (ms[0].offset() or 0, (ms[-1].offset() or 0) + 1) for tp, ms in batch.items()}
-                progress.fetched(spans)
-                offsets = [TopicPartition(tp.topic, tp.partition, stop) for tp, (_, stop) in spans.items()]
-                await self._handle(batch, producer)
-                producer.flush()  # every write acknowledged before the offsets that cover it commit
+                batch = await consumer.getmany(timeout_ms=settings.consumer_poll_timeout_ms)
+                progress.fetched({tp: (rs[0].offset, rs[-1].offset + 1) for tp, rs in batch.items() if rs})
+                offsets = {tp: rs[-1].offset + 1 for tp, rs in batch.items() if rs}
+                await asyncio.gather(*await self._handle(batch, producer))
                 if offsets:
-                    consumer.commit(offsets=offsets, asynchronous=False)
-                    progress.committed({tp: stop for tp, (_, stop) in spans.items()})
+                    await consumer.commit(offsets)
+                    progress.committed(offsets)
         finally:
-            consumer.close()
+            await consumer.stop()
 
-    async def _handle(self, batch: dict[Partition, list[Message]], producer: Producer) -> None:
-        for messages in batch.values():
-            for message in messages:
-                value = message.value() or b""
-                fields = cast(dict[str, Any], schemaless_reader(BytesIO(value[5:]), self._schema, None))
+    async def _handle(
+        self, batch: dict[Partition, list[Any]], producer: AIOKafkaProducer
+    ) -> list["asyncio.Future[Any]"]:
+        deliveries = []
+        for records in batch.values():
+            for record in records:
+                fields = cast(dict[str, Any], schemaless_reader(BytesIO(record.value[5:]), self._schema, None))
                 for event in await self._handle_event(self._event_type.model_construct(**fields)):
                     topic, encoder = topic_for(event), self._encoders[type(event)]
-                    producer.produce(topic.name, encoder.encode(event), topic.key_of(event))
-                    producer.poll(0)
+                    deliveries.append(await producer.send(topic.name, encoder.encode(event), key=topic.key_of(event)))
+        return deliveries
 
 
 async def run_service(settings: Settings, serde: AvroSerde, group: str, progress: Progress, producer: Any) -> None:
@@ -238,7 +231,7 @@ def watch_runner(runner: ConsumerRunner, progress: Progress) -> None:
     setattr(runner, "_write_handled", write_and_note)  # noqa: B010
 
 
-RAW = "librdkafka idempotent loop"
+RAW = "aiokafka idempotent loop"
 SERVICE = "service transactional runner"
 GOAL: float | None = 0.85
 
@@ -249,6 +242,7 @@ async def bench(settings: Settings, topic: Topic, count: int, repetitions: int) 
     producer = create_producer(settings)
     plain = raw_producer(settings)
     await producer.start()
+    await plain.start()
     try:
         backlog = await Backlog.publish(settings, serde, topic, count)
         emitted = await service_handler()(topic, events_of(topic, 1, "sample")[0])
@@ -272,6 +266,6 @@ async def bench(settings: Settings, topic: Topic, count: int, repetitions: int) 
             row("consume", SERVICE, service_runs, baseline=RAW, goal=GOAL, notes=notes),
         ]
     finally:
-        plain.flush()
+        await plain.stop()
         await producer.stop()
         await registry.aclose()

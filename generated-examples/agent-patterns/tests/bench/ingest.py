@@ -1,4 +1,4 @@
-"""HTTP ingest: POST on the service next to a bare FastAPI endpoint that does the same librdkafka send, both served
+"""HTTP ingest: POST on the service next to a bare FastAPI endpoint that does the same aiokafka send, both served
 by uvicorn in a process of their own, loaded by wrk (https://github.com/wg/wrk; Debian: `apt-get install wrk`).
 
 With two cores or more the server is pinned to the first and wrk to the second (taskset), so the load generator
@@ -26,7 +26,7 @@ from agent_ops.settings import Settings
 from tests.samples import ROUTES, sample_event
 
 from .measure import Row, Run, row
-from .producer import AsyncProducer
+from .producer import raw_producer
 
 KEY = "bench-key-placeholder"
 
@@ -51,14 +51,14 @@ end
 
 
 def bare_app() -> FastAPI:
-    """The hand-written baseline: take the JSON body and send it with librdkafka, answering once it is acknowledged."""
+    """The hand-written baseline: take the JSON body and send it with aiokafka, answering once it is acknowledged."""
     settings = Settings()
     topic_name = os.environ["BENCH_TOPIC"]
     key_field = os.environ["BENCH_KEY_FIELD"]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        producer = AsyncProducer(settings)
+        producer = raw_producer(settings)
         await producer.start()
         app.state.producer = producer
         try:
@@ -74,7 +74,7 @@ def bare_app() -> FastAPI:
         key = str(json.loads(body)[key_field]).encode()
         delivery = await request.app.state.producer.send(topic_name, body, key=key)
         metadata = await delivery
-        return {"topic": metadata.topic(), "partition": metadata.partition(), "offset": metadata.offset()}
+        return {"topic": metadata.topic, "partition": metadata.partition, "offset": metadata.offset}
 
     return app
 
@@ -181,7 +181,7 @@ def wrk_script(topic: Topic) -> Iterator[Path]:
 
 SERVICE = "agent_ops.main:create_app"
 BARE = "tests.bench.ingest:bare_app"
-BARE_NAME = "bare FastAPI + librdkafka"
+BARE_NAME = "bare FastAPI + aiokafka"
 
 
 def bench(settings: Settings, topic: Topic, clients: int, seconds: float, repetitions: int) -> list[Row]:

@@ -1,26 +1,23 @@
-"""Publishing: a raw librdkafka producer with the service's settings, sending records encoded by plain
+"""Publishing: a raw aiokafka producer with the service's settings, sending records encoded by plain
 fastavro, next to the service's `EventPublisher` (Avro through the registry-backed serde, ids cached, headers, metrics).
 
 Both keep `window` sends waiting for their acknowledgement at once, as that many concurrent requests would; an
-event's latency is from the call to its acknowledgement. The raw producer is a plain librdkafka program: no event
-loop, a delivery callback per record, `poll` whenever the window is full."""
+event's latency is from the call to its acknowledgement."""
 
 import asyncio
-import functools
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from io import BytesIO
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from aiokafka import AIOKafkaProducer
 from confluent_kafka.schema_registry import AsyncSchemaRegistryClient
 from fastavro import parse_schema, schemaless_writer
 
 from agent_ops.events.avro import AvroSerde, load_schema
 from agent_ops.events.catalog import Topic
 from agent_ops.events.models import Event
-from agent_ops.kafka.confluent_client import publish_tuning
+from agent_ops.kafka.aiokafka_client import BATCH_BYTES
 from agent_ops.kafka.connection import connection_options
 from agent_ops.kafka.producer import EventPublisher, create_producer
 from agent_ops.settings import Settings
@@ -52,77 +49,19 @@ async def drive(events: list[Event], window: int, send: Callable[[Event], Awaita
     return Run(len(events), time.perf_counter() - started, latencies, cpu_seconds=time.process_time() - cpu)
 
 
-RAW = "librdkafka producer"
+RAW = "aiokafka producer"
 
 
-def raw_producer(settings: Settings) -> Producer:
-    """What a hand-written program would start: the service's durability and batching settings."""
-    return Producer(connection_options(settings) | publish_tuning(settings))
-
-
-class AsyncProducer:
-    """The plain asyncio bridge of librdkafka's examples, for the HTTP baseline: a thread polls for delivery
-    reports and resolves each record's future on the event loop."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._producer = raw_producer(settings)
-        self._polling = False
-        self._poller = threading.Thread(target=self._poll, daemon=True)
-
-    async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._polling = True
-        self._poller.start()
-
-    def _poll(self) -> None:
-        while self._polling:
-            self._producer.poll(0.1)
-
-    async def send(self, topic: str, value: bytes, key: bytes) -> "asyncio.Future[Message]":
-        delivery: asyncio.Future[Message] = self._loop.create_future()
-
-        def delivered(error: KafkaError | None, message: Message) -> None:
-            if error is None:
-                self._loop.call_soon_threadsafe(delivery.set_result, message)
-            else:
-                self._loop.call_soon_threadsafe(delivery.set_exception, KafkaException(error))
-
-        self._producer.produce(topic, value, key, on_delivery=delivered)
-        return delivery
-
-    async def stop(self) -> None:
-        await asyncio.to_thread(self._producer.flush)
-        self._polling = False
-        self._poller.join()
-
-
-def drive_native(producer: Producer, topic: Topic, events: list[Event], window: int, plain: "RawAvro") -> Run:
-    """The plain librdkafka loop: encode and produce every event, at most `window` unacknowledged, serving the
-    delivery reports with `poll` (no thread, no event loop); each event's latency from produce to its report."""
-    latencies: list[float] = []
-    failures: list[KafkaError] = []
-    in_flight = 0
-
-    def delivered(started: float, error: KafkaError | None, _: Message) -> None:
-        nonlocal in_flight
-        in_flight -= 1
-        if error is not None:
-            failures.append(error)
-        latencies.append(time.perf_counter() - started)
-
-    started, cpu = time.perf_counter(), time.process_time()
-    for event in events:
-        while in_flight >= window:
-            producer.poll(1.0)
-        value = plain.encode(event)
-        report = functools.partial(delivered, time.perf_counter())
-        producer.produce(topic.name, value, topic.key_of(event), on_delivery=report)
-        in_flight += 1
-        producer.poll(0)
-    producer.flush()
-    if failures:
-        raise KafkaException(failures[0])
-    return Run(len(events), time.perf_counter() - started, latencies, cpu_seconds=time.process_time() - cpu)
+def raw_producer(settings: Settings) -> AIOKafkaProducer:
+    """What a hand-written service would start: the service's durability and batching settings."""
+    return AIOKafkaProducer(
+        **connection_options(settings),
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        max_batch_size=BATCH_BYTES,
+        request_timeout_ms=int(settings.publish_timeout_seconds * 1000),
+    )
 
 
 class RawAvro:
@@ -145,6 +84,7 @@ async def bench(settings: Settings, topic: Topic, count: int, window: int, repet
     service = create_producer(settings)
     raw = raw_producer(settings)
     await service.start()
+    await raw.start()
     try:
         publisher = EventPublisher(service, serde, settings.publish_timeout_seconds, max(window, 1))
         first = sample_event(topic)
@@ -152,12 +92,16 @@ async def bench(settings: Settings, topic: Topic, count: int, window: int, repet
         encoded = await serde.serialize(topic, first)
         plain = RawAvro(encoded[:5], type(first))
 
+        async def send_raw(event: Event) -> None:
+            delivery = await raw.send(topic.name, plain.encode(event), key=topic.key_of(event))
+            await delivery
+
         warm = events_of(topic, min(count, 1000), "warm")
-        drive_native(raw, topic, warm, window, plain)
+        await drive(warm, window, send_raw)
         await drive(warm, window, publisher.publish)
 
         async def raw_once() -> Run:
-            return drive_native(raw, topic, events_of(topic, count, "raw"), window, plain)
+            return await drive(events_of(topic, count, "raw"), window, send_raw)
 
         async def service_once() -> Run:
             return await drive(events_of(topic, count, "service"), window, publisher.publish)
@@ -176,6 +120,6 @@ async def bench(settings: Settings, topic: Topic, count: int, window: int, repet
             ),
         ]
     finally:
-        raw.flush()
+        await raw.stop()
         await service.stop()
         await registry.aclose()

@@ -8,19 +8,18 @@ import time
 from collections import Counter
 from typing import Any
 
-import confluent_kafka
 import pytest
 from aiokafka import TopicPartition as Partition
-from confluent_kafka import OFFSET_BEGINNING, Consumer, ConsumerGroupType, Producer, TopicPartition
+from aiokafka.errors import KafkaError
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka import KafkaError as LibrdkafkaError
-from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import AsyncSchemaRegistryClient
 from prometheus_client import REGISTRY
 
 from agent_ops.events.avro import AvroSerde
 from agent_ops.events.catalog import AGENT_TASK_HISTORY, CONSUMED_TOPICS, Topic
 from agent_ops.kafka import dead_letters
-from agent_ops.kafka.confluent_client import transactional_id
+from agent_ops.kafka.aiokafka_client import transactional_id
 from agent_ops.kafka.dead_letters import send_dead_letter
 from agent_ops.kafka.producer import event_headers
 from agent_ops.settings import Settings
@@ -46,9 +45,7 @@ async def test_an_aborted_dead_letter_is_never_seen_by_read_committed_readers(
         if record.key == poison_key and not failures:
             failures.append(record.offset)
             await delivery  # the dead letter is in the log, inside the open transaction, when it aborts
-            raise confluent_kafka.KafkaException(
-                confluent_kafka.KafkaError(confluent_kafka.KafkaError._FAIL, "simulated failure before commit")
-            )
+            raise KafkaError("simulated failure before commit")
         return delivery
 
     def dead(records: list[Any]) -> list[Any]:
@@ -223,8 +220,7 @@ async def test_a_member_joining_mid_stream_emits_no_effect_twice_as_librdkafka_c
     settings = service_settings(kafka_bootstrap, unique)
     async with running_service(settings) as first:
         await post_all(first, events[:100])
-        # Another process: another instance id, so another transactional id.
-        async with running_service(settings.model_copy(update={"kafka_instance_id": f"{unique}-second"})) as second:
+        async with running_service(settings) as second:
             await post_all(second, events[100:])
             await wait_until_committed(kafka_bootstrap, settings.kafka_consumer_group)
     counts = await asyncio.to_thread(effects_counted_by_librdkafka, kafka_bootstrap, AGENT_TASK_HISTORY)
@@ -243,81 +239,12 @@ async def test_two_groups_on_one_input_never_fence_each_other(kafka_bootstrap: s
     assert effects_of(events, counts) == [2] * len(events)
 
 
-def fence(bootstrap: str, settings: Settings) -> None:
-    """What a zombie of the worker's process (its pod restarted with the same instance id) does: initialise a
-    producer with the process's transactional id. The worker's producer is fenced, its open transaction aborted."""
-    zombie = Producer(librdkafka(bootstrap) | {"transactional.id": transactional_id(settings)})
+def fence(bootstrap: str, settings: Settings, partition: int) -> None:
+    """What a zombie of the worker, or the partition's next owner, does: initialise a producer with the worker's
+    own transactional id for `partition`. The worker's producer is fenced, its open transaction aborted."""
+    tp = Partition(TOPIC.name, partition)
+    zombie = Producer(librdkafka(bootstrap) | {"transactional.id": transactional_id(settings, tp)})
     zombie.init_transactions(60)
-
-
-def stale_member_metadata(bootstrap: str, group: str) -> Any:
-    """The group metadata of a member of `group` that has left since: what a zombie of an older generation holds."""
-    member = Consumer(librdkafka(bootstrap) | {"group.id": group, "group.protocol": "consumer"})
-    member.subscribe([TOPIC.name])
-    deadline = time.monotonic() + 60
-    while not member.assignment() and time.monotonic() < deadline:
-        member.poll(0.2)
-    assert member.assignment(), "the member never joined"
-    metadata = member.consumer_group_metadata()
-    member.close()
-    return metadata
-
-
-STALE_MEMBER = {
-    LibrdkafkaError.UNKNOWN_MEMBER_ID,
-    LibrdkafkaError.FENCED_MEMBER_EPOCH,
-    LibrdkafkaError.STALE_MEMBER_EPOCH,
-    LibrdkafkaError.ILLEGAL_GENERATION,
-}
-"""How a group coordinator refuses the offsets of a member it has moved on from."""
-
-
-def refusal_of_offsets_as(bootstrap: str, transactional_id: str, metadata: Any, offsets: list[TopicPartition]) -> Any:
-    """Commit `offsets` in a transaction with the group metadata `metadata`; the error that refused them (the
-    transaction is aborted then)."""
-    producer = Producer(librdkafka(bootstrap) | {"transactional.id": transactional_id})
-    producer.init_transactions(60)
-    producer.begin_transaction()
-    try:
-        producer.send_offsets_to_transaction(offsets, metadata, 30)
-        producer.commit_transaction(30)
-    except confluent_kafka.KafkaException as refused:
-        error = refused.args[0]
-        if error.txn_requires_abort():
-            producer.abort_transaction(30)
-        return error
-    raise AssertionError("the group coordinator took the offsets of a member it had moved on from")
-
-
-def group_type(bootstrap: str, group: str) -> Any:
-    admin = AdminClient(librdkafka(bootstrap))  # held while its future is pending: it resolves it
-    return admin.describe_consumer_groups([group])[group].result(30).type
-
-
-async def test_a_zombie_of_an_older_group_generation_is_fenced_by_the_group_coordinator(
-    kafka_bootstrap: str, unique: str
-) -> None:
-    """KIP-447: the process's one producer commits offsets with the consumer's group metadata, so a transaction of
-    a member the group has moved on from is refused, and cannot rewind what the live member committed. The group
-    runs the consumer group protocol (KIP-848), as Kafka itself reports it."""
-    settings = service_settings(kafka_bootstrap, unique)
-    group = settings.kafka_consumer_group
-    stale = await asyncio.to_thread(stale_member_metadata, kafka_bootstrap, group)
-    events = [sample_event(TOPIC, key=unique_key(TOPIC)) for _ in range(30)]
-    async with running_service(settings) as client:
-        await post_all(client, events)
-        await wait_until_committed(kafka_bootstrap, group)
-        assert await asyncio.to_thread(group_type, kafka_bootstrap, group) == ConsumerGroupType.CONSUMER
-        partitions = [Partition(TOPIC.name, p) for p in range(TOPIC.partitions)]
-        before = await committed_offsets(kafka_bootstrap, group, partitions)
-        rewind = [TopicPartition(TOPIC.name, p, 0) for p in range(TOPIC.partitions)]
-        refused = await asyncio.to_thread(refusal_of_offsets_as, kafka_bootstrap, f"{unique}-zombie", stale, rewind)
-        # Refused for its generation (not for a timeout, say), and only its transaction aborted: not fatal.
-        assert refused.code() in STALE_MEMBER, refused
-        assert refused.txn_requires_abort(), refused
-        assert await committed_offsets(kafka_bootstrap, group, partitions) == before, "the zombie rewound nothing"
-    counts = await asyncio.to_thread(effects_counted_by_librdkafka, kafka_bootstrap, AGENT_TASK_HISTORY)
-    assert effects_of(events, counts) == [1] * len(events)
 
 
 async def committed_total(bootstrap: str, group: str) -> int:
@@ -352,7 +279,8 @@ async def test_producers_fenced_mid_stream_skip_no_record_and_repeat_none_as_lib
                 progress = await committed_total(kafka_bootstrap, group)
                 await post_all(client, events[chunk * 100 : (chunk + 1) * 100])
                 await eventually(functools.partial(moved_past, kafka_bootstrap, group, progress), within=60)
-                await asyncio.to_thread(fence, kafka_bootstrap, settings)
+                for partition in range(TOPIC.partitions):
+                    await asyncio.to_thread(fence, kafka_bootstrap, settings, partition)
                 await wait_until_committed(kafka_bootstrap, group)
         counts = await asyncio.to_thread(effects_counted_by_librdkafka, kafka_bootstrap, AGENT_TASK_HISTORY)
         assert effects_of(events, counts) == [1] * len(events), "each event's effect once: none skipped, none repeated"

@@ -84,9 +84,10 @@ async def test_a_handler_slower_than_max_poll_interval_keeps_both_members_in_the
         kafka_bootstrap,
         unique,
         consumer_max_poll_interval_ms=interval_ms,
+        consumer_session_timeout_ms=10_000,
+        consumer_heartbeat_interval_ms=1000,
     )
-    # Two processes: two instance ids, so two transactional ids.
-    apps = [create_app(settings.model_copy(update={"kafka_instance_id": f"{unique}-{n}"})) for n in range(2)]
+    apps = [create_app(settings), create_app(settings)]
     async with running_service(settings, apps[0]) as first, running_service(settings, apps[1]) as second:
         members = [first, second]
 
@@ -97,9 +98,8 @@ async def test_a_handler_slower_than_max_poll_interval_keeps_both_members_in_the
             return all(owned) and len(owned[0] | owned[1]) == sum(topic.partitions for topic in CONSUMED_TOPICS)
 
         await eventually(settled, within=90)
-        # The premise: librdkafka's consumers enforce the low interval (a private attribute: no public accessor).
-        intervals = [app.state.runner._consumer._config["max.poll.interval.ms"] for app in apps]
-        assert intervals == [interval_ms, interval_ms]
+        # The premise: aiokafka's consumers enforce the low interval (a private attribute: no public accessor).
+        assert [app.state.runner._consumer._max_poll_interval_ms for app in apps] == [interval_ms, interval_ms]
         before = (rebalances.revoked, rebalances.assigned)
         for event in events:
             assert (await first.post(ROUTE, json=event.model_dump(mode="json"))).status_code == 202

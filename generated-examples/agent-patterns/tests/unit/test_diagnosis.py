@@ -113,10 +113,9 @@ def test_a_storm_of_stalled_members_names_the_session_timeout_the_group_protocol
     ]
     settings = Settings(kafka_consumer_group="g")
     finding = group_finding(history, "g", 100, session_timeout(settings), max_poll_interval_ms=300_000)
-    # The consumer protocol (KIP-848): the broker and the group set it; librdkafka refuses the client's setting.
-    assert "group.consumer.session.timeout.ms" in finding.why
-    assert "--entity-type groups --entity-name g --add-config consumer.session.timeout.ms=" in finding.do
-    assert "CONSUMER_SESSION_TIMEOUT_MS" not in finding.do
+    # The classic protocol: the consumer sets it when it joins.
+    assert f"session.timeout.ms ({settings.consumer_session_timeout_ms} ms)" in finding.why
+    assert "raise CONSUMER_SESSION_TIMEOUT_MS" in finding.do
 
 
 def test_a_stable_group_is_no_storm() -> None:

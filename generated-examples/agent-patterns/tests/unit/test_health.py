@@ -2,14 +2,15 @@
 
 import asyncio
 import time
-from concurrent.futures import Future
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 from aiokafka import TopicPartition
-from confluent_kafka import KafkaError, KafkaException
+from aiokafka.errors import NodeNotReadyError
+from aiokafka.protocol.metadata import MetadataRequest
 
-from agent_ops.kafka.confluent_client import a_broker_answers
+from agent_ops.kafka.aiokafka_client import a_broker_answers
 from agent_ops.kafka.consumer import ConsumerRunner
 from agent_ops.main import create_app
 from agent_ops.settings import Settings
@@ -67,27 +68,29 @@ class PausedSinceItsLastFetch:
         return 10
 
 
-class FakeAdmin:
-    """librdkafka's admin client as readiness uses it: its metadata round trip answered, refused or never
-    answered (a broker that accepts connections and says nothing)."""
+class FakeClient:
+    """The producer's client as readiness uses it: the brokers it knows, each answering, refusing or hanging."""
 
-    def __init__(self, answer: str) -> None:
-        self.answer = answer
-        self.asked: list[float] = []
+    def __init__(
+        self, answering: frozenset[int], refusing: frozenset[int] = frozenset(), hanging: frozenset[int] = frozenset()
+    ) -> None:
+        self.answering, self.refusing, self.hanging = answering, refusing, hanging
+        self.asked: list[tuple[int, Any]] = []
+        self.cluster = self
 
-    def describe_cluster(self, request_timeout: float) -> "Future[Any]":
-        self.asked.append(request_timeout)
-        answered: Future[Any] = Future()
-        if self.answer == "answers":
-            answered.set_result(object())
-        elif self.answer == "refuses":
-            answered.set_exception(KafkaException(KafkaError(KafkaError._TRANSPORT, "connection refused")))
-        return answered
+    def brokers(self) -> list[SimpleNamespace]:
+        return [SimpleNamespace(nodeId=node) for node in sorted(self.answering | self.refusing | self.hanging)]
+
+    async def send(self, node_id: int, request: Any) -> None:
+        self.asked.append((node_id, request))
+        if node_id in self.refusing:
+            raise NodeNotReadyError(f"node {node_id} refused the connection")
+        if node_id in self.hanging:
+            await asyncio.Event().wait()
 
 
 class FakeProducer:
-    def admin(self) -> FakeAdmin:
-        return FakeAdmin("answers")
+    client = FakeClient(answering=frozenset({1}))
 
 
 async def started(runner: ConsumerRunner) -> ConsumerRunner:
@@ -130,21 +133,24 @@ async def test_liveness_without_a_consumer_is_fine() -> None:
     assert (await get(None, "/health/live")).status_code == 200
 
 
-async def test_readiness_holds_when_a_broker_answers_a_round_trip_for_no_topic() -> None:
-    """librdkafka sends the round trip to a broker it is connected to (not one restarting in a roll): an answer
-    is ready at once, asked within the probe's own bound."""
-    admin = FakeAdmin("answers")
+async def test_readiness_holds_while_one_broker_restarts_and_another_hangs() -> None:
+    """A broker roll: one broker refuses connections, one hangs; the third answers, so the pod stays ready."""
+    client = FakeClient(answering=frozenset({3}), refusing=frozenset({1}), hanging=frozenset({2}))
     began = time.monotonic()
-    assert await a_broker_answers(admin, timeout_seconds=5)
-    assert time.monotonic() - began < 1
-    assert admin.asked == [5]
+    assert await a_broker_answers(client, timeout_seconds=5)
+    assert time.monotonic() - began < 1, "the answer of the broker that answers, not the wait for the one that hangs"
+    # Every broker asked, for no topic: the answer holds the brokers alone, however many topics the cluster has.
+    assert sorted(node for node, _ in client.asked) == [1, 2, 3]
+    assert all(isinstance(request, MetadataRequest) and request._topics == [] for _, request in client.asked)
 
 
 async def test_readiness_fails_within_its_timeout_when_no_broker_answers() -> None:
+    down = FakeClient(answering=frozenset(), refusing=frozenset({1}), hanging=frozenset({2}))
     began = time.monotonic()
-    assert not await a_broker_answers(FakeAdmin("hangs"), timeout_seconds=0.2)
+    assert not await a_broker_answers(down, timeout_seconds=0.2)
     assert time.monotonic() - began < 1
-    assert not await a_broker_answers(FakeAdmin("refuses"), timeout_seconds=0.2), "a refused round trip: not ready"
+    unknown = FakeClient(answering=frozenset())
+    assert not await a_broker_answers(unknown, timeout_seconds=0.2), "no broker known: not ready"
 
 
 async def test_readiness_answers_within_twice_its_timeout() -> None:

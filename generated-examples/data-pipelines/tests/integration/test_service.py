@@ -1,9 +1,6 @@
 """The service end to end against a real broker: HTTP in, Kafka, the service's own consumer, HTTP out."""
 
-import asyncio
-import contextlib
 import re
-from collections.abc import AsyncIterator
 
 import pytest
 from aiokafka import TopicPartition
@@ -11,10 +8,6 @@ from aiokafka import TopicPartition
 from order_pipelines.events.catalog import CONSUMED_TOPICS
 from order_pipelines.events.models import Event
 from order_pipelines.handlers import EventHandlers
-from order_pipelines.kafka.admin import ensure_topics
-from order_pipelines.kafka.client import create_consumer
-from order_pipelines.kafka.port import Consumer, Partition
-from order_pipelines.settings import Settings
 from tests.samples import ROUTES, sample_event, unique_key
 
 from .kafka_io import committed_offsets, end_offsets, find_record, produce_raw
@@ -182,55 +175,3 @@ async def test_a_member_joining_mid_stream_takes_partitions_over_without_losing_
             await eventually(every_key_consumed_by_one_of_them, within=90)
             assignments = [(await client.get("/health/ready")).json()["lag"] for client in (first, second)]
     assert all(assignments), "both members own partitions after the rebalance"
-
-
-class Bystander:
-    """A member's rebalance listener that does nothing: the member only holds partitions."""
-
-    async def on_partitions_revoked(self, revoked: set[Partition]) -> None:
-        return None
-
-    async def on_partitions_assigned(self, assigned: set[Partition]) -> None:
-        return None
-
-
-@contextlib.asynccontextmanager
-async def members_holding_every_partition(settings: Settings) -> AsyncIterator[list[Consumer]]:
-    """As many other members of the service's group as its topics have partitions, each with one of them."""
-    await ensure_topics(settings)  # as the service makes them at start: this may be the first test on the stack
-    count = sum(topic.partitions for topic in CONSUMED_TOPICS)
-    members = [create_consumer(settings, client_id=f"{settings.kafka_client_id}-holder-{n}") for n in range(count)]
-
-    async def polled(member: Consumer) -> None:
-        while True:
-            await member.getmany(timeout_ms=200)
-
-    for member in members:
-        member.subscribe([topic.name for topic in CONSUMED_TOPICS], Bystander())
-        await member.start()
-    polling = [asyncio.create_task(polled(member)) for member in members]
-    try:
-
-        async def each_holds_one() -> bool:
-            return sorted(len(member.assignment()) for member in members) == [1] * count
-
-        await eventually(each_holds_one, within=90)
-        yield members
-    finally:
-        for task in polling:
-            task.cancel()
-        await asyncio.gather(*polling, return_exceptions=True)
-        await asyncio.gather(*(member.stop() for member in members))
-
-
-async def test_a_member_the_group_gives_no_partition_is_ready_all_the_same(kafka_bootstrap: str, unique: str) -> None:
-    """More members than partitions (replicas scaled past them, a rolling update's extra pod): the one given none
-    has joined the group, and must say so, or it never takes traffic and a rollout waits on it forever."""
-    settings = service_settings(kafka_bootstrap, unique)
-    # running_service returns once the service reports ready.
-    async with (
-        members_holding_every_partition(settings),
-        running_service(settings) as client,
-    ):
-        ready = (await client.get("/health/ready")).json()
-    assert ready["consumer"] is True

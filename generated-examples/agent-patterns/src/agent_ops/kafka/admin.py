@@ -1,6 +1,6 @@
 """Creating the service's topics, their dead-letter topics and the plug-ins' topics where they are missing
 (development only: in a cluster, Strimzi's KafkaTopics declare them), and the admin client the service's tools
-read the cluster with: librdkafka's (the port: admin_port.py)."""
+read the cluster with: aiokafka (the port: admin_port.py)."""
 
 import logging
 from collections.abc import Iterable
@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from ..events.catalog import TOPICS
 from ..settings import Settings
 from .admin_port import DeclaredTopic
-from .confluent_admin import Admin
+from .aiokafka_admin import Admin
 
 __all__ = ["Admin", "DeclaredTopic", "ensure_topics", "topic_partitions"]
 

@@ -1,8 +1,8 @@
-"""The Kafka client this service runs on: librdkafka, through confluent-kafka.
+"""The Kafka client this service runs on: aiokafka.
 The rest of the service reaches it through the port (port.py) and the names below, never through the client
 library itself."""
 
-from .confluent_client import (
+from .aiokafka_client import (
     ERRORS,
     MAX_REQUEST_SIZE,
     broker_answers,
@@ -15,16 +15,11 @@ from .confluent_client import (
     record_size,
     transactional_producer,
 )
-from .confluent_client import ProcessProducers as TransactionalProducers
-from .confluent_producer import ConfluentProducer
-
-SENDERS = (ConfluentProducer,)
-"""The classes whose `send` every record of the service goes through: tracing wraps it (observability.tracing)."""
+from .aiokafka_client import PartitionProducers as TransactionalProducers
 
 __all__ = [
     "ERRORS",
     "MAX_REQUEST_SIZE",
-    "SENDERS",
     "TransactionalProducers",
     "broker_answers",
     "committed_reader",

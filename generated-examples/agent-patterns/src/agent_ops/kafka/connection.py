@@ -6,5 +6,4 @@ from ..settings import Settings
 
 
 def connection_options(settings: Settings) -> dict[str, Any]:
-    """librdkafka's configuration properties for the brokers and the client's name."""
-    return {"bootstrap.servers": settings.kafka_bootstrap_servers, "client.id": settings.kafka_client_id}
+    return {"bootstrap_servers": settings.kafka_bootstrap_servers, "client_id": settings.kafka_client_id}

@@ -121,15 +121,9 @@ async def min_insync_replicas(reader: OffsetReader, topics: list[str]) -> dict[s
 
 
 def session_timeout(settings: Settings) -> SessionTimeout:
-    """The consumer group protocol's (KIP-848): the broker sets it, and a group may set its own; librdkafka
-    refuses the client's `session.timeout.ms` with that protocol."""
-    group = settings.kafka_consumer_group
+    """The classic group protocol's: the consumer asks for it when it joins."""
     return SessionTimeout(
-        "the group's consumer.session.timeout.ms (the broker's group.consumer.session.timeout.ms unless the group "
-        "sets its own; 45000 ms by default)",
-        "raise the group's own session timeout, as an admin, within the broker's "
-        "group.consumer.max.session.timeout.ms: kafka-configs.sh --bootstrap-server <brokers> --alter "
-        f"--entity-type groups --entity-name {group} --add-config consumer.session.timeout.ms=<ms>",
+        f"session.timeout.ms ({settings.consumer_session_timeout_ms} ms)", "raise CONSUMER_SESSION_TIMEOUT_MS"
     )
 
 

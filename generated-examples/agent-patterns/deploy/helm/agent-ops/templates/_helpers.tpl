@@ -131,16 +131,9 @@ names them: every pod that reads the ConfigMap and talks to Kafka mounts these, 
 {{- end }}
 
 {{/*
-Settings that come from Secrets or the pod, never from the ConfigMap: the KafkaUser's password, the
-pod's name (the end of its transactional id).
+Settings that come from Secrets or the pod, never from the ConfigMap: the KafkaUser's password.
 */}}
 {{- define "agent-ops.secretEnv" -}}
-# One transactional producer per pod (KIP-447), its id ending in the pod's name: a container restarted in the pod
-# aborts at once what its predecessor left open, instead of leaving read_committed readers waiting for the timeout.
-- name: KAFKA_INSTANCE_ID
-  valueFrom:
-    fieldRef:
-      fieldPath: metadata.name
 {{- if include "agent-ops.kafkaSasl" . }}
 # Strimzi's User Operator writes this Secret for the KafkaUser.
 - name: KAFKA_SASL_PASSWORD
